@@ -1,0 +1,99 @@
+# Enviromon: build the custom handler and the local SignalR stand-in, run the tests.
+#   make                      build (build/enviromon-handler, build/signalr-standin)
+#   make SANITIZER=address    the same code with ASan+UBSan, in build/address/
+#   make test                 install what is missing, then run every test
+#   make run                  the whole system live on this machine
+#   make bench                the benchmarks (figures, not pass/fail)
+
+CC ?= cc
+SANITIZER ?=
+BUILD := build
+# -Wno-format-truncation: every snprintf here truncates on purpose (bounded copies).
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -MMD -MP -pthread -Wno-format-truncation
+SANFLAGS :=
+
+ifeq ($(SANITIZER),)
+else ifeq ($(SANITIZER),address)
+  SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  BUILD := build/address
+else ifeq ($(SANITIZER),undefined)
+  SANFLAGS := -fsanitize=undefined -fno-sanitize-recover=undefined
+  BUILD := build/undefined
+else
+  $(error unknown SANITIZER '$(SANITIZER)': use address or undefined)
+endif
+
+CFLAGS ?=
+CFLAGS += $(CFLAGS_BASE) $(SANFLAGS)
+LDFLAGS += $(SANFLAGS) -pthread
+LIBS := -lmicrohttpd -ljansson -lcurl -lcrypto -lm
+
+HANDLER_MAIN := handler/main.c
+LIB_SRC := $(filter-out $(HANDLER_MAIN),$(wildcard handler/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+STANDIN_SRC := $(wildcard standin/*.c)
+STANDIN_OBJ := $(STANDIN_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+HANDLER := $(BUILD)/enviromon-handler
+STANDIN := $(BUILD)/signalr-standin
+
+.PHONY: all deps test unit integration bench run app start fuzz format clean
+all: $(HANDLER) $(STANDIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ihandler -c $< -o $@
+
+$(BUILD)/libenviromon.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(HANDLER): $(BUILD)/handler/main.o $(BUILD)/libenviromon.a
+	$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
+
+$(STANDIN): $(STANDIN_OBJ) $(BUILD)/libenviromon.a
+	$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libenviromon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LIBS) -lcmocka -o $@
+
+# Installs what is missing on a fresh Debian 12 machine (apt packages, npm ci). Idempotent.
+deps:
+	@tools/install-deps.sh
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+NODE_TESTS = $(shell find tests -name '*.test.mjs' | sort)
+integration: all
+	ENVIROMON_BUILD=$(abspath $(BUILD)) node --test --test-concurrency=1 $(NODE_TESTS)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+bench: deps all
+	ENVIROMON_BUILD=$(abspath $(BUILD)) node tests/bench/run.mjs
+
+run: deps all
+	@tools/run-local.sh
+
+fuzz:
+	@mkdir -p build/fuzz
+	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Ihandler $$f \
+	    $(LIB_SRC) $(LIBS) -o build/fuzz/$$n; \
+	  build/fuzz/$$n -max_total_time=$${FUZZ_SECONDS:-20} -rss_limit_mb=1024 tests/fuzz/corpus/$$n 2>&1 | tail -3; done
+
+format:
+	clang-format -i handler/*.c handler/*.h standin/*.c tests/unit/*.c
+
+clean:
+	rm -rf build app
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

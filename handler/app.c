@@ -1,0 +1,80 @@
+/* app: the handler's shared state (settings, table set-up) and the routing of requests to the
+ * functions. */
+#include "app.h"
+
+#include "calibration.h"
+#include "devicestate.h"
+#include "httpc.h"
+#include "log.h"
+#include "table.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+settings appSettings;
+
+static pthread_mutex_t tables_lock = PTHREAD_MUTEX_INITIALIZER;
+static int tables_ready;
+
+int appInit(char *err, size_t errlen) {
+    if (settingsLoad(&appSettings, err, errlen) != 0) return -1;
+    if (httpcGlobalInit() != 0 || calibrationInit(&appSettings) != 0 ||
+        devicestateInit(&appSettings) != 0) {
+        snprintf(err, errlen, "out of memory at start");
+        return -1;
+    }
+    return 0;
+}
+
+void appShutdown(void) {
+    calibrationShutdown();
+    devicestateShutdown();
+    httpcGlobalCleanup();
+}
+
+int appEnsureTables(char *err, size_t errlen) {
+    const char *tables[] = {appSettings.deviceTable, appSettings.calibrationTable,
+                            appSettings.rejectedTable};
+    int rc = 0;
+    if (__atomic_load_n(&tables_ready, __ATOMIC_ACQUIRE)) return 0;
+    pthread_mutex_lock(&tables_lock);
+    for (int i = 0; !tables_ready && i < 3; i++) {
+        tableResult r;
+        if (tableCreate(&appSettings.storage, tables[i], &r) != TABLE_OK) {
+            snprintf(err, errlen, "cannot create table %s: %s", tables[i], r.message);
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0) __atomic_store_n(&tables_ready, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&tables_lock);
+    return rc;
+}
+
+void appDispatch(const serverRequest *req, serverResponse *res) {
+    static const struct {
+        const char *path;
+        void (*fn)(const serverRequest *, serverResponse *);
+    } routes[] = {
+        {"/EnvironmentEventTrigger", fnEnvironmentEventTrigger},
+        {"/api/negotiate", fnNegotiate},
+        {"/api/getdevicestate", fnGetDeviceState},
+        {"/api/sendsignalrmessage", fnSendSignalRMessage},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strcasecmp(req->path, routes[i].path) == 0) {
+            routes[i].fn(req, res);
+            return;
+        }
+    }
+    if (fnStatic(req, res)) return;
+    if (strcmp(req->path, "/") == 0) {
+        /* The host's readiness probe: any answer means ready. */
+        serverSetJson(res, 200, json_pack("{s:s}", "status", "ready"));
+        return;
+    }
+    serverSetError(res, 404, "no such function");
+}

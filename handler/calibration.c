@@ -1,0 +1,145 @@
+/* calibration: the per-device calibration cache, loaded lazily from the Calibration table (absent
+ * rows cached too) and expired after a lifetime so that changes are picked up without a restart. */
+#include "calibration.h"
+
+#include "buf.h"
+#include "dict.h"
+#include "log.h"
+#include "table.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Azure allows at most 15 comparisons in one $filter: the PartitionKey and 14 RowKeys. */
+#define IDS_PER_QUERY 14
+#define CACHE_MAX 100000
+
+typedef struct entry {
+    calibration cal;
+    time_t loaded;
+} entry;
+
+static const settings *cfg;
+static dict cache;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+int calibrationInit(const settings *s) {
+    cfg = s;
+    return dictInit(&cache, 1024, free);
+}
+
+void calibrationShutdown(void) { dictFree(&cache); }
+
+void calibrationClear(void) {
+    pthread_mutex_lock(&lock);
+    dictClear(&cache);
+    pthread_mutex_unlock(&lock);
+}
+
+static int fresh(const entry *e, time_t now) {
+    return e && now - e->loaded < cfg->calibrationCacheSeconds;
+}
+
+/* Appends 'text' as an OData string literal (quotes doubled). */
+static int literal(buf *b, const char *text) {
+    if (bufAppend(b, "'", 1)) return -1;
+    for (const char *p = text; *p; p++)
+        if (bufAppend(b, p, 1) || (*p == '\'' && bufAppend(b, p, 1))) return -1;
+    return bufAppend(b, "'", 1);
+}
+
+typedef struct loaded {
+    dict *found; /* id -> entry */
+    char err[160];
+} loaded;
+
+static int on_row(json_t *row, void *ctx) {
+    loaded *l = ctx;
+    const char *id = json_string_value(json_object_get(row, "RowKey"));
+    entry *e = calloc(1, sizeof(*e));
+    if (!id || !e) {
+        free(e);
+        return 0;
+    }
+    if (telemetryCalibrationFromRow(row, &e->cal, l->err, sizeof(l->err)) != 0) {
+        /* A broken row is logged and treated as no calibration, rather than blocking a device. */
+        logWarn("calibration row for device '%s' ignored: %s", id, l->err);
+        telemetryIdentity(&e->cal);
+        l->err[0] = '\0';
+    }
+    dictSet(l->found, id, e);
+    return 0;
+}
+
+static int load(const char *const *ids, size_t n, time_t now, char *err, size_t errlen) {
+    dict found;
+    buf f;
+    tableResult r;
+    loaded l = {.found = &found};
+    int rc = -1;
+    if (dictInit(&found, 64, free)) return -1;
+    bufInit(&f, 64 * 1024);
+    if (bufAppend(&f, "PartitionKey eq ", 16) || literal(&f, cfg->partitionKey) ||
+        bufAppend(&f, " and (", 6))
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        if ((i && bufAppend(&f, " or ", 4)) || bufAppend(&f, "RowKey eq ", 10) ||
+            literal(&f, ids[i]))
+            goto out;
+    if (bufAppend(&f, ")", 1)) goto out;
+    if (tableQuery(&cfg->storage, cfg->calibrationTable, f.data, on_row, &l, &r) != TABLE_OK) {
+        snprintf(err, errlen, "reading %s failed: %s", cfg->calibrationTable, r.message);
+        goto out;
+    }
+    pthread_mutex_lock(&lock);
+    if (cache.count > CACHE_MAX) dictClear(&cache);
+    for (size_t i = 0; i < n; i++) {
+        entry *e = malloc(sizeof(*e));
+        if (!e) continue;
+        entry *got = dictGet(&found, ids[i]);
+        if (got) e->cal = got->cal;
+        else telemetryIdentity(&e->cal);
+        e->loaded = now;
+        dictSet(&cache, ids[i], e);
+    }
+    pthread_mutex_unlock(&lock);
+    rc = 0;
+out:
+    if (rc && !err[0]) snprintf(err, errlen, "calibration query too long");
+    bufFree(&f);
+    dictFree(&found);
+    return rc;
+}
+
+int calibrationPrepare(const char *const *ids, size_t n, char *err, size_t errlen) {
+    const char *need[IDS_PER_QUERY];
+    size_t k = 0;
+    time_t now = time(NULL);
+    if (errlen) err[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&lock);
+        int ok = fresh(dictGet(&cache, ids[i]), now);
+        pthread_mutex_unlock(&lock);
+        if (ok) continue;
+        int dup = 0;
+        for (size_t j = 0; j < k; j++) dup |= strcmp(need[j], ids[i]) == 0;
+        if (dup) continue;
+        need[k++] = ids[i];
+        if (k == IDS_PER_QUERY) {
+            if (load(need, k, now, err, errlen)) return -1;
+            k = 0;
+        }
+    }
+    return k ? load(need, k, now, err, errlen) : 0;
+}
+
+void calibrationGet(const char *id, calibration *out) {
+    pthread_mutex_lock(&lock);
+    entry *e = dictGet(&cache, id);
+    if (e) *out = e->cal;
+    else telemetryIdentity(out);
+    pthread_mutex_unlock(&lock);
+}

@@ -1,0 +1,24 @@
+/* calibration: the per-device calibration cache, loaded lazily from the Calibration table (absent
+ * rows cached too) and expired after a lifetime so that changes are picked up without a restart. */
+#ifndef ENVIROMON_CALIBRATION_H
+#define ENVIROMON_CALIBRATION_H
+
+#include "settings.h"
+#include "telemetry.h"
+
+/* Once at start. Returns 0 or -1. */
+int calibrationInit(const settings *s);
+void calibrationShutdown(void);
+
+/* Makes sure every device of ids (n of them) has a fresh cache entry, loading the missing and
+ * expired ones with as few queries as the service allows (14 devices per query). Returns 0, or -1
+ * with a message in err when the table could not be read. */
+int calibrationPrepare(const char *const *ids, size_t n, char *err, size_t errlen);
+
+/* The device's calibration (identity when it has no row or was never prepared). */
+void calibrationGet(const char *id, calibration *out);
+
+/* Forgets everything (tests). */
+void calibrationClear(void);
+
+#endif

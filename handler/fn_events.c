@@ -1,0 +1,331 @@
+/* fn_events: the EnvironmentEventTrigger function: an Event Hubs batch from the host in, device
+ * rows committed, rejected readings kept, live pushes out, a summary back. */
+#include "app.h"
+#include "calibration.h"
+#include "devicestate.h"
+#include "dict.h"
+#include "invocation.h"
+#include "livepush.h"
+#include "log.h"
+#include "table.h"
+#include "telemetry.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define REJECTED_BODY_MAX 16000
+
+/* One reading of the batch: an event's body, or one element of an array body. */
+typedef struct item {
+    reading r;
+    const char *device; /* borrowed from the batch, NULL when unknown */
+    size_t event;       /* index of its event */
+    size_t k;           /* index within the event's body */
+    int rejected;
+    char reason[TELEMETRY_REASON_LEN];
+    char *text;         /* the reading's text for the rejected table (owned), or NULL */
+} item;
+
+typedef struct batchRun {
+    hostBatch b;
+    item *items;
+    size_t nitems;
+    deviceWork *works;
+    size_t nworks;
+    size_t *rejects; /* indices of rejected items */
+    size_t nrejects;
+    size_t next;     /* the next task to take, shared by the workers */
+    int rejectFailures;
+    char rejectError[256];
+    pthread_mutex_t lock;
+} batchRun;
+
+static void reject(item *it, const char *reason) {
+    it->rejected = 1;
+    snprintf(it->reason, sizeof(it->reason), "%s", reason);
+}
+
+/* Splits every event into readings and normalises them. Returns 0 or -1 (OOM). */
+static int collect(batchRun *run) {
+    size_t n = 0;
+    for (size_t i = 0; i < run->b.count; i++) {
+        json_t *body = run->b.events[i].body;
+        n += json_is_array(body) && json_array_size(body) ? json_array_size(body) : 1;
+    }
+    run->items = calloc(n ? n : 1, sizeof(item));
+    if (!run->items) return -1;
+    for (size_t i = 0; i < run->b.count; i++) {
+        hostEvent *e = &run->b.events[i];
+        size_t parts = json_is_array(e->body) && json_array_size(e->body) ? json_array_size(e->body) : 1;
+        for (size_t k = 0; k < parts; k++) {
+            item *it = &run->items[run->nitems++];
+            it->event = i;
+            it->k = k;
+            it->device = e->deviceId;
+            json_t *src = json_is_array(e->body) ? json_array_get(e->body, k) : e->body;
+            if (json_is_array(e->body)) it->text = json_dumps(src, JSON_COMPACT | JSON_ENCODE_ANY);
+            if (!e->body) {
+                reject(it, "event body is not JSON");
+                continue;
+            }
+            if (json_is_array(e->body) && !src) {
+                reject(it, "event body is an empty array");
+                continue;
+            }
+            if (telemetryNormalize(src, &it->r, it->reason, sizeof(it->reason)) != 0) {
+                it->rejected = 1;
+                /* The device may still be named in the body. */
+                json_t *d = json_object_get(src, "deviceId");
+                if (!it->device && json_is_string(d)) it->device = json_string_value(d);
+                continue;
+            }
+            /* The IoT Hub system property wins; the body's id only where there is none. */
+            if (!it->device) it->device = it->r.bodyDeviceId;
+        }
+    }
+    for (size_t i = 0; i < run->nitems; i++) {
+        item *it = &run->items[i];
+        if (!it->device || !*it->device) {
+            it->device = NULL;
+            if (!it->rejected) reject(it, "no device id (iothub-connection-device-id or deviceId)");
+        } else if (!tableKeyValid(it->device)) {
+            it->device = NULL; /* cannot name a row */
+            if (!it->rejected) reject(it, "device id holds characters Table Storage forbids (/ \\ # ? or control characters) or is too long");
+        }
+    }
+    return 0;
+}
+
+/* Groups the items by device into works. Returns 0 or -1. */
+static int group(batchRun *run) {
+    dict index;
+    int rc = -1;
+    if (dictInit(&index, 256, NULL)) return -1;
+    run->works = calloc(run->nitems ? run->nitems : 1, sizeof(deviceWork));
+    run->rejects = calloc(run->nitems ? run->nitems : 1, sizeof(size_t));
+    if (!run->works || !run->rejects) goto out;
+    for (size_t i = 0; i < run->nitems; i++) {
+        item *it = &run->items[i];
+        if (it->rejected) run->rejects[run->nrejects++] = i;
+        if (!it->device) continue;
+        deviceWork *w = dictGet(&index, it->device);
+        if (!w) {
+            w = &run->works[run->nworks++];
+            w->deviceId = it->device;
+            w->partition = run->b.partition;
+            w->entries = calloc(run->nitems - i, sizeof(deviceEntry)); /* the most it can get */
+            if (!w->entries || dictSet(&index, it->device, w)) goto out;
+        }
+        hostEvent *e = &run->b.events[it->event];
+        deviceEntry *de = &w->entries[w->count++];
+        de->r = it->rejected ? NULL : &it->r;
+        de->hasSeq = e->hasSeq;
+        de->seq = e->seq;
+        de->enqueuedMs = e->enqueuedMs;
+    }
+    rc = 0;
+out:
+    dictFree(&index);
+    return rc;
+}
+
+/* Calibrates and validates the normalised readings. Returns 0, or -1 with err. */
+static int calibrate(batchRun *run, char *err, size_t errlen) {
+    const char **ids = calloc(run->nitems ? run->nitems : 1, sizeof(char *));
+    size_t n = 0;
+    if (!ids) return -1;
+    for (size_t i = 0; i < run->nitems; i++)
+        if (!run->items[i].rejected && run->items[i].device) ids[n++] = run->items[i].device;
+    int rc = calibrationPrepare(ids, n, err, errlen);
+    free(ids);
+    if (rc) return -1;
+    for (size_t i = 0; i < run->nitems; i++) {
+        item *it = &run->items[i];
+        if (it->rejected || !it->device) continue;
+        calibration c;
+        calibrationGet(it->device, &c);
+        telemetryCalibrate(&it->r, &c);
+        if (telemetryValidate(&it->r, it->reason, sizeof(it->reason)) != 0) it->rejected = 1;
+    }
+    return 0;
+}
+
+/* Keeps a rejected reading where an operator finds it: one row per reading, keyed by partition,
+ * sequence number and position, so a replay writes the same row again instead of a new one. */
+static int keep_rejected(batchRun *run, const item *it, char *err, size_t errlen) {
+    const hostEvent *e = &run->b.events[it->event];
+    const char *part = tableKeyValid(run->b.partition) ? run->b.partition : "p";
+    char rk[160], when[40];
+    if (e->hasSeq)
+        snprintf(rk, sizeof(rk), "%s-%020" PRId64 "-%zu", part, e->seq, it->k);
+    else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(rk, sizeof(rk), "%s-t%" PRId64 "%09ld-%zu-%zu", part, (int64_t)ts.tv_sec,
+                 ts.tv_nsec, it->event, it->k);
+    }
+    const char *text = it->text ? it->text : e->raw ? e->raw : "";
+    size_t tl = strlen(text);
+    if (tl > REJECTED_BODY_MAX) {
+        tl = REJECTED_BODY_MAX;
+        while (tl > 0 && ((unsigned char)text[tl] & 0xc0) == 0x80) tl--; /* whole characters */
+    }
+    json_t *p = json_object();
+    tableSetString(p, "Reason", it->reason);
+    tableSetString(p, "DeviceId", it->device ? it->device : "");
+    json_object_set_new(p, "Body", json_stringn_nocheck(text, tl));
+    tableSetString(p, "EventHubPartition", run->b.partition);
+    if (e->hasSeq) tableSetInt64(p, "SequenceNumber", e->seq);
+    if (e->enqueuedMs) {
+        invocationFormatTime(e->enqueuedMs, when, sizeof(when));
+        tableSetDateTime(p, "EnqueuedTime", when);
+    }
+    tableResult r;
+    int c = tableUpsert(&appSettings.storage, appSettings.rejectedTable, appSettings.partitionKey,
+                        rk, p, &r);
+    json_decref(p);
+    if (c != TABLE_OK) {
+        snprintf(err, errlen, "keeping rejected reading %s: %s", rk, r.message);
+        return -1;
+    }
+    return 0;
+}
+
+static void *worker(void *arg) {
+    batchRun *run = arg;
+    size_t total = run->nworks + run->nrejects;
+    for (;;) {
+        size_t t = __atomic_fetch_add(&run->next, 1, __ATOMIC_RELAXED);
+        if (t >= total) break;
+        if (t < run->nworks) {
+            devicestateCommit(&run->works[t]);
+        } else {
+            char err[256];
+            if (keep_rejected(run, &run->items[run->rejects[t - run->nworks]], err, sizeof(err))) {
+                pthread_mutex_lock(&run->lock);
+                run->rejectFailures++;
+                snprintf(run->rejectError, sizeof(run->rejectError), "%s", err);
+                pthread_mutex_unlock(&run->lock);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Runs every task on up to BatchConcurrency threads (the caller's thread is one of them). */
+static void run_tasks(batchRun *run) {
+    size_t total = run->nworks + run->nrejects;
+    size_t nthreads = total < (size_t)appSettings.batchConcurrency ? total
+                                                                   : (size_t)appSettings.batchConcurrency;
+    pthread_t tids[64];
+    size_t started = 0;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (size_t i = 1; i < nthreads; i++)
+        if (pthread_create(&tids[started], &attr, worker, run) == 0) started++;
+    pthread_attr_destroy(&attr);
+    worker(run);
+    for (size_t i = 0; i < started; i++) pthread_join(tids[i], NULL);
+}
+
+static void free_run(batchRun *run) {
+    for (size_t i = 0; i < run->nitems; i++) free(run->items[i].text);
+    for (size_t i = 0; i < run->nworks; i++) {
+        free(run->works[i].entries);
+        json_decref(run->works[i].state);
+    }
+    free(run->items);
+    free(run->works);
+    free(run->rejects);
+    invocationBatchFree(&run->b);
+    pthread_mutex_destroy(&run->lock);
+}
+
+static void answer(serverResponse *res, int status, json_t *logs, const char *error) {
+    char *text = invocationAnswer(logs, error);
+    serverSetBody(res, text ? status : 500, "application/json", text, text ? strlen(text) : 0);
+}
+
+void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
+    batchRun run;
+    char err[INVOCATION_ERR_LEN] = "", line[512];
+    json_t *logs = json_array();
+    memset(&run, 0, sizeof(run));
+    pthread_mutex_init(&run.lock, NULL);
+
+    if (strcmp(req->method, "POST") != 0) {
+        answer(res, 405, logs, "EnvironmentEventTrigger takes POST");
+        logs = NULL;
+        goto out;
+    }
+    if (invocationDecodeBatch(req->body, req->bodylen, &run.b, err, sizeof(err)) != 0) {
+        logWarn("EnvironmentEventTrigger: bad request: %s", err);
+        answer(res, 400, logs, err);
+        logs = NULL;
+        goto out;
+    }
+    if (appEnsureTables(err, sizeof(err)) != 0 || collect(&run) != 0 ||
+        calibrate(&run, err, sizeof(err)) != 0 || group(&run) != 0) {
+        if (!err[0]) snprintf(err, sizeof(err), "out of memory");
+        logError("EnvironmentEventTrigger: %s", err);
+        answer(res, 500, logs, err);
+        logs = NULL;
+        goto out;
+    }
+    for (size_t i = 0; i < run.nrejects; i++) {
+        const item *it = &run.items[run.rejects[i]];
+        const hostEvent *e = &run.b.events[it->event];
+        logWarn("rejected reading: device '%s', partition '%s', sequence %" PRId64 ": %s",
+                it->device ? it->device : "(none)", run.b.partition, e->hasSeq ? e->seq : -1,
+                it->reason);
+    }
+    run_tasks(&run);
+
+    size_t updated = 0, failed = 0, replayed = 0, valid = 0;
+    json_t *changed = json_array();
+    for (size_t i = 0; i < run.nworks; i++) {
+        deviceWork *w = &run.works[i];
+        replayed += w->replayed;
+        if (!w->ok) {
+            failed++;
+            snprintf(line, sizeof(line), "device '%s' not committed: %s", w->deviceId, w->error);
+            logError("%s", line);
+            json_array_append_new(logs, json_string(line));
+            continue;
+        }
+        if (w->changed) {
+            updated++;
+            if (w->state) json_array_append(changed, w->state);
+        }
+    }
+    for (size_t i = 0; i < run.nitems; i++) valid += !run.items[i].rejected;
+    snprintf(line, sizeof(line),
+             "batch: %zu events, %zu valid readings, %zu devices updated, %zu rejected, "
+             "%zu replayed, %zu failed",
+             run.b.count, valid, updated, run.nrejects, replayed, failed);
+    json_array_append_new(logs, json_string(line));
+    if (failed || run.rejectFailures) {
+        if (run.rejectFailures) json_array_append_new(logs, json_string(run.rejectError));
+        snprintf(err, sizeof(err), "%zu device row(s) and %d rejected reading(s) not committed",
+                 failed, run.rejectFailures);
+        logError("EnvironmentEventTrigger: %s (the host will retry the batch)", err);
+        answer(res, 500, logs, err);
+        logs = NULL;
+        json_decref(changed);
+        goto out;
+    }
+    logInfo("%s", line);
+    /* The rows are safe: a failed push is logged inside and does not fail the invocation. */
+    if (json_array_size(changed)) livepushDevices(changed);
+    json_decref(changed);
+    answer(res, 200, logs, NULL);
+    logs = NULL;
+out:
+    json_decref(logs);
+    free_run(&run);
+}

@@ -1,0 +1,33 @@
+/* httpc: the HTTP client (libcurl behind it): pooled handles so connections are reused,
+ * bounded timeouts, capped response buffers. The only module that calls libcurl. */
+#ifndef ENVIROMON_HTTPC_H
+#define ENVIROMON_HTTPC_H
+
+#include "buf.h"
+
+typedef struct httpcResponse {
+    long status;      /* HTTP status, 0 when no answer came */
+    buf body;         /* capped by the caller's respcap */
+    buf headers;      /* the final response's header lines, "name: value\r\n" */
+    char error[256];  /* the transport error when status is 0 */
+} httpcResponse;
+
+/* Once at start, before any thread uses httpc. Returns 0 or -1. */
+int httpcGlobalInit(void);
+/* Frees the pooled handles (and their connections). */
+void httpcGlobalCleanup(void);
+
+/* Performs one request. headers: NULL-terminated array of "Name: value" (borrowed). body may be
+ * NULL. The response is written to *resp, which the caller frees with httpcResponseFree whatever
+ * the result. Returns 0 when an HTTP answer arrived (any status), -1 on a transport failure
+ * (resp->error says which), a timeout, or a response body over respcap. Thread-safe. */
+int httpcRequest(const char *method, const char *url, const char *const *headers, const void *body,
+                 size_t bodylen, size_t respcap, long timeout_ms, httpcResponse *resp);
+
+/* Copies the value of response header name (case-insensitive) into out, trimmed and
+ * NUL-terminated. Returns out, or NULL when absent or longer than outlen - 1. */
+const char *httpcHeader(const httpcResponse *resp, const char *name, char *out, size_t outlen);
+
+void httpcResponseFree(httpcResponse *resp);
+
+#endif

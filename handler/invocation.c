@@ -1,0 +1,253 @@
+/* invocation: decodes the Functions host's {Data, Metadata} payload for an Event Hubs batch in
+ * all its encodings, and builds the {Outputs, Logs, ReturnValue} answer. */
+#include "invocation.h"
+
+#include "crypto.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_EVENTS 100000
+
+/* The host encodes array values a second time: accept an array, or a string holding one.
+ * Returns a new reference, or NULL when v is neither. */
+static json_t *unwrap_array(json_t *v) {
+    if (json_is_array(v)) return json_incref(v);
+    if (json_is_string(v)) {
+        json_t *a = json_loadb(json_string_value(v), json_string_length(v), JSON_DECODE_ANY, NULL);
+        if (json_is_array(a)) return a;
+        json_decref(a);
+    }
+    return NULL;
+}
+
+static int is_container(const json_t *j) { return json_is_object(j) || json_is_array(j); }
+
+/* Decodes one element of the events array into e. */
+static int decode_event(json_t *el, hostEvent *e) {
+    if (json_is_string(el)) {
+        const char *s = json_string_value(el);
+        size_t n = json_string_length(el);
+        e->raw = malloc(n + 1);
+        if (!e->raw) return -1;
+        memcpy(e->raw, s, n);
+        e->raw[n] = '\0';
+        json_t *j = json_loadb(s, n, JSON_DECODE_ANY, NULL);
+        if (!is_container(j)) {
+            /* dataType binary: base64 of the body. */
+            size_t blen = 0;
+            unsigned char *bytes = cryptoBase64Decode(s, n, &blen);
+            json_t *b = bytes ? json_loadb((char *)bytes, blen, JSON_DECODE_ANY, NULL) : NULL;
+            if (is_container(b)) {
+                json_decref(j);
+                j = b;
+                free(e->raw);
+                e->raw = (char *)bytes;
+                bytes = NULL;
+            } else {
+                json_decref(b);
+            }
+            free(bytes);
+        }
+        e->body = j;
+        return 0;
+    }
+    e->body = json_incref(el);
+    e->raw = json_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY);
+    return e->raw ? 0 : -1;
+}
+
+static json_t *metadata_array(json_t *meta, const char *name, size_t count, int *bad) {
+    json_t *v = json_object_get(meta, name);
+    if (!v || json_is_null(v)) return NULL;
+    json_t *a = unwrap_array(v);
+    if (!a || json_array_size(a) != count) {
+        json_decref(a);
+        *bad = 1;
+        return NULL;
+    }
+    return a;
+}
+
+int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err, size_t errlen) {
+    json_error_t je;
+    json_t *events = NULL, *seqs = NULL, *times = NULL;
+    int rc = -1, bad = 0;
+    memset(b, 0, sizeof(*b));
+
+    b->root = json_loadb(body, len, 0, &je);
+    if (!b->root) {
+        snprintf(err, errlen, "request body is not valid JSON: %s (line %d)", je.text, je.line);
+        goto out;
+    }
+    json_t *data = json_object_get(b->root, "Data");
+    if (!json_is_object(data)) {
+        snprintf(err, errlen, "request has no 'Data' object");
+        goto out;
+    }
+    /* The trigger's binding is named "events" in function.json; a single other name is taken
+     * too, so a renamed binding still works. */
+    json_t *ev = json_object_get(data, "events");
+    if (!ev && json_object_size(data) == 1) ev = json_object_iter_value(json_object_iter(data));
+    if (!ev) {
+        snprintf(err, errlen, "'Data' has no 'events' binding");
+        goto out;
+    }
+    events = unwrap_array(ev);
+    if (!events) {
+        snprintf(err, errlen, "'Data.events' must be an array (or a JSON string holding one)");
+        goto out;
+    }
+    b->count = json_array_size(events);
+    if (b->count > MAX_EVENTS) {
+        snprintf(err, errlen, "too many events in one batch (%zu)", b->count);
+        goto out;
+    }
+
+    json_t *meta = json_object_get(b->root, "Metadata");
+    if (meta && !json_is_null(meta) && !json_is_object(meta)) {
+        snprintf(err, errlen, "'Metadata' must be an object");
+        goto out;
+    }
+    json_t *ctx = json_object_get(meta, "TriggerPartitionContext");
+    if (!ctx) ctx = json_object_get(meta, "PartitionContext");
+    json_t *pid = json_object_get(ctx, "PartitionId");
+    if (pid && !json_is_null(pid)) {
+        if (!json_is_string(pid) || json_string_length(pid) >= sizeof(b->partition)) {
+            snprintf(err, errlen, "'PartitionId' must be a short string");
+            goto out;
+        }
+        snprintf(b->partition, sizeof(b->partition), "%s", json_string_value(pid));
+    }
+    seqs = metadata_array(meta, "SequenceNumberArray", b->count, &bad);
+    times = metadata_array(meta, "EnqueuedTimeUtcArray", b->count, &bad);
+    b->sysProps = metadata_array(meta, "SystemPropertiesArray", b->count, &bad);
+    if (bad) {
+        snprintf(err, errlen, "metadata arrays must be arrays with one entry per event (%zu)",
+                 b->count);
+        goto out;
+    }
+
+    b->events = calloc(b->count ? b->count : 1, sizeof(*b->events));
+    if (!b->events) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < b->count; i++) {
+        hostEvent *e = &b->events[i];
+        if (decode_event(json_array_get(events, i), e) != 0) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        json_t *s = json_array_get(seqs, i);
+        if (json_is_integer(s)) {
+            e->hasSeq = 1;
+            e->seq = (int64_t)json_integer_value(s);
+        } else if (json_is_string(s)) {
+            char *end;
+            long long v = strtoll(json_string_value(s), &end, 10);
+            if (*end || end == json_string_value(s)) bad = 1;
+            e->hasSeq = 1;
+            e->seq = v;
+        } else if (s && !json_is_null(s)) {
+            bad = 1;
+        }
+        json_t *t = json_array_get(times, i);
+        if (json_is_string(t)) {
+            int64_t ms = invocationParseTime(json_string_value(t));
+            e->enqueuedMs = ms > 0 ? ms : 0;
+        }
+        json_t *sp = json_array_get(b->sysProps, i);
+        if (json_is_string(sp)) {
+            /* an element encoded once more */
+            json_t *o = json_loads(json_string_value(sp), 0, NULL);
+            if (json_is_object(o)) json_array_set_new(b->sysProps, i, o), sp = o;
+            else json_decref(o);
+        }
+        json_t *id = json_object_get(sp, "iothub-connection-device-id");
+        if (json_is_string(id) && json_string_length(id) > 0) e->deviceId = json_string_value(id);
+    }
+    if (bad) {
+        snprintf(err, errlen, "'SequenceNumberArray' must hold integers");
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(events);
+    json_decref(seqs);
+    json_decref(times);
+    if (rc != 0) invocationBatchFree(b);
+    return rc;
+}
+
+void invocationBatchFree(hostBatch *b) {
+    for (size_t i = 0; b->events && i < b->count; i++) {
+        json_decref(b->events[i].body);
+        free(b->events[i].raw);
+    }
+    free(b->events);
+    json_decref(b->sysProps);
+    json_decref(b->root);
+    memset(b, 0, sizeof(*b));
+}
+
+static int digits(const char **p, int n, int *out) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)**p)) return -1;
+        v = v * 10 + (*(*p)++ - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int64_t invocationParseTime(const char *s) {
+    int Y, M, D, h, m, sec, ms = 0;
+    const char *p = s;
+    if (!s || digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) || *p++ != '-' ||
+        digits(&p, 2, &D) || (*p != 'T' && *p != ' '))
+        return -1;
+    p++;
+    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m) || *p++ != ':' ||
+        digits(&p, 2, &sec))
+        return -1;
+    if (*p == '.') {
+        p++;
+        int n = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (n < 3) ms = ms * 10 + (*p - '0');
+            n++, p++;
+        }
+        if (n == 0) return -1;
+        for (; n < 3; n++) ms *= 10;
+    }
+    if (*p == 'Z') p++;
+    else if (strcmp(p, "+00:00") == 0) p += 6;
+    if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) return -1;
+    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D,
+                    .tm_hour = h, .tm_min = m, .tm_sec = sec};
+    time_t t = timegm(&tm);
+    if (t < 0) return -1;
+    return (int64_t)t * 1000 + ms;
+}
+
+void invocationFormatTime(int64_t ms, char *out, size_t outlen) {
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char base[32];
+    gmtime_r(&t, &tm);
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, outlen, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+char *invocationAnswer(json_t *logs, const char *error) {
+    json_t *a = json_pack("{s:{},s:o,s:n}", "Outputs", "Logs", logs ? logs : json_array(),
+                          "ReturnValue");
+    if (a && error) json_object_set_new(a, "error", json_string(error));
+    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return text;
+}

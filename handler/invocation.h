@@ -1,0 +1,48 @@
+/* invocation: decodes the Functions host's {Data, Metadata} payload for an Event Hubs batch in
+ * all its encodings, and builds the {Outputs, Logs, ReturnValue} answer. */
+#ifndef ENVIROMON_INVOCATION_H
+#define ENVIROMON_INVOCATION_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define INVOCATION_ERR_LEN 256
+
+typedef struct hostEvent {
+    json_t *body;         /* the event's body as JSON (owned), NULL when it is not JSON */
+    char *raw;            /* the body's text as received (owned), for rejected readings */
+    const char *deviceId; /* iothub-connection-device-id, borrowed from the batch, or NULL */
+    int hasSeq;
+    int64_t seq;          /* Event Hubs sequence number within the partition */
+    int64_t enqueuedMs;   /* enqueued time, ms since the epoch; 0 when unknown */
+} hostEvent;
+
+typedef struct hostBatch {
+    hostEvent *events;
+    size_t count;
+    char partition[64];   /* PartitionId, "" when the host sent none */
+    json_t *root;         /* keeps borrowed strings alive */
+    json_t *sysProps;     /* decoded SystemPropertiesArray (owned), or NULL */
+} hostBatch;
+
+/* Decodes an invocation body. Event bodies may be JSON text, base64 of JSON, objects or arrays,
+ * or not JSON at all (kept raw, body NULL); the arrays may come wrapped in a JSON string or not.
+ * Returns 0, or -1 with a message for the caller's 400 answer (malformed JSON, no Data, wrong
+ * types, metadata arrays of another length than the events). Free with invocationBatchFree. */
+int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err, size_t errlen);
+
+void invocationBatchFree(hostBatch *b);
+
+/* Parses an ISO 8601 UTC time ("2026-11-27T08:00:00.5210000Z", "Z" optional, any fraction).
+ * Returns ms since the epoch, or -1. */
+int64_t invocationParseTime(const char *text);
+
+/* Formats ms since the epoch as "2026-11-27T08:00:00.521Z" into out (at least 25 bytes). */
+void invocationFormatTime(int64_t ms, char *out, size_t outlen);
+
+/* The host's answer: {"Outputs":{},"Logs":logs,"ReturnValue":null}, plus "error" when error is
+ * not NULL. Steals logs (may be NULL). Returns the JSON text; caller frees. */
+char *invocationAnswer(json_t *logs, const char *error);
+
+#endif

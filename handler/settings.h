@@ -1,0 +1,59 @@
+/* settings: every setting, read once at start from the environment; connection strings parsed
+ * here, so a malformed one stops the handler at start with a message naming the setting. */
+#ifndef ENVIROMON_SETTINGS_H
+#define ENVIROMON_SETTINGS_H
+
+#include <stddef.h>
+
+#define SETTINGS_ERR_LEN 256
+
+/* A Table Storage account, from a storage connection string. */
+typedef struct storageAccount {
+    char account[64];        /* account name; empty with a SAS and an explicit endpoint */
+    unsigned char key[128];  /* decoded account key (Shared Key), keylen 0 when using a SAS */
+    size_t keylen;
+    char sas[1024];          /* SAS query without the leading '?', empty with Shared Key */
+    char endpoint[512];      /* table endpoint without a trailing '/' */
+} storageAccount;
+
+typedef struct settings {
+    int port;
+    storageAccount storage;
+    char storageSetting[32]; /* which setting the connection string came from */
+    char partitionKey[256];
+    char deviceTable[64];
+    char calibrationTable[64];
+    char rejectedTable[64];
+    int backoffBaseMs;
+    int backoffCapMs;
+    int backoffAttempts;
+    int batchConcurrency;
+    size_t maxBodyBytes;
+    int calibrationCacheSeconds;
+    char signalrConnectionString[2048]; /* empty when not configured; parsed by signalr */
+    char hubName[128];
+    int tokenLifetimeSeconds;
+    char dashboardDir[1024]; /* empty unless serving the dashboard locally */
+} settings;
+
+/* Reads every setting from the environment into *s. Returns 0, or -1 with a message in err
+ * (naming the setting and what is wrong, never a key's value). */
+int settingsLoad(settings *s, char *err, size_t errlen);
+
+/* Finds key (case-insensitive) in a "k1=v1;k2=v2" connection string, each pair split at its
+ * first '='. Copies the value into out. Returns 1 found, 0 absent, -1 too long for out. */
+int settingsConnGet(const char *cs, const char *key, char *out, size_t outlen);
+
+/* Checks that every non-empty segment of a connection string has a '=' and a known key
+ * (known: NULL-terminated list, case-insensitive). Returns 0, or -1 with a message in err. */
+int settingsConnCheck(const char *cs, const char *const *known, char *err, size_t errlen);
+
+/* Parses a storage connection string (account key, SAS, UseDevelopmentStorage=true, explicit
+ * TableEndpoint). name is the setting's name for messages. Returns 0, or -1 with err. */
+int settingsParseStorage(const char *name, const char *cs, storageAccount *out, char *err,
+                         size_t errlen);
+
+/* Parses a whole decimal integer within [min, max]. Returns 0, or -1. */
+int settingsParseInt(const char *text, long min, long max, long *out);
+
+#endif

@@ -1,0 +1,81 @@
+/* table: the Azure Table Storage REST client (Azure, Azurite and the Cosmos DB Table API speak
+ * it): Shared Key and SAS signing, get, insert, merge with If-Match, upsert, query with
+ * continuation, key escaping, typed properties. */
+#ifndef ENVIROMON_TABLE_H
+#define ENVIROMON_TABLE_H
+
+#include "settings.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+#define TABLE_KEY_MAX 1024 /* bytes; Azure's limit for PartitionKey and RowKey */
+
+enum tableStatus {
+    TABLE_OK = 0,       /* 2xx */
+    TABLE_NOT_FOUND,    /* 404 */
+    TABLE_CONFLICT,     /* 409: EntityAlreadyExists, TableAlreadyExists */
+    TABLE_PRECONDITION, /* 412: UpdateConditionNotSatisfied (etag mismatch) */
+    TABLE_ERROR         /* anything else, or no answer */
+};
+
+typedef struct tableResult {
+    long status;       /* HTTP status, 0 when the service did not answer */
+    char code[64];     /* x-ms-error-code, when the service gave one */
+    char etag[160];    /* ETag of the entity read or written, verbatim */
+    char message[256]; /* what went wrong, for a log line */
+} tableResult;
+
+/* Every call below is thread-safe, reuses pooled connections, and returns an enum tableStatus
+ * with details in *r (which may not be NULL). Tables and keys are borrowed. */
+
+/* Creates the table; an existing table is TABLE_OK too. */
+int tableCreate(const storageAccount *a, const char *table, tableResult *r);
+
+/* Reads one entity. On TABLE_OK *entity is a new reference (caller decrefs). */
+int tableGetEntity(const storageAccount *a, const char *table, const char *pk, const char *rk,
+                   json_t **entity, tableResult *r);
+
+/* Inserts an entity (it must hold PartitionKey and RowKey); TABLE_CONFLICT when it exists. */
+int tableInsert(const storageAccount *a, const char *table, json_t *entity, tableResult *r);
+
+/* Merges props into the entity. etag: the entity's etag (TABLE_PRECONDITION when it changed),
+ * or NULL for an unconditional insert-or-merge. */
+int tableMerge(const storageAccount *a, const char *table, const char *pk, const char *rk,
+               json_t *props, const char *etag, tableResult *r);
+
+/* Inserts or replaces, unconditionally (idempotent). */
+int tableUpsert(const storageAccount *a, const char *table, const char *pk, const char *rk,
+                json_t *props, tableResult *r);
+
+/* Called for each entity of a query (borrowed for the call). Return non-zero to stop. */
+typedef int (*tableEntityFn)(json_t *entity, void *ctx);
+
+/* Runs an OData query (filter may be NULL), following continuation, calling fn per entity. */
+int tableQuery(const storageAccount *a, const char *table, const char *filter, tableEntityFn fn,
+               void *ctx, tableResult *r);
+
+/* 1 when key may be a PartitionKey or RowKey: 1 to TABLE_KEY_MAX bytes of valid UTF-8, none of
+ * / \ # ? and no control characters. */
+int tableKeyValid(const char *key);
+
+/* Writes key as it goes inside '...' in a URL: quotes doubled, then percent-encoded (UTF-8).
+ * Returns 0, or -1 when out is too small. */
+int tableEscapeKey(const char *key, char *out, size_t outlen);
+
+/* The Shared Key signature (base64) of one request, as Azure computes it:
+ * VERB\nContent-MD5\nContent-Type\nx-ms-date\n/{account}{path}. Caller frees. */
+char *tableSignature(const storageAccount *a, const char *verb, const char *content_type,
+                     const char *date, const char *path);
+
+/* Typed property helpers for entities being written (the @odata.type annotations Azurite and
+ * Azure need so that 20.0 stays a Double and counts stay Int64). */
+void tableSetDouble(json_t *e, const char *name, double v);
+void tableSetInt64(json_t *e, const char *name, int64_t v);
+void tableSetString(json_t *e, const char *name, const char *v);
+void tableSetDateTime(json_t *e, const char *name, const char *iso8601);
+
+/* Reads an Int64 property, stored as a string ("12") or a number. def when absent or invalid. */
+int64_t tableGetInt64(const json_t *e, const char *name, int64_t def);
+
+#endif

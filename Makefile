@@ -40,6 +40,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 HANDLER := $(BUILD)/enviromon-handler
 STANDIN := $(BUILD)/signalr-standin
 
+.SECONDARY:
 .PHONY: all deps test unit integration bench run app start fuzz format clean
 all: $(HANDLER) $(STANDIN)
 

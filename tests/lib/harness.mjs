@@ -93,7 +93,8 @@ export async function startAzurite({ persist = false } = {}) {
       this.logs = track(this.proc, 'azurite');
       await waitForPort(port, 30000, this.proc);
     },
-    async stop() { await stopProc(this.proc, 'SIGTERM'); },
+    // SIGINT: Azurite's graceful close, which saves its database (SIGTERM loses recent writes).
+    async stop() { await stopProc(this.proc, 'SIGINT'); },
     async close() { await this.stop(); rmSync(dir, { recursive: true, force: true }); },
   };
   await az.start();

@@ -3,15 +3,25 @@
 #include "app.h"
 #include "log.h"
 #include "server.h"
+#include "table.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static double ms_since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
 
 int main(void) {
     char err[SETTINGS_ERR_LEN * 2];
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     sigset_t set;
     int sig = 0;
 
@@ -20,6 +30,7 @@ int main(void) {
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -32,18 +43,20 @@ int main(void) {
         appShutdown();
         return 1;
     }
-    logInfo("enviromon: listening on 127.0.0.1:%d (tables in %s, partition '%s')",
-            appSettings.port, appSettings.storageSetting, appSettings.partitionKey);
+    logInfo("enviromon: listening on 127.0.0.1:%d after %.2f ms (tables in %s, partition '%s')",
+            appSettings.port, ms_since(&t0), appSettings.storageSetting, appSettings.partitionKey);
     /* Tables are created once listening, so the host's readiness probe is answered at once; an
      * invocation that comes first waits for them. A storage outage here is not fatal: every
      * invocation retries the creation. */
     if (appEnsureTables(err, sizeof(err)) != 0) logWarn("enviromon: %s (will retry)", err);
 
-    sigwait(&set, &sig);
+    /* SIGUSR1 prints the counters (the benchmark reads them); SIGTERM/SIGINT stop. */
+    while (sigwait(&set, &sig) == 0 && sig == SIGUSR1)
+        logInfo("enviromon: %lu table round trips so far", tableRequestCount());
     logInfo("enviromon: %s received, finishing in-flight invocations",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     serverStop(30);
     appShutdown();
-    logInfo("enviromon: stopped");
+    logInfo("enviromon: stopped after %lu table round trips", tableRequestCount());
     return 0;
 }

@@ -68,6 +68,9 @@ int tableEscapeKey(const char *key, char *out, size_t outlen);
 char *tableSignature(const storageAccount *a, const char *verb, const char *content_type,
                      const char *date, const char *path);
 
+/* Round trips made to Table Storage since start. */
+unsigned long tableRequestCount(void);
+
 /* Typed property helpers for entities being written (the @odata.type annotations Azurite and
  * Azure need so that 20.0 stays a Double and counts stay Int64). */
 void tableSetDouble(json_t *e, const char *name, double v);

@@ -1,0 +1,166 @@
+// Benchmark (make bench): figures, not pass/fail. The EnvironmentEventTrigger pipeline against
+// Azurite on this machine: 2,000 messages from 50 devices in batches of 100.
+//   - table round trips per message (the handler counts its own and prints them when it stops)
+//   - the handler's table calls per second, against Azurite's own ceiling measured in the same
+//     run by a tight client (concurrent keep-alive MERGEs, signed with Shared Key)
+//   - the handler's peak resident memory (VmHWM) and start-to-ready time
+// Options (env): BENCH_MESSAGES (2000), BENCH_DEVICES (50), BENCH_BATCH (100),
+// BENCH_STREAMS (1: partitions posting at once), BENCH_CONCURRENCY (BatchConcurrency, 32).
+import http from 'node:http';
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import * as h from '../lib/harness.mjs';
+
+const MESSAGES = Number(process.env.BENCH_MESSAGES || 2000);
+const DEVICES = Number(process.env.BENCH_DEVICES || 50);
+const BATCH = Number(process.env.BENCH_BATCH || 100);
+const STREAMS = Number(process.env.BENCH_STREAMS || 1);
+const CONCURRENCY = String(process.env.BENCH_CONCURRENCY || 32);
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+function request(az, method, path, body, extraHeaders = {}) {
+  const date = new Date().toUTCString();
+  const full = `/${h.DEV_ACCOUNT}/${path}`;
+  const sts = `${method}\n\n${body ? 'application/json' : ''}\n${date}\n/${h.DEV_ACCOUNT}${full}`;
+  const sig = createHmac('sha256', Buffer.from(h.DEV_KEY, 'base64')).update(sts).digest('base64');
+  const data = body ? JSON.stringify(body) : null;
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: az.port, method, path: full, agent, headers: {
+      'x-ms-date': date, 'x-ms-version': '2019-02-02', Accept: 'application/json;odata=nometadata',
+      DataServiceVersion: '3.0;NetFx', MaxDataServiceVersion: '3.0;NetFx', Authorization: `SharedKey ${h.DEV_ACCOUNT}:${sig}`,
+      ...(data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {}), ...extraHeaders,
+    } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+/** Azurite's ceiling: the most MERGEs per second a tight client gets, 32 in flight, each merge
+ * carrying the same properties as the handler's (so the two rates are comparable). */
+async function ceiling(az, seconds = 4) {
+  await h.tableCreate(az, 'Ceiling');
+  for (let d = 0; d < DEVICES; d++) await h.tableUpsert(az, 'Ceiling', { PartitionKey: 'Sydney', RowKey: `dev-${d}`, Count: 0 });
+  let done = 0;
+  const until = Date.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: 32 }, async (_, w) => {
+    for (let i = w; Date.now() < until; i += 32) {
+      const st = await request(az, 'MERGE', h.entityPath('Ceiling', 'Sydney', `dev-${i % DEVICES}`),
+        deviceProps(i), { 'If-Match': '*' });
+      if (st !== 204) throw new Error(`merge: ${st}`);
+      done++;
+    }
+  }));
+  return done / ((performance.now() - t0) / 1000);
+}
+
+function deviceProps(i) {
+  const p = {};
+  const typed = (name, value, type) => { p[name] = value; p[`${name}@odata.type`] = type; };
+  typed('Count', String(i), 'Edm.Int64');
+  typed('Rejected', '0', 'Edm.Int64');
+  typed('SeqPs0', String(i), 'Edm.Int64');
+  typed('LastSeen', new Date().toISOString(), 'Edm.DateTime');
+  typed('Celsius', 21.5, 'Edm.Double');
+  typed('Humidity', 61.5, 'Edm.Double');
+  typed('hPa', 1011.5, 'Edm.Double');
+  p.Geo = 'Sydney';
+  return p;
+}
+
+function cpuSeconds(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+}
+
+function vmHWM(pid) {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function startToReady(az, runs = 20) {
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const hd = await h.startHandler(h.handlerEnv(az));
+    times.push(performance.now() - t0);
+    const own = /after ([\d.]+) ms/.exec(hd.logs.text);
+    times[times.length - 1] = { outside: times.at(-1), inside: own ? Number(own[1]) : NaN };
+    await hd.stop();
+  }
+  const med = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return { outside: med(times.map((t) => t.outside)), inside: med(times.map((t) => t.inside)) };
+}
+
+const az = await h.startAzurite();
+try {
+  const ready = await startToReady(az);
+
+  const handler = await h.startHandler(h.handlerEnv(az, { BatchConcurrency: CONCURRENCY }));
+  const seqs = Array.from({ length: STREAMS }, () => 1);
+  const trips = async () => {
+    const before = handler.logs.text.length;
+    handler.proc.kill('SIGUSR1');
+    for (let i = 0; i < 200; i++) {
+      const m = /(\d+) table round trips so far/.exec(handler.logs.text.slice(before));
+      if (m) return Number(m[1]);
+      await h.sleep(5);
+    }
+    throw new Error('no counters from the handler');
+  };
+
+  // One pass: MESSAGES messages; every batch holds BATCH messages spread evenly over the devices
+  // of its stream (a stream is an Event Hubs partition; the host posts a partition's batches one
+  // after another, and different partitions at once).
+  async function pass() {
+    const perStream = Math.ceil(MESSAGES / BATCH / STREAMS);
+    let sent = 0;
+    const trips0 = await trips();
+    const cpuH0 = cpuSeconds(handler.proc.pid), cpuA0 = cpuSeconds(az.proc.pid);
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: STREAMS }, async (_, s) => {
+      const devs = Array.from({ length: DEVICES }, (_, d) => d).filter((d) => d % STREAMS === s);
+      for (let b = 0; b < perStream && sent < MESSAGES; b++) {
+        const events = Array.from({ length: BATCH }, (_, i) => ({
+          deviceId: `bench-${devs[i % devs.length]}`, seq: seqs[s]++,
+          body: { temperature: 20 + (i % 10), humidity: 60 + (i % 20), pressure: 1000 + (i % 30) },
+        }));
+        sent += BATCH;
+        const r = await h.invoke(handler.url, 'EnvironmentEventTrigger', h.hostBatch(events, { partition: `s${s}` }));
+        if (r.status !== 200) throw new Error(`batch failed: ${r.text}`);
+      }
+    }));
+    const seconds = (performance.now() - t0) / 1000;
+    const cpuH = cpuSeconds(handler.proc.pid) - cpuH0, cpuA = cpuSeconds(az.proc.pid) - cpuA0;
+    return { sent, seconds, trips: (await trips()) - trips0, cpuH, cpuA };
+  }
+
+  const cold = await pass(); // rows inserted, calibration read, Azurite's code paths warmed
+  const ceil1 = await ceiling(az);
+  const warm = await pass(); // the steady state
+  const ceil2 = await ceiling(az);
+  const peak = vmHWM(handler.proc.pid);
+  await handler.stop();
+  const ceilingRate = (ceil1 + ceil2) / 2;
+
+  const rows = await h.tableAll(az, 'DeviceState', "RowKey ge 'bench-' and RowKey lt 'bench.'");
+  const counted = rows.reduce((a, r) => a + Number(r.Count), 0);
+  console.log(`workload                 ${MESSAGES} messages per pass, ${DEVICES} devices, batches of ${BATCH}, ${STREAMS} stream(s), BatchConcurrency ${CONCURRENCY}`);
+  console.log(`counted in DeviceState   ${counted} of ${cold.sent + warm.sent}`);
+  console.log(`Azurite ceiling merges/s ${ceilingRate.toFixed(0)} (after the cold pass ${ceil1.toFixed(0)}, after the warm pass ${ceil2.toFixed(0)})`);
+  for (const [name, p] of [['cold pass', cold], ['warm pass', warm]]) {
+    const calls = p.trips / p.seconds;
+    console.log(`${name}:`);
+    console.log(`  messages per second    ${(p.sent / p.seconds).toFixed(0)} (${p.seconds.toFixed(3)} s)`);
+    console.log(`  table round trips      ${p.trips} (${(p.trips / p.sent).toFixed(3)} per message)`);
+    console.log(`  handler table calls/s  ${calls.toFixed(0)} = ${(100 * calls / ceilingRate).toFixed(1)} % of the ceiling`);
+    console.log(`  CPU                    handler ${(100 * p.cpuH / p.seconds).toFixed(0)} %, Azurite ${(100 * p.cpuA / p.seconds).toFixed(0)} % (of one core)`);
+  }
+  console.log(`peak resident memory     ${peak.toFixed(2)} MiB (VmHWM)`);
+  console.log(`start to ready           ${ready.inside.toFixed(2)} ms inside main(); ${ready.outside.toFixed(2)} ms from spawn to first answer (median of 20)`);
+} finally {
+  await az.close();
+  agent.destroy();
+}

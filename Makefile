@@ -89,7 +89,8 @@ fuzz:
 	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Ihandler $$f \
 	    $(LIB_SRC) $(LIBS) -o build/fuzz/$$n; \
-	  build/fuzz/$$n -max_total_time=$${FUZZ_SECONDS:-20} -rss_limit_mb=1024 tests/fuzz/corpus/$$n 2>&1 | tail -3; done
+	  mkdir -p build/fuzz/corpus/$$n; cp tests/fuzz/corpus/$$n/* build/fuzz/corpus/$$n/ 2>/dev/null || true; \
+	  build/fuzz/$$n -max_total_time=$${FUZZ_SECONDS:-20} -rss_limit_mb=1024 build/fuzz/corpus/$$n 2>&1 | tail -3; done
 
 format:
 	clang-format -i handler/*.c handler/*.h standin/*.c tests/unit/*.c

@@ -199,3 +199,21 @@ describe('EnvironmentEventTrigger', () => {
     assert.equal(r.json['Count@odata.type'], 'Edm.Int64');
   });
 });
+
+test('connections to Table Storage are reused, not opened per request', async () => {
+  const proxy = await h.startCountingProxy(az.port);
+  const viaProxy = az.connectionString.replace(`127.0.0.1:${az.port}`, `127.0.0.1:${proxy.port}`);
+  const x = await h.startHandler({ StorageConnectionString: viaProxy, PartitionKey: 'Sydney', BatchConcurrency: '1' });
+  try {
+    for (let b = 0; b < 20; b++) {
+      const r = await h.invoke(x.url, 'EnvironmentEventTrigger', h.hostBatch([{ deviceId: 'reuse-1', seq: b + 1, body: { temperature: 20 + b / 10 } }], { partition: 'reuse' }));
+      assert.equal(r.status, 200, r.text);
+    }
+    // 3 table creations + 1 calibration query + 20 writes over one kept-alive connection
+    assert.ok(proxy.connections <= 2, `${proxy.connections} connections for 24 requests`);
+    assert.equal(Number((await h.tableGet(az, 'DeviceState', 'Sydney', 'reuse-1')).Count), 20);
+  } finally {
+    await x.stop();
+    await proxy.close();
+  }
+});

@@ -261,3 +261,20 @@ export async function tableUpsert(az, table, entity) {
 export function handlerEnv(az, extra = {}) {
   return { StorageConnectionString: az.connectionString, PartitionKey: 'Sydney', ...extra };
 }
+
+/** A TCP proxy on a free port to target, counting the connections it accepts. */
+export async function startCountingProxy(targetPort) {
+  const port = await freePort();
+  const sockets = new Set();
+  const p = { port, connections: 0 };
+  const server = net.createServer((client) => {
+    p.connections++;
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => {}); }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  p.close = () => { for (const s of sockets) s.destroy(); return new Promise((r) => server.close(r)); };
+  return p;
+}

@@ -70,6 +70,11 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 NODE_TESTS = $(shell find tests -name '*.test.mjs' | sort)
+# The sanitizer pass checks the C code; packaging (tests/deploy) and `make run` (tests/run) use the
+# release build, so they run in the plain pass only.
+ifneq ($(SANITIZER),)
+  NODE_TESTS := $(filter-out tests/deploy/% tests/run/%,$(NODE_TESTS))
+endif
 integration: all
 	ENVIROMON_BUILD=$(abspath $(BUILD)) node --test --test-concurrency=1 $(NODE_TESTS)
 

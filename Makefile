@@ -103,4 +103,4 @@ format:
 clean:
 	rm -rf build app
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f -not -path '*/rootfs/*' 2>/dev/null)

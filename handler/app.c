@@ -6,6 +6,7 @@
 #include "devicestate.h"
 #include "httpc.h"
 #include "log.h"
+#include "signalr.h"
 #include "table.h"
 
 #include <pthread.h>
@@ -26,6 +27,7 @@ int appInit(char *err, size_t errlen) {
         snprintf(err, errlen, "out of memory at start");
         return -1;
     }
+    if (signalrInit(&appSettings, err, errlen) != 0) return -1;
     return 0;
 }
 

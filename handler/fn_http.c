@@ -1,6 +1,378 @@
+/* fn_http: the HTTP functions the dashboard calls (negotiate, getdevicestate,
+ * sendsignalrmessage), forwarded by the host as the original request, and in local mode the
+ * dashboard's static files. */
 #include "app.h"
+#include "devicestate.h"
+#include "log.h"
+#include "signalr.h"
+#include "table.h"
 
-void fnNegotiate(const serverRequest *req, serverResponse *res) { (void)req; serverSetError(res, 503, "SignalR is not configured"); }
-void fnGetDeviceState(const serverRequest *req, serverResponse *res) { (void)req; serverSetError(res, 503, "not configured"); }
-void fnSendSignalRMessage(const serverRequest *req, serverResponse *res) { (void)req; serverSetError(res, 503, "SignalR is not configured"); }
-int fnStatic(const serverRequest *req, serverResponse *res) { (void)req; (void)res; return 0; }
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEND_TIMEOUT_MS 5000        /* a send the caller waits for */
+#define STATIC_MAX_BYTES (16 << 20) /* the largest dashboard file served */
+#define NOT_CONFIGURED                                                                             \
+    "SignalR is not configured: set " SIGNALR_SETTING " to the connection string of an Azure "     \
+    "SignalR Service (Serverless mode) or of the local stand-in"
+
+static int method_is(const serverRequest *req, const char *m) {
+    return strcmp(req->method, m) == 0;
+}
+
+/* Answers 405 unless the method is GET or POST (post_only: POST). Returns 1 when it answered. */
+static int reject_method(const serverRequest *req, serverResponse *res, int post_only) {
+    if (method_is(req, "POST") || (!post_only && method_is(req, "GET"))) return 0;
+    serverSetError(res, 405,
+                   post_only ? "this function takes POST" : "this function takes GET or POST");
+    serverAddHeader(res, "Allow", post_only ? "POST" : "GET, POST");
+    return 1;
+}
+
+/* The user the host authenticated (App Service authentication puts it in these headers and
+ * strips any the browser sent), or NULL. */
+static const char *principal(const serverRequest *req) {
+    const char *id = serverHeader(req, "x-ms-client-principal-id");
+    if (!id || !*id) id = serverHeader(req, "x-ms-client-principal-name");
+    return id && *id ? id : NULL;
+}
+
+void fnNegotiate(const serverRequest *req, serverResponse *res) {
+    if (reject_method(req, res, 0)) return;
+    const signalrService *svc = signalrDefault();
+    if (!svc) {
+        serverSetError(res, 503, NOT_CONFIGURED);
+        return;
+    }
+    const char *user = principal(req);
+    if (user && strlen(user) > SIGNALR_ID_MAX) {
+        serverSetError(res, 400, "the authenticated user id is longer than 256 bytes");
+        return;
+    }
+    json_t *answer = signalrNegotiate(svc, user, (long long)time(NULL));
+    if (!answer) {
+        serverSetError(res, user ? 400 : 500,
+                       user ? "the authenticated user id is not valid UTF-8" : "out of memory");
+        return;
+    }
+    serverSetJson(res, 200, answer);
+    serverAddHeader(res, "Cache-Control", "no-store");
+}
+
+/* ---- getdevicestate ---- */
+
+typedef struct rows {
+    json_t *devices;
+    int oom;
+} rows;
+
+static int add_row(json_t *row, void *ctx) {
+    rows *r = ctx;
+    json_t *d = devicestateToJson(row);
+    if (!d || json_array_append_new(r->devices, d) != 0) {
+        r->oom = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* The connection id named by the query or, failing that, by a JSON body {"connectionId": ...}.
+ * *id is NULL when none is named; it is borrowed from the request or from *body (caller decrefs).
+ * Returns 0, or -1 with a message for a 400. */
+static int connection_id(const serverRequest *req, json_t **body, const char **id, char *err,
+                         size_t errlen) {
+    *id = serverQuery(req, "connectionId");
+    *body = NULL;
+    size_t i = 0;
+    while (i < req->bodylen && strchr(" \t\r\n", req->body[i]))
+        i++;
+    if (i < req->bodylen) {
+        json_error_t e;
+        *body = json_loadb(req->body, req->bodylen, 0, &e);
+        if (!*body) {
+            snprintf(err, errlen, "the body is not a JSON object: %s (line %d, column %d)", e.text,
+                     e.line, e.column);
+            return -1;
+        }
+        if (!json_is_object(*body)) {
+            snprintf(err, errlen,
+                     "the body must be a JSON object such as {\"connectionId\": \"...\"}");
+            return -1;
+        }
+        json_t *c = json_object_get(*body, "connectionId");
+        if (c && !json_is_string(c) && !json_is_null(c)) {
+            snprintf(err, errlen, "connectionId must be a string");
+            return -1;
+        }
+        if ((!*id || !**id) && json_is_string(c)) *id = json_string_value(c);
+    }
+    if (*id && !**id) *id = NULL;
+    if (*id && strlen(*id) > SIGNALR_ID_MAX) {
+        snprintf(err, errlen, "connectionId is longer than %d bytes", SIGNALR_ID_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+void fnGetDeviceState(const serverRequest *req, serverResponse *res) {
+    char err[512], filter[TABLE_KEY_MAX * 2 + 32];
+    json_t *body = NULL;
+    rows r = {.devices = json_array()};
+    const char *conn = NULL;
+    char *text = NULL, *args = NULL;
+    tableResult tr;
+
+    if (reject_method(req, res, 0)) goto out;
+    if (connection_id(req, &body, &conn, err, sizeof(err)) != 0) {
+        serverSetError(res, 400, err);
+        goto out;
+    }
+    /* PartitionKey eq '<key, quotes doubled>' */
+    size_t o = (size_t)snprintf(filter, sizeof(filter), "PartitionKey eq '");
+    for (const char *c = appSettings.partitionKey; *c && o + 3 < sizeof(filter); c++) {
+        if (*c == '\'') filter[o++] = '\'';
+        filter[o++] = *c;
+    }
+    filter[o++] = '\'';
+    filter[o] = '\0';
+    if (!r.devices) {
+        serverSetError(res, 500, "out of memory");
+        goto out;
+    }
+    int c = tableQuery(&appSettings.storage, appSettings.deviceTable, filter, add_row, &r, &tr);
+    if (r.oom) {
+        serverSetError(res, 500, "out of memory");
+        goto out;
+    }
+    if (c != TABLE_OK && c != TABLE_NOT_FOUND) { /* not found: no device has reported yet */
+        snprintf(err, sizeof(err), "cannot read the device states from Table Storage: %s",
+                 tr.message);
+        logWarn("getdevicestate: %s", err);
+        serverSetError(res, tr.status == 0 ? 503 : 502, err);
+        goto out;
+    }
+    text = json_dumps(r.devices, JSON_COMPACT);
+    if (!text) {
+        serverSetError(res, 500, "out of memory");
+        goto out;
+    }
+    size_t len = strlen(text);
+    const char *outcome = NULL;
+    char note[300];
+    if (conn) {
+        const signalrService *svc = signalrDefault();
+        signalrResult sr;
+        args = svc ? malloc(len + 3) : NULL;
+        if (!svc) {
+            outcome = "not sent: SignalR is not configured";
+        } else if (!args) {
+            outcome = "not sent: out of memory";
+        } else {
+            snprintf(args, len + 3, "[%s]", text);
+            int s = signalrSend(svc, SIGNALR_TO_CONNECTION, conn, "newMessage", args, len + 2,
+                                SEND_TIMEOUT_MS, &sr);
+            if (s == SIGNALR_OK) {
+                outcome = "sent";
+            } else {
+                snprintf(note, sizeof(note), "not sent: %s", sr.message);
+                outcome = note;
+                logWarn("getdevicestate: sending to connection %.64s: %s", conn, sr.message);
+            }
+        }
+    }
+    /* The answer holds the state whatever became of the send, so a dashboard never waits on a
+     * push that did not come; the header says what happened. */
+    serverSetBody(res, 200, "application/json; charset=utf-8", text, len);
+    text = NULL;
+    serverAddHeader(res, "Cache-Control", "no-store");
+    if (outcome) serverAddHeader(res, "X-Enviromon-SignalR", outcome);
+out:
+    json_decref(body);
+    json_decref(r.devices);
+    free(text);
+    free(args);
+}
+
+/* ---- sendsignalrmessage ---- */
+
+void fnSendSignalRMessage(const serverRequest *req, serverResponse *res) {
+    char err[512];
+    char *args = NULL;
+    json_t *value = NULL;
+    if (reject_method(req, res, 1)) goto out;
+    if (req->bodylen > SIGNALR_BODY_MAX) {
+        snprintf(err, sizeof(err),
+                 "the message is %zu bytes; Azure SignalR Service takes at most %d bytes in one "
+                 "message",
+                 req->bodylen, SIGNALR_BODY_MAX);
+        serverSetError(res, 413, err);
+        goto out;
+    }
+    json_error_t e;
+    value = json_loadb(req->body, req->bodylen, JSON_DECODE_ANY, &e);
+    if (!value) {
+        snprintf(err, sizeof(err), "the body must be JSON: %s (line %d, column %d)", e.text, e.line,
+                 e.column);
+        serverSetError(res, 400, err);
+        goto out;
+    }
+    const signalrService *svc = signalrDefault();
+    if (!svc) {
+        serverSetError(res, 503, NOT_CONFIGURED);
+        goto out;
+    }
+    /* The posted text goes out as it came (numbers keep their spelling), as the one argument. */
+    args = malloc(req->bodylen + 3);
+    if (!args) {
+        serverSetError(res, 500, "out of memory");
+        goto out;
+    }
+    args[0] = '[';
+    memcpy(args + 1, req->body, req->bodylen);
+    memcpy(args + 1 + req->bodylen, "]", 2);
+    signalrResult sr;
+    int s = signalrSend(svc, SIGNALR_TO_ALL, NULL, "newMessage", args, req->bodylen + 2,
+                        SEND_TIMEOUT_MS, &sr);
+    if (s == SIGNALR_OK) {
+        serverSetJson(res, 202, json_pack("{s:b,s:s}", "sent", 1, "target", "newMessage"));
+    } else if (s == SIGNALR_TOO_LARGE) {
+        snprintf(err, sizeof(err), "%s", sr.message);
+        serverSetError(res, 413, err);
+    } else {
+        logWarn("sendsignalrmessage: %s", sr.message);
+        serverSetJson(res, s == SIGNALR_NO_MEMORY ? 500 : 502,
+                      json_pack("{s:s,s:i}", "error", sr.message, "signalrStatus", (int)sr.status));
+    }
+out:
+    json_decref(value);
+    free(args);
+}
+
+/* ---- local mode: the dashboard's files ---- */
+
+static const struct {
+    const char *ext;
+    const char *type;
+} content_types[] = {
+    {".html", "text/html; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".mjs", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".json", "application/json; charset=utf-8"},
+    {".map", "application/json; charset=utf-8"},
+    {".svg", "image/svg+xml"},
+    {".png", "image/png"},
+    {".ico", "image/x-icon"},
+    {".txt", "text/plain; charset=utf-8"},
+};
+
+static const char *content_type(const char *path) {
+    const char *dot = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (dot && (!slash || dot > slash))
+        for (size_t i = 0; i < sizeof(content_types) / sizeof(content_types[0]); i++)
+            if (strcasecmp(dot, content_types[i].ext) == 0) return content_types[i].type;
+    return "application/octet-stream";
+}
+
+static char static_root[PATH_MAX];
+static pthread_once_t static_once = PTHREAD_ONCE_INIT;
+
+static void resolve_root(void) {
+    if (!realpath(appSettings.dashboardDir, static_root)) {
+        logError("EnviromonDashboardDir: cannot open '%s': %s", appSettings.dashboardDir,
+                 strerror(errno));
+        static_root[0] = '\0';
+    }
+}
+
+/* Reads a regular file of at most STATIC_MAX_BYTES. Returns the bytes (caller frees) or NULL with
+ * *status for the answer. */
+static char *read_file(const char *path, size_t *len, int *status) {
+    char *data = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    *status = 404;
+    if (fd < 0) return NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) goto out;
+    if (st.st_size > STATIC_MAX_BYTES) {
+        *status = 500;
+        goto out;
+    }
+    data = malloc((size_t)st.st_size + 1);
+    if (!data) {
+        *status = 500;
+        goto out;
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    *len = got;
+out:
+    close(fd);
+    return data;
+}
+
+int fnStatic(const serverRequest *req, serverResponse *res) {
+    char want[PATH_MAX], real[PATH_MAX];
+    if (!appSettings.dashboardDir[0]) return 0;
+    if (!method_is(req, "GET") && !method_is(req, "HEAD")) return 0;
+    const char *path = req->path;
+    if (strncasecmp(path, "/api/", 5) == 0 || strcasecmp(path, "/api") == 0 || path[0] != '/')
+        return 0;
+    pthread_once(&static_once, resolve_root);
+    if (!static_root[0]) {
+        serverSetError(res, 500, "EnviromonDashboardDir cannot be opened");
+        return 1;
+    }
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+        if (*c < 0x20 || *c == 0x7f || *c == '\\') {
+            serverSetError(res, 400, "invalid path");
+            return 1;
+        }
+    }
+    if (strstr(path, "..")) {
+        serverSetError(res, 404, "not found");
+        return 1;
+    }
+    while (*path == '/')
+        path++;
+    size_t plen = strlen(path);
+    int n = snprintf(want, sizeof(want), "%s/%s%s", static_root, path,
+                     plen == 0 || path[plen - 1] == '/' ? "index.html" : "");
+    if (n < 0 || (size_t)n >= sizeof(want)) {
+        serverSetError(res, 404, "not found");
+        return 1;
+    }
+    size_t rl = strlen(static_root);
+    /* realpath resolves symbolic links: the file must still be inside the folder. */
+    if (!realpath(want, real) || strncmp(real, static_root, rl) != 0 ||
+        (real[rl] != '/' && strcmp(static_root, "/") != 0)) {
+        serverSetError(res, 404, "not found");
+        return 1;
+    }
+    size_t len = 0;
+    int status;
+    char *data = read_file(real, &len, &status);
+    if (!data) {
+        serverSetError(res, status, status == 404 ? "not found" : "file too large or unreadable");
+        return 1;
+    }
+    serverSetBody(res, 200, content_type(real), data, len);
+    serverAddHeader(res, "Cache-Control", "no-cache");
+    serverAddHeader(res, "X-Content-Type-Options", "nosniff");
+    return 1;
+}

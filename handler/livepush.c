@@ -1,5 +1,167 @@
 /* livepush: sends committed device states to the dashboard through SignalR (target newMessage).
- * A failed push is logged and never fails the invocation: the state is safe in the table. */
+ * A failed push is logged and never fails the invocation: the state is safe in the table.
+ *
+ * One REST call per device (the dashboard contract: one newMessage, one device object), made
+ * concurrently with a small bound, within the invocation: the pushes of a batch leave before the
+ * host gets its answer, so a dashboard sees a device's updates in the order they were committed by
+ * this process. A failure burst is logged once (and again every few minutes while it lasts), and
+ * after SignalR did not answer at all the pushes are skipped for a few seconds, so that an outage
+ * does not add a connect timeout to every batch. */
 #include "livepush.h"
 
-void livepushDevices(json_t *devices) { (void)devices; }
+#include "log.h"
+#include "signalr.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct pushRun {
+    const signalrService *svc;
+    char **args; /* the arguments array of each push, "[<device>]" (owned) */
+    size_t n;
+    size_t next; /* the next push to make, shared by the threads */
+} pushRun;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t paused_until; /* ms, CLOCK_MONOTONIC; read without the lock as a hint */
+static int failing;          /* inside a failure burst */
+static int64_t warned_at;
+static unsigned long burst_failed, burst_skipped;
+static livepushStats stats;
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void note_success(void) {
+    pthread_mutex_lock(&lock);
+    stats.sent++;
+    if (failing) {
+        failing = 0;
+        logInfo("live push: SignalR Service accepts pushes again (%lu failed and %lu skipped "
+                "meanwhile; dashboards re-read the state when they reconnect)",
+                burst_failed, burst_skipped);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+static void note_failure(int status, const signalrResult *r) {
+    /* No answer, or the service is overloaded: stop trying for a while. A refusal (401, 404) is
+     * quick and tried every time, so the first push after a fix gets through. */
+    int pause = status == SIGNALR_UNREACHABLE || r->status >= 500 || r->status == 429;
+    int64_t now = now_ms();
+    pthread_mutex_lock(&lock);
+    stats.failed++;
+    if (pause) __atomic_store_n(&paused_until, now + LIVEPUSH_PAUSE_MS, __ATOMIC_RELAXED);
+    if (!failing) {
+        failing = 1;
+        burst_failed = burst_skipped = 0;
+        warned_at = now;
+        logWarn("live push: %s; device updates are not reaching dashboards%s (logged once until "
+                "it recovers)",
+                r->message, pause ? ", pushes paused for 5 s after each failure" : "");
+    } else if (now - warned_at >= LIVEPUSH_REWARN_MS) {
+        warned_at = now;
+        logWarn("live push: still failing: %s (%lu failed, %lu skipped so far)", r->message,
+                burst_failed, burst_skipped);
+    } else {
+        logDebug("live push: %s", r->message);
+    }
+    burst_failed++;
+    pthread_mutex_unlock(&lock);
+}
+
+static void note_skipped(size_t n) {
+    pthread_mutex_lock(&lock);
+    stats.skipped += n;
+    burst_skipped += n;
+    pthread_mutex_unlock(&lock);
+}
+
+static int paused(void) { return __atomic_load_n(&paused_until, __ATOMIC_RELAXED) > now_ms(); }
+
+static void *pusher(void *arg) {
+    pushRun *run = arg;
+    for (;;) {
+        size_t i = __atomic_fetch_add(&run->next, 1, __ATOMIC_RELAXED);
+        if (i >= run->n) break;
+        if (paused()) { /* an earlier push of this batch found SignalR down */
+            note_skipped(1);
+            continue;
+        }
+        signalrResult r;
+        int c = signalrSend(run->svc, SIGNALR_TO_ALL, NULL, "newMessage", run->args[i],
+                            strlen(run->args[i]), LIVEPUSH_TIMEOUT_MS, &r);
+        if (c == SIGNALR_OK)
+            note_success();
+        else
+            note_failure(c, &r);
+    }
+    return NULL;
+}
+
+void livepushDevices(json_t *devices) {
+    const signalrService *svc = signalrDefault();
+    size_t n = json_array_size(devices);
+    pushRun run = {.svc = svc};
+    if (!svc || n == 0) return;
+    if (paused()) {
+        note_skipped(n);
+        return;
+    }
+    run.args = calloc(n, sizeof(char *));
+    if (!run.args) {
+        logError("live push: out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *d = json_dumps(json_array_get(devices, i), JSON_COMPACT);
+        size_t len = d ? strlen(d) + 3 : 0;
+        run.args[run.n] = d ? malloc(len) : NULL;
+        if (run.args[run.n])
+            snprintf(run.args[run.n++], len, "[%s]", d);
+        else
+            logError("live push: out of memory");
+        free(d);
+    }
+
+    size_t nthreads = run.n < LIVEPUSH_CONCURRENCY ? run.n : LIVEPUSH_CONCURRENCY;
+    pthread_t tids[LIVEPUSH_CONCURRENCY];
+    size_t started = 0;
+    if (nthreads > 1) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        for (size_t i = 1; i < nthreads; i++)
+            if (pthread_create(&tids[started], &attr, pusher, &run) == 0) started++;
+        pthread_attr_destroy(&attr);
+    }
+    pusher(&run); /* the caller's thread is one of the pushers */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+
+    for (size_t i = 0; i < run.n; i++)
+        free(run.args[i]);
+    free(run.args);
+}
+
+void livepushGetStats(livepushStats *out) {
+    pthread_mutex_lock(&lock);
+    *out = stats;
+    pthread_mutex_unlock(&lock);
+}
+
+void livepushReset(void) {
+    pthread_mutex_lock(&lock);
+    failing = 0;
+    burst_failed = burst_skipped = 0;
+    __atomic_store_n(&paused_until, 0, __ATOMIC_RELAXED);
+    memset(&stats, 0, sizeof(stats));
+    pthread_mutex_unlock(&lock);
+}

@@ -5,7 +5,25 @@
 
 #include <jansson.h>
 
-/* Pushes each device object of the array (borrowed). No-op without a SignalR connection. */
+#define LIVEPUSH_TIMEOUT_MS 2000  /* the longest one push may take */
+#define LIVEPUSH_CONCURRENCY 8    /* pushes of one batch in flight at once */
+#define LIVEPUSH_PAUSE_MS 5000    /* after SignalR did not answer, pushes are skipped this long */
+#define LIVEPUSH_REWARN_MS 300000 /* a failure burst is logged again this often */
+
+/* Pushes each device object of the array (borrowed) as its own newMessage with one argument,
+ * the device, up to LIVEPUSH_CONCURRENCY at once; returns when all are answered or timed out.
+ * No-op without a SignalR connection. During LIVEPUSH_PAUSE_MS after SignalR did not answer,
+ * returns at once (the pushes are counted as skipped). Logs a failure once per burst. Thread-safe.
+ */
 void livepushDevices(json_t *devices);
+
+/* Counters since start, for tests and logs. */
+typedef struct livepushStats {
+    unsigned long sent, failed, skipped;
+} livepushStats;
+void livepushGetStats(livepushStats *out);
+
+/* Forgets the failure state (tests). */
+void livepushReset(void);
 
 #endif

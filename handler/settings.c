@@ -77,8 +77,12 @@ int settingsConnCheck(const char *cs, const char *const *known, char *err, size_
             for (const char *const *k = known; *k; k++)
                 if (strlen(*k) == nlen && strncasecmp(*k, n, nlen) == 0) ok = 1;
             if (!ok) {
-                if (nlen > 40) nlen = 40;
-                return fail(err, errlen, "unknown key '%.*s' in part %d", (int)nlen, n, seg);
+                /* The name is not quoted: it may be a pasted secret. */
+                char names[512] = "";
+                size_t o = 0;
+                for (const char *const *k = known; *k && o < sizeof(names); k++)
+                    o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", o ? ", " : "", *k);
+                return fail(err, errlen, "part %d has an unknown name (known: %s)", seg, names);
             }
         }
         p = *end ? end + 1 : end;

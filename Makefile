@@ -97,6 +97,14 @@ fuzz:
 	  mkdir -p build/fuzz/corpus/$$n; cp tests/fuzz/corpus/$$n/* build/fuzz/corpus/$$n/ 2>/dev/null || true; \
 	  build/fuzz/$$n -max_total_time=$${FUZZ_SECONDS:-20} -rss_limit_mb=1024 build/fuzz/corpus/$$n 2>&1 | tail -3; done
 
+# The Functions app folder: host.json, the function folders, the handler and its libraries.
+app: all
+	deploy/stage-app.sh $(HANDLER) app
+
+# func start in the staged folder (needs Azure Functions Core Tools; make run needs nothing of Azure).
+start: app
+	deploy/start.sh app
+
 format:
 	clang-format -i handler/*.c handler/*.h standin/*.c tests/unit/*.c
 

@@ -66,6 +66,11 @@ static int collect(batchRun *run) {
             it->event = i;
             it->k = k;
             it->device = e->deviceId;
+            if (e->badDeviceId) {
+                it->device = NULL;
+                reject(it, "device id holds characters Table Storage forbids (/ \\ # ? or control characters) or is too long");
+                continue;
+            }
             json_t *src = json_is_array(e->body) ? json_array_get(e->body, k) : e->body;
             if (json_is_array(e->body)) it->text = json_dumps(src, JSON_COMPACT | JSON_ENCODE_ANY);
             if (!e->body) {
@@ -80,7 +85,9 @@ static int collect(batchRun *run) {
                 it->rejected = 1;
                 /* The device may still be named in the body. */
                 json_t *d = json_object_get(src, "deviceId");
-                if (!it->device && json_is_string(d)) it->device = json_string_value(d);
+                if (!it->device && json_is_string(d) &&
+                    strlen(json_string_value(d)) == json_string_length(d))
+                    it->device = json_string_value(d);
                 continue;
             }
             /* The IoT Hub system property wins; the body's id only where there is none. */

@@ -17,7 +17,8 @@
 static json_t *unwrap_array(json_t *v) {
     if (json_is_array(v)) return json_incref(v);
     if (json_is_string(v)) {
-        json_t *a = json_loadb(json_string_value(v), json_string_length(v), JSON_DECODE_ANY, NULL);
+        json_t *a = json_loadb(json_string_value(v), json_string_length(v),
+                               JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         if (json_is_array(a)) return a;
         json_decref(a);
     }
@@ -31,6 +32,12 @@ static int decode_event(json_t *el, hostEvent *e) {
     if (json_is_string(el)) {
         const char *s = json_string_value(el);
         size_t n = json_string_length(el);
+        if (memchr(s, '\0', n)) {
+            /* Not JSON text (JSON text holds no raw NUL): kept escaped, so that it stays
+             * readable and whole in the rejected table. */
+            e->raw = json_dumps(el, JSON_ENCODE_ANY);
+            return e->raw ? 0 : -1;
+        }
         e->raw = malloc(n + 1);
         if (!e->raw) return -1;
         memcpy(e->raw, s, n);
@@ -78,7 +85,9 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
     int rc = -1, bad = 0;
     memset(b, 0, sizeof(*b));
 
-    b->root = json_loadb(body, len, 0, &je);
+    /* NUL characters (\u0000) are allowed here so that one event body holding one fails alone
+     * (as "not JSON"), not the whole batch; strings the handler uses as text are checked. */
+    b->root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
     if (!b->root) {
         snprintf(err, errlen, "request body is not valid JSON: %s (line %d)", je.text, je.line);
         goto out;
@@ -116,7 +125,8 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
     if (!ctx) ctx = json_object_get(meta, "PartitionContext");
     json_t *pid = json_object_get(ctx, "PartitionId");
     if (pid && !json_is_null(pid)) {
-        if (!json_is_string(pid) || json_string_length(pid) >= sizeof(b->partition)) {
+        if (!json_is_string(pid) || json_string_length(pid) >= sizeof(b->partition) ||
+            strlen(json_string_value(pid)) != json_string_length(pid)) {
             snprintf(err, errlen, "'PartitionId' must be a short string");
             goto out;
         }
@@ -168,7 +178,11 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
             else json_decref(o);
         }
         json_t *id = json_object_get(sp, "iothub-connection-device-id");
-        if (json_is_string(id) && json_string_length(id) > 0) e->deviceId = json_string_value(id);
+        if (json_is_string(id) && json_string_length(id) > 0) {
+            e->deviceId = json_string_value(id);
+            /* an id with a NUL inside names no row: flagged, the reading is rejected */
+            e->badDeviceId = strlen(e->deviceId) != json_string_length(id);
+        }
     }
     if (bad) {
         snprintf(err, errlen, "'SequenceNumberArray' must hold integers");

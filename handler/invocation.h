@@ -13,6 +13,7 @@ typedef struct hostEvent {
     json_t *body;         /* the event's body as JSON (owned), NULL when it is not JSON */
     char *raw;            /* the body's text as received (owned), for rejected readings */
     const char *deviceId; /* iothub-connection-device-id, borrowed from the batch, or NULL */
+    int badDeviceId;      /* the id holds a NUL character: no row can be named by it */
     int hasSeq;
     int64_t seq;          /* Event Hubs sequence number within the partition */
     int64_t enqueuedMs;   /* enqueued time, ms since the epoch; 0 when unknown */

@@ -9,6 +9,7 @@
  * does not add a connect timeout to every batch. */
 #include "livepush.h"
 
+#include "dict.h"
 #include "log.h"
 #include "signalr.h"
 
@@ -19,9 +20,12 @@
 #include <string.h>
 #include <time.h>
 
+#define MISSED_MAX 10000 /* devices whose latest push is remembered while SignalR is down */
+
 typedef struct pushRun {
     const signalrService *svc;
     char **args; /* the arguments array of each push, "[<device>]" (owned) */
+    char **ids;  /* the device of each push (owned) */
     size_t n;
     size_t next; /* the next push to make, shared by the threads */
 } pushRun;
@@ -32,6 +36,23 @@ static int failing;          /* inside a failure burst */
 static int64_t warned_at;
 static unsigned long burst_failed, burst_skipped;
 static livepushStats stats;
+/* The latest state of each device whose push was skipped or failed (id -> "[<device>]"): sent
+ * with the next batch that finds SignalR answering, so that a dashboard connected meanwhile does
+ * not keep a stale card. */
+static dict missed;
+
+/* Remembers a push that did not go out; steals args. */
+static void remember_missed(const char *id, char *args) {
+    pthread_mutex_lock(&lock);
+    if (!missed.buckets && dictInit(&missed, 256, free) != 0) {
+        free(args);
+    } else if (missed.count < MISSED_MAX || dictGet(&missed, id)) {
+        dictSet(&missed, id, args);
+    } else {
+        free(args);
+    }
+    pthread_mutex_unlock(&lock);
+}
 
 static int64_t now_ms(void) {
     struct timespec ts;
@@ -93,43 +114,90 @@ static void *pusher(void *arg) {
         if (i >= run->n) break;
         if (paused()) { /* an earlier push of this batch found SignalR down */
             note_skipped(1);
+            remember_missed(run->ids[i], run->args[i]);
+            run->args[i] = NULL;
             continue;
         }
         signalrResult r;
         int c = signalrSend(run->svc, SIGNALR_TO_ALL, NULL, "newMessage", run->args[i],
                             strlen(run->args[i]), LIVEPUSH_TIMEOUT_MS, &r);
-        if (c == SIGNALR_OK)
+        if (c == SIGNALR_OK) {
             note_success();
-        else
+        } else {
             note_failure(c, &r);
+            remember_missed(run->ids[i], run->args[i]);
+            run->args[i] = NULL;
+        }
     }
     return NULL;
+}
+
+/* Appends one push to run (steals args); the id is copied. Returns 0 or -1. */
+static int add_push(pushRun *run, const char *id, char *args) {
+    char *copy = strdup(id);
+    if (!copy || !args) {
+        free(copy);
+        free(args);
+        return -1;
+    }
+    run->ids[run->n] = copy;
+    run->args[run->n++] = args;
+    return 0;
 }
 
 void livepushDevices(json_t *devices) {
     const signalrService *svc = signalrDefault();
     size_t n = json_array_size(devices);
     pushRun run = {.svc = svc};
+    dict earlier = {0};
     if (!svc || n == 0) return;
     if (paused()) {
         note_skipped(n);
+        for (size_t i = 0; i < n; i++) {
+            json_t *dev = json_array_get(devices, i);
+            const char *id = json_string_value(json_object_get(dev, "deviceId"));
+            char *d = json_dumps(dev, JSON_COMPACT);
+            size_t len = d ? strlen(d) + 3 : 0;
+            char *args = d ? malloc(len) : NULL;
+            if (args) snprintf(args, len, "[%s]", d);
+            free(d);
+            if (id && args) remember_missed(id, args);
+            else free(args);
+        }
         return;
     }
-    run.args = calloc(n, sizeof(char *));
-    if (!run.args) {
+    /* SignalR looks reachable: take the pushes missed earlier along with this batch's. */
+    pthread_mutex_lock(&lock);
+    earlier = missed;
+    memset(&missed, 0, sizeof(missed));
+    pthread_mutex_unlock(&lock);
+    size_t total = n + earlier.count;
+    run.args = calloc(total, sizeof(char *));
+    run.ids = calloc(total, sizeof(char *));
+    if (!run.args || !run.ids) {
         logError("live push: out of memory");
-        return;
+        goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        char *d = json_dumps(json_array_get(devices, i), JSON_COMPACT);
+        json_t *dev = json_array_get(devices, i);
+        const char *id = json_string_value(json_object_get(dev, "deviceId"));
+        char *d = json_dumps(dev, JSON_COMPACT);
         size_t len = d ? strlen(d) + 3 : 0;
-        run.args[run.n] = d ? malloc(len) : NULL;
-        if (run.args[run.n])
-            snprintf(run.args[run.n++], len, "[%s]", d);
-        else
-            logError("live push: out of memory");
+        char *args = d && id ? malloc(len) : NULL;
+        if (args) snprintf(args, len, "[%s]", d);
         free(d);
+        if (!id) {
+            free(args);
+            continue;
+        }
+        if (add_push(&run, id, args) != 0) logError("live push: out of memory");
+        if (earlier.buckets) dictDelete(&earlier, id); /* this batch's state is newer */
     }
+    for (size_t b = 0; earlier.buckets && b < earlier.nbuckets; b++)
+        for (dictEntry *e = earlier.buckets[b]; e; e = e->next) {
+            if (add_push(&run, e->key, e->value) != 0) logError("live push: out of memory");
+            e->value = NULL; /* stolen */
+        }
 
     size_t nthreads = run.n < LIVEPUSH_CONCURRENCY ? run.n : LIVEPUSH_CONCURRENCY;
     pthread_t tids[LIVEPUSH_CONCURRENCY];
@@ -142,13 +210,18 @@ void livepushDevices(json_t *devices) {
             if (pthread_create(&tids[started], &attr, pusher, &run) == 0) started++;
         pthread_attr_destroy(&attr);
     }
-    pusher(&run); /* the caller's thread is one of the pushers */
+    if (run.n) pusher(&run); /* the caller's thread is one of the pushers */
     for (size_t i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
 
-    for (size_t i = 0; i < run.n; i++)
+out:
+    for (size_t i = 0; i < run.n; i++) {
         free(run.args[i]);
+        free(run.ids[i]);
+    }
     free(run.args);
+    free(run.ids);
+    dictFree(&earlier);
 }
 
 void livepushGetStats(livepushStats *out) {
@@ -163,5 +236,6 @@ void livepushReset(void) {
     burst_failed = burst_skipped = 0;
     __atomic_store_n(&paused_until, 0, __ATOMIC_RELAXED);
     memset(&stats, 0, sizeof(stats));
+    dictFree(&missed);
     pthread_mutex_unlock(&lock);
 }

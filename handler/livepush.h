@@ -13,8 +13,9 @@
 /* Pushes each device object of the array (borrowed) as its own newMessage with one argument,
  * the device, up to LIVEPUSH_CONCURRENCY at once; returns when all are answered or timed out.
  * No-op without a SignalR connection. During LIVEPUSH_PAUSE_MS after SignalR did not answer,
- * returns at once (the pushes are counted as skipped). Logs a failure once per burst. Thread-safe.
- */
+ * returns at once (the pushes are counted as skipped). A push that failed or was skipped is
+ * remembered (the latest state per device) and sent with the next batch that finds SignalR
+ * answering. Logs a failure once per burst. Thread-safe. */
 void livepushDevices(json_t *devices);
 
 /* Counters since start, for tests and logs. */

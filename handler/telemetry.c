@@ -59,15 +59,15 @@ int telemetryNormalize(const json_t *body, reading *r, char *reason, size_t len)
     }
     static const char *const dev[] = {"deviceId", "DeviceId", NULL};
     json_t *d = first_of(body, dev, NULL);
-    if (d && !json_is_string(d)) {
-        snprintf(reason, len, "deviceId must be a string");
+    if (d && (!json_is_string(d) || strlen(json_string_value(d)) != json_string_length(d))) {
+        snprintf(reason, len, "deviceId must be a string without NUL characters");
         return -1;
     }
     r->bodyDeviceId = json_string_value(d);
     static const char *const geo[] = {"geo", "Geo", NULL};
     json_t *g = first_of(body, geo, NULL);
-    if (g && !json_is_string(g)) {
-        snprintf(reason, len, "geo must be a string");
+    if (g && (!json_is_string(g) || strlen(json_string_value(g)) != json_string_length(g))) {
+        snprintf(reason, len, "geo must be a string without NUL characters");
         return -1;
     }
     r->geo = json_string_value(g);

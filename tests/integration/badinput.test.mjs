@@ -71,3 +71,27 @@ test('a wrong method and an unknown function get 405 and 404', async () => {
   const n = await fetch(`${handler.url}/NoSuchFunction`, { method: 'POST', body: '{}' });
   assert.equal(n.status, 404);
 });
+
+test('a NUL character in one event fails that reading only, not the batch', async () => {
+  const wrapped = h.hostBatch([
+    { deviceId: 'nul-1', seq: 1, body: '\u0000x' },
+    { deviceId: 'nul-1', seq: 2, body: { temperature: 20 } },
+    { deviceId: 'nul\u0000evil', seq: 3, body: { temperature: 21 } },
+  ], { partition: 'nul' });
+  const r = await h.invoke(handler.url, 'EnvironmentEventTrigger', wrapped);
+  assert.equal(r.status, 200, r.text);
+  const row = await h.tableGet(az, 'DeviceState', 'Sydney', 'nul-1');
+  assert.equal(Number(row.Count), 1);
+  assert.equal(Number(row.Rejected), 1);
+  assert.equal(await h.tableGet(az, 'DeviceState', 'Sydney', 'nul'), null);
+  const kept = await h.tableAll(az, 'RejectedTelemetry', "EventHubPartition eq 'nul'");
+  assert.equal(kept.length, 2);
+  assert.ok(kept.some((k) => /not JSON/.test(k.Reason) && k.Body.includes('\\u0000x')));
+  assert.ok(kept.some((k) => /forbids/.test(k.Reason)));
+  // the same in the unwrapped form, with a NUL inside a body's deviceId
+  const unwrapped = h.hostBatch([{ seq: 4, body: { deviceId: 'b\u0000c', temperature: 20 } }], { partition: 'nul', wrap: false });
+  unwrapped.Data.events = [{ deviceId: 'b\u0000c', temperature: 20 }];
+  const u = await h.invoke(handler.url, 'EnvironmentEventTrigger', unwrapped);
+  assert.equal(u.status, 200, u.text);
+  assert.equal(await h.tableGet(az, 'DeviceState', 'Sydney', 'b'), null);
+});

@@ -188,10 +188,24 @@ test('with the SignalR endpoint down, invocations still succeed quickly and rows
   assert.match(gs.headers.get('x-enviromon-signalr'), /^not sent: SignalR Service did not answer/);
   assert.ok((await gs.json()).length >= 5);
 
-  // Back up: after the pause, pushes flow again and the recovery is logged.
+  // Back up: after the pause, pushes flow again and the recovery is logged. A client connected
+  // now gets the states that could not be pushed during the outage with the next batch.
   await standin.start();
-  await sleep(5200);
-  const r = await invoke(handler.url, 'EnvironmentEventTrigger', hostBatch([{ deviceId: 'down-dev-0', body: { temperature: 30 }, seq: ++seq }]));
-  assert.equal(r.status, 200);
-  assert.match(handler.logs.text, /accepts pushes again/);
+  const c = await connectClient(handler.url);
+  try {
+    await sleep(5200);
+    const r = await invoke(handler.url, 'EnvironmentEventTrigger', hostBatch([{ deviceId: 'down-dev-0', body: { temperature: 30 }, seq: ++seq }]));
+    assert.equal(r.status, 200);
+    assert.match(handler.logs.text, /accepts pushes again/);
+    const got = new Map();
+    for (let i = 0; i < 100 && got.size < 3; i++) {
+      for (const m of c.inbox) for (const d of m.args) if (d && String(d.deviceId).startsWith('down-dev-')) got.set(d.deviceId, d);
+      if (got.size < 3) await sleep(20);
+    }
+    assert.deepEqual([...got.keys()].sort(), ['down-dev-0', 'down-dev-1', 'down-dev-2']);
+    assert.equal(got.get('down-dev-0').temperature, 30); // the newer state, not the missed one
+    assert.equal(got.get('down-dev-2').temperature, 22);
+  } finally {
+    await c.stop().catch(() => {});
+  }
 });

@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// Builds the static dashboard: copies dashboard/site/ and the pinned SignalR browser client from
+// node_modules into one folder and writes config.json with the API base URL.
+//   node dashboard/build.mjs [--out DIR] [--api-base URL]
+// DIR defaults to build/dashboard; an empty or absent --api-base means "same origin as the page".
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const SITE = path.join(here, 'site');
+const SIGNALR_DIR = path.join(root, 'node_modules/@microsoft/signalr/dist/browser');
+const SIGNALR_FILES = ['signalr.min.js', 'signalr.min.js.map'];
+
+function usage(msg) {
+  if (msg) console.error(`build.mjs: ${msg}`);
+  console.error('usage: node dashboard/build.mjs [--out DIR] [--api-base URL]');
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const opts = { out: path.join(root, 'build/dashboard'), apiBase: '' };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split(/=(.*)/s, 2);
+    const value = () => {
+      if (inline !== undefined) return inline;
+      if (i + 1 >= argv.length) usage(`${flag} needs a value`);
+      return argv[++i];
+    };
+    if (flag === '--out') opts.out = path.resolve(value());
+    else if (flag === '--api-base') opts.apiBase = value().trim();
+    else if (flag === '--help' || flag === '-h') usage();
+    else usage(`unknown argument ${argv[i]}`);
+  }
+  if (opts.apiBase) {
+    let u;
+    try {
+      u = new URL(opts.apiBase);
+    } catch {
+      usage(`--api-base is not a URL: ${opts.apiBase}`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') usage('--api-base must be http(s)');
+    opts.apiBase = u.href.replace(/\/+$/, '');
+  }
+  return opts;
+}
+
+function copyTree(from, to) {
+  mkdirSync(to, { recursive: true });
+  for (const name of readdirSync(from)) {
+    const src = path.join(from, name);
+    const dst = path.join(to, name);
+    if (statSync(src).isDirectory()) copyTree(src, dst);
+    else copyFileSync(src, dst);
+  }
+}
+
+const opts = parseArgs(process.argv.slice(2));
+if (!existsSync(path.join(SIGNALR_DIR, SIGNALR_FILES[0]))) {
+  console.error(`build.mjs: ${SIGNALR_DIR} is missing; run npm ci (make deps) first`);
+  process.exit(1);
+}
+copyTree(SITE, opts.out);
+for (const f of SIGNALR_FILES) {
+  if (existsSync(path.join(SIGNALR_DIR, f))) copyFileSync(path.join(SIGNALR_DIR, f), path.join(opts.out, f));
+}
+writeFileSync(path.join(opts.out, 'config.json'), `${JSON.stringify({ apiBaseUrl: opts.apiBase }, null, 2)}\n`);
+const version = JSON.parse(readFileSync(path.join(SIGNALR_DIR, '../../package.json'), 'utf8')).version;
+const shown = path.relative(process.cwd(), opts.out);
+console.log(`dashboard: built ${shown && !shown.startsWith('..') ? shown : opts.out} ` +
+  `(@microsoft/signalr ${version}, API ${opts.apiBase || 'same origin'})`);

@@ -1,0 +1,179 @@
+// The dashboard's data model: checks what arrives over the wire and keeps each device's latest
+// state and a bounded history per metric. No DOM here, so Node tests can import it directly.
+
+/** The metrics drawn over time, with the range the handler accepts (DESIGN.md, validation). */
+export const METRICS = [
+  { key: 'temperature', label: 'Temperature', unit: '°C', min: -40, max: 80 },
+  { key: 'humidity', label: 'Humidity', unit: '%', min: 0, max: 100 },
+  { key: 'pressure', label: 'Pressure', unit: 'hPa', min: 600, max: 1600 },
+];
+
+const MAX_ID_LENGTH = 128;
+const MAX_GEO_LENGTH = 64;
+const MAX_ITEMS_PER_MESSAGE = 5000;
+
+function finiteIn(v, min, max) {
+  return typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? v : null;
+}
+
+function counter(v) {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null;
+}
+
+function shortText(v, max) {
+  if (typeof v !== 'string') return null;
+  const t = v.trim();
+  return t.length === 0 ? null : t.slice(0, max);
+}
+
+function pick(obj, ...names) {
+  for (const n of names) if (Object.hasOwn(obj, n)) return obj[n];
+  return undefined;
+}
+
+/**
+ * One device object as the handler sends it (camelCase; PascalCase tolerated). Returns null when
+ * it is not a device: no usable deviceId, or a field that is present (not null) but of the wrong
+ * type, not finite or outside the physical range, since such an object cannot come from the
+ * handler and must not overwrite what is shown. Absent or null fields become null.
+ */
+export function parseDevice(x) {
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) return null;
+  const id = pick(x, 'deviceId', 'DeviceId');
+  if (typeof id !== 'string' || id.trim() === '' || id.length > MAX_ID_LENGTH) return null;
+  const dev = { deviceId: id.trim() };
+  let bad = false;
+  const field = (raw, check) => {
+    if (raw === undefined || raw === null) return null;
+    const v = check(raw);
+    if (v === null) bad = true;
+    return v;
+  };
+  for (const m of METRICS) {
+    const cap = m.key[0].toUpperCase() + m.key.slice(1);
+    dev[m.key] = field(pick(x, m.key, cap), (v) => finiteIn(v, m.min, m.max));
+  }
+  dev.light = field(pick(x, 'light', 'Light'), (v) => finiteIn(v, 0, 1e7));
+  const geo = field(pick(x, 'geo', 'Geo'), (v) => (typeof v === 'string' ? v : null));
+  dev.geo = geo === null ? null : shortText(geo, MAX_GEO_LENGTH);
+  dev.count = field(pick(x, 'count', 'Count'), counter);
+  dev.rejected = field(pick(x, 'rejected', 'Rejected'), counter);
+  dev.lastSeen = field(pick(x, 'lastSeen', 'LastSeen'), (v) => {
+    const ms = typeof v === 'string' && v.length <= 64 ? Date.parse(v) : NaN;
+    return Number.isFinite(ms) ? ms : null;
+  });
+  return bad ? null : dev;
+}
+
+/**
+ * Everything a `newMessage` argument can be: one device object, an array of them, or anything
+ * else (sendsignalrmessage broadcasts whatever was posted). Returns the devices found and how
+ * many items were not devices.
+ */
+export function extractDevices(payload) {
+  const items = Array.isArray(payload) ? payload.slice(0, MAX_ITEMS_PER_MESSAGE) : [payload];
+  const devices = [];
+  let ignored = Array.isArray(payload) ? payload.length - items.length : 0;
+  for (const item of items) {
+    const d = parseDevice(item);
+    if (d) devices.push(d);
+    else ignored++;
+  }
+  return { devices, ignored };
+}
+
+/** True when the device has not been heard from for longer than thresholdMs (or never). */
+export function isStale(dev, now, thresholdMs) {
+  return dev.lastSeen === null || now - dev.lastSeen > thresholdMs;
+}
+
+/** Latest state and bounded history of every device seen. */
+export class DeviceStore {
+  constructor({ historyMs = 10 * 60 * 1000, maxPoints = 2000, maxDevices = 500 } = {}) {
+    this.historyMs = historyMs;
+    this.maxPoints = maxPoints;
+    this.maxDevices = maxDevices;
+    this.map = new Map(); // deviceId -> { dev, order, history: { metric: [[t, v], ...] } }
+    this.nextOrder = 0;
+  }
+
+  get size() {
+    return this.map.size;
+  }
+
+  /**
+   * Applies one parsed device. Returns 'new', 'updated', 'unchanged' or 'ignored' (an older
+   * state than the one shown, e.g. a push that arrives after a fresher getdevicestate answer,
+   * or one device too many).
+   */
+  apply(dev, receivedAt = Date.now()) {
+    let entry = this.map.get(dev.deviceId);
+    if (!entry) {
+      if (this.map.size >= this.maxDevices) return 'ignored';
+      entry = { dev, order: this.nextOrder++, history: {} };
+      for (const m of METRICS) entry.history[m.key] = [];
+      this.map.set(dev.deviceId, entry);
+      this.#record(entry, dev, receivedAt);
+      return 'new';
+    }
+    const cur = entry.dev;
+    if (dev.count === null && cur.count !== null) return 'ignored'; // cannot be placed in time
+    if (dev.count !== null && cur.count !== null && dev.count < cur.count) return 'ignored';
+    const sameCount = dev.count !== null && dev.count === cur.count;
+    if (sameCount && dev.lastSeen !== null && cur.lastSeen !== null && dev.lastSeen < cur.lastSeen) return 'ignored';
+    const rejected = Math.max(dev.rejected ?? -1, cur.rejected ?? -1);
+    const next = { ...dev, rejected: rejected < 0 ? null : rejected };
+    const changed = METRICS.some((m) => next[m.key] !== cur[m.key]) ||
+      ['light', 'geo', 'count', 'rejected', 'lastSeen'].some((k) => next[k] !== cur[k]);
+    if (!changed) return 'unchanged';
+    entry.dev = next;
+    const newReading = dev.count === null ? dev.lastSeen !== cur.lastSeen : !sameCount;
+    if (newReading) this.#record(entry, next, receivedAt);
+    return 'updated';
+  }
+
+  #record(entry, dev, receivedAt) {
+    const t = dev.lastSeen ?? receivedAt;
+    for (const m of METRICS) {
+      const v = dev[m.key];
+      if (v === null) continue;
+      const h = entry.history[m.key];
+      let i = h.length;
+      while (i > 0 && h[i - 1][0] > t) i--;
+      h.splice(i, 0, [t, v]);
+      if (h.length > this.maxPoints) h.splice(0, h.length - this.maxPoints);
+    }
+  }
+
+  /** Drops history older than the window ending at now. */
+  prune(now = Date.now()) {
+    const from = now - this.historyMs;
+    for (const entry of this.map.values()) {
+      for (const m of METRICS) {
+        const h = entry.history[m.key];
+        let n = 0;
+        while (n < h.length && h[n][0] < from) n++;
+        if (n) h.splice(0, n);
+      }
+    }
+  }
+
+  /** Devices sorted by id (stable, locale-independent). */
+  devices() {
+    return [...this.map.values()].map((e) => e.dev)
+      .sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
+  }
+
+  get(deviceId) {
+    return this.map.get(deviceId)?.dev ?? null;
+  }
+
+  /** Order of first appearance, used to give each device a stable colour. */
+  order(deviceId) {
+    return this.map.get(deviceId)?.order ?? 0;
+  }
+
+  history(deviceId, metric) {
+    return this.map.get(deviceId)?.history[metric] ?? [];
+  }
+}

@@ -1,0 +1,99 @@
+// dashboard/build.mjs and where the page sends its API calls: config.json's apiBaseUrl, the ?api=
+// override, and refusal of anything that is not http(s). The API is played by Playwright routes,
+// so no stack is needed.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { ROOT } from '../lib/harness.mjs';
+import { launchBrowser, waitUntil } from './stack.mjs';
+
+const BUILD = path.join(ROOT, 'dashboard/build.mjs');
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.svg': 'image/svg+xml' };
+
+let dir;
+let server;
+let site;
+let browser;
+
+before(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'enviromon-dash-'));
+  execFileSync(process.execPath, [BUILD, '--out', dir, '--api-base', 'http://api.example.test/'], { stdio: 'pipe' });
+  server = http.createServer((req, res) => {
+    const p = new URL(req.url, 'http://x').pathname;
+    const file = path.join(dir, p === '/' ? 'index.html' : path.basename(p));
+    if (!existsSync(file)) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
+    res.end(readFileSync(file));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  site = `http://127.0.0.1:${server.address().port}`;
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('the build copies the site and the pinned SignalR client, and writes config.json', () => {
+  for (const f of ['index.html', 'app.js', 'model.js', 'chart.js', 'style.css', 'favicon.svg', 'signalr.min.js']) {
+    assert.ok(existsSync(path.join(dir, f)), f);
+  }
+  assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')), { apiBaseUrl: 'http://api.example.test' });
+  const same = mkdtempSync(path.join(os.tmpdir(), 'enviromon-dash-'));
+  try {
+    execFileSync(process.execPath, [BUILD, '--out', same], { stdio: 'pipe' });
+    assert.deepEqual(JSON.parse(readFileSync(path.join(same, 'config.json'), 'utf8')), { apiBaseUrl: '' });
+  } finally {
+    rmSync(same, { recursive: true, force: true });
+  }
+  const bad = spawnSync(process.execPath, [BUILD, '--out', path.join(dir, 'x'), '--api-base', 'javascript:alert(1)'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /must be http/);
+});
+
+/** Opens the page with every request to *.example.test answered 503, and returns where they went. */
+async function apiCalls(query) {
+  const context = await browser.newContext({ locale: 'en-US' });
+  const page = await context.newPage();
+  const calls = [];
+  await page.route((url) => url.hostname.endsWith('example.test'), (route) => {
+    calls.push(`${route.request().method()} ${route.request().url()}`);
+    return route.fulfill({ status: 503, headers: { 'Access-Control-Allow-Origin': site }, body: 'down' });
+  });
+  await page.goto(`${site}/${query}`);
+  await waitUntil('a negotiate attempt', async () => calls.length > 0 &&
+    (await page.evaluate(() => document.getElementById('conn').dataset.state)) === 'disconnected');
+  const result = {
+    calls,
+    detail: await page.textContent('#conn-detail'),
+    footer: await page.textContent('#settings-text'),
+    retryVisible: await page.isVisible('#retry'),
+  };
+  await context.close();
+  return result;
+}
+
+test('the page calls the API named in config.json, and says why it cannot connect', async () => {
+  const r = await apiCalls('');
+  assert.equal(r.calls[0], 'POST http://api.example.test/api/negotiate');
+  assert.match(r.detail, /negotiate answered HTTP 503/);
+  assert.match(r.footer, /API: http:\/\/api\.example\.test\./);
+  assert.equal(r.retryVisible, true);
+});
+
+test('?api= overrides config.json; a non-http value is ignored', async () => {
+  const r = await apiCalls('?api=http://other.example.test:8080/');
+  assert.equal(r.calls[0], 'POST http://other.example.test:8080/api/negotiate');
+  const r2 = await apiCalls(`?api=${encodeURIComponent('javascript:alert(1)')}`);
+  assert.equal(r2.calls[0], 'POST http://api.example.test/api/negotiate');
+});

@@ -92,8 +92,8 @@ run: deps all
 fuzz:
 	@mkdir -p build/fuzz
 	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Ihandler $$f \
-	    $(LIB_SRC) $(LIBS) -o build/fuzz/$$n; \
+	  clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Ihandler -Istandin $$f \
+	    $(LIB_SRC) $(filter-out standin/main.c,$(STANDIN_SRC)) $(LIBS) -o build/fuzz/$$n; \
 	  mkdir -p build/fuzz/corpus/$$n; cp tests/fuzz/corpus/$$n/* build/fuzz/corpus/$$n/ 2>/dev/null || true; \
 	  build/fuzz/$$n -max_total_time=$${FUZZ_SECONDS:-20} -rss_limit_mb=1024 build/fuzz/corpus/$$n 2>&1 | tail -3; done
 
@@ -106,7 +106,7 @@ start: app
 	deploy/start.sh app
 
 format:
-	clang-format -i handler/*.c handler/*.h standin/*.c tests/unit/*.c
+	clang-format -i handler/*.[ch] standin/*.[ch] tests/unit/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf build app

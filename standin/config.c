@@ -1,0 +1,326 @@
+/* config: the stand-in's settings, from its command line and the SignalR connection string. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DEFAULT_HOST "127.0.0.1"
+#define DEFAULT_PING_SECONDS 15
+#define MAX_PING_SECONDS 3600
+#define MAX_HOSTNAME_LEN 253
+
+static void setError(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void setError(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    if (!err || errlen == 0) return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Parses a whole decimal number in [min, max] from s[0..len). Returns 0, or -1. */
+static int parseRange(const char *s, size_t len, long min, long max, long *out) {
+    long v = 0;
+    if (len == 0 || len > 9) return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+static int isSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+static void trim(const char **s, size_t *len) {
+    while (*len && isSpace(**s))
+        (*s)++, (*len)--;
+    while (*len && isSpace((*s)[*len - 1]))
+        (*len)--;
+}
+
+static int keyIs(const char *k, size_t klen, const char *name) {
+    return strlen(name) == klen && strncasecmp(k, name, klen) == 0;
+}
+
+/* Splits "http://host[:port][/]" into a lowercased "http://host" and the port (0 when absent).
+ * *out is malloc'd; caller frees. Returns 0, or -1 with the reason in err. */
+static int parseEndpoint(const char *v, size_t len, char **out, long *port, char *err,
+                         size_t errlen) {
+    static const char http[] = "http://";
+    const size_t plen = sizeof(http) - 1;
+    const char *host, *end = v + len, *p;
+    size_t hostlen;
+    char *text = NULL;
+
+    *out = NULL;
+    *port = 0;
+    if (len >= 8 && strncasecmp(v, "https://", 8) == 0) {
+        setError(err, errlen,
+                 "Endpoint must start with http:// (the stand-in serves plain HTTP, not TLS)");
+        return -1;
+    }
+    if (len < plen || strncasecmp(v, http, plen) != 0) {
+        setError(err, errlen, "Endpoint must be an http:// URL");
+        return -1;
+    }
+    host = v + plen;
+    p = host;
+    if (p < end && *p == '[') { /* IPv6 literal */
+        while (p < end && *p != ']')
+            p++;
+        if (p == end) {
+            setError(err, errlen, "Endpoint has an unterminated [IPv6] host");
+            return -1;
+        }
+        p++;
+    } else {
+        while (p < end && (isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_'))
+            p++;
+    }
+    hostlen = (size_t)(p - host);
+    if (hostlen == 0 || hostlen > MAX_HOSTNAME_LEN) {
+        setError(err, errlen, "Endpoint has no valid host name");
+        return -1;
+    }
+    if (p < end && *p == ':') {
+        const char *digits = ++p;
+        while (p < end && *p != '/')
+            p++;
+        if (parseRange(digits, (size_t)(p - digits), 1, 65535, port) != 0) {
+            setError(err, errlen, "Endpoint has an invalid port");
+            return -1;
+        }
+    }
+    if (p < end && *p == '/') p++;
+    if (p != end) {
+        setError(err, errlen, "Endpoint must be http://host[:port] with no path or query");
+        return -1;
+    }
+    text = malloc(plen + hostlen + 1);
+    if (!text) {
+        setError(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(text, http, plen);
+    for (size_t i = 0; i < hostlen; i++)
+        text[plen + i] = (char)tolower((unsigned char)host[i]);
+    text[plen + hostlen] = '\0';
+    *out = text;
+    return 0;
+}
+
+int configParseConnectionString(struct config *cfg, const char *text, char *err, size_t errlen) {
+    const char *endpoint = NULL, *key = NULL, *portText = NULL, *version = NULL, *auth = NULL;
+    size_t endpointLen = 0, keyLen = 0, portLen = 0, versionLen = 0, authLen = 0;
+    char *hostBase = NULL;
+    long endpointPort = 0, port = 0;
+    int part = 0, rc = -1;
+    const char *s = text;
+
+    if (!text || !*text) {
+        setError(err, errlen, "connection string is empty");
+        goto out;
+    }
+    while (*s) {
+        const char *semi = strchr(s, ';');
+        size_t seglen = semi ? (size_t)(semi - s) : strlen(s);
+        const char *eq = memchr(s, '=', seglen);
+        const char *k = s, *v;
+        size_t klen, vlen;
+        const char **slot = NULL;
+        size_t *slotLen = NULL;
+
+        part++;
+        s += seglen + (semi ? 1 : 0);
+        {
+            const char *seg = k;
+            size_t l = seglen;
+            trim(&seg, &l);
+            if (l == 0) continue; /* empty part, e.g. after the final ';' */
+        }
+        /* Never quote a part: a pasted key without its "AccessKey=" would be printed. */
+        if (!eq) {
+            setError(err, errlen, "connection string part %d has no '='", part);
+            goto out;
+        }
+        klen = (size_t)(eq - k);
+        v = eq + 1;
+        vlen = seglen - klen - 1;
+        trim(&k, &klen);
+        trim(&v, &vlen);
+        if (klen == 0) {
+            setError(err, errlen, "connection string part %d has an empty key", part);
+            goto out;
+        }
+        if (keyIs(k, klen, "Endpoint"))
+            slot = &endpoint, slotLen = &endpointLen;
+        else if (keyIs(k, klen, "AccessKey"))
+            slot = &key, slotLen = &keyLen;
+        else if (keyIs(k, klen, "Port"))
+            slot = &portText, slotLen = &portLen;
+        else if (keyIs(k, klen, "Version"))
+            slot = &version, slotLen = &versionLen;
+        else if (keyIs(k, klen, "AuthType"))
+            slot = &auth, slotLen = &authLen;
+        if (!slot) continue; /* ClientEndpoint, ServerEndpoint and the like: not used here */
+        if (*slot) {
+            /* The key name is one of the known names above, safe to print. */
+            setError(err, errlen, "connection string names %.*s twice", (int)klen, k);
+            goto out;
+        }
+        *slot = v;
+        *slotLen = vlen;
+    }
+    if (!endpoint || endpointLen == 0) {
+        setError(err, errlen, "connection string has no Endpoint");
+        goto out;
+    }
+    if (!key || keyLen == 0) {
+        setError(err, errlen, "connection string has no AccessKey");
+        goto out;
+    }
+    if (version && !(versionLen == 3 && memcmp(version, "1.0", 3) == 0)) {
+        setError(err, errlen, "connection string Version must be 1.0");
+        goto out;
+    }
+    if (auth && authLen && !keyIs(auth, authLen, "AccessKey")) {
+        setError(err, errlen,
+                 "connection string AuthType is not supported: the stand-in checks "
+                 "AccessKey tokens only");
+        goto out;
+    }
+    if (portText && parseRange(portText, portLen, 1, 65535, &port) != 0) {
+        setError(err, errlen, "connection string Port must be a number from 1 to 65535");
+        goto out;
+    }
+    if (parseEndpoint(endpoint, endpointLen, &hostBase, &endpointPort, err, errlen) != 0) goto out;
+
+    {
+        /* The issuer (the SDK, the handler) puts Port= into the audience; without it the
+         * Endpoint is used as written, default port implied. */
+        size_t cap = strlen(hostBase) + 8;
+        char *base = malloc(cap);
+        char *k = malloc(keyLen + 1);
+        if (!base || !k) {
+            free(base);
+            free(k);
+            setError(err, errlen, "out of memory");
+            goto out;
+        }
+        if (portText || endpointPort)
+            snprintf(base, cap, "%s:%ld", hostBase, portText ? port : endpointPort);
+        else
+            snprintf(base, cap, "%s", hostBase);
+        memcpy(k, key, keyLen);
+        k[keyLen] = '\0';
+        configFree(cfg);
+        cfg->base = base;
+        cfg->access_key = k;
+        cfg->access_key_len = keyLen;
+        cfg->port = (int)(portText ? port : endpointPort ? endpointPort : 80);
+    }
+    rc = 0;
+out:
+    free(hostBase);
+    return rc;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: signalr-standin [--connection-string \"Endpoint=http://127.0.0.1;Port=8888;"
+            "AccessKey=...;Version=1.0;\"]\n"
+            "                       [--host ADDR] [--ping-seconds S]\n"
+            "A local stand-in for Azure SignalR Service (serverless mode).\n"
+            "  --connection-string  else the environment variable AzureSignalRConnectionString\n"
+            "  --host               address to listen on (default %s)\n"
+            "  --ping-seconds       hub keep-alive ping interval (default %d)\n",
+            DEFAULT_HOST, DEFAULT_PING_SECONDS);
+}
+
+/* Matches "--name VALUE" and "--name=VALUE". Returns 1 and sets *value (or NULL when the value
+ * is missing), or 0 when argv[*i] is another option. */
+static int option(int argc, char **argv, int *i, const char *name, const char **value) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return 0;
+    if (argv[*i][n] == '=') {
+        *value = argv[*i] + n + 1;
+        return 1;
+    }
+    if (argv[*i][n] != '\0') return 0;
+    *value = *i + 1 < argc ? argv[++*i] : NULL;
+    return 1;
+}
+
+int configFromArgs(struct config *cfg, int argc, char **argv, char *err, size_t errlen) {
+    const char *cs = NULL, *host = DEFAULT_HOST, *ping = NULL, *v;
+    unsigned char addr[sizeof(struct in6_addr)];
+    long pingSeconds = DEFAULT_PING_SECONDS;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 1;
+        } else if (option(argc, argv, &i, "--connection-string", &v)) {
+            if (!v) goto missing;
+            cs = v;
+        } else if (option(argc, argv, &i, "--host", &v)) {
+            if (!v) goto missing;
+            host = v;
+        } else if (option(argc, argv, &i, "--ping-seconds", &v)) {
+            if (!v) goto missing;
+            ping = v;
+        } else {
+            /* An unknown argument may be a mistyped connection string: do not echo it. */
+            setError(err, errlen, "unknown argument #%d (see --help)", i);
+            return -1;
+        }
+        continue;
+    missing:
+        setError(err, errlen, "%s needs a value", argv[i]);
+        return -1;
+    }
+    if (!cs) cs = getenv("AzureSignalRConnectionString");
+    if (!cs) {
+        setError(err, errlen,
+                 "no connection string: pass --connection-string or set "
+                 "AzureSignalRConnectionString");
+        return -1;
+    }
+    if (ping && parseRange(ping, strlen(ping), 1, MAX_PING_SECONDS, &pingSeconds) != 0) {
+        setError(err, errlen, "--ping-seconds must be a whole number from 1 to %d",
+                 MAX_PING_SECONDS);
+        return -1;
+    }
+    if (strlen(host) >= sizeof(cfg->host) ||
+        (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1)) {
+        setError(err, errlen, "--host must be a numeric IPv4 or IPv6 address");
+        return -1;
+    }
+    if (configParseConnectionString(cfg, cs, err, errlen) != 0) return -1;
+    snprintf(cfg->host, sizeof(cfg->host), "%s", host);
+    cfg->ping_seconds = (int)pingSeconds;
+    return 0;
+}
+
+void configFree(struct config *cfg) {
+    if (!cfg) return;
+    free(cfg->base);
+    if (cfg->access_key) {
+        /* volatile so the wipe is not optimised away before free */
+        volatile char *p = cfg->access_key;
+        for (size_t i = 0; i < cfg->access_key_len; i++)
+            p[i] = 0;
+        free(cfg->access_key);
+    }
+    memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,79 @@
+/* main: the SignalR Service stand-in: reads its settings, serves until SIGTERM or SIGINT, then
+ * closes every WebSocket with a close frame and exits 0.
+ *
+ * Out of memory, everywhere in standin/: every allocation is checked; a failure answers the
+ * request concerned with 500 or 503, or closes the WebSocket concerned, and the process goes on.
+ * Exit codes: 0 after a signal or --help, 1 when the port cannot be bound, 2 for bad settings. */
+#include "config.h"
+#include "httpd.h"
+#include "hub.h"
+#include "log.h"
+#include "routes.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLIENT_TIMEOUT_SECONDS 60 /* generous: background browser tabs ping late */
+#define MAX_WS_MESSAGE (1024 * 1024)
+#define QUEUE_MAX_BYTES (16 * 1024 * 1024)
+#define QUEUE_MAX_MESSAGES 8192
+#define SHUTDOWN_WAIT_MS 5000
+
+int main(int argc, char **argv) {
+    struct config cfg;
+    struct hubOptions hub;
+    struct httpd *server = NULL;
+    char err[CONFIG_ERR_LEN];
+    sigset_t stop;
+    int sig = 0, rc = 2, parsed;
+
+    memset(&cfg, 0, sizeof(cfg));
+    logSetLevel(getenv("EnviromonLogLevel"));
+    parsed = configFromArgs(&cfg, argc, argv, err, sizeof(err));
+    if (parsed != 0) {
+        if (parsed < 0) fprintf(stderr, "signalr-standin: %s\n", err);
+        rc = parsed > 0 ? 0 : 2;
+        goto out;
+    }
+
+    /* Every thread started from here on inherits the blocked signals; main waits for them. */
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    memset(&hub, 0, sizeof(hub));
+    hub.pingSeconds = cfg.ping_seconds;
+    hub.clientTimeoutSeconds = CLIENT_TIMEOUT_SECONDS > 4 * cfg.ping_seconds
+                                   ? CLIENT_TIMEOUT_SECONDS
+                                   : 4 * cfg.ping_seconds;
+    hub.maxMessage = MAX_WS_MESSAGE;
+    hub.queueMaxBytes = QUEUE_MAX_BYTES;
+    hub.queueMaxMessages = QUEUE_MAX_MESSAGES;
+    hubInit(&hub);
+
+    server = httpdStart(cfg.host, cfg.port, ROUTES_MAX_BODY, routesEarly, routesHandle, &cfg, err,
+                        sizeof(err));
+    if (!server) {
+        fprintf(stderr, "signalr-standin: %s\n", err);
+        rc = 1;
+        goto out;
+    }
+    printf("signalr-standin listening on http://%s%s%s:%d\n", strchr(cfg.host, ':') ? "[" : "",
+           cfg.host, strchr(cfg.host, ':') ? "]" : "", cfg.port);
+    fflush(stdout);
+    logInfo("audiences: %s/client/?hub=<hub>, %s/api/v1/hubs/<hub>; ping every %d s", cfg.base,
+            cfg.base, cfg.ping_seconds);
+
+    if (sigwait(&stop, &sig) != 0) sig = SIGTERM;
+    logInfo("signal %d: closing WebSockets and stopping", sig);
+    hubShutdown(SHUTDOWN_WAIT_MS);
+    httpdStop(server);
+    rc = 0;
+out:
+    configFree(&cfg);
+    return rc;
+}

@@ -1,0 +1,423 @@
+// The SignalR Service stand-in (build/signalr-standin) as its users see it: the official
+// @microsoft/signalr client on one side, the REST API with independently minted tokens on the other.
+import { spawn } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import { after, before, describe, test } from 'node:test';
+import * as signalR from '@microsoft/signalr';
+import { STANDIN_BIN, freePort, startStandin, waitForPort } from '../lib/harness.mjs';
+
+const HUB = 'enviromon';
+const now = () => Math.floor(Date.now() / 1000);
+const clientLogLevel = process.env.ENVIROMON_TEST_VERBOSE ? signalR.LogLevel.Debug : signalR.LogLevel.None;
+
+// In Node the client's default HTTP client requires "tough-cookie" from its own folder and hands
+// the jar to fetch-cookie, which needs tough-cookie 4. When npm hoists an older one (azurite
+// brings 2.5.0) every negotiate fails with "reading 'secure'"; then the tests give the client a
+// plain fetch-based HttpClient instead (an option of the official client; the negotiate and
+// WebSocket logic stay the client's own).
+const toughCookieMajor = (() => {
+  try {
+    const req = createRequire(createRequire(import.meta.url).resolve('@microsoft/signalr'));
+    return Number(req('tough-cookie/package.json').version.split('.')[0]);
+  } catch {
+    return 0;
+  }
+})();
+
+class PlainFetchHttpClient extends signalR.HttpClient {
+  async send(request) {
+    const controller = new AbortController();
+    if (request.abortSignal) request.abortSignal.onabort = () => controller.abort();
+    const timer = request.timeout ? setTimeout(() => controller.abort(), request.timeout) : null;
+    try {
+      const res = await fetch(request.url, {
+        method: request.method, headers: request.headers, body: request.content || undefined, signal: controller.signal,
+      });
+      const content = request.responseType === 'arraybuffer' ? await res.arrayBuffer() : await res.text();
+      if (!res.ok) throw new signalR.HttpError(res.statusText || `status ${res.status}`, res.status);
+      return new signalR.HttpResponse(res.status, res.statusText, content);
+    } catch (e) {
+      if (controller.signal.aborted) throw new signalR.AbortError();
+      throw e;
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+}
+const httpClientOption = toughCookieMajor >= 4 ? {} : { httpClient: new PlainFetchHttpClient() };
+
+/** An HS256 JWT signed with the key's UTF-8 bytes, made here independently of the C code. */
+function mint(key, claims, { alg = 'HS256' } = {}) {
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const signed = `${part({ alg, typ: 'JWT' })}.${part(claims)}`;
+  const sig = createHmac('sha256', Buffer.from(key, 'utf8')).update(signed).digest('base64url');
+  return `${signed}.${sig}`;
+}
+
+const clientUrl = (s, hub = HUB) => `${s.endpoint}/client/?hub=${hub}`;
+
+function clientToken(s, { hub = HUB, user = null, userClaim = 'asrs.s.uid' } = {}) {
+  const claims = { aud: clientUrl(s, hub), iat: now(), nbf: now(), exp: now() + 300 };
+  if (user) claims[userClaim] = user;
+  return mint(s.accessKey, claims);
+}
+
+/** A hub connection through the official client, with a queue of what arrives on `newMessage`. */
+function connection(s, { user = null, userClaim, reconnect = null, configure = null } = {}) {
+  let builder = new signalR.HubConnectionBuilder()
+    .withUrl(clientUrl(s), {
+      accessTokenFactory: () => clientToken(s, { user, userClaim }),
+      transport: signalR.HttpTransportType.WebSockets,
+      ...httpClientOption,
+    })
+    .configureLogging(clientLogLevel);
+  if (reconnect) builder = builder.withAutomaticReconnect(reconnect);
+  const conn = builder.build();
+  if (configure) configure(conn);
+  const queue = [];
+  const waiters = [];
+  conn.on('newMessage', (...args) => {
+    const w = waiters.shift();
+    if (w) w(args);
+    else queue.push(args);
+  });
+  conn.next = (timeoutMs = 10000) => {
+    if (queue.length) return Promise.resolve(queue.shift());
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(done), 1);
+        reject(new Error(`no newMessage within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = (args) => { clearTimeout(timer); resolve(args); };
+      waiters.push(done);
+    });
+  };
+  return conn;
+}
+
+/** One REST call; by default with a valid token whose audience is the URL without query. */
+async function rest(s, path, { method = 'POST', body, token, claims = {}, headers = {} } = {}) {
+  const url = `${s.endpoint}${path}`;
+  if (token === undefined) token = mint(s.accessKey, { aud: url.split('?')[0], iat: now(), exp: now() + 60, ...claims });
+  const res = await fetch(url, {
+    method,
+    headers: {
+      ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      ...headers,
+    },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+/** Spawns the stand-in with extra arguments (startStandin passes only --connection-string). */
+async function spawnStandin({ args = [], port = null, accessKey = null } = {}) {
+  port = port || (await freePort());
+  accessKey = accessKey || randomBytes(24).toString('base64');
+  const connectionString = `Endpoint=http://127.0.0.1;Port=${port};AccessKey=${accessKey};Version=1.0;`;
+  const proc = spawn(STANDIN_BIN, ['--connection-string', connectionString, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs = { text: '' };
+  const keep = (d) => { logs.text += d; if (process.env.ENVIROMON_TEST_VERBOSE) process.stderr.write(`[standin] ${d}`); };
+  proc.stdout.on('data', keep);
+  proc.stderr.on('data', keep);
+  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  await waitForPort(port, 10000, proc);
+  return {
+    port, accessKey, proc, logs, exited,
+    endpoint: `http://127.0.0.1:${port}`,
+    async stop() { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM'); return exited; },
+  };
+}
+
+/** Runs the stand-in to completion with the given arguments and environment. */
+function runStandin(args, env = {}) {
+  return new Promise((resolve) => {
+    const proc = spawn(STANDIN_BIN, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    proc.stdout.on('data', (d) => { output += d; });
+    proc.stderr.on('data', (d) => { output += d; });
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 10000);
+    proc.once('exit', (code, signal) => { clearTimeout(timer); resolve({ code, signal, output }); });
+  });
+}
+
+describe('official client against the stand-in', () => {
+  let s;
+  const open = [];
+  const start = async (opts) => {
+    const c = connection(s, opts);
+    open.push(c);
+    await c.start();
+    return c;
+  };
+
+  before(async () => { s = await startStandin(); });
+  after(async () => {
+    await Promise.all(open.map((c) => c.stop().catch(() => {})));
+    await s.stop();
+  });
+
+  test('negotiates, connects over WebSockets and receives a REST broadcast', async () => {
+    const c = await start();
+    assert.equal(c.state, signalR.HubConnectionState.Connected);
+    assert.match(c.connectionId, /^[A-Za-z0-9_-]{16,}$/);
+    // The hub name in the REST path differs in case from the client's: hubs compare case-insensitively.
+    const r = await rest(s, '/api/v1/hubs/Enviromon', { body: { target: 'newMessage', arguments: [{ deviceId: 'd1', temperature: 21.5 }, 'two'] } });
+    assert.equal(r.status, 202, r.text);
+    assert.deepEqual(await c.next(), [{ deviceId: 'd1', temperature: 21.5 }, 'two']);
+  });
+
+  test('a send to a connection id reaches that connection and not another', async () => {
+    const a = await start();
+    const b = await start();
+    assert.notEqual(a.connectionId, b.connectionId);
+    let r = await rest(s, `/api/v1/hubs/${HUB}/connections/${encodeURIComponent(a.connectionId)}`, { body: { target: 'newMessage', arguments: ['for-a'] } });
+    assert.equal(r.status, 202, r.text);
+    assert.deepEqual(await a.next(), ['for-a']);
+    // Messages of one connection arrive in order: if b had been sent 'for-a', it would come first.
+    r = await rest(s, `/api/v1/hubs/${HUB}`, { body: { target: 'newMessage', arguments: ['marker'] } });
+    assert.equal(r.status, 202, r.text);
+    assert.deepEqual(await b.next(), ['marker']);
+    assert.deepEqual(await a.next(), ['marker']);
+  });
+
+  test('a send to a user reaches only that user\'s connection', async () => {
+    const alice = await start({ user: 'alice@example.com' });
+    const bob = await start({ user: 'bob', userClaim: 'nameid' });
+    let r = await rest(s, `/api/v1/hubs/${HUB}/users/${encodeURIComponent('alice@example.com')}`, { body: { target: 'newMessage', arguments: ['for-alice'] } });
+    assert.equal(r.status, 202, r.text);
+    assert.deepEqual(await alice.next(), ['for-alice']);
+    r = await rest(s, `/api/v1/hubs/${HUB}/users/bob`, { body: { target: 'newMessage', arguments: ['for-bob'] } });
+    assert.equal(r.status, 202, r.text);
+    assert.deepEqual(await bob.next(), ['for-bob']);
+    r = await rest(s, `/api/v1/hubs/${HUB}`, { body: { target: 'newMessage', arguments: ['marker'] } });
+    assert.deepEqual(await alice.next(), ['marker']);
+    assert.deepEqual(await bob.next(), ['marker']);
+    // The existence checks of the REST API agree.
+    assert.equal((await rest(s, `/api/v1/hubs/${HUB}/users/bob`, { method: 'HEAD' })).status, 200);
+    assert.equal((await rest(s, `/api/v1/hubs/${HUB}/users/carol`, { method: 'HEAD' })).status, 404);
+    assert.equal((await rest(s, `/api/v1/hubs/${HUB}/connections/${bob.connectionId}`, { method: 'GET' })).status, 200);
+  });
+
+  test('the client follows a negotiate redirect ({url, accessToken}) to the stand-in', async () => {
+    // A stand-in for the app's /api/negotiate, as the handler answers it in serverless mode.
+    const app = http.createServer((req, res) => {
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ url: clientUrl(s), accessToken: clientToken(s, { user: 'redirected' }) }));
+    });
+    await new Promise((resolve) => app.listen(0, '127.0.0.1', resolve));
+    const c = new signalR.HubConnectionBuilder()
+      .withUrl(`http://127.0.0.1:${app.address().port}/api`, { transport: signalR.HttpTransportType.WebSockets, ...httpClientOption })
+      .configureLogging(clientLogLevel)
+      .build();
+    const got = new Promise((resolve) => c.on('newMessage', (...args) => resolve(args)));
+    try {
+      await c.start();
+      const r = await rest(s, `/api/v1/hubs/${HUB}/users/redirected`, { body: { target: 'newMessage', arguments: ['via redirect'] } });
+      assert.equal(r.status, 202, r.text);
+      assert.deepEqual(await got, ['via redirect']);
+    } finally {
+      await c.stop();
+      await new Promise((resolve) => app.close(resolve));
+    }
+  });
+
+  test('negotiate refuses a bad client token', async () => {
+    const bad = [
+      mint('not-the-key', { aud: clientUrl(s), exp: now() + 60 }),
+      mint(s.accessKey, { aud: clientUrl(s, 'otherhub'), exp: now() + 60 }),
+      mint(s.accessKey, { aud: clientUrl(s), exp: now() - 60 }),
+      mint(s.accessKey, { aud: `${s.endpoint}/api/v1/hubs/${HUB}`, exp: now() + 60 }),
+    ];
+    for (const token of bad) {
+      const r = await fetch(`${s.endpoint}/client/negotiate?hub=${HUB}&negotiateVersion=1`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+      assert.equal(r.status, 401, await r.text());
+    }
+  });
+});
+
+describe('REST API rejections and CORS', () => {
+  let s;
+  const path = `/api/v1/hubs/${HUB}`;
+  const body = { target: 'newMessage', arguments: [1] };
+  before(async () => { s = await startStandin(); });
+  after(async () => { await s.stop(); });
+
+  test('a valid call is accepted, and health needs no token', async () => {
+    assert.equal((await rest(s, path, { body })).status, 202);
+    assert.equal((await rest(s, '/api/v1/health', { method: 'GET', token: null })).status, 200);
+  });
+
+  test('wrong key, wrong audience, expired, not yet valid, unsigned or missing token: 401', async () => {
+    const url = `${s.endpoint}${path}`;
+    const cases = {
+      'wrong key': mint('wrong-key', { aud: url, exp: now() + 60 }),
+      'key base64-decoded': mint(Buffer.from(s.accessKey, 'base64').toString('latin1'), { aud: url, exp: now() + 60 }),
+      'other hub': mint(s.accessKey, { aud: `${s.endpoint}/api/v1/hubs/otherhub`, exp: now() + 60 }),
+      'client audience': mint(s.accessKey, { aud: clientUrl(s), exp: now() + 60 }),
+      'Host-based audience': mint(s.accessKey, { aud: `http://localhost:${s.port}${path}`, exp: now() + 60 }),
+      'connection audience': mint(s.accessKey, { aud: `${url}/connections/x`, exp: now() + 60 }),
+      'no audience': mint(s.accessKey, { exp: now() + 60 }),
+      expired: mint(s.accessKey, { aud: url, exp: now() - 60 }),
+      'no expiry': mint(s.accessKey, { aud: url }),
+      'not yet valid': mint(s.accessKey, { aud: url, nbf: now() + 600, exp: now() + 900 }),
+      'alg none': mint(s.accessKey, { aud: url, exp: now() + 60 }, { alg: 'none' }),
+      garbage: 'not.a.token',
+      missing: null,
+    };
+    for (const [name, token] of Object.entries(cases)) {
+      const r = await rest(s, path, { body, token });
+      assert.equal(r.status, 401, `${name}: ${r.status} ${r.text}`);
+    }
+    // Audience by meaning: the hub's case does not matter.
+    const r = await rest(s, path, { body, token: mint(s.accessKey, { aud: `${s.endpoint}/api/v1/hubs/ENVIROMON`, exp: now() + 60 }) });
+    assert.equal(r.status, 202, r.text);
+  });
+
+  test('malformed body: 400; oversized body: 413; unknown route: 404', async () => {
+    for (const bad of ['{"target":', '[1,2]', '{"arguments":[]}', '{"target":"t","arguments":{}}', '']) {
+      const r = await rest(s, path, { body: bad });
+      assert.equal(r.status, 400, `${JSON.stringify(bad)}: ${r.status} ${r.text}`);
+    }
+    const big = JSON.stringify({ target: 'newMessage', arguments: ['x'.repeat(1024 * 1024)] });
+    const r = await rest(s, path, { body: big });
+    assert.equal(r.status, 413, r.text);
+    // The connection is still usable afterwards.
+    assert.equal((await rest(s, path, { body })).status, 202);
+    assert.equal((await rest(s, '/api/v1/nothing', { body })).status, 404);
+    assert.equal((await rest(s, `/api/v1/hubs/${HUB}/groups/g`, { body })).status, 404);
+  });
+
+  test('CORS preflight answers with the origin and credentials', async () => {
+    const origin = 'http://localhost:4280';
+    const res = await fetch(`${s.endpoint}/client/negotiate?hub=${HUB}&negotiateVersion=1`, {
+      method: 'OPTIONS',
+      headers: { Origin: origin, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'x-requested-with,x-signalr-user-agent,authorization' },
+    });
+    assert.equal(res.status, 204);
+    assert.equal(res.headers.get('access-control-allow-origin'), origin);
+    assert.equal(res.headers.get('access-control-allow-credentials'), 'true');
+    assert.match(res.headers.get('vary') || '', /Origin/);
+    assert.match(res.headers.get('access-control-allow-methods'), /POST/);
+    const allowed = res.headers.get('access-control-allow-headers').toLowerCase();
+    for (const h of ['x-requested-with', 'x-signalr-user-agent', 'authorization', 'content-type']) assert.ok(allowed.includes(h), allowed);
+    // Actual requests carry the same answer, errors included.
+    const r = await rest(s, path, { body, token: null, headers: { Origin: origin } });
+    assert.equal(r.status, 401);
+    assert.equal(r.headers.get('access-control-allow-origin'), origin);
+    assert.equal(r.headers.get('access-control-allow-credentials'), 'true');
+  });
+});
+
+describe('settings', () => {
+  test('a malformed connection string exits non-zero without printing the key', async () => {
+    const key = `SECRET${randomBytes(12).toString('hex')}`;
+    const cases = [
+      `Endpoint=http://127.0.0.1;Port=notaport;AccessKey=${key};Version=1.0;`,
+      `Endpoint=http://127.0.0.1;Port=8888;${key};Version=1.0;`,
+      `Endpoint=http://127.0.0.1;Port=8888;Version=1.0;`,
+      `Endpoint=https://127.0.0.1;Port=8888;AccessKey=${key};Version=1.0;`,
+      `Port=8888;AccessKey=${key};Version=1.0;`,
+      `Endpoint=http://127.0.0.1;Port=8888;AccessKey=${key};Version=2.0;`,
+    ];
+    for (const cs of cases) {
+      const r = await runStandin(['--connection-string', cs]);
+      assert.notEqual(r.code, 0, cs);
+      assert.equal(r.code, 2, r.output);
+      assert.ok(r.output.trim().length > 0, 'says what is wrong');
+      assert.ok(!r.output.includes(key), `key printed: ${r.output}`);
+    }
+    const fromEnv = await runStandin([], { AzureSignalRConnectionString: `Endpoint=http://127.0.0.1;AccessKey=${key};Port=0;` });
+    assert.equal(fromEnv.code, 2, fromEnv.output);
+    assert.match(fromEnv.output, /Port/);
+    assert.ok(!fromEnv.output.includes(key));
+    const none = await runStandin([]);
+    assert.equal(none.code, 2);
+    assert.match(none.output, /AzureSignalRConnectionString/);
+  });
+
+  test('keys are case-insensitive, pairs split at the first "=", SIGTERM exits 0', async () => {
+    const port = await freePort();
+    const key = 'abc=def==';
+    const s = await new Promise((resolve, reject) => {
+      const proc = spawn(STANDIN_BIN, [], {
+        env: { PATH: process.env.PATH, AzureSignalRConnectionString: `endpoint=http://127.0.0.1;PORT=${port};accesskey=${key};version=1.0` },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      proc.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('\n')) resolve({ proc, out });
+      });
+      proc.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+    });
+    const exited = new Promise((resolve) => s.proc.once('exit', (code, signal) => resolve({ code, signal })));
+    try {
+      assert.match(s.out, new RegExp(`^signalr-standin listening on http://127\\.0\\.0\\.1:${port}\\n`));
+      const r = await rest({ endpoint: `http://127.0.0.1:${port}`, accessKey: key }, `/api/v1/hubs/${HUB}`, { body: { target: 't', arguments: [] } });
+      assert.equal(r.status, 202, r.text);
+    } finally {
+      s.proc.kill('SIGTERM');
+    }
+    assert.deepEqual(await exited, { code: 0, signal: null });
+  });
+});
+
+describe('keep-alive and reconnect', () => {
+  test('the connection stays up across several ping intervals', { timeout: 60000 }, async () => {
+    const s = await spawnStandin({ args: ['--ping-seconds', '1'] });
+    let closed = null;
+    const c = connection(s, {
+      configure: (conn) => {
+        // The client gives up on a server silent for 2.5 s: only the stand-in's pings keep it.
+        conn.serverTimeoutInMilliseconds = 2500;
+        conn.keepAliveIntervalInMilliseconds = 1000;
+        conn.onclose((e) => { closed = e || new Error('closed'); });
+      },
+    });
+    try {
+      await c.start();
+      await new Promise((r) => setTimeout(r, 6000)); // several ping intervals, several client timeouts
+      assert.equal(closed, null, `closed: ${closed}`);
+      assert.equal(c.state, signalR.HubConnectionState.Connected);
+      const r = await rest(s, `/api/v1/hubs/${HUB}`, { body: { target: 'newMessage', arguments: ['still here'] } });
+      assert.equal(r.status, 202);
+      assert.deepEqual(await c.next(), ['still here']);
+    } finally {
+      await c.stop();
+      assert.deepEqual(await s.stop(), { code: 0, signal: null });
+    }
+  });
+
+  test('automatic reconnect after the stand-in restarts on the same port', { timeout: 60000 }, async () => {
+    const s = await startStandin();
+    const c = connection(s, { reconnect: { nextRetryDelayInMilliseconds: (ctx) => (ctx.elapsedMilliseconds < 30000 ? 200 : null) } });
+    let reconnecting = 0;
+    c.onreconnecting(() => { reconnecting++; });
+    const reconnected = new Promise((resolve, reject) => {
+      c.onreconnected(resolve);
+      c.onclose((e) => reject(new Error(`closed for good instead of reconnecting: ${e}`)));
+    });
+    try {
+      await c.start();
+      const firstId = c.connectionId;
+      await s.stop(); // SIGTERM: the stand-in closes the WebSocket, allowing a reconnect
+      assert.equal(s.proc.exitCode, 0, s.logs.text);
+      await s.start();
+      const id = await reconnected;
+      assert.ok(reconnecting >= 1);
+      assert.equal(c.state, signalR.HubConnectionState.Connected);
+      assert.notEqual(id, firstId);
+      const r = await rest(s, `/api/v1/hubs/${HUB}`, { body: { target: 'newMessage', arguments: ['after restart'] } });
+      assert.equal(r.status, 202);
+      assert.deepEqual(await c.next(), ['after restart']);
+    } finally {
+      await c.stop();
+      await s.stop();
+    }
+  });
+});

@@ -31,3 +31,13 @@ void logWrite(int level, const char *fmt, ...) {
     fwrite(line, 1, len, f);
     fflush(f);
 }
+
+int logSetError(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}

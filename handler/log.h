@@ -2,6 +2,8 @@
 #ifndef ENVIROMON_LOG_H
 #define ENVIROMON_LOG_H
 
+#include <stddef.h>
+
 enum logLevel { LOG_LEVEL_DEBUG = 0, LOG_LEVEL_INFO = 1, LOG_LEVEL_WARN = 2, LOG_LEVEL_ERROR = 3 };
 
 extern int logMinLevel;
@@ -10,6 +12,10 @@ extern int logMinLevel;
 void logSetLevel(const char *name);
 
 void logWrite(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Fills a caller's error buffer (at most errlen bytes; err may be NULL) for a person to read.
+ * Returns -1, so a failing function can end with `return logSetError(...)`. */
+int logSetError(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* The level is checked before the arguments are formatted. */
 #define logAt(level, ...)                                                                          \

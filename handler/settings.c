@@ -3,6 +3,7 @@
 #include "settings.h"
 
 #include "crypto.h"
+#include "log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -17,17 +18,6 @@
 #define DEV_KEY                                                                                    \
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static const char *trim_span(const char *s, const char *e, size_t *len) {
     while (s < e && isspace((unsigned char)*s)) s++;
@@ -70,7 +60,7 @@ int settingsConnCheck(const char *cs, const char *const *known, char *err, size_
         seg++;
         if (len > 0) {
             const char *eq = memchr(s, '=', len);
-            if (!eq) return fail(err, errlen, "part %d has no '=' (expected Name=value)", seg);
+            if (!eq) return logSetError(err, errlen, "part %d has no '=' (expected Name=value)", seg);
             size_t nlen;
             const char *n = trim_span(s, eq, &nlen);
             int ok = 0;
@@ -82,7 +72,7 @@ int settingsConnCheck(const char *cs, const char *const *known, char *err, size_
                 size_t o = 0;
                 for (const char *const *k = known; *k && o < sizeof(names); k++)
                     o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", o ? ", " : "", *k);
-                return fail(err, errlen, "part %d has an unknown name (known: %s)", seg, names);
+                return logSetError(err, errlen, "part %d has an unknown name (known: %s)", seg, names);
             }
         }
         p = *end ? end + 1 : end;
@@ -111,18 +101,18 @@ int settingsParseStorage(const char *name, const char *cs, storageAccount *out, 
     char msg[160], v[1024], proto[16] = "https", suffix[128] = "core.windows.net";
     char key[256] = "";
     memset(out, 0, sizeof(*out));
-    if (!cs || !*cs) return fail(err, errlen, "%s is not set", name);
+    if (!cs || !*cs) return logSetError(err, errlen, "%s is not set", name);
     if (settingsConnCheck(cs, known, msg, sizeof(msg)) != 0)
-        return fail(err, errlen, "%s is malformed: %s", name, msg);
+        return logSetError(err, errlen, "%s is malformed: %s", name, msg);
 
     int dev = settingsConnGet(cs, "UseDevelopmentStorage", v, sizeof(v));
     if (dev == 1) {
         if (strcasecmp(v, "true") != 0)
-            return fail(err, errlen, "%s: UseDevelopmentStorage must be 'true'", name);
+            return logSetError(err, errlen, "%s: UseDevelopmentStorage must be 'true'", name);
         char proxy[256] = "http://127.0.0.1";
         if (settingsConnGet(cs, "DevelopmentStorageProxyUri", v, sizeof(v)) == 1) {
             if (!valid_url(v) || strlen(v) >= sizeof(proxy))
-                return fail(err, errlen, "%s: DevelopmentStorageProxyUri is not an http(s) URL",
+                return logSetError(err, errlen, "%s: DevelopmentStorageProxyUri is not an http(s) URL",
                             name);
             snprintf(proxy, sizeof(proxy), "%s", v);
             size_t pl = strlen(proxy);
@@ -131,34 +121,34 @@ int settingsParseStorage(const char *name, const char *cs, storageAccount *out, 
         snprintf(out->account, sizeof(out->account), DEV_ACCOUNT);
         snprintf(out->endpoint, sizeof(out->endpoint), "%s:10002/" DEV_ACCOUNT, proxy);
         unsigned char *k = cryptoBase64Decode(DEV_KEY, strlen(DEV_KEY), &out->keylen);
-        if (!k) return fail(err, errlen, "out of memory");
+        if (!k) return logSetError(err, errlen, "out of memory");
         memcpy(out->key, k, out->keylen);
         free(k);
         return 0;
     }
 
     int r = settingsConnGet(cs, "AccountName", out->account, sizeof(out->account));
-    if (r < 0) return fail(err, errlen, "%s: AccountName is too long", name);
+    if (r < 0) return logSetError(err, errlen, "%s: AccountName is too long", name);
     for (const char *c = out->account; *c; c++)
         if (!isalnum((unsigned char)*c))
-            return fail(err, errlen, "%s: AccountName may hold only letters and digits", name);
+            return logSetError(err, errlen, "%s: AccountName may hold only letters and digits", name);
     r = settingsConnGet(cs, "AccountKey", key, sizeof(key));
-    if (r < 0) return fail(err, errlen, "%s: AccountKey is too long", name);
+    if (r < 0) return logSetError(err, errlen, "%s: AccountKey is too long", name);
     r = settingsConnGet(cs, "SharedAccessSignature", out->sas, sizeof(out->sas));
-    if (r < 0) return fail(err, errlen, "%s: SharedAccessSignature is too long", name);
+    if (r < 0) return logSetError(err, errlen, "%s: SharedAccessSignature is too long", name);
     if (out->sas[0] == '?') memmove(out->sas, out->sas + 1, strlen(out->sas));
     if (key[0] && out->sas[0])
-        return fail(err, errlen, "%s: give AccountKey or SharedAccessSignature, not both", name);
+        return logSetError(err, errlen, "%s: give AccountKey or SharedAccessSignature, not both", name);
     if (!key[0] && !out->sas[0])
-        return fail(err, errlen, "%s: needs AccountKey or SharedAccessSignature", name);
+        return logSetError(err, errlen, "%s: needs AccountKey or SharedAccessSignature", name);
     if (key[0]) {
         if (!out->account[0])
-            return fail(err, errlen, "%s: AccountKey needs AccountName", name);
+            return logSetError(err, errlen, "%s: AccountKey needs AccountName", name);
         size_t klen = 0;
         unsigned char *k = cryptoBase64Decode(key, strlen(key), &klen);
         if (!k || klen == 0 || klen > sizeof(out->key)) {
             free(k);
-            return fail(err, errlen, "%s: AccountKey is not valid base64", name);
+            return logSetError(err, errlen, "%s: AccountKey is not valid base64", name);
         }
         memcpy(out->key, k, klen);
         out->keylen = klen;
@@ -166,19 +156,19 @@ int settingsParseStorage(const char *name, const char *cs, storageAccount *out, 
     }
 
     r = settingsConnGet(cs, "TableEndpoint", v, sizeof(v));
-    if (r < 0) return fail(err, errlen, "%s: TableEndpoint is too long", name);
+    if (r < 0) return logSetError(err, errlen, "%s: TableEndpoint is too long", name);
     if (r == 1) {
         if (!valid_url(v) || strlen(v) >= sizeof(out->endpoint))
-            return fail(err, errlen, "%s: TableEndpoint is not an http(s) URL", name);
+            return logSetError(err, errlen, "%s: TableEndpoint is not an http(s) URL", name);
         snprintf(out->endpoint, sizeof(out->endpoint), "%s", v);
     } else {
         if (!out->account[0])
-            return fail(err, errlen, "%s: needs AccountName or TableEndpoint", name);
+            return logSetError(err, errlen, "%s: needs AccountName or TableEndpoint", name);
         if (settingsConnGet(cs, "DefaultEndpointsProtocol", proto, sizeof(proto)) != 0 &&
             strcasecmp(proto, "http") != 0 && strcasecmp(proto, "https") != 0)
-            return fail(err, errlen, "%s: DefaultEndpointsProtocol must be http or https", name);
+            return logSetError(err, errlen, "%s: DefaultEndpointsProtocol must be http or https", name);
         if (settingsConnGet(cs, "EndpointSuffix", suffix, sizeof(suffix)) < 0 || !suffix[0])
-            return fail(err, errlen, "%s: EndpointSuffix is not valid", name);
+            return logSetError(err, errlen, "%s: EndpointSuffix is not valid", name);
         snprintf(out->endpoint, sizeof(out->endpoint), "%s://%s.table.%s", proto, out->account,
                  suffix);
     }
@@ -205,7 +195,7 @@ static int int_setting(const char *name, long def, long min, long max, long *out
         return 0;
     }
     if (settingsParseInt(v, min, max, out) != 0)
-        return fail(err, errlen, "%s must be a whole number from %ld to %ld (got '%.40s')", name,
+        return logSetError(err, errlen, "%s must be a whole number from %ld to %ld (got '%.40s')", name,
                     min, max, v);
     return 0;
 }
@@ -214,7 +204,7 @@ static int str_setting(const char *name, const char *def, char *out, size_t outl
                        size_t errlen) {
     const char *v = getenv(name);
     if (!v || !*v) v = def;
-    if (strlen(v) >= outlen) return fail(err, errlen, "%s is too long", name);
+    if (strlen(v) >= outlen) return logSetError(err, errlen, "%s is too long", name);
     snprintf(out, outlen, "%s", v);
     return 0;
 }
@@ -227,7 +217,7 @@ static int table_setting(const char *name, const char *def, char *out, size_t ou
     int ok = n >= 3 && n <= 63 && isalpha((unsigned char)out[0]);
     for (size_t i = 0; ok && i < n; i++) ok = isalnum((unsigned char)out[i]) != 0;
     if (!ok)
-        return fail(err, errlen, "%s must be 3-63 letters and digits starting with a letter",
+        return logSetError(err, errlen, "%s must be 3-63 letters and digits starting with a letter",
                     name);
     return 0;
 }
@@ -245,7 +235,7 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
         cs = getenv(name);
     }
     if (!cs || !*cs)
-        return fail(err, errlen, "StorageConnectionString (or AzureWebJobsStorage) is not set");
+        return logSetError(err, errlen, "StorageConnectionString (or AzureWebJobsStorage) is not set");
     snprintf(s->storageSetting, sizeof(s->storageSetting), "%s", name);
     if (settingsParseStorage(name, cs, &s->storage, err, errlen) != 0) return -1;
 
@@ -254,7 +244,7 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
         return -1;
     for (const unsigned char *c = (const unsigned char *)s->partitionKey; *c; c++)
         if (*c < 0x20 || *c == 0x7f || *c == '/' || *c == '\\' || *c == '#' || *c == '?')
-            return fail(err, errlen, "PartitionKey may not hold / \\ # ? or control characters");
+            return logSetError(err, errlen, "PartitionKey may not hold / \\ # ? or control characters");
     if (table_setting("DeviceStateTable", "DeviceState", s->deviceTable, sizeof(s->deviceTable),
                       err, errlen) ||
         table_setting("CalibrationTable", "Calibration", s->calibrationTable,
@@ -268,7 +258,7 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
     if (int_setting("BackoffCapMs", 1000, 1, 600000, &v, err, errlen)) return -1;
     s->backoffCapMs = (int)v;
     if (s->backoffCapMs < s->backoffBaseMs)
-        return fail(err, errlen, "BackoffCapMs (%d) must not be below BackoffBaseMs (%d)",
+        return logSetError(err, errlen, "BackoffCapMs (%d) must not be below BackoffBaseMs (%d)",
                     s->backoffCapMs, s->backoffBaseMs);
     if (int_setting("BackoffAttempts", 10, 1, 100, &v, err, errlen)) return -1;
     s->backoffAttempts = (int)v;
@@ -286,7 +276,7 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
         return -1;
     for (const char *c = s->hubName; *c; c++)
         if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-' && *c != '.')
-            return fail(err, errlen, "SignalRHubName may hold only letters, digits, _ - .");
+            return logSetError(err, errlen, "SignalRHubName may hold only letters, digits, _ - .");
     if (int_setting("SignalRTokenLifetimeSeconds", 3600, 60, 7 * 86400, &v, err, errlen))
         return -1;
     s->tokenLifetimeSeconds = (int)v;

@@ -24,17 +24,6 @@
 static signalrService service;
 static int configured;
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- connection string ---- */
 
@@ -51,14 +40,14 @@ static int normalize_url(const char *what, const char *in, long port, char *out,
     } else if (strncasecmp(in, "http://", 7) == 0) {
         rest = in + 7;
     } else {
-        return fail(err, errlen, SIGNALR_SETTING ": %s must start with http:// or https://", what);
+        return logSetError(err, errlen, SIGNALR_SETTING ": %s must start with http:// or https://", what);
     }
     for (const unsigned char *c = (const unsigned char *)rest; *c; c++) {
         if (*c <= ' ' || *c >= 0x7f || strchr("\"<>\\^`{|}", *c))
-            return fail(err, errlen, SIGNALR_SETTING ": %s holds a character a URL may not hold",
+            return logSetError(err, errlen, SIGNALR_SETTING ": %s holds a character a URL may not hold",
                         what);
         if (*c == '?' || *c == '#' || *c == '@')
-            return fail(err, errlen,
+            return logSetError(err, errlen,
                         SIGNALR_SETTING ": %s must be scheme://host[:port][/path], with no user "
                                         "name, query or fragment",
                         what);
@@ -68,28 +57,28 @@ static int normalize_url(const char *what, const char *in, long port, char *out,
     const char *hend = aend;                                /* end of the host */
     if (rest[0] == '[') {
         const char *br = memchr(rest, ']', (size_t)(aend - rest));
-        if (!br) return fail(err, errlen, SIGNALR_SETTING ": %s has an unclosed '['", what);
+        if (!br) return logSetError(err, errlen, SIGNALR_SETTING ": %s has an unclosed '['", what);
         hend = br + 1;
         if (hend < aend && *hend != ':')
-            return fail(err, errlen, SIGNALR_SETTING ": %s has text after ']'", what);
+            return logSetError(err, errlen, SIGNALR_SETTING ": %s has text after ']'", what);
     } else {
         const char *colon = memchr(rest, ':', (size_t)(aend - rest));
         if (colon) hend = colon;
     }
-    if (hend == rest) return fail(err, errlen, SIGNALR_SETTING ": %s has no host", what);
+    if (hend == rest) return logSetError(err, errlen, SIGNALR_SETTING ": %s has no host", what);
     long own = -1;
     if (hend < aend) { /* ":port" */
         char digits[8];
         size_t n = (size_t)(aend - hend - 1);
         if (n == 0 || n >= sizeof(digits))
-            return fail(err, errlen, SIGNALR_SETTING ": %s has an invalid port", what);
+            return logSetError(err, errlen, SIGNALR_SETTING ": %s has an invalid port", what);
         memcpy(digits, hend + 1, n);
         digits[n] = '\0';
         if (settingsParseInt(digits, 1, 65535, &own) != 0)
-            return fail(err, errlen, SIGNALR_SETTING ": %s has an invalid port", what);
+            return logSetError(err, errlen, SIGNALR_SETTING ": %s has an invalid port", what);
     }
     if (port > 0 && own > 0 && own != port)
-        return fail(err, errlen, SIGNALR_SETTING ": %s names port %ld but Port is %ld", what, own,
+        return logSetError(err, errlen, SIGNALR_SETTING ": %s names port %ld but Port is %ld", what, own,
                     port);
     if (port <= 0) port = own;
 
@@ -110,7 +99,7 @@ static int normalize_url(const char *what, const char *in, long port, char *out,
     return 0;
 too_long:
     bufFree(&b);
-    return fail(err, errlen, SIGNALR_SETTING ": %s is too long", what);
+    return logSetError(err, errlen, SIGNALR_SETTING ": %s is too long", what);
 }
 
 int signalrParse(const char *cs, const char *hub, signalrService *out, char *err, size_t errlen) {
@@ -122,46 +111,46 @@ int signalrParse(const char *cs, const char *hub, signalrService *out, char *err
     long port = -1;
     int r;
     memset(out, 0, sizeof(*out));
-    if (!cs || !*cs) return fail(err, errlen, SIGNALR_SETTING " is not set");
+    if (!cs || !*cs) return logSetError(err, errlen, SIGNALR_SETTING " is not set");
     if (settingsConnCheck(cs, known, msg, sizeof(msg)) != 0)
-        return fail(err, errlen, SIGNALR_SETTING " is malformed: %s", msg);
+        return logSetError(err, errlen, SIGNALR_SETTING " is malformed: %s", msg);
     r = settingsConnGet(cs, "AuthType", v, sizeof(v));
     if (r != 0 && (r < 0 || v[0]))
-        return fail(err, errlen,
+        return logSetError(err, errlen,
                     SIGNALR_SETTING
                     ": AuthType (a Microsoft Entra ID connection) is not supported; "
                     "use the connection string with an AccessKey");
 
     r = settingsConnGet(cs, "Endpoint", v, sizeof(v));
-    if (r < 0) return fail(err, errlen, SIGNALR_SETTING ": Endpoint is too long");
-    if (r == 0 || !v[0]) return fail(err, errlen, SIGNALR_SETTING " has no Endpoint");
+    if (r < 0) return logSetError(err, errlen, SIGNALR_SETTING ": Endpoint is too long");
+    if (r == 0 || !v[0]) return logSetError(err, errlen, SIGNALR_SETTING " has no Endpoint");
     r = settingsConnGet(cs, "Port", msg, sizeof(msg));
     if (r < 0 || (r == 1 && settingsParseInt(msg, 1, 65535, &port) != 0))
-        return fail(err, errlen, SIGNALR_SETTING ": Port must be a whole number from 1 to 65535");
+        return logSetError(err, errlen, SIGNALR_SETTING ": Port must be a whole number from 1 to 65535");
     if (normalize_url("Endpoint", v, port, endpoint, sizeof(endpoint), err, errlen) != 0) return -1;
 
     r = settingsConnGet(cs, "ClientEndpoint", v, sizeof(v));
-    if (r < 0) return fail(err, errlen, SIGNALR_SETTING ": ClientEndpoint is too long");
+    if (r < 0) return logSetError(err, errlen, SIGNALR_SETTING ": ClientEndpoint is too long");
     if (r == 1 && v[0] &&
         normalize_url("ClientEndpoint", v, -1, client, sizeof(client), err, errlen) != 0)
         return -1;
 
     r = settingsConnGet(cs, "Version", msg, sizeof(msg));
     if (r != 0 && (r < 0 || strcmp(msg, "1.0") != 0))
-        return fail(err, errlen, SIGNALR_SETTING ": Version must be 1.0");
+        return logSetError(err, errlen, SIGNALR_SETTING ": Version must be 1.0");
 
     r = settingsConnGet(cs, "AccessKey", (char *)out->key, sizeof(out->key));
     if (r < 0) {
         memset(out, 0, sizeof(*out));
-        return fail(err, errlen, SIGNALR_SETTING ": AccessKey is longer than %d bytes",
+        return logSetError(err, errlen, SIGNALR_SETTING ": AccessKey is longer than %d bytes",
                     SIGNALR_KEY_MAX - 1);
     }
-    if (r == 0 || !out->key[0]) return fail(err, errlen, SIGNALR_SETTING " has no AccessKey");
+    if (r == 0 || !out->key[0]) return logSetError(err, errlen, SIGNALR_SETTING " has no AccessKey");
     out->keylen = strlen((char *)out->key);
 
     if (!hub || !*hub || strlen(hub) >= sizeof(out->hub)) {
         memset(out, 0, sizeof(*out));
-        return fail(err, errlen, "SignalRHubName must be 1 to %d characters", SIGNALR_HUB_MAX - 1);
+        return logSetError(err, errlen, "SignalRHubName must be 1 to %d characters", SIGNALR_HUB_MAX - 1);
     }
     for (size_t i = 0; hub[i]; i++)
         out->hub[i] = (char)tolower((unsigned char)hub[i]);
@@ -175,7 +164,7 @@ int signalrParse(const char *cs, const char *hub, signalrService *out, char *err
     if (r < 0 || r2 < 0 || r3 < 0 || (size_t)r >= sizeof(out->clientUrl) ||
         (size_t)r2 >= sizeof(out->clientAud) || (size_t)r3 >= sizeof(out->restBase)) {
         memset(out, 0, sizeof(*out));
-        return fail(err, errlen, SIGNALR_SETTING ": Endpoint is too long");
+        return logSetError(err, errlen, SIGNALR_SETTING ": Endpoint is too long");
     }
     out->tokenLifetime = 3600;
     return 0;

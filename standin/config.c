@@ -1,5 +1,6 @@
 /* config: the stand-in's settings, from its command line and the SignalR connection string. */
 #include "config.h"
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -15,16 +16,6 @@
 #define MAX_PING_SECONDS 3600
 #define MAX_HOSTNAME_LEN 253
 
-static void setError(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void setError(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    if (!err || errlen == 0) return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Parses a whole decimal number in [min, max] from s[0..len). Returns 0, or -1. */
 static int parseRange(const char *s, size_t len, long min, long max, long *out) {
@@ -65,12 +56,12 @@ static int parseEndpoint(const char *v, size_t len, char **out, long *port, char
     *out = NULL;
     *port = 0;
     if (len >= 8 && strncasecmp(v, "https://", 8) == 0) {
-        setError(err, errlen,
+        logSetError(err, errlen,
                  "Endpoint must start with http:// (the stand-in serves plain HTTP, not TLS)");
         return -1;
     }
     if (len < plen || strncasecmp(v, http, plen) != 0) {
-        setError(err, errlen, "Endpoint must be an http:// URL");
+        logSetError(err, errlen, "Endpoint must be an http:// URL");
         return -1;
     }
     host = v + plen;
@@ -79,7 +70,7 @@ static int parseEndpoint(const char *v, size_t len, char **out, long *port, char
         while (p < end && *p != ']')
             p++;
         if (p == end) {
-            setError(err, errlen, "Endpoint has an unterminated [IPv6] host");
+            logSetError(err, errlen, "Endpoint has an unterminated [IPv6] host");
             return -1;
         }
         p++;
@@ -89,7 +80,7 @@ static int parseEndpoint(const char *v, size_t len, char **out, long *port, char
     }
     hostlen = (size_t)(p - host);
     if (hostlen == 0 || hostlen > MAX_HOSTNAME_LEN) {
-        setError(err, errlen, "Endpoint has no valid host name");
+        logSetError(err, errlen, "Endpoint has no valid host name");
         return -1;
     }
     if (p < end && *p == ':') {
@@ -97,18 +88,18 @@ static int parseEndpoint(const char *v, size_t len, char **out, long *port, char
         while (p < end && *p != '/')
             p++;
         if (parseRange(digits, (size_t)(p - digits), 1, 65535, port) != 0) {
-            setError(err, errlen, "Endpoint has an invalid port");
+            logSetError(err, errlen, "Endpoint has an invalid port");
             return -1;
         }
     }
     if (p < end && *p == '/') p++;
     if (p != end) {
-        setError(err, errlen, "Endpoint must be http://host[:port] with no path or query");
+        logSetError(err, errlen, "Endpoint must be http://host[:port] with no path or query");
         return -1;
     }
     text = malloc(plen + hostlen + 1);
     if (!text) {
-        setError(err, errlen, "out of memory");
+        logSetError(err, errlen, "out of memory");
         return -1;
     }
     memcpy(text, http, plen);
@@ -128,7 +119,7 @@ int configParseConnectionString(struct config *cfg, const char *text, char *err,
     const char *s = text;
 
     if (!text || !*text) {
-        setError(err, errlen, "connection string is empty");
+        logSetError(err, errlen, "connection string is empty");
         goto out;
     }
     while (*s) {
@@ -150,7 +141,7 @@ int configParseConnectionString(struct config *cfg, const char *text, char *err,
         }
         /* Never quote a part: a pasted key without its "AccessKey=" would be printed. */
         if (!eq) {
-            setError(err, errlen, "connection string part %d has no '='", part);
+            logSetError(err, errlen, "connection string part %d has no '='", part);
             goto out;
         }
         klen = (size_t)(eq - k);
@@ -159,7 +150,7 @@ int configParseConnectionString(struct config *cfg, const char *text, char *err,
         trim(&k, &klen);
         trim(&v, &vlen);
         if (klen == 0) {
-            setError(err, errlen, "connection string part %d has an empty key", part);
+            logSetError(err, errlen, "connection string part %d has an empty key", part);
             goto out;
         }
         if (keyIs(k, klen, "Endpoint"))
@@ -175,32 +166,32 @@ int configParseConnectionString(struct config *cfg, const char *text, char *err,
         if (!slot) continue; /* ClientEndpoint, ServerEndpoint and the like: not used here */
         if (*slot) {
             /* The key name is one of the known names above, safe to print. */
-            setError(err, errlen, "connection string names %.*s twice", (int)klen, k);
+            logSetError(err, errlen, "connection string names %.*s twice", (int)klen, k);
             goto out;
         }
         *slot = v;
         *slotLen = vlen;
     }
     if (!endpoint || endpointLen == 0) {
-        setError(err, errlen, "connection string has no Endpoint");
+        logSetError(err, errlen, "connection string has no Endpoint");
         goto out;
     }
     if (!key || keyLen == 0) {
-        setError(err, errlen, "connection string has no AccessKey");
+        logSetError(err, errlen, "connection string has no AccessKey");
         goto out;
     }
     if (version && !(versionLen == 3 && memcmp(version, "1.0", 3) == 0)) {
-        setError(err, errlen, "connection string Version must be 1.0");
+        logSetError(err, errlen, "connection string Version must be 1.0");
         goto out;
     }
     if (auth && authLen && !keyIs(auth, authLen, "AccessKey")) {
-        setError(err, errlen,
+        logSetError(err, errlen,
                  "connection string AuthType is not supported: the stand-in checks "
                  "AccessKey tokens only");
         goto out;
     }
     if (portText && parseRange(portText, portLen, 1, 65535, &port) != 0) {
-        setError(err, errlen, "connection string Port must be a number from 1 to 65535");
+        logSetError(err, errlen, "connection string Port must be a number from 1 to 65535");
         goto out;
     }
     if (parseEndpoint(endpoint, endpointLen, &hostBase, &endpointPort, err, errlen) != 0) goto out;
@@ -214,7 +205,7 @@ int configParseConnectionString(struct config *cfg, const char *text, char *err,
         if (!base || !k) {
             free(base);
             free(k);
-            setError(err, errlen, "out of memory");
+            logSetError(err, errlen, "out of memory");
             goto out;
         }
         if (portText || endpointPort)
@@ -281,29 +272,29 @@ int configFromArgs(struct config *cfg, int argc, char **argv, char *err, size_t 
             ping = v;
         } else {
             /* An unknown argument may be a mistyped connection string: do not echo it. */
-            setError(err, errlen, "unknown argument #%d (see --help)", i);
+            logSetError(err, errlen, "unknown argument #%d (see --help)", i);
             return -1;
         }
         continue;
     missing:
-        setError(err, errlen, "%s needs a value", argv[i]);
+        logSetError(err, errlen, "%s needs a value", argv[i]);
         return -1;
     }
     if (!cs) cs = getenv("AzureSignalRConnectionString");
     if (!cs) {
-        setError(err, errlen,
+        logSetError(err, errlen,
                  "no connection string: pass --connection-string or set "
                  "AzureSignalRConnectionString");
         return -1;
     }
     if (ping && parseRange(ping, strlen(ping), 1, MAX_PING_SECONDS, &pingSeconds) != 0) {
-        setError(err, errlen, "--ping-seconds must be a whole number from 1 to %d",
+        logSetError(err, errlen, "--ping-seconds must be a whole number from 1 to %d",
                  MAX_PING_SECONDS);
         return -1;
     }
     if (strlen(host) >= sizeof(cfg->host) ||
         (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1)) {
-        setError(err, errlen, "--host must be a numeric IPv4 or IPv6 address");
+        logSetError(err, errlen, "--host must be a numeric IPv4 or IPv6 address");
         return -1;
     }
     if (configParseConnectionString(cfg, cs, err, errlen) != 0) return -1;

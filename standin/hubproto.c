@@ -1,6 +1,7 @@
 /* hubproto: the SignalR JSON hub protocol, version 1: records ended by 0x1E, the handshake, and
  * the messages the stand-in reads and writes. Pure: no sockets, no threads. */
 #include "hubproto.h"
+#include "log.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -10,16 +11,6 @@
 
 #define MAX_TARGET_LEN 1024
 
-static void setError(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void setError(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    if (!err || errlen == 0) return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void hubprotoRecordsInit(struct hubprotoRecords *r, size_t max) {
     memset(r, 0, sizeof(*r));
@@ -70,13 +61,13 @@ int hubprotoHandshake(const char *rec, size_t len, char *err, size_t errlen) {
     json_t *msg = json_loadb(rec, len, 0, NULL), *protocol, *version;
     int rc = -1;
     if (!json_is_object(msg)) {
-        setError(err, errlen, "Handshake request is not a JSON object.");
+        logSetError(err, errlen, "Handshake request is not a JSON object.");
         goto out;
     }
     protocol = json_object_get(msg, "protocol");
     version = json_object_get(msg, "version");
     if (!json_is_string(protocol) || !json_is_integer(version)) {
-        setError(err, errlen, "Handshake request needs a protocol name and a version.");
+        logSetError(err, errlen, "Handshake request needs a protocol name and a version.");
         goto out;
     }
     if (strcmp(json_string_value(protocol), "json") != 0) {
@@ -85,12 +76,12 @@ int hubprotoHandshake(const char *rec, size_t len, char *err, size_t errlen) {
         int plain = strlen(name) <= 32 &&
                     strspn(name, "abcdefghijklmnopqrstuvwxyz"
                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") == strlen(name);
-        setError(err, errlen, "The protocol '%s' is not supported: use 'json'.",
+        logSetError(err, errlen, "The protocol '%s' is not supported: use 'json'.",
                  plain ? name : "?");
         goto out;
     }
     if (json_integer_value(version) != 1) {
-        setError(err, errlen, "The server does not support version %lld of the 'json' protocol.",
+        logSetError(err, errlen, "The server does not support version %lld of the 'json' protocol.",
                  (long long)json_integer_value(version));
         goto out;
     }
@@ -147,33 +138,33 @@ char *hubprotoInvocationFromBody(const char *body, size_t len, size_t *outLen, c
 
     in = json_loadb(body, len, 0, &jerr);
     if (!in) {
-        setError(err, errlen, "body is not valid JSON: %s (at %d)", jerr.text, jerr.position);
+        logSetError(err, errlen, "body is not valid JSON: %s (at %d)", jerr.text, jerr.position);
         goto out;
     }
     if (!json_is_object(in)) {
-        setError(err, errlen, "body must be a JSON object {\"target\":...,\"arguments\":[...]}");
+        logSetError(err, errlen, "body must be a JSON object {\"target\":...,\"arguments\":[...]}");
         goto out;
     }
     target = json_object_get(in, "target");
     args = json_object_get(in, "arguments");
     if (!json_is_string(target) || json_string_length(target) == 0 ||
         json_string_length(target) > MAX_TARGET_LEN) {
-        setError(err, errlen, "body needs a non-empty string \"target\"");
+        logSetError(err, errlen, "body needs a non-empty string \"target\"");
         goto out;
     }
     if (args && !json_is_array(args) && !json_is_null(args)) {
-        setError(err, errlen, "\"arguments\" must be an array");
+        logSetError(err, errlen, "\"arguments\" must be an array");
         goto out;
     }
     /* "o" steals the reference (also when json_pack fails), "O" adds one. */
     msg = json_pack("{s:i,s:O,s:o}", "type", HUBPROTO_INVOCATION, "target", target, "arguments",
                     json_is_array(args) ? json_incref(args) : json_array());
     if (!msg) {
-        setError(err, errlen, "out of memory");
+        logSetError(err, errlen, "out of memory");
         goto out;
     }
     out = record(msg, outLen);
-    if (!out) setError(err, errlen, "out of memory");
+    if (!out) logSetError(err, errlen, "out of memory");
 out:
     json_decref(in);
     return out;

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential pkg-config clang libclang-rt-14-dev
   libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev
-  nodejs npm chromium wrk
+  nodejs npm chromium fonts-liberation wrk
   patchelf zip unzip debootstrap shellcheck azure-cli
 )
 

@@ -5,7 +5,7 @@
 //     run by a tight client (concurrent keep-alive MERGEs, signed with Shared Key)
 //   - the handler's peak resident memory (VmHWM) and start-to-ready time
 // Options (env): BENCH_MESSAGES (2000), BENCH_DEVICES (50), BENCH_BATCH (100),
-// BENCH_STREAMS (1: partitions posting at once), BENCH_CONCURRENCY (BatchConcurrency, 32).
+// BENCH_STREAMS (1: partitions posting at once), BENCH_CONCURRENCY (BatchConcurrency, 8: the default).
 import http from 'node:http';
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -15,7 +15,7 @@ const MESSAGES = Number(process.env.BENCH_MESSAGES || 2000);
 const DEVICES = Number(process.env.BENCH_DEVICES || 50);
 const BATCH = Number(process.env.BENCH_BATCH || 100);
 const STREAMS = Number(process.env.BENCH_STREAMS || 1);
-const CONCURRENCY = String(process.env.BENCH_CONCURRENCY || 32);
+const CONCURRENCY = String(process.env.BENCH_CONCURRENCY || 8); // the handler's default
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 

@@ -134,23 +134,37 @@ export async function startHandler(env = {}, { bin = HANDLER_BIN, wait = true } 
   return h;
 }
 
-/** Starts the SignalR Service stand-in on a free port with a random access key. */
-export async function startStandin({ port = null, accessKey = null } = {}) {
+/**
+ * Starts the SignalR Service stand-in on a free port (or the given one) with a random access key
+ * (or the given one) and extra command-line arguments. stop() resolves with the exit
+ * { code, signal }; start() runs it again on the same port with the same key.
+ */
+export async function startStandin({ port = null, accessKey = null, args = [] } = {}) {
   port = port || (await freePort());
   accessKey = accessKey || randomBytes(24).toString('base64');
   const connectionString = `Endpoint=http://127.0.0.1;Port=${port};AccessKey=${accessKey};Version=1.0;`;
   const s = {
-    port, accessKey, connectionString, proc: null, logs: null,
+    port, accessKey, connectionString, proc: null, logs: null, exited: null,
     endpoint: `http://127.0.0.1:${port}`,
     async start() {
-      this.proc = spawn(STANDIN_BIN, ['--connection-string', connectionString], { stdio: ['ignore', 'pipe', 'pipe'] });
+      this.proc = spawn(STANDIN_BIN, ['--connection-string', connectionString, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       this.logs = track(this.proc, 'standin');
+      const proc = this.proc;
+      this.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
       await waitForPort(port, 10000, this.proc);
     },
-    async stop() { await stopProc(this.proc); },
+    async stop() { await stopProc(this.proc); return this.exited; },
   };
   await s.start();
   return s;
+}
+
+/** An HS256 JWT signed with the key's UTF-8 bytes, made here independently of the C code. */
+export function mintJwt(key, claims, { alg = 'HS256' } = {}) {
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const signed = `${part({ alg, typ: 'JWT' })}.${part(claims)}`;
+  const sig = createHmac('sha256', Buffer.from(key, 'utf8')).update(signed).digest('base64url');
+  return `${signed}.${sig}`;
 }
 
 /** Builds a host invocation body the way the Functions host sends an Event Hubs batch

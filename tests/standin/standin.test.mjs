@@ -1,68 +1,24 @@
 // The SignalR Service stand-in (build/signalr-standin) as its users see it: the official
 // @microsoft/signalr client on one side, the REST API with independently minted tokens on the other.
 import { spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import * as signalR from '@microsoft/signalr';
-import { STANDIN_BIN, freePort, startStandin, waitForPort } from '../lib/harness.mjs';
+import { STANDIN_BIN, freePort, mintJwt, startStandin } from '../lib/harness.mjs';
 
 const HUB = 'enviromon';
 const now = () => Math.floor(Date.now() / 1000);
 const clientLogLevel = process.env.ENVIROMON_TEST_VERBOSE ? signalR.LogLevel.Debug : signalR.LogLevel.None;
 
-// In Node the client's default HTTP client requires "tough-cookie" from its own folder and hands
-// the jar to fetch-cookie, which needs tough-cookie 4. When npm hoists an older one (azurite
-// brings 2.5.0) every negotiate fails with "reading 'secure'"; then the tests give the client a
-// plain fetch-based HttpClient instead (an option of the official client; the negotiate and
-// WebSocket logic stay the client's own).
-const toughCookieMajor = (() => {
-  try {
-    const req = createRequire(createRequire(import.meta.url).resolve('@microsoft/signalr'));
-    return Number(req('tough-cookie/package.json').version.split('.')[0]);
-  } catch {
-    return 0;
-  }
-})();
-
-class PlainFetchHttpClient extends signalR.HttpClient {
-  async send(request) {
-    const controller = new AbortController();
-    if (request.abortSignal) request.abortSignal.onabort = () => controller.abort();
-    const timer = request.timeout ? setTimeout(() => controller.abort(), request.timeout) : null;
-    try {
-      const res = await fetch(request.url, {
-        method: request.method, headers: request.headers, body: request.content || undefined, signal: controller.signal,
-      });
-      const content = request.responseType === 'arraybuffer' ? await res.arrayBuffer() : await res.text();
-      if (!res.ok) throw new signalR.HttpError(res.statusText || `status ${res.status}`, res.status);
-      return new signalR.HttpResponse(res.status, res.statusText, content);
-    } catch (e) {
-      if (controller.signal.aborted) throw new signalR.AbortError();
-      throw e;
-    } finally {
-      if (timer) clearTimeout(timer);
-    }
-  }
-}
-const httpClientOption = toughCookieMajor >= 4 ? {} : { httpClient: new PlainFetchHttpClient() };
-
-/** An HS256 JWT signed with the key's UTF-8 bytes, made here independently of the C code. */
-function mint(key, claims, { alg = 'HS256' } = {}) {
-  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const signed = `${part({ alg, typ: 'JWT' })}.${part(claims)}`;
-  const sig = createHmac('sha256', Buffer.from(key, 'utf8')).update(signed).digest('base64url');
-  return `${signed}.${sig}`;
-}
 
 const clientUrl = (s, hub = HUB) => `${s.endpoint}/client/?hub=${hub}`;
 
 function clientToken(s, { hub = HUB, user = null, userClaim = 'asrs.s.uid' } = {}) {
   const claims = { aud: clientUrl(s, hub), iat: now(), nbf: now(), exp: now() + 300 };
   if (user) claims[userClaim] = user;
-  return mint(s.accessKey, claims);
+  return mintJwt(s.accessKey, claims);
 }
 
 /** A hub connection through the official client, with a queue of what arrives on `newMessage`. */
@@ -71,7 +27,6 @@ function connection(s, { user = null, userClaim, reconnect = null, configure = n
     .withUrl(clientUrl(s), {
       accessTokenFactory: () => clientToken(s, { user, userClaim }),
       transport: signalR.HttpTransportType.WebSockets,
-      ...httpClientOption,
     })
     .configureLogging(clientLogLevel);
   if (reconnect) builder = builder.withAutomaticReconnect(reconnect);
@@ -101,7 +56,7 @@ function connection(s, { user = null, userClaim, reconnect = null, configure = n
 /** One REST call; by default with a valid token whose audience is the URL without query. */
 async function rest(s, path, { method = 'POST', body, token, claims = {}, headers = {} } = {}) {
   const url = `${s.endpoint}${path}`;
-  if (token === undefined) token = mint(s.accessKey, { aud: url.split('?')[0], iat: now(), exp: now() + 60, ...claims });
+  if (token === undefined) token = mintJwt(s.accessKey, { aud: url.split('?')[0], iat: now(), exp: now() + 60, ...claims });
   const res = await fetch(url, {
     method,
     headers: {
@@ -114,24 +69,6 @@ async function rest(s, path, { method = 'POST', body, token, claims = {}, header
   return { status: res.status, headers: res.headers, text: await res.text() };
 }
 
-/** Spawns the stand-in with extra arguments (startStandin passes only --connection-string). */
-async function spawnStandin({ args = [], port = null, accessKey = null } = {}) {
-  port = port || (await freePort());
-  accessKey = accessKey || randomBytes(24).toString('base64');
-  const connectionString = `Endpoint=http://127.0.0.1;Port=${port};AccessKey=${accessKey};Version=1.0;`;
-  const proc = spawn(STANDIN_BIN, ['--connection-string', connectionString, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs = { text: '' };
-  const keep = (d) => { logs.text += d; if (process.env.ENVIROMON_TEST_VERBOSE) process.stderr.write(`[standin] ${d}`); };
-  proc.stdout.on('data', keep);
-  proc.stderr.on('data', keep);
-  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  await waitForPort(port, 10000, proc);
-  return {
-    port, accessKey, proc, logs, exited,
-    endpoint: `http://127.0.0.1:${port}`,
-    async stop() { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM'); return exited; },
-  };
-}
 
 /** Runs the stand-in to completion with the given arguments and environment. */
 function runStandin(args, env = {}) {
@@ -211,7 +148,7 @@ describe('official client against the stand-in', () => {
     });
     await new Promise((resolve) => app.listen(0, '127.0.0.1', resolve));
     const c = new signalR.HubConnectionBuilder()
-      .withUrl(`http://127.0.0.1:${app.address().port}/api`, { transport: signalR.HttpTransportType.WebSockets, ...httpClientOption })
+      .withUrl(`http://127.0.0.1:${app.address().port}/api`, { transport: signalR.HttpTransportType.WebSockets })
       .configureLogging(clientLogLevel)
       .build();
     const got = new Promise((resolve) => c.on('newMessage', (...args) => resolve(args)));
@@ -228,10 +165,10 @@ describe('official client against the stand-in', () => {
 
   test('negotiate refuses a bad client token', async () => {
     const bad = [
-      mint('not-the-key', { aud: clientUrl(s), exp: now() + 60 }),
-      mint(s.accessKey, { aud: clientUrl(s, 'otherhub'), exp: now() + 60 }),
-      mint(s.accessKey, { aud: clientUrl(s), exp: now() - 60 }),
-      mint(s.accessKey, { aud: `${s.endpoint}/api/v1/hubs/${HUB}`, exp: now() + 60 }),
+      mintJwt('not-the-key', { aud: clientUrl(s), exp: now() + 60 }),
+      mintJwt(s.accessKey, { aud: clientUrl(s, 'otherhub'), exp: now() + 60 }),
+      mintJwt(s.accessKey, { aud: clientUrl(s), exp: now() - 60 }),
+      mintJwt(s.accessKey, { aud: `${s.endpoint}/api/v1/hubs/${HUB}`, exp: now() + 60 }),
     ];
     for (const token of bad) {
       const r = await fetch(`${s.endpoint}/client/negotiate?hub=${HUB}&negotiateVersion=1`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
@@ -255,17 +192,17 @@ describe('REST API rejections and CORS', () => {
   test('wrong key, wrong audience, expired, not yet valid, unsigned or missing token: 401', async () => {
     const url = `${s.endpoint}${path}`;
     const cases = {
-      'wrong key': mint('wrong-key', { aud: url, exp: now() + 60 }),
-      'key base64-decoded': mint(Buffer.from(s.accessKey, 'base64').toString('latin1'), { aud: url, exp: now() + 60 }),
-      'other hub': mint(s.accessKey, { aud: `${s.endpoint}/api/v1/hubs/otherhub`, exp: now() + 60 }),
-      'client audience': mint(s.accessKey, { aud: clientUrl(s), exp: now() + 60 }),
-      'Host-based audience': mint(s.accessKey, { aud: `http://localhost:${s.port}${path}`, exp: now() + 60 }),
-      'connection audience': mint(s.accessKey, { aud: `${url}/connections/x`, exp: now() + 60 }),
-      'no audience': mint(s.accessKey, { exp: now() + 60 }),
-      expired: mint(s.accessKey, { aud: url, exp: now() - 60 }),
-      'no expiry': mint(s.accessKey, { aud: url }),
-      'not yet valid': mint(s.accessKey, { aud: url, nbf: now() + 600, exp: now() + 900 }),
-      'alg none': mint(s.accessKey, { aud: url, exp: now() + 60 }, { alg: 'none' }),
+      'wrong key': mintJwt('wrong-key', { aud: url, exp: now() + 60 }),
+      'key base64-decoded': mintJwt(Buffer.from(s.accessKey, 'base64').toString('latin1'), { aud: url, exp: now() + 60 }),
+      'other hub': mintJwt(s.accessKey, { aud: `${s.endpoint}/api/v1/hubs/otherhub`, exp: now() + 60 }),
+      'client audience': mintJwt(s.accessKey, { aud: clientUrl(s), exp: now() + 60 }),
+      'Host-based audience': mintJwt(s.accessKey, { aud: `http://localhost:${s.port}${path}`, exp: now() + 60 }),
+      'connection audience': mintJwt(s.accessKey, { aud: `${url}/connections/x`, exp: now() + 60 }),
+      'no audience': mintJwt(s.accessKey, { exp: now() + 60 }),
+      expired: mintJwt(s.accessKey, { aud: url, exp: now() - 60 }),
+      'no expiry': mintJwt(s.accessKey, { aud: url }),
+      'not yet valid': mintJwt(s.accessKey, { aud: url, nbf: now() + 600, exp: now() + 900 }),
+      'alg none': mintJwt(s.accessKey, { aud: url, exp: now() + 60 }, { alg: 'none' }),
       garbage: 'not.a.token',
       missing: null,
     };
@@ -274,7 +211,7 @@ describe('REST API rejections and CORS', () => {
       assert.equal(r.status, 401, `${name}: ${r.status} ${r.text}`);
     }
     // Audience by meaning: the hub's case does not matter.
-    const r = await rest(s, path, { body, token: mint(s.accessKey, { aud: `${s.endpoint}/api/v1/hubs/ENVIROMON`, exp: now() + 60 }) });
+    const r = await rest(s, path, { body, token: mintJwt(s.accessKey, { aud: `${s.endpoint}/api/v1/hubs/ENVIROMON`, exp: now() + 60 }) });
     assert.equal(r.status, 202, r.text);
   });
 
@@ -369,7 +306,7 @@ describe('settings', () => {
 
 describe('keep-alive and reconnect', () => {
   test('the connection stays up across several ping intervals', { timeout: 60000 }, async () => {
-    const s = await spawnStandin({ args: ['--ping-seconds', '1'] });
+    const s = await startStandin({ args: ['--ping-seconds', '1'] });
     let closed = null;
     const c = connection(s, {
       configure: (conn) => {

@@ -1,12 +1,11 @@
 // The stand-in's WebSocket transport and JSON hub protocol, byte by byte: a small RFC 6455 client
 // written here (masking, fragments, control frames) checks what the official client never does.
-import { spawn } from 'node:child_process';
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { STANDIN_BIN, freePort, sleep, waitForPort } from '../lib/harness.mjs';
+import { mintJwt, sleep, startStandin } from '../lib/harness.mjs';
 
 const HUB = 'enviromon';
 const RS = '\x1e';
@@ -14,32 +13,10 @@ const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const OP = { cont: 0, text: 1, binary: 2, close: 8, ping: 9, pong: 10 };
 const now = () => Math.floor(Date.now() / 1000);
 
-/** An HS256 JWT signed with the key's UTF-8 bytes, made here independently of the C code. */
-function mint(key, claims) {
-  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const signed = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
-  return `${signed}.${createHmac('sha256', Buffer.from(key, 'utf8')).update(signed).digest('base64url')}`;
-}
 
 const clientToken = (s, user = null, hub = HUB) =>
-  mint(s.accessKey, { aud: `${s.endpoint}/client/?hub=${hub}`, exp: now() + 300, ...(user ? { 'asrs.s.uid': user } : {}) });
+  mintJwt(s.accessKey, { aud: `${s.endpoint}/client/?hub=${hub}`, exp: now() + 300, ...(user ? { 'asrs.s.uid': user } : {}) });
 
-async function spawnStandin(args = []) {
-  const port = await freePort();
-  const accessKey = randomBytes(24).toString('base64');
-  const cs = `Endpoint=http://127.0.0.1;Port=${port};AccessKey=${accessKey};Version=1.0;`;
-  const proc = spawn(STANDIN_BIN, ['--connection-string', cs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs = { text: '' };
-  const keep = (d) => { logs.text += d; if (process.env.ENVIROMON_TEST_VERBOSE) process.stderr.write(`[standin] ${d}`); };
-  proc.stdout.on('data', keep);
-  proc.stderr.on('data', keep);
-  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  await waitForPort(port, 10000, proc);
-  return {
-    port, accessKey, proc, logs, exited, endpoint: `http://127.0.0.1:${port}`,
-    stop() { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM'); return exited; },
-  };
-}
 
 async function negotiate(s, user = null) {
   const res = await fetch(`${s.endpoint}/client/negotiate?hub=${HUB}&negotiateVersion=1`, {
@@ -53,7 +30,7 @@ async function broadcast(s, args, path = `/api/v1/hubs/${HUB}`) {
   const url = `${s.endpoint}${path}`;
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${mint(s.accessKey, { aud: url, exp: now() + 60 })}` },
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${mintJwt(s.accessKey, { aud: url, exp: now() + 60 })}` },
     body: JSON.stringify({ target: 'newMessage', arguments: args }),
   });
   await res.text();
@@ -209,7 +186,7 @@ describe('WebSocket transport and JSON hub protocol', () => {
   let s;
   const opened = [];
   const open = async (opts) => { const ws = await RawWs.open(s, opts); opened.push(ws); return ws; };
-  before(async () => { s = await spawnStandin(['--ping-seconds', '1']); });
+  before(async () => { s = await startStandin({ args: ['--ping-seconds', '1'] }); });
   afterEach(() => { for (const ws of opened.splice(0)) ws.destroy(); });
   after(async () => { assert.deepEqual(await s.stop(), { code: 0, signal: null }); });
 
@@ -315,8 +292,8 @@ describe('WebSocket transport and JSON hub protocol', () => {
     assert.equal((await open({ id: (await negotiate(s)).connectionId })).status, 404);
     const alice = await negotiate(s, 'alice');
     assert.equal((await open({ id: alice.connectionToken, user: 'mallory' })).status, 403);
-    assert.equal((await open({ token: mint('wrong', { aud: `${s.endpoint}/client/?hub=${HUB}`, exp: now() + 60 }) })).status, 401);
-    assert.equal((await open({ token: mint(s.accessKey, { aud: `${s.endpoint}/client/?hub=${HUB}`, exp: now() - 60 }) })).status, 401);
+    assert.equal((await open({ token: mintJwt('wrong', { aud: `${s.endpoint}/client/?hub=${HUB}`, exp: now() + 60 }) })).status, 401);
+    assert.equal((await open({ token: mintJwt(s.accessKey, { aud: `${s.endpoint}/client/?hub=${HUB}`, exp: now() - 60 }) })).status, 401);
     assert.equal((await open({ token: null })).status, 401);
     assert.equal((await open({ target: `/client/?hub=${HUB}` })).status, 400);
   });
@@ -348,7 +325,7 @@ describe('WebSocket transport and JSON hub protocol', () => {
 
 describe('shutdown', () => {
   test('SIGTERM sends a hub close allowing reconnect and a 1001 close frame, then exits 0', async () => {
-    const s = await spawnStandin();
+    const s = await startStandin();
     const ws = await RawWs.open(s);
     await ws.handshake();
     const exited = s.stop();

@@ -573,15 +573,20 @@ static void connFree(struct hubConn *c) {
     free(c);
 }
 
-static void *connMain(void *arg) {
-    struct hubConn *c = arg;
-    serve(c);
-    pthread_mutex_lock(&lock);
+/* Takes c out of the registry. The caller holds the lock. */
+static void unlinkConn(struct hubConn *c) {
     if (c->prev)
         c->prev->next = c->next;
     else
         conns = c->next;
     if (c->next) c->next->prev = c->prev;
+}
+
+static void *connMain(void *arg) {
+    struct hubConn *c = arg;
+    serve(c);
+    pthread_mutex_lock(&lock);
+    unlinkConn(c);
     pthread_mutex_unlock(&lock);
     logInfo("hub %s connection %s: closed", c->hub, c->id);
     c->closeFn(c->closeCtx); /* before "live" drops, so shutdown waits for it */
@@ -637,11 +642,7 @@ int hubAttach(struct hubClaim *claim, int fd, const void *extra, size_t extraLen
     pthread_attr_destroy(&attr);
     if (rc != 0) {
         pthread_mutex_lock(&lock);
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            conns = c->next;
-        if (c->next) c->next->prev = c->prev;
+        unlinkConn(c);
         if (--live == 0) pthread_cond_broadcast(&drained);
         pthread_mutex_unlock(&lock);
         goto out;

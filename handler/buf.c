@@ -16,7 +16,8 @@ static int grow(buf *b, size_t need) {
     if (need > b->cap) return -1;
     if (need + 1 <= b->size) return 0;
     size_t size = b->size ? b->size : 256;
-    while (size < need + 1) size *= 2;
+    while (size < need + 1)
+        size *= 2;
     if (size > b->cap + 1) size = b->cap + 1;
     char *d = realloc(b->data, size);
     if (!d) return -1;

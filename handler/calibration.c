@@ -100,8 +100,10 @@ static int load(const char *const *ids, size_t n, time_t now, char *err, size_t 
         entry *e = malloc(sizeof(*e));
         if (!e) continue;
         entry *got = dictGet(&found, ids[i]);
-        if (got) e->cal = got->cal;
-        else telemetryIdentity(&e->cal);
+        if (got)
+            e->cal = got->cal;
+        else
+            telemetryIdentity(&e->cal);
         e->loaded = now;
         dictSet(&cache, ids[i], e);
     }
@@ -125,7 +127,8 @@ int calibrationPrepare(const char *const *ids, size_t n, char *err, size_t errle
         pthread_mutex_unlock(&lock);
         if (ok) continue;
         int dup = 0;
-        for (size_t j = 0; j < k; j++) dup |= strcmp(need[j], ids[i]) == 0;
+        for (size_t j = 0; j < k; j++)
+            dup |= strcmp(need[j], ids[i]) == 0;
         if (dup) continue;
         need[k++] = ids[i];
         if (k == IDS_PER_QUERY) {
@@ -139,7 +142,9 @@ int calibrationPrepare(const char *const *ids, size_t n, char *err, size_t errle
 void calibrationGet(const char *id, calibration *out) {
     pthread_mutex_lock(&lock);
     entry *e = dictGet(&cache, id);
-    if (e) *out = e->cal;
-    else telemetryIdentity(out);
+    if (e)
+        *out = e->cal;
+    else
+        telemetryIdentity(out);
     pthread_mutex_unlock(&lock);
 }

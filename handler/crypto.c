@@ -32,8 +32,10 @@ static char *encode(const unsigned char *in, size_t len, const char *alphabet, i
         unsigned v = (unsigned)in[i] << 16 | (i + 1 < len ? (unsigned)in[i + 1] << 8 : 0);
         out[o++] = alphabet[v >> 18 & 63];
         out[o++] = alphabet[v >> 12 & 63];
-        if (i + 1 < len) out[o++] = alphabet[v >> 6 & 63];
-        else if (pad) out[o++] = '=';
+        if (i + 1 < len)
+            out[o++] = alphabet[v >> 6 & 63];
+        else if (pad)
+            out[o++] = '=';
         if (pad) out[o++] = '=';
     }
     out[o] = '\0';
@@ -55,7 +57,8 @@ static int value_of(char c, int url) {
 
 static unsigned char *decode(const char *text, size_t len, size_t *outlen, int url) {
     size_t pad = 0;
-    while (pad < 2 && len > pad && text[len - 1 - pad] == '=') pad++;
+    while (pad < 2 && len > pad && text[len - 1 - pad] == '=')
+        pad++;
     if (!url && (len % 4 != 0)) return NULL;
     size_t n = len - pad; /* significant characters */
     if (n % 4 == 1) return NULL;

@@ -143,7 +143,8 @@ json_t *devicestateFold(const json_t *row, const char *partition, const char *de
 
 int devicestateBackoffMs(int base, int cap, int attempt, uint64_t *rnd) {
     long hi = base;
-    for (int i = 0; i < attempt && hi < cap; i++) hi *= 2;
+    for (int i = 0; i < attempt && hi < cap; i++)
+        hi *= 2;
     if (hi > cap) hi = cap;
     if (hi < base) hi = base;
     /* xorshift64* */
@@ -169,15 +170,14 @@ static int64_t now_ms(void) {
 }
 
 json_t *devicestateToJson(const json_t *row) {
-    static const char *const names[METRIC_COUNT] = {"temperature", "humidity", "pressure",
-                                                    "light"};
+    static const char *const names[METRIC_COUNT] = {"temperature", "humidity", "pressure", "light"};
     json_t *o = json_object();
     json_t *id = json_object_get(row, "RowKey");
     json_object_set_new(o, "deviceId", json_is_string(id) ? json_incref(id) : json_null());
     for (int m = 0; m < METRIC_COUNT; m++) {
         json_t *v = json_object_get(row, metric_props[m]);
-        json_object_set_new(o, names[m], json_is_number(v) ? json_real(json_number_value(v))
-                                                           : json_null());
+        json_object_set_new(o, names[m],
+                            json_is_number(v) ? json_real(json_number_value(v)) : json_null());
     }
     json_t *geo = json_object_get(row, "Geo");
     json_object_set_new(o, "geo", json_is_string(geo) ? json_incref(geo) : json_null());
@@ -221,8 +221,8 @@ int devicestateCommit(deviceWork *w) {
             }
         }
         size_t applied, replayed;
-        json_t *props = devicestateFold(row, w->partition, cfg->partitionKey, w->entries,
-                                        w->count, now_ms(), &applied, &replayed);
+        json_t *props = devicestateFold(row, w->partition, cfg->partitionKey, w->entries, w->count,
+                                        now_ms(), &applied, &replayed);
         w->applied = applied;
         w->replayed = replayed;
         if (!props) {
@@ -265,8 +265,8 @@ int devicestateCommit(deviceWork *w) {
                 continue;
             }
             if (conflicts >= cfg->backoffAttempts) break;
-            sleep_ms(devicestateBackoffMs(cfg->backoffBaseMs, cfg->backoffCapMs, conflicts - 1,
-                                          &rnd));
+            sleep_ms(
+                devicestateBackoffMs(cfg->backoffBaseMs, cfg->backoffCapMs, conflicts - 1, &rnd));
             continue;
         }
     retry:

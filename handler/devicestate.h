@@ -19,17 +19,17 @@ typedef struct deviceEntry {
 
 /* Everything a batch does to one device. */
 typedef struct deviceWork {
-    const char *deviceId;   /* borrowed */
-    const char *partition;  /* Event Hubs partition of the batch, borrowed */
-    deviceEntry *entries;   /* owned by the caller */
+    const char *deviceId;  /* borrowed */
+    const char *partition; /* Event Hubs partition of the batch, borrowed */
+    deviceEntry *entries;  /* owned by the caller */
     size_t count;
     /* results */
-    int ok;                 /* committed, or nothing to commit */
-    int changed;            /* the row was written */
-    size_t applied;         /* entries newly applied */
-    size_t replayed;        /* entries skipped: already applied */
-    int writes;             /* table round trips spent */
-    json_t *state;          /* the committed row as a camelCase device object (owned), or NULL */
+    int ok;          /* committed, or nothing to commit */
+    int changed;     /* the row was written */
+    size_t applied;  /* entries newly applied */
+    size_t replayed; /* entries skipped: already applied */
+    int writes;      /* table round trips spent */
+    json_t *state;   /* the committed row as a camelCase device object (owned), or NULL */
     char error[256];
 } deviceWork;
 

@@ -27,7 +27,7 @@ typedef struct item {
     size_t k;           /* index within the event's body */
     int rejected;
     char reason[TELEMETRY_REASON_LEN];
-    char *text;         /* the reading's text for the rejected table (owned), or NULL */
+    char *text; /* the reading's text for the rejected table (owned), or NULL */
 } item;
 
 typedef struct batchRun {
@@ -38,7 +38,7 @@ typedef struct batchRun {
     size_t nworks;
     size_t *rejects; /* indices of rejected items */
     size_t nrejects;
-    size_t next;     /* the next task to take, shared by the workers */
+    size_t next; /* the next task to take, shared by the workers */
     int rejectFailures;
     char rejectError[256];
     pthread_mutex_t lock;
@@ -60,7 +60,8 @@ static int collect(batchRun *run) {
     if (!run->items) return -1;
     for (size_t i = 0; i < run->b.count; i++) {
         hostEvent *e = &run->b.events[i];
-        size_t parts = json_is_array(e->body) && json_array_size(e->body) ? json_array_size(e->body) : 1;
+        size_t parts =
+            json_is_array(e->body) && json_array_size(e->body) ? json_array_size(e->body) : 1;
         for (size_t k = 0; k < parts; k++) {
             item *it = &run->items[run->nitems++];
             it->event = i;
@@ -68,7 +69,8 @@ static int collect(batchRun *run) {
             it->device = e->deviceId;
             if (e->badDeviceId) {
                 it->device = NULL;
-                reject(it, "device id holds characters Table Storage forbids (/ \\ # ? or control characters) or is too long");
+                reject(it, "device id holds characters Table Storage forbids (/ \\ # ? or control "
+                           "characters) or is too long");
                 continue;
             }
             json_t *src = json_is_array(e->body) ? json_array_get(e->body, k) : e->body;
@@ -101,7 +103,9 @@ static int collect(batchRun *run) {
             if (!it->rejected) reject(it, "no device id (iothub-connection-device-id or deviceId)");
         } else if (!tableKeyValid(it->device)) {
             it->device = NULL; /* cannot name a row */
-            if (!it->rejected) reject(it, "device id holds characters Table Storage forbids (/ \\ # ? or control characters) or is too long");
+            if (!it->rejected)
+                reject(it, "device id holds characters Table Storage forbids (/ \\ # ? or control "
+                           "characters) or is too long");
         }
     }
     return 0;
@@ -179,7 +183,8 @@ static int keep_rejected(batchRun *run, const item *it, char *err, size_t errlen
     size_t tl = strlen(text);
     if (tl > REJECTED_BODY_MAX) {
         tl = REJECTED_BODY_MAX;
-        while (tl > 0 && ((unsigned char)text[tl] & 0xc0) == 0x80) tl--; /* whole characters */
+        while (tl > 0 && ((unsigned char)text[tl] & 0xc0) == 0x80)
+            tl--; /* whole characters */
     }
     json_t *p = json_object();
     tableSetString(p, "Reason", it->reason);
@@ -226,8 +231,8 @@ static void *worker(void *arg) {
 /* Runs every task on up to BatchConcurrency threads (the caller's thread is one of them). */
 static void run_tasks(batchRun *run) {
     size_t total = run->nworks + run->nrejects;
-    size_t nthreads = total < (size_t)appSettings.batchConcurrency ? total
-                                                                   : (size_t)appSettings.batchConcurrency;
+    size_t nthreads =
+        total < (size_t)appSettings.batchConcurrency ? total : (size_t)appSettings.batchConcurrency;
     pthread_t tids[64];
     size_t started = 0;
     pthread_attr_t attr;
@@ -237,11 +242,13 @@ static void run_tasks(batchRun *run) {
         if (pthread_create(&tids[started], &attr, worker, run) == 0) started++;
     pthread_attr_destroy(&attr);
     worker(run);
-    for (size_t i = 0; i < started; i++) pthread_join(tids[i], NULL);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
 }
 
 static void free_run(batchRun *run) {
-    for (size_t i = 0; i < run->nitems; i++) free(run->items[i].text);
+    for (size_t i = 0; i < run->nitems; i++)
+        free(run->items[i].text);
     for (size_t i = 0; i < run->nworks; i++) {
         free(run->works[i].entries);
         json_decref(run->works[i].state);
@@ -318,7 +325,8 @@ void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
             if (w->state) json_array_append(changed, w->state);
         }
     }
-    for (size_t i = 0; i < run.nitems; i++) valid += !run.items[i].rejected;
+    for (size_t i = 0; i < run.nitems; i++)
+        valid += !run.items[i].rejected;
     snprintf(line, sizeof(line),
              "batch: %zu events, %zu valid readings, %zu devices updated, %zu rejected, "
              "%zu replayed, %zu failed",

@@ -21,7 +21,8 @@ int httpcGlobalInit(void) { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURL
 
 void httpcGlobalCleanup(void) {
     pthread_mutex_lock(&pool_lock);
-    while (pooled > 0) curl_easy_cleanup(pool[--pooled]);
+    while (pooled > 0)
+        curl_easy_cleanup(pool[--pooled]);
     pthread_mutex_unlock(&pool_lock);
     curl_global_cleanup();
 }
@@ -31,8 +32,10 @@ static CURL *acquire(void) {
     pthread_mutex_lock(&pool_lock);
     if (pooled > 0) h = pool[--pooled];
     pthread_mutex_unlock(&pool_lock);
-    if (h) curl_easy_reset(h); /* keeps the connection cache */
-    else h = curl_easy_init();
+    if (h)
+        curl_easy_reset(h); /* keeps the connection cache */
+    else
+        h = curl_easy_init();
     return h;
 }
 
@@ -133,9 +136,11 @@ const char *httpcHeader(const httpcResponse *resp, const char *name, char *out, 
         if (!eol) eol = p + strlen(p);
         if ((size_t)(eol - p) > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
             const char *v = p + nlen + 1;
-            while (v < eol && (*v == ' ' || *v == '\t')) v++;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
             const char *e = eol;
-            while (e > v && (e[-1] == ' ' || e[-1] == '\t')) e--;
+            while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
             if ((size_t)(e - v) >= outlen) return NULL;
             memcpy(out, v, (size_t)(e - v));
             out[e - v] = '\0';

@@ -6,10 +6,10 @@
 #include "buf.h"
 
 typedef struct httpcResponse {
-    long status;      /* HTTP status, 0 when no answer came */
-    buf body;         /* capped by the caller's respcap */
-    buf headers;      /* the final response's header lines, "name: value\r\n" */
-    char error[256];  /* the transport error when status is 0 */
+    long status;     /* HTTP status, 0 when no answer came */
+    buf body;        /* capped by the caller's respcap */
+    buf headers;     /* the final response's header lines, "name: value\r\n" */
+    char error[256]; /* the transport error when status is 0 */
 } httpcResponse;
 
 /* Once at start, before any thread uses httpc. Returns 0 or -1. */

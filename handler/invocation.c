@@ -174,8 +174,10 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
         if (json_is_string(sp)) {
             /* an element encoded once more */
             json_t *o = json_loads(json_string_value(sp), 0, NULL);
-            if (json_is_object(o)) json_array_set_new(b->sysProps, i, o), sp = o;
-            else json_decref(o);
+            if (json_is_object(o))
+                json_array_set_new(b->sysProps, i, o), sp = o;
+            else
+                json_decref(o);
         }
         json_t *id = json_object_get(sp, "iothub-connection-device-id");
         if (json_is_string(id) && json_string_length(id) > 0) {
@@ -225,8 +227,7 @@ int64_t invocationParseTime(const char *s) {
         digits(&p, 2, &D) || (*p != 'T' && *p != ' '))
         return -1;
     p++;
-    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m) || *p++ != ':' ||
-        digits(&p, 2, &sec))
+    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m) || *p++ != ':' || digits(&p, 2, &sec))
         return -1;
     if (*p == '.') {
         p++;
@@ -236,13 +237,20 @@ int64_t invocationParseTime(const char *s) {
             n++, p++;
         }
         if (n == 0) return -1;
-        for (; n < 3; n++) ms *= 10;
+        for (; n < 3; n++)
+            ms *= 10;
     }
-    if (*p == 'Z') p++;
-    else if (strcmp(p, "+00:00") == 0) p += 6;
+    if (*p == 'Z')
+        p++;
+    else if (strcmp(p, "+00:00") == 0)
+        p += 6;
     if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) return -1;
-    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D,
-                    .tm_hour = h, .tm_min = m, .tm_sec = sec};
+    struct tm tm = {.tm_year = Y - 1900,
+                    .tm_mon = M - 1,
+                    .tm_mday = D,
+                    .tm_hour = h,
+                    .tm_min = m,
+                    .tm_sec = sec};
     time_t t = timegm(&tm);
     if (t < 0) return -1;
     return (int64_t)t * 1000 + ms;
@@ -258,8 +266,8 @@ void invocationFormatTime(int64_t ms, char *out, size_t outlen) {
 }
 
 char *invocationAnswer(json_t *logs, const char *error) {
-    json_t *a = json_pack("{s:{},s:o,s:n}", "Outputs", "Logs", logs ? logs : json_array(),
-                          "ReturnValue");
+    json_t *a =
+        json_pack("{s:{},s:o,s:n}", "Outputs", "Logs", logs ? logs : json_array(), "ReturnValue");
     if (a && error) json_object_set_new(a, "error", json_string(error));
     char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
     json_decref(a);

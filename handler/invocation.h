@@ -15,16 +15,16 @@ typedef struct hostEvent {
     const char *deviceId; /* iothub-connection-device-id, borrowed from the batch, or NULL */
     int badDeviceId;      /* the id holds a NUL character: no row can be named by it */
     int hasSeq;
-    int64_t seq;          /* Event Hubs sequence number within the partition */
-    int64_t enqueuedMs;   /* enqueued time, ms since the epoch; 0 when unknown */
+    int64_t seq;        /* Event Hubs sequence number within the partition */
+    int64_t enqueuedMs; /* enqueued time, ms since the epoch; 0 when unknown */
 } hostEvent;
 
 typedef struct hostBatch {
     hostEvent *events;
     size_t count;
-    char partition[64];   /* PartitionId, "" when the host sent none */
-    json_t *root;         /* keeps borrowed strings alive */
-    json_t *sysProps;     /* decoded SystemPropertiesArray (owned), or NULL */
+    char partition[64]; /* PartitionId, "" when the host sent none */
+    json_t *root;       /* keeps borrowed strings alive */
+    json_t *sysProps;   /* decoded SystemPropertiesArray (owned), or NULL */
 } hostBatch;
 
 /* Decodes an invocation body. Event bodies may be JSON text, base64 of JSON, objects or arrays,

@@ -161,8 +161,10 @@ void livepushDevices(json_t *devices) {
             char *args = d ? malloc(len) : NULL;
             if (args) snprintf(args, len, "[%s]", d);
             free(d);
-            if (id && args) remember_missed(id, args);
-            else free(args);
+            if (id && args)
+                remember_missed(id, args);
+            else
+                free(args);
         }
         return;
     }

@@ -1,4 +1,5 @@
-/* log: levelled logging to stdout (information) and stderr (errors), as the Functions host reads them. */
+/* log: levelled logging to stdout (information) and stderr (errors), as the Functions host reads
+ * them. */
 #include "log.h"
 
 #include <stdarg.h>
@@ -26,8 +27,10 @@ void logWrite(int level, const char *fmt, ...) {
     /* One write per line, so lines from concurrent invocations never interleave. */
     FILE *f = level >= LOG_LEVEL_WARN ? stderr : stdout;
     size_t len = strlen(line);
-    if (len < sizeof(line) - 1) line[len++] = '\n';
-    else line[sizeof(line) - 2] = '\n', len = sizeof(line) - 1;
+    if (len < sizeof(line) - 1)
+        line[len++] = '\n';
+    else
+        line[sizeof(line) - 2] = '\n', len = sizeof(line) - 1;
     fwrite(line, 1, len, f);
     fflush(f);
 }

@@ -1,4 +1,5 @@
-/* log: levelled logging to stdout (information) and stderr (errors), as the Functions host reads them. */
+/* log: levelled logging to stdout (information) and stderr (errors), as the Functions host reads
+ * them. */
 #ifndef ENVIROMON_LOG_H
 #define ENVIROMON_LOG_H
 
@@ -15,7 +16,8 @@ void logWrite(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
 
 /* Fills a caller's error buffer (at most errlen bytes; err may be NULL) for a person to read.
  * Returns -1, so a failing function can end with `return logSetError(...)`. */
-int logSetError(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int logSetError(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* The level is checked before the arguments are formatted. */
 #define logAt(level, ...)                                                                          \

@@ -11,15 +11,15 @@
 
 typedef struct serverRequest {
     const char *method;
-    const char *path;  /* without the query */
-    const char *body;  /* the whole body, NUL-terminated ("" when none) */
+    const char *path; /* without the query */
+    const char *body; /* the whole body, NUL-terminated ("" when none) */
     size_t bodylen;
-    void *conn;        /* opaque, for serverQuery/serverHeader */
+    void *conn; /* opaque, for serverQuery/serverHeader */
 } serverRequest;
 
 typedef struct serverResponse {
     int status;
-    char *body;        /* owned: freed by the server */
+    char *body; /* owned: freed by the server */
     size_t len;
     char contentType[96];
     int nheaders;

@@ -18,10 +18,11 @@
 #define DEV_KEY                                                                                    \
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
-
 static const char *trim_span(const char *s, const char *e, size_t *len) {
-    while (s < e && isspace((unsigned char)*s)) s++;
-    while (e > s && isspace((unsigned char)e[-1])) e--;
+    while (s < e && isspace((unsigned char)*s))
+        s++;
+    while (e > s && isspace((unsigned char)e[-1]))
+        e--;
     *len = (size_t)(e - s);
     return s;
 }
@@ -60,7 +61,8 @@ int settingsConnCheck(const char *cs, const char *const *known, char *err, size_
         seg++;
         if (len > 0) {
             const char *eq = memchr(s, '=', len);
-            if (!eq) return logSetError(err, errlen, "part %d has no '=' (expected Name=value)", seg);
+            if (!eq)
+                return logSetError(err, errlen, "part %d has no '=' (expected Name=value)", seg);
             size_t nlen;
             const char *n = trim_span(s, eq, &nlen);
             int ok = 0;
@@ -72,7 +74,8 @@ int settingsConnCheck(const char *cs, const char *const *known, char *err, size_
                 size_t o = 0;
                 for (const char *const *k = known; *k && o < sizeof(names); k++)
                     o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", o ? ", " : "", *k);
-                return logSetError(err, errlen, "part %d has an unknown name (known: %s)", seg, names);
+                return logSetError(err, errlen, "part %d has an unknown name (known: %s)", seg,
+                                   names);
             }
         }
         p = *end ? end + 1 : end;
@@ -82,21 +85,29 @@ int settingsConnCheck(const char *cs, const char *const *known, char *err, size_
 
 static int valid_url(const char *u) {
     const char *rest = NULL;
-    if (strncasecmp(u, "https://", 8) == 0) rest = u + 8;
-    else if (strncasecmp(u, "http://", 7) == 0) rest = u + 7;
+    if (strncasecmp(u, "https://", 8) == 0)
+        rest = u + 8;
+    else if (strncasecmp(u, "http://", 7) == 0)
+        rest = u + 7;
     if (!rest || !*rest || *rest == '/') return 0;
     for (const char *c = u; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == '"' || *c == '<' || *c == '>' || *c == '\\')
-            return 0;
+        if ((unsigned char)*c <= ' ' || *c == '"' || *c == '<' || *c == '>' || *c == '\\') return 0;
     return 1;
 }
 
 int settingsParseStorage(const char *name, const char *cs, storageAccount *out, char *err,
                          size_t errlen) {
-    static const char *const known[] = {"DefaultEndpointsProtocol", "AccountName", "AccountKey",
-                                        "EndpointSuffix", "TableEndpoint", "BlobEndpoint",
-                                        "QueueEndpoint", "FileEndpoint", "SharedAccessSignature",
-                                        "UseDevelopmentStorage", "DevelopmentStorageProxyUri",
+    static const char *const known[] = {"DefaultEndpointsProtocol",
+                                        "AccountName",
+                                        "AccountKey",
+                                        "EndpointSuffix",
+                                        "TableEndpoint",
+                                        "BlobEndpoint",
+                                        "QueueEndpoint",
+                                        "FileEndpoint",
+                                        "SharedAccessSignature",
+                                        "UseDevelopmentStorage",
+                                        "DevelopmentStorageProxyUri",
                                         NULL};
     char msg[160], v[1024], proto[16] = "https", suffix[128] = "core.windows.net";
     char key[256] = "";
@@ -112,11 +123,12 @@ int settingsParseStorage(const char *name, const char *cs, storageAccount *out, 
         char proxy[256] = "http://127.0.0.1";
         if (settingsConnGet(cs, "DevelopmentStorageProxyUri", v, sizeof(v)) == 1) {
             if (!valid_url(v) || strlen(v) >= sizeof(proxy))
-                return logSetError(err, errlen, "%s: DevelopmentStorageProxyUri is not an http(s) URL",
-                            name);
+                return logSetError(err, errlen,
+                                   "%s: DevelopmentStorageProxyUri is not an http(s) URL", name);
             snprintf(proxy, sizeof(proxy), "%s", v);
             size_t pl = strlen(proxy);
-            while (pl && proxy[pl - 1] == '/') proxy[--pl] = '\0';
+            while (pl && proxy[pl - 1] == '/')
+                proxy[--pl] = '\0';
         }
         snprintf(out->account, sizeof(out->account), DEV_ACCOUNT);
         snprintf(out->endpoint, sizeof(out->endpoint), "%s:10002/" DEV_ACCOUNT, proxy);
@@ -131,14 +143,16 @@ int settingsParseStorage(const char *name, const char *cs, storageAccount *out, 
     if (r < 0) return logSetError(err, errlen, "%s: AccountName is too long", name);
     for (const char *c = out->account; *c; c++)
         if (!isalnum((unsigned char)*c))
-            return logSetError(err, errlen, "%s: AccountName may hold only letters and digits", name);
+            return logSetError(err, errlen, "%s: AccountName may hold only letters and digits",
+                               name);
     r = settingsConnGet(cs, "AccountKey", key, sizeof(key));
     if (r < 0) return logSetError(err, errlen, "%s: AccountKey is too long", name);
     r = settingsConnGet(cs, "SharedAccessSignature", out->sas, sizeof(out->sas));
     if (r < 0) return logSetError(err, errlen, "%s: SharedAccessSignature is too long", name);
     if (out->sas[0] == '?') memmove(out->sas, out->sas + 1, strlen(out->sas));
     if (key[0] && out->sas[0])
-        return logSetError(err, errlen, "%s: give AccountKey or SharedAccessSignature, not both", name);
+        return logSetError(err, errlen, "%s: give AccountKey or SharedAccessSignature, not both",
+                           name);
     if (!key[0] && !out->sas[0])
         return logSetError(err, errlen, "%s: needs AccountKey or SharedAccessSignature", name);
     if (key[0]) {
@@ -166,14 +180,16 @@ int settingsParseStorage(const char *name, const char *cs, storageAccount *out, 
             return logSetError(err, errlen, "%s: needs AccountName or TableEndpoint", name);
         if (settingsConnGet(cs, "DefaultEndpointsProtocol", proto, sizeof(proto)) != 0 &&
             strcasecmp(proto, "http") != 0 && strcasecmp(proto, "https") != 0)
-            return logSetError(err, errlen, "%s: DefaultEndpointsProtocol must be http or https", name);
+            return logSetError(err, errlen, "%s: DefaultEndpointsProtocol must be http or https",
+                               name);
         if (settingsConnGet(cs, "EndpointSuffix", suffix, sizeof(suffix)) < 0 || !suffix[0])
             return logSetError(err, errlen, "%s: EndpointSuffix is not valid", name);
         snprintf(out->endpoint, sizeof(out->endpoint), "%s://%s.table.%s", proto, out->account,
                  suffix);
     }
     size_t el = strlen(out->endpoint);
-    while (el && out->endpoint[el - 1] == '/') out->endpoint[--el] = '\0';
+    while (el && out->endpoint[el - 1] == '/')
+        out->endpoint[--el] = '\0';
     return 0;
 }
 
@@ -195,8 +211,8 @@ static int int_setting(const char *name, long def, long min, long max, long *out
         return 0;
     }
     if (settingsParseInt(v, min, max, out) != 0)
-        return logSetError(err, errlen, "%s must be a whole number from %ld to %ld (got '%.40s')", name,
-                    min, max, v);
+        return logSetError(err, errlen, "%s must be a whole number from %ld to %ld (got '%.40s')",
+                           name, min, max, v);
     return 0;
 }
 
@@ -215,10 +231,11 @@ static int table_setting(const char *name, const char *def, char *out, size_t ou
     if (str_setting(name, def, out, outlen, err, errlen) != 0) return -1;
     size_t n = strlen(out);
     int ok = n >= 3 && n <= 63 && isalpha((unsigned char)out[0]);
-    for (size_t i = 0; ok && i < n; i++) ok = isalnum((unsigned char)out[i]) != 0;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)out[i]) != 0;
     if (!ok)
         return logSetError(err, errlen, "%s must be 3-63 letters and digits starting with a letter",
-                    name);
+                           name);
     return 0;
 }
 
@@ -235,7 +252,8 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
         cs = getenv(name);
     }
     if (!cs || !*cs)
-        return logSetError(err, errlen, "StorageConnectionString (or AzureWebJobsStorage) is not set");
+        return logSetError(err, errlen,
+                           "StorageConnectionString (or AzureWebJobsStorage) is not set");
     snprintf(s->storageSetting, sizeof(s->storageSetting), "%s", name);
     if (settingsParseStorage(name, cs, &s->storage, err, errlen) != 0) return -1;
 
@@ -244,7 +262,8 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
         return -1;
     for (const unsigned char *c = (const unsigned char *)s->partitionKey; *c; c++)
         if (*c < 0x20 || *c == 0x7f || *c == '/' || *c == '\\' || *c == '#' || *c == '?')
-            return logSetError(err, errlen, "PartitionKey may not hold / \\ # ? or control characters");
+            return logSetError(err, errlen,
+                               "PartitionKey may not hold / \\ # ? or control characters");
     if (table_setting("DeviceStateTable", "DeviceState", s->deviceTable, sizeof(s->deviceTable),
                       err, errlen) ||
         table_setting("CalibrationTable", "Calibration", s->calibrationTable,
@@ -259,7 +278,7 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
     s->backoffCapMs = (int)v;
     if (s->backoffCapMs < s->backoffBaseMs)
         return logSetError(err, errlen, "BackoffCapMs (%d) must not be below BackoffBaseMs (%d)",
-                    s->backoffCapMs, s->backoffBaseMs);
+                           s->backoffCapMs, s->backoffBaseMs);
     if (int_setting("BackoffAttempts", 10, 1, 100, &v, err, errlen)) return -1;
     s->backoffAttempts = (int)v;
     if (int_setting("BatchConcurrency", 8, 1, 64, &v, err, errlen)) return -1;
@@ -277,8 +296,7 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
     for (const char *c = s->hubName; *c; c++)
         if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-' && *c != '.')
             return logSetError(err, errlen, "SignalRHubName may hold only letters, digits, _ - .");
-    if (int_setting("SignalRTokenLifetimeSeconds", 3600, 60, 7 * 86400, &v, err, errlen))
-        return -1;
+    if (int_setting("SignalRTokenLifetimeSeconds", 3600, 60, 7 * 86400, &v, err, errlen)) return -1;
     s->tokenLifetimeSeconds = (int)v;
     if (str_setting("EnviromonDashboardDir", "", s->dashboardDir, sizeof(s->dashboardDir), err,
                     errlen))

@@ -9,11 +9,11 @@
 
 /* A Table Storage account, from a storage connection string. */
 typedef struct storageAccount {
-    char account[64];        /* account name; empty with a SAS and an explicit endpoint */
-    unsigned char key[128];  /* decoded account key (Shared Key), keylen 0 when using a SAS */
+    char account[64];       /* account name; empty with a SAS and an explicit endpoint */
+    unsigned char key[128]; /* decoded account key (Shared Key), keylen 0 when using a SAS */
     size_t keylen;
-    char sas[1024];          /* SAS query without the leading '?', empty with Shared Key */
-    char endpoint[512];      /* table endpoint without a trailing '/' */
+    char sas[1024];     /* SAS query without the leading '?', empty with Shared Key */
+    char endpoint[512]; /* table endpoint without a trailing '/' */
 } storageAccount;
 
 typedef struct settings {

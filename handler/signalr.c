@@ -24,7 +24,6 @@
 static signalrService service;
 static int configured;
 
-
 /* ---- connection string ---- */
 
 /* Checks an http(s) URL (no user info, query or fragment, no spaces or quotes) and writes it with
@@ -40,17 +39,19 @@ static int normalize_url(const char *what, const char *in, long port, char *out,
     } else if (strncasecmp(in, "http://", 7) == 0) {
         rest = in + 7;
     } else {
-        return logSetError(err, errlen, SIGNALR_SETTING ": %s must start with http:// or https://", what);
+        return logSetError(err, errlen, SIGNALR_SETTING ": %s must start with http:// or https://",
+                           what);
     }
     for (const unsigned char *c = (const unsigned char *)rest; *c; c++) {
         if (*c <= ' ' || *c >= 0x7f || strchr("\"<>\\^`{|}", *c))
-            return logSetError(err, errlen, SIGNALR_SETTING ": %s holds a character a URL may not hold",
-                        what);
+            return logSetError(err, errlen,
+                               SIGNALR_SETTING ": %s holds a character a URL may not hold", what);
         if (*c == '?' || *c == '#' || *c == '@')
             return logSetError(err, errlen,
-                        SIGNALR_SETTING ": %s must be scheme://host[:port][/path], with no user "
-                                        "name, query or fragment",
-                        what);
+                               SIGNALR_SETTING
+                               ": %s must be scheme://host[:port][/path], with no user "
+                               "name, query or fragment",
+                               what);
     }
     const char *slash = strchr(rest, '/');
     const char *aend = slash ? slash : rest + strlen(rest); /* end of host[:port] */
@@ -78,8 +79,8 @@ static int normalize_url(const char *what, const char *in, long port, char *out,
             return logSetError(err, errlen, SIGNALR_SETTING ": %s has an invalid port", what);
     }
     if (port > 0 && own > 0 && own != port)
-        return logSetError(err, errlen, SIGNALR_SETTING ": %s names port %ld but Port is %ld", what, own,
-                    port);
+        return logSetError(err, errlen, SIGNALR_SETTING ": %s names port %ld but Port is %ld", what,
+                           own, port);
     if (port <= 0) port = own;
 
     buf b;
@@ -117,16 +118,17 @@ int signalrParse(const char *cs, const char *hub, signalrService *out, char *err
     r = settingsConnGet(cs, "AuthType", v, sizeof(v));
     if (r != 0 && (r < 0 || v[0]))
         return logSetError(err, errlen,
-                    SIGNALR_SETTING
-                    ": AuthType (a Microsoft Entra ID connection) is not supported; "
-                    "use the connection string with an AccessKey");
+                           SIGNALR_SETTING
+                           ": AuthType (a Microsoft Entra ID connection) is not supported; "
+                           "use the connection string with an AccessKey");
 
     r = settingsConnGet(cs, "Endpoint", v, sizeof(v));
     if (r < 0) return logSetError(err, errlen, SIGNALR_SETTING ": Endpoint is too long");
     if (r == 0 || !v[0]) return logSetError(err, errlen, SIGNALR_SETTING " has no Endpoint");
     r = settingsConnGet(cs, "Port", msg, sizeof(msg));
     if (r < 0 || (r == 1 && settingsParseInt(msg, 1, 65535, &port) != 0))
-        return logSetError(err, errlen, SIGNALR_SETTING ": Port must be a whole number from 1 to 65535");
+        return logSetError(err, errlen,
+                           SIGNALR_SETTING ": Port must be a whole number from 1 to 65535");
     if (normalize_url("Endpoint", v, port, endpoint, sizeof(endpoint), err, errlen) != 0) return -1;
 
     r = settingsConnGet(cs, "ClientEndpoint", v, sizeof(v));
@@ -143,14 +145,16 @@ int signalrParse(const char *cs, const char *hub, signalrService *out, char *err
     if (r < 0) {
         memset(out, 0, sizeof(*out));
         return logSetError(err, errlen, SIGNALR_SETTING ": AccessKey is longer than %d bytes",
-                    SIGNALR_KEY_MAX - 1);
+                           SIGNALR_KEY_MAX - 1);
     }
-    if (r == 0 || !out->key[0]) return logSetError(err, errlen, SIGNALR_SETTING " has no AccessKey");
+    if (r == 0 || !out->key[0])
+        return logSetError(err, errlen, SIGNALR_SETTING " has no AccessKey");
     out->keylen = strlen((char *)out->key);
 
     if (!hub || !*hub || strlen(hub) >= sizeof(out->hub)) {
         memset(out, 0, sizeof(*out));
-        return logSetError(err, errlen, "SignalRHubName must be 1 to %d characters", SIGNALR_HUB_MAX - 1);
+        return logSetError(err, errlen, "SignalRHubName must be 1 to %d characters",
+                           SIGNALR_HUB_MAX - 1);
     }
     for (size_t i = 0; hub[i]; i++)
         out->hub[i] = (char)tolower((unsigned char)hub[i]);

@@ -28,11 +28,16 @@ int tableKeyValid(const char *key) {
         unsigned c = *p;
         int extra;
         if (c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == '#' || c == '?') return 0;
-        if (c < 0x80) extra = 0;
-        else if ((c & 0xe0) == 0xc0 && c >= 0xc2) extra = 1;
-        else if ((c & 0xf0) == 0xe0) extra = 2;
-        else if ((c & 0xf8) == 0xf0 && c <= 0xf4) extra = 3;
-        else return 0;
+        if (c < 0x80)
+            extra = 0;
+        else if ((c & 0xe0) == 0xc0 && c >= 0xc2)
+            extra = 1;
+        else if ((c & 0xf0) == 0xe0)
+            extra = 2;
+        else if ((c & 0xf8) == 0xf0 && c <= 0xf4)
+            extra = 3;
+        else
+            return 0;
         unsigned cp = extra ? c & (0x3f >> extra) : c;
         for (int i = 1; i <= extra; i++) {
             if ((p[i] & 0xc0) != 0x80) return 0;
@@ -48,8 +53,8 @@ int tableKeyValid(const char *key) {
 }
 
 static int unreserved(unsigned char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 /* Percent-encodes text (quotes doubled when dbl) into b. Returns 0 or -1. */
@@ -182,8 +187,10 @@ static int request(const storageAccount *a, const char *method, const char *reso
     httpcRequest(method, url, headers, body, body ? strlen(body) : 0, respcap, TIMEOUT_MS, resp);
     int c = classify(resp->status);
     httpcHeader(resp, "ETag", r->etag, sizeof(r->etag));
-    if (c != TABLE_OK) set_error(r, resp, what);
-    else r->status = resp->status;
+    if (c != TABLE_OK)
+        set_error(r, resp, what);
+    else
+        r->status = resp->status;
     return c;
 }
 
@@ -216,8 +223,8 @@ int tableCreate(const storageAccount *a, const char *table, tableResult *r) {
         snprintf(r->message, sizeof(r->message), "out of memory");
         return TABLE_ERROR;
     }
-    int c = request(a, "POST", "Tables", NULL, "Prefer: return-no-content", body, ENTITY_CAP,
-                    &resp, r, "create table");
+    int c = request(a, "POST", "Tables", NULL, "Prefer: return-no-content", body, ENTITY_CAP, &resp,
+                    r, "create table");
     free(body);
     httpcResponseFree(&resp);
     return c == TABLE_CONFLICT ? TABLE_OK : c;
@@ -302,9 +309,10 @@ int tableQuery(const storageAccount *a, const char *table, const char *filter, t
         buf q;
         httpcResponse resp;
         bufInit(&q, URL_MAX);
-        if (filter && (bufAppend(&q, "$filter=", 8) || append_encoded(&q, filter, 0))) goto too_long;
-        if (npk[0] && (bufPrintf(&q, "%sNextPartitionKey=", q.len ? "&" : "") ||
-                       append_encoded(&q, npk, 0)))
+        if (filter && (bufAppend(&q, "$filter=", 8) || append_encoded(&q, filter, 0)))
+            goto too_long;
+        if (npk[0] &&
+            (bufPrintf(&q, "%sNextPartitionKey=", q.len ? "&" : "") || append_encoded(&q, npk, 0)))
             goto too_long;
         if (nrk[0] && (bufAppend(&q, "&NextRowKey=", 12) || append_encoded(&q, nrk, 0)))
             goto too_long;

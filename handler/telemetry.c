@@ -73,7 +73,8 @@ int telemetryNormalize(const json_t *body, reading *r, char *reason, size_t len)
     r->geo = json_string_value(g);
     static const char *const id[] = {"messageId", "Id", NULL};
     json_t *i = first_of(body, id, NULL);
-    if (json_is_string(i)) snprintf(r->id, sizeof(r->id), "%s", json_string_value(i));
+    if (json_is_string(i))
+        snprintf(r->id, sizeof(r->id), "%s", json_string_value(i));
     else if (json_is_integer(i))
         snprintf(r->id, sizeof(r->id), "%" JSON_INTEGER_FORMAT, json_integer_value(i));
     else if (i) {
@@ -109,18 +110,19 @@ int telemetryValidate(const reading *r, char *reason, size_t len) {
     return 0;
 }
 
-static int row_number(const json_t *row, const char *name, double *out, char *reason,
-                      size_t len) {
+static int row_number(const json_t *row, const char *name, double *out, char *reason, size_t len) {
     json_t *v = json_object_get(row, name);
     if (!v || json_is_null(v)) return 0;
     double d;
-    if (json_is_number(v)) d = json_number_value(v);
+    if (json_is_number(v))
+        d = json_number_value(v);
     else if (json_is_string(v)) {
         char *end;
         const char *s = json_string_value(v);
         d = strtod(s, &end);
         if (end == s || *end) d = NAN;
-    } else d = NAN;
+    } else
+        d = NAN;
     if (!isfinite(d)) {
         snprintf(reason, len, "calibration %s is not a finite number", name);
         return -1;

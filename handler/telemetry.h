@@ -18,7 +18,7 @@ typedef struct reading {
 } reading;
 
 typedef struct calibration {
-    double slope[3];     /* Celsius, Humidity, hPa */
+    double slope[3]; /* Celsius, Humidity, hPa */
     double intercept[3];
 } calibration;
 

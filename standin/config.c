@@ -16,7 +16,6 @@
 #define MAX_PING_SECONDS 3600
 #define MAX_HOSTNAME_LEN 253
 
-
 /* Parses a whole decimal number in [min, max] from s[0..len). Returns 0, or -1. */
 static int parseRange(const char *s, size_t len, long min, long max, long *out) {
     long v = 0;
@@ -57,7 +56,7 @@ static int parseEndpoint(const char *v, size_t len, char **out, long *port, char
     *port = 0;
     if (len >= 8 && strncasecmp(v, "https://", 8) == 0) {
         logSetError(err, errlen,
-                 "Endpoint must start with http:// (the stand-in serves plain HTTP, not TLS)");
+                    "Endpoint must start with http:// (the stand-in serves plain HTTP, not TLS)");
         return -1;
     }
     if (len < plen || strncasecmp(v, http, plen) != 0) {
@@ -186,8 +185,8 @@ int configParseConnectionString(struct config *cfg, const char *text, char *err,
     }
     if (auth && authLen && !keyIs(auth, authLen, "AccessKey")) {
         logSetError(err, errlen,
-                 "connection string AuthType is not supported: the stand-in checks "
-                 "AccessKey tokens only");
+                    "connection string AuthType is not supported: the stand-in checks "
+                    "AccessKey tokens only");
         goto out;
     }
     if (portText && parseRange(portText, portLen, 1, 65535, &port) != 0) {
@@ -283,13 +282,13 @@ int configFromArgs(struct config *cfg, int argc, char **argv, char *err, size_t 
     if (!cs) cs = getenv("AzureSignalRConnectionString");
     if (!cs) {
         logSetError(err, errlen,
-                 "no connection string: pass --connection-string or set "
-                 "AzureSignalRConnectionString");
+                    "no connection string: pass --connection-string or set "
+                    "AzureSignalRConnectionString");
         return -1;
     }
     if (ping && parseRange(ping, strlen(ping), 1, MAX_PING_SECONDS, &pingSeconds) != 0) {
         logSetError(err, errlen, "--ping-seconds must be a whole number from 1 to %d",
-                 MAX_PING_SECONDS);
+                    MAX_PING_SECONDS);
         return -1;
     }
     if (strlen(host) >= sizeof(cfg->host) ||

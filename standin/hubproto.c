@@ -11,7 +11,6 @@
 
 #define MAX_TARGET_LEN 1024
 
-
 void hubprotoRecordsInit(struct hubprotoRecords *r, size_t max) {
     memset(r, 0, sizeof(*r));
     r->max = max;
@@ -77,12 +76,12 @@ int hubprotoHandshake(const char *rec, size_t len, char *err, size_t errlen) {
                     strspn(name, "abcdefghijklmnopqrstuvwxyz"
                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") == strlen(name);
         logSetError(err, errlen, "The protocol '%s' is not supported: use 'json'.",
-                 plain ? name : "?");
+                    plain ? name : "?");
         goto out;
     }
     if (json_integer_value(version) != 1) {
         logSetError(err, errlen, "The server does not support version %lld of the 'json' protocol.",
-                 (long long)json_integer_value(version));
+                    (long long)json_integer_value(version));
         goto out;
     }
     rc = 0;

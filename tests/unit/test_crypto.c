@@ -12,7 +12,8 @@
 #include <string.h>
 
 static void hex(const unsigned char *b, size_t n, char *out) {
-    for (size_t i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
 /* RFC 4231, test case 2. */

@@ -33,16 +33,18 @@ static void test_fold_new_row(void **state) {
     assert_int_equal(tableGetInt64(p, "SeqP0", -1), 12);
     assert_float_equal(json_real_value(json_object_get(p, "Celsius")), 21, 1e-9);
     assert_string_equal(json_string_value(json_object_get(p, "Geo")), "Sydney");
-    assert_string_equal(json_string_value(json_object_get(p, "LastSeen")), "1970-01-01T00:00:03.000Z");
+    assert_string_equal(json_string_value(json_object_get(p, "LastSeen")),
+                        "1970-01-01T00:00:03.000Z");
     json_decref(p);
 }
 
 static void test_fold_replay_skipped(void **state) {
     (void)state;
     reading a = make(20, 50), b = make(30, 60);
-    json_t *row = json_loads("{\"RowKey\":\"d\",\"Count\":\"5\",\"Rejected\":\"1\",\"SeqP0\":\"11\","
-                             "\"LastSeen\":\"1970-01-01T00:00:01.000Z\",\"Celsius\":19}",
-                             0, NULL);
+    json_t *row =
+        json_loads("{\"RowKey\":\"d\",\"Count\":\"5\",\"Rejected\":\"1\",\"SeqP0\":\"11\","
+                   "\"LastSeen\":\"1970-01-01T00:00:01.000Z\",\"Celsius\":19}",
+                   0, NULL);
     deviceEntry e[2] = {{&a, 1, 11, 1500}, {&b, 1, 12, 2500}};
     size_t applied, replayed;
     json_t *p = devicestateFold(row, "0", "Sydney", e, 2, 9000, &applied, &replayed);
@@ -133,9 +135,12 @@ static void test_seq_property(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fold_new_row),         cmocka_unit_test(test_fold_replay_skipped),
-        cmocka_unit_test(test_fold_keeps_later_values), cmocka_unit_test(test_to_json),
-        cmocka_unit_test(test_backoff_bounds),       cmocka_unit_test(test_seq_property),
+        cmocka_unit_test(test_fold_new_row),
+        cmocka_unit_test(test_fold_replay_skipped),
+        cmocka_unit_test(test_fold_keeps_later_values),
+        cmocka_unit_test(test_to_json),
+        cmocka_unit_test(test_backoff_bounds),
+        cmocka_unit_test(test_seq_property),
     };
     return cmocka_run_group_tests_name("devicestate", tests, NULL, NULL);
 }

@@ -56,8 +56,10 @@ static void test_fixtures(void **state) {
             assert_int_equal(b.events[e].seq, fixtures[i].seq0 + (int64_t)e);
             assert_non_null(b.events[e].raw);
         }
-        if (fixtures[i].device0) assert_string_equal(b.events[0].deviceId, fixtures[i].device0);
-        else assert_null(b.events[0].deviceId);
+        if (fixtures[i].device0)
+            assert_string_equal(b.events[0].deviceId, fixtures[i].device0);
+        else
+            assert_null(b.events[0].deviceId);
         /* 2026-11-27T08:00:00.5210000Z */
         assert_int_equal(b.events[0].enqueuedMs, 1795766400521LL);
         invocationBatchFree(&b);
@@ -117,19 +119,20 @@ static void test_bad_envelopes(void **state) {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         hostBatch b;
         char err[INVOCATION_ERR_LEN] = "";
-        assert_int_equal(invocationDecodeBatch(cases[i].body, strlen(cases[i].body), &b, err,
-                                               sizeof(err)),
-                         -1);
-        if (!strstr(err, cases[i].says)) fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].says);
+        assert_int_equal(
+            invocationDecodeBatch(cases[i].body, strlen(cases[i].body), &b, err, sizeof(err)), -1);
+        if (!strstr(err, cases[i].says))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].says);
     }
 }
 
 static void test_partition_context_variants(void **state) {
     (void)state;
-    const char *body = "{\"Data\":{\"events\":[{\"t\":1}]},\"Metadata\":{\"PartitionContext\":"
-                       "{\"PartitionId\":\"7\"},\"SequenceNumberArray\":[\"42\"],"
-                       "\"EnqueuedTimeUtcArray\":[\"2026-11-27T08:00:01\"],"
-                       "\"SystemPropertiesArray\":[\"{\\\"iothub-connection-device-id\\\":\\\"d9\\\"}\"]}}";
+    const char *body =
+        "{\"Data\":{\"events\":[{\"t\":1}]},\"Metadata\":{\"PartitionContext\":"
+        "{\"PartitionId\":\"7\"},\"SequenceNumberArray\":[\"42\"],"
+        "\"EnqueuedTimeUtcArray\":[\"2026-11-27T08:00:01\"],"
+        "\"SystemPropertiesArray\":[\"{\\\"iothub-connection-device-id\\\":\\\"d9\\\"}\"]}}";
     hostBatch b;
     char err[INVOCATION_ERR_LEN] = "";
     if (invocationDecodeBatch(body, strlen(body), &b, err, sizeof(err))) fail_msg("%s", err);

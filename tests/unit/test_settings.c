@@ -32,7 +32,8 @@ static void test_storage_good(void **state) {
         {"TableEndpoint=https://acct1.table.core.windows.net;SharedAccessSignature=sv=2019-02-02&"
          "sig=abc%3D",
          "https://acct1.table.core.windows.net", "", 1},
-        {" AccountName = acct2 ; accountkey=" KEY "; TableEndpoint=https://acct2.table.cosmos.azure.com:443/ ",
+        {" AccountName = acct2 ; accountkey=" KEY
+         "; TableEndpoint=https://acct2.table.cosmos.azure.com:443/ ",
          "https://acct2.table.cosmos.azure.com:443", "acct2", 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -69,12 +70,13 @@ static void test_storage_bad(void **state) {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         storageAccount a;
         char err[256] = "";
-        assert_int_equal(settingsParseStorage("StorageConnectionString", cases[i].cs, &a, err,
-                                              sizeof(err)),
-                         -1);
-        if (!strstr(err, cases[i].says)) fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].says);
+        assert_int_equal(
+            settingsParseStorage("StorageConnectionString", cases[i].cs, &a, err, sizeof(err)), -1);
+        if (!strstr(err, cases[i].says))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].says);
         if (!strstr(err, "StorageConnectionString")) fail_msg("case %zu: setting not named", i);
-        if (strstr(err, KEY) || strstr(err, "not*base64") || strstr(err, "c2VjcmV0LWtleQ")) fail_msg("case %zu: key in message", i);
+        if (strstr(err, KEY) || strstr(err, "not*base64") || strstr(err, "c2VjcmV0LWtleQ"))
+            fail_msg("case %zu: key in message", i);
     }
 }
 
@@ -82,8 +84,8 @@ static void test_conn_get(void **state) {
     (void)state;
     char v[64];
     /* split at the first '=': base64 keys end in '=' */
-    assert_int_equal(settingsConnGet("Endpoint=https://x;AccessKey=abc==;Version=1.0;",
-                                     "accesskey", v, sizeof(v)),
+    assert_int_equal(settingsConnGet("Endpoint=https://x;AccessKey=abc==;Version=1.0;", "accesskey",
+                                     v, sizeof(v)),
                      1);
     assert_string_equal(v, "abc==");
     assert_int_equal(settingsConnGet("A=1", "B", v, sizeof(v)), 0);

@@ -23,8 +23,9 @@ static void test_signature_vector(void **state) {
     storageAccount a;
     char err[256];
     assert_int_equal(settingsParseStorage("S", DEV_CS, &a, err, sizeof(err)), 0);
-    char *sig = tableSignature(&a, "MERGE", "application/json", "Fri, 27 Nov 2026 08:00:00 GMT",
-                               "/devstoreaccount1/DeviceState(PartitionKey='Sydney',RowKey='d%201')");
+    char *sig =
+        tableSignature(&a, "MERGE", "application/json", "Fri, 27 Nov 2026 08:00:00 GMT",
+                       "/devstoreaccount1/DeviceState(PartitionKey='Sydney',RowKey='d%201')");
     assert_non_null(sig);
     assert_string_equal(sig, "gA1KM44wyd4oHIYBU7Nn25/SsaefYrrNCUddSpoMpgc=");
     free(sig);
@@ -35,12 +36,9 @@ static void test_escape_key(void **state) {
     static const struct {
         const char *in, *out;
     } cases[] = {
-        {"d1", "d1"},
-        {"O'Brien", "O%27%27Brien"},
-        {"a b", "a%20b"},
-        {"caf\xc3\xa9", "caf%C3%A9"},
-        {"x&y=z", "x%26y%3Dz"},
-        {"A-Z_a.z~0", "A-Z_a.z~0"},
+        {"d1", "d1"},           {"O'Brien", "O%27%27Brien"},
+        {"a b", "a%20b"},       {"caf\xc3\xa9", "caf%C3%A9"},
+        {"x&y=z", "x%26y%3Dz"}, {"A-Z_a.z~0", "A-Z_a.z~0"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char out[128];

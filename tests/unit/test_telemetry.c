@@ -15,9 +15,10 @@ static reading parse(const char *text, int expect_ok, char *reason) {
     char why[TELEMETRY_REASON_LEN] = "";
     json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
     int rc = telemetryNormalize(j, &r, why, sizeof(why));
-    if ((rc == 0) != expect_ok) fail_msg("%s: expected %s, got '%s'", text, expect_ok ? "ok" : "error", why);
+    if ((rc == 0) != expect_ok)
+        fail_msg("%s: expected %s, got '%s'", text, expect_ok ? "ok" : "error", why);
     if (reason) memcpy(reason, why, sizeof(why));
-    r.bodyDeviceId = NULL;            /* borrowed from j, freed below */
+    r.bodyDeviceId = NULL; /* borrowed from j, freed below */
     r.geo = NULL;
     json_decref(j);
     return r;
@@ -74,7 +75,8 @@ static void test_wrong_types(void **state) {
 
 static void test_calibration(void **state) {
     (void)state;
-    reading r = parse("{\"temperature\":20,\"humidity\":50,\"pressure\":1000,\"light\":3}", 1, NULL);
+    reading r =
+        parse("{\"temperature\":20,\"humidity\":50,\"pressure\":1000,\"light\":3}", 1, NULL);
     calibration c;
     char why[TELEMETRY_REASON_LEN];
     json_t *row = json_loads("{\"TemperatureSlope\":2,\"TemperatureYIntercept\":-1.5,"
@@ -100,13 +102,19 @@ static void test_validation_limits(void **state) {
         const char *json;
         int ok;
     } cases[] = {
-        {"{\"temperature\":-40}", 1},       {"{\"temperature\":80}", 1},
-        {"{\"temperature\":-40.001}", 0},   {"{\"temperature\":80.001}", 0},
-        {"{\"humidity\":0}", 1},            {"{\"humidity\":100}", 1},
-        {"{\"humidity\":-0.1}", 0},         {"{\"humidity\":100.1}", 0},
-        {"{\"pressure\":600}", 1},          {"{\"pressure\":1600}", 1},
-        {"{\"pressure\":599.9}", 0},        {"{\"pressure\":1600.1}", 0},
-        {"{\"light\":5}", 0},               /* no metric the dashboard shows */
+        {"{\"temperature\":-40}", 1},
+        {"{\"temperature\":80}", 1},
+        {"{\"temperature\":-40.001}", 0},
+        {"{\"temperature\":80.001}", 0},
+        {"{\"humidity\":0}", 1},
+        {"{\"humidity\":100}", 1},
+        {"{\"humidity\":-0.1}", 0},
+        {"{\"humidity\":100.1}", 0},
+        {"{\"pressure\":600}", 1},
+        {"{\"pressure\":1600}", 1},
+        {"{\"pressure\":599.9}", 0},
+        {"{\"pressure\":1600.1}", 0},
+        {"{\"light\":5}", 0}, /* no metric the dashboard shows */
         {"{\"temperature\":500}", 0},
         {"{\"temperature\":21,\"humidity\":101}", 0},
     };

@@ -56,6 +56,8 @@ int appEnsureTables(char *err, size_t errlen) {
     return rc;
 }
 
+void appTablesLost(void) { __atomic_store_n(&tables_ready, 0, __ATOMIC_RELEASE); }
+
 void appDispatch(const serverRequest *req, serverResponse *res) {
     static const struct {
         const char *path;

@@ -16,6 +16,10 @@ void appShutdown(void);
  * -1 with err. Thread-safe. */
 int appEnsureTables(char *err, size_t errlen);
 
+/* Called when the service said a table does not exist (deleted while running): the next
+ * appEnsureTables creates the tables again. */
+void appTablesLost(void);
+
 /* Routes a request to its function. */
 void appDispatch(const serverRequest *req, serverResponse *res);
 

@@ -213,6 +213,9 @@ int devicestateCommit(deviceWork *w) {
             if (c == TABLE_OK) {
                 snprintf(etag, sizeof(etag), "%s", r.etag);
                 mode = MODE_MERGE;
+            } else if (c == TABLE_NOT_FOUND && strcmp(r.code, "TableNotFound") == 0) {
+                snprintf(w->error, sizeof(w->error), "%s", r.message); /* no retry helps */
+                break;
             } else if (c == TABLE_NOT_FOUND) {
                 mode = MODE_INSERT;
             } else {
@@ -257,6 +260,7 @@ int devicestateCommit(deviceWork *w) {
         }
         json_decref(props);
         snprintf(w->error, sizeof(w->error), "%s", r.message);
+        if (c == TABLE_NOT_FOUND && strcmp(r.code, "TableNotFound") == 0) break;
         if (c == TABLE_PRECONDITION || c == TABLE_CONFLICT || c == TABLE_NOT_FOUND) {
             mode = MODE_READ;
             conflicts++;

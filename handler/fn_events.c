@@ -292,6 +292,7 @@ void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
     if (appEnsureTables(err, sizeof(err)) != 0 || collect(&run) != 0 ||
         calibrate(&run, err, sizeof(err)) != 0 || group(&run) != 0) {
         if (!err[0]) snprintf(err, sizeof(err), "out of memory");
+        if (strstr(err, "TableNotFound")) appTablesLost();
         logError("EnvironmentEventTrigger: %s", err);
         answer(res, 500, logs, err);
         logs = NULL;
@@ -315,6 +316,7 @@ void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
         replayed += w->replayed;
         if (!w->ok) {
             failed++;
+            if (strstr(w->error, "TableNotFound")) appTablesLost(); /* created again on retry */
             snprintf(line, sizeof(line), "device '%s' not committed: %s", w->deviceId, w->error);
             logError("%s", line);
             json_array_append_new(logs, json_string(line));
@@ -333,6 +335,7 @@ void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
              run.b.count, valid, updated, run.nrejects, replayed, failed);
     json_array_append_new(logs, json_string(line));
     if (failed || run.rejectFailures) {
+        if (strstr(run.rejectError, "TableNotFound")) appTablesLost();
         if (run.rejectFailures) json_array_append_new(logs, json_string(run.rejectError));
         snprintf(err, sizeof(err), "%zu device row(s) and %d rejected reading(s) not committed",
                  failed, run.rejectFailures);

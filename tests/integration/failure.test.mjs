@@ -67,3 +67,18 @@ test('a write that fails half way through a batch is completed by the replay, no
     for (const row of rows) assert.equal(Number(row.Count), 3, row.RowKey);
   } finally { await slow.stop(); }
 });
+
+test('a table deleted while the handler runs: the invocation fails, the retry creates it again', async () => {
+  const ok = await h.invoke(handler.url, 'EnvironmentEventTrigger', h.hostBatch([{ deviceId: 'gone-1', seq: 1, body: { temperature: 20 } }], { partition: 'gone' }));
+  assert.equal(ok.status, 200, ok.text);
+  const del = await h.tableRequest(az, 'DELETE', "Tables('DeviceState')");
+  assert.equal(del.status, 204);
+  const batch = h.hostBatch([{ deviceId: 'gone-1', seq: 2, body: { temperature: 21 } }], { partition: 'gone' });
+  const failed = await h.invoke(handler.url, 'EnvironmentEventTrigger', batch);
+  assert.ok(failed.status >= 500, `${failed.status}`);
+  const again = await h.invoke(handler.url, 'EnvironmentEventTrigger', batch);
+  assert.equal(again.status, 200, again.text);
+  const row = await h.tableGet(az, 'DeviceState', 'Sydney', 'gone-1');
+  assert.equal(Number(row.Count), 1); // the table is new: only the retried batch is in it
+  assert.equal(row.Celsius, 21);
+});

@@ -14,7 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define THREADS 4
 #define IDLE_TIMEOUT_SECONDS 300 /* keep-alive connections idle past this are closed */
 #define DISCARD_LIMIT_FACTOR 16  /* past maxBody * this, answer 413 without reading on */
 #define CORS_ALLOW_HEADERS "X-Requested-With, X-SignalR-User-Agent, Authorization, Content-Type"
@@ -315,7 +314,9 @@ struct httpd *httpdStart(const char *host, int port, size_t maxBody, httpdHandle
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
     const struct sockaddr *addr;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
+    /* A thread per connection: a long poll blocks its request's thread until it has output. */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
 
     if (!d) {
         snprintf(err, errlen, "out of memory");
@@ -343,9 +344,9 @@ struct httpd *httpdStart(const char *host, int port, size_t maxBody, httpdHandle
     d->maxBody = maxBody;
     d->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, onRequest, d, MHD_OPTION_EXTERNAL_LOGGER, onLibraryLog,
-        NULL, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)THREADS,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_SECONDS, MHD_OPTION_NOTIFY_COMPLETED,
-        onCompleted, NULL, MHD_OPTION_UNESCAPE_CALLBACK, keepRaw, NULL, MHD_OPTION_END);
+        NULL, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)IDLE_TIMEOUT_SECONDS, MHD_OPTION_NOTIFY_COMPLETED, onCompleted, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, keepRaw, NULL, MHD_OPTION_END);
     if (!d->daemon) {
         snprintf(err, errlen,
                  "cannot listen on %s port %d (in use, or not an address of this host)", host,

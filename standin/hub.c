@@ -1,6 +1,8 @@
 /* hub: the client side's state: connection tokens handed out by negotiate, the live WebSocket
  * connections (each served by its own thread with a bounded outgoing queue), and delivery of
- * hub messages to a hub's connections, one connection, or one user's connections.
+ * hub messages to a hub's connections, one connection, or one user's connections. Long-polling
+ * connections share the registry and the queues; they have no thread: their requests (each on
+ * its own httpd thread) take the queued records, a poll waiting on the connection's condition.
  *
  * Locking: one mutex guards the registry, the pending tokens and every connection's queue and
  * flags. A connection's socket, reader and timers belong to its thread alone. Senders only
@@ -34,10 +36,11 @@
 #define READ_CHUNK 16384
 #define READS_PER_WAKE 16 /* bound the work of one wake-up, so output is not starved */
 
-/* One outgoing WebSocket frame, shared by every queue it is on. */
+/* One outgoing WebSocket frame, shared by every queue it is on. A long-polling connection sends
+ * its payload only, past the hdrLen bytes of frame header. */
 struct hubMsg {
     atomic_int refs;
-    size_t len;
+    size_t len, hdrLen;
     unsigned char data[];
 };
 
@@ -72,6 +75,15 @@ struct hubConn {
     size_t extraLen;
     struct wsReader reader;
     struct hubprotoRecords records;
+    /* Long polling only (lp set): no thread, no socket; requests find it by token. */
+    int lp;
+    char token[HUB_TOKEN_LEN];
+    pthread_cond_t cond;      /* signalled when output is queued or the connection ends */
+    pthread_mutex_t postLock; /* serialises POSTs: records, handshake state */
+    int linked;               /* guarded: in the registry */
+    int users;                /* guarded: requests using it now */
+    long long lastSeen;       /* guarded: ms, when a request last started or ended */
+    int handshakeDone;        /* under postLock */
 };
 
 static struct hubOptions opts;
@@ -82,6 +94,8 @@ static struct hubClaim *pending;
 static size_t pendingCount;
 static int live; /* connection threads not yet finished */
 static int stopping;
+
+static void pollReapLocked(long long now);
 
 static long long nowMs(void) {
     struct timespec ts;
@@ -101,6 +115,7 @@ static struct hubMsg *msgNew(int opcode, const void *payload, size_t len) {
     if (!m) return NULL;
     atomic_init(&m->refs, 1);
     m->len = hlen + len;
+    m->hdrLen = hlen;
     memcpy(m->data, hdr, hlen);
     if (len) memcpy(m->data + hlen, payload, len);
     return m;
@@ -112,6 +127,10 @@ static void msgUnref(struct hubMsg *m) {
 
 static void wake(struct hubConn *c) {
     uint64_t one = 1;
+    if (c->lp) { /* with the lock held, as every caller has it */
+        pthread_cond_broadcast(&c->cond);
+        return;
+    }
     ssize_t n = write(c->efd, &one, sizeof(one));
     (void)n; /* a full counter already means "awake" */
 }
@@ -210,6 +229,7 @@ int hubNegotiate(const char *hub, const char *user, char id[HUB_ID_LEN],
     p->created = nowMs();
     pthread_mutex_lock(&lock);
     expireLocked(p->created);
+    pollReapLocked(p->created);
     if (pendingCount < PENDING_MAX && !stopping) {
         p->next = pending;
         pending = p;
@@ -566,6 +586,10 @@ static void connFree(struct hubConn *c) {
         msgUnref(c->ring[(c->ringHead + i) % c->ringAlloc]);
     free(c->ring);
     if (c->efd >= 0) close(c->efd);
+    if (c->lp) {
+        pthread_cond_destroy(&c->cond);
+        pthread_mutex_destroy(&c->postLock);
+    }
     wsReaderFree(&c->reader);
     hubprotoRecordsFree(&c->records);
     free(c->extra);
@@ -658,6 +682,286 @@ out:
     return rc;
 }
 
+/* ---- long polling ---- */
+
+#define POLL_DROP_MIN_MS (10 * 1000)
+
+/* A long-polling connection not polled for this long is dropped. */
+static long long pollDropMs(void) {
+    long long ms = 2LL * opts.pollSeconds * 1000;
+    return ms > POLL_DROP_MIN_MS ? ms : POLL_DROP_MIN_MS;
+}
+
+/* Takes a long-polling connection out of the registry and wakes its polls; with the lock held.
+ * Frees it when no request uses it. */
+static void pollUnlinkLocked(struct hubConn *c) {
+    if (!c->linked) return;
+    unlinkConn(c);
+    c->linked = 0;
+    c->prev = c->next = NULL;
+    pthread_cond_broadcast(&c->cond);
+    logInfo("hub %s connection %s: closed (long polling)", c->hub, c->id);
+    if (!c->users) connFree(c);
+}
+
+/* Drops long-polling connections that stopped polling or overflowed; with the lock held. */
+static void pollReapLocked(long long now) {
+    struct hubConn *c = conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (!c->lp || c->users) continue;
+        if (c->dropped)
+            logWarn("hub %s connection %s: dropped, it does not keep up with its messages", c->hub,
+                    c->id);
+        else if (now - c->lastSeen > pollDropMs())
+            logInfo("hub %s connection %s: not polled for %lld s, dropping", c->hub, c->id,
+                    (now - c->lastSeen) / 1000);
+        else
+            continue;
+        pollUnlinkLocked(c);
+    }
+}
+
+/* Finds the long-polling connection of token, checks its hub and user and takes a use of it;
+ * with the lock held. */
+static int pollFindLocked(const char *token, const char *hub, const char *user,
+                          struct hubConn **out) {
+    struct hubConn *found = NULL;
+    *out = NULL;
+    for (struct hubConn *c = conns; c; c = c->next)
+        if (c->lp && tokenEqual(c->token, token)) found = c;
+    if (!found) return HUB_POLL_UNKNOWN;
+    if (strcmp(found->hub, hub) != 0 || !sameUser(found->user, user)) return HUB_POLL_MISMATCH;
+    found->users++;
+    found->lastSeen = nowMs();
+    *out = found;
+    return HUB_POLL_OK;
+}
+
+/* Gives back a use taken by pollFindLocked; with the lock held. */
+static void pollReleaseLocked(struct hubConn *c) {
+    c->users--;
+    c->lastSeen = nowMs();
+    if (!c->linked && !c->users) connFree(c);
+}
+
+/* Opens the connection negotiated with token (the client's first poll). */
+static int pollOpen(const char *token, const char *hub, const char *user) {
+    struct hubClaim *claim = NULL;
+    struct hubConn *c;
+    pthread_condattr_t attr;
+    int status = hubClaimToken(token, hub, user, &claim), registered = 0;
+    if (status != HUB_CLAIM_OK)
+        return status == HUB_CLAIM_UNKNOWN ? HUB_POLL_UNKNOWN : HUB_POLL_MISMATCH;
+    if (!(c = calloc(1, sizeof(*c)))) {
+        claimFree(claim);
+        return HUB_POLL_NO_MEMORY;
+    }
+    c->lp = 1;
+    c->fd = c->efd = -1;
+    memcpy(c->id, claim->id, sizeof(c->id));
+    memcpy(c->hub, claim->hub, sizeof(c->hub));
+    memcpy(c->token, claim->token, sizeof(c->token));
+    c->user = claim->user;
+    claim->user = NULL;
+    claimFree(claim);
+    wsReaderInit(&c->reader, opts.maxMessage);
+    hubprotoRecordsInit(&c->records, opts.maxMessage);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&c->postLock, NULL);
+    pthread_mutex_lock(&lock);
+    if (!stopping) {
+        c->lastSeen = nowMs();
+        c->linked = 1;
+        c->next = conns;
+        if (conns) conns->prev = c;
+        conns = c;
+        registered = 1;
+    }
+    pthread_mutex_unlock(&lock);
+    if (!registered) {
+        connFree(c);
+        return HUB_POLL_CLOSED;
+    }
+    logInfo("hub %s connection %s: connected (long polling)", c->hub, c->id);
+    return HUB_POLL_OK;
+}
+
+/* Moves every queued record's payload into a new buffer; with the lock held. */
+static int pollTakeLocked(struct hubConn *c, char **body, size_t *len) {
+    size_t total = 0, at = 0;
+    char *out;
+    for (size_t i = 0; i < c->ringCount; i++) {
+        struct hubMsg *m = c->ring[(c->ringHead + i) % c->ringAlloc];
+        total += m->len - m->hdrLen;
+    }
+    if (!(out = malloc(total ? total : 1))) return -1;
+    while (c->ringCount) {
+        struct hubMsg *m = c->ring[c->ringHead];
+        memcpy(out + at, m->data + m->hdrLen, m->len - m->hdrLen);
+        at += m->len - m->hdrLen;
+        c->ringHead = (c->ringHead + 1) % c->ringAlloc;
+        c->ringCount--;
+        c->queuedBytes -= m->len;
+        msgUnref(m);
+    }
+    *body = out;
+    *len = total;
+    return 0;
+}
+
+int hubPoll(const char *token, const char *hub, const char *user, char **body, size_t *len) {
+    struct hubConn *c;
+    struct timespec deadline;
+    int status;
+    *body = NULL;
+    *len = 0;
+    pthread_mutex_lock(&lock);
+    pollReapLocked(nowMs());
+    status = pollFindLocked(token, hub, user, &c);
+    pthread_mutex_unlock(&lock);
+    if (status == HUB_POLL_UNKNOWN) return pollOpen(token, hub, user);
+    if (status != HUB_POLL_OK) return status;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += opts.pollSeconds;
+    pthread_mutex_lock(&lock);
+    while (c->linked && !c->ringCount && !c->closing && !c->dropped && !stopping)
+        if (pthread_cond_timedwait(&c->cond, &lock, &deadline) == ETIMEDOUT) break;
+    if (!c->linked || c->dropped || stopping) {
+        status = HUB_POLL_CLOSED;
+    } else if (c->ringCount) {
+        status = pollTakeLocked(c, body, len) == 0 ? HUB_POLL_OK : HUB_POLL_NO_MEMORY;
+    } else if (c->closing) { /* its last records went out with the previous poll */
+        status = HUB_POLL_CLOSED;
+    } else if (c->ready) { /* nothing to send: keep the connection alive */
+        status = (*body = strdup(HUBPROTO_PING_RECORD)) ? HUB_POLL_OK : HUB_POLL_NO_MEMORY;
+        if (*body) *len = strlen(*body);
+    }
+    if (status == HUB_POLL_CLOSED) pollUnlinkLocked(c);
+    pollReleaseLocked(c);
+    pthread_mutex_unlock(&lock);
+    return status;
+}
+
+/* Queues a record from a request of c's. */
+static void pollQueue(struct hubConn *c, const char *rec, size_t len) {
+    if (rec) enqueueOwn(c, WS_OP_TEXT, rec, len);
+}
+
+/* Ends c after the records already queued (the next poll gets them, the one after 204). */
+static void pollFinish(struct hubConn *c) {
+    pthread_mutex_lock(&lock);
+    c->closing = 1;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&lock);
+}
+
+static void pollHandshake(struct hubConn *c, const char *rec, size_t len) {
+    char err[HUBPROTO_ERR_LEN];
+    struct hubMsg *m;
+    c->handshakeDone = 1;
+    if (hubprotoHandshake(rec, len, err, sizeof(err)) != 0) {
+        size_t n = 0;
+        char *answer = hubprotoHandshakeError(err, &n);
+        logInfo("hub %s connection %s: handshake refused: %s", c->hub, c->id, err);
+        pollQueue(c, answer, n);
+        free(answer);
+        pollFinish(c);
+        return;
+    }
+    m = msgNew(WS_OP_TEXT, HUBPROTO_HANDSHAKE_OK, strlen(HUBPROTO_HANDSHAKE_OK));
+    pthread_mutex_lock(&lock);
+    if (m && enqueueLocked(c, m) == 0)
+        c->ready = 1;
+    else
+        c->dropped = 1;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&lock);
+    msgUnref(m);
+}
+
+static void pollRecord(struct hubConn *c, const char *rec, size_t len) {
+    int type = 0;
+    char *invocationId = NULL;
+    size_t n = 0;
+    char *answer;
+    if (!c->handshakeDone) {
+        pollHandshake(c, rec, len);
+        return;
+    }
+    if (hubprotoMessage(rec, len, &type, &invocationId) != 0) {
+        answer = hubprotoClose("Connection closed with an error: invalid message.", 0, &n);
+        pollQueue(c, answer, n);
+        free(answer);
+        pollFinish(c);
+        return;
+    }
+    if ((type == HUBPROTO_INVOCATION || type == HUBPROTO_STREAM_INVOCATION) && invocationId) {
+        answer = hubprotoCompletionError(
+            invocationId, "The SignalR stand-in is serverless: it has no hub methods.", &n);
+        pollQueue(c, answer, n);
+        free(answer);
+    } else if (type == HUBPROTO_CLOSE) {
+        pollFinish(c);
+    }
+    free(invocationId);
+}
+
+int hubPollSend(const char *token, const char *hub, const char *user, const char *data,
+                size_t len) {
+    struct hubConn *c;
+    const char *rec;
+    size_t recLen;
+    int status, closing;
+    pthread_mutex_lock(&lock);
+    status = pollFindLocked(token, hub, user, &c);
+    closing = status == HUB_POLL_OK && c->closing;
+    pthread_mutex_unlock(&lock);
+    if (status != HUB_POLL_OK) return status;
+    if (!closing) {
+        pthread_mutex_lock(&c->postLock);
+        if (hubprotoRecordsAppend(&c->records, data, len) != 0) {
+            size_t n = 0;
+            char *answer =
+                hubprotoClose("Connection closed with an error: message too big.", 0, &n);
+            pollQueue(c, answer, n);
+            free(answer);
+            pollFinish(c);
+        } else {
+            while (hubprotoRecordsNext(&c->records, &rec, &recLen)) {
+                pthread_mutex_lock(&lock);
+                closing = c->closing || !c->linked;
+                pthread_mutex_unlock(&lock);
+                if (closing) break;
+                pollRecord(c, rec, recLen);
+            }
+        }
+        pthread_mutex_unlock(&c->postLock);
+    }
+    pthread_mutex_lock(&lock);
+    status = c->linked ? HUB_POLL_OK : HUB_POLL_CLOSED;
+    pollReleaseLocked(c);
+    pthread_mutex_unlock(&lock);
+    return status;
+}
+
+int hubPollDelete(const char *token, const char *hub, const char *user) {
+    struct hubConn *c;
+    int status;
+    pthread_mutex_lock(&lock);
+    status = pollFindLocked(token, hub, user, &c);
+    if (status == HUB_POLL_OK) {
+        pollUnlinkLocked(c);
+        pollReleaseLocked(c);
+    }
+    pthread_mutex_unlock(&lock);
+    return status;
+}
+
 /* ---- delivery ---- */
 
 static int matches(const struct hubConn *c, enum hubScope scope, const char *hub, const char *who) {
@@ -672,6 +976,7 @@ int hubSend(enum hubScope scope, const char *hub, const char *who, const char *r
     int reached = 0;
     if (!m) return -1;
     pthread_mutex_lock(&lock);
+    pollReapLocked(nowMs());
     for (struct hubConn *c = conns; c; c = c->next) {
         if (!c->ready || c->closing || !matches(c, scope, hub, who)) continue;
         if (enqueueLocked(c, m) == 0) reached++;
@@ -696,6 +1001,19 @@ int hubDisconnect(const char *hub, const char *who) {
     pthread_mutex_lock(&lock);
     for (struct hubConn *c = conns; c && !found; c = c->next) {
         if (!matches(c, HUB_CONNECTION, hub, who) || c->closing) continue;
+        if (c->lp) { /* the next poll takes the close message, the one after gets 204 */
+            size_t n = 0;
+            char *rec =
+                c->ready ? hubprotoClose("The connection was closed by the server.", 0, &n) : NULL;
+            struct hubMsg *m = rec ? msgNew(WS_OP_TEXT, rec, n) : NULL;
+            if (m) enqueueLocked(c, m);
+            msgUnref(m);
+            free(rec);
+            c->closing = 1;
+            wake(c);
+            found = 1;
+            continue;
+        }
         c->stopCode = WS_CLOSE_NORMAL;
         c->stopReconnect = 0;
         wake(c);
@@ -714,7 +1032,12 @@ void hubShutdown(int waitMs) {
 
     pthread_mutex_lock(&lock);
     stopping = 1;
-    for (struct hubConn *c = conns; c; c = c->next) {
+    for (struct hubConn *c = conns, *next; c; c = next) {
+        next = c->next;
+        if (c->lp) { /* its polls answer 204 */
+            pollUnlinkLocked(c);
+            continue;
+        }
         if (!c->stopCode) c->stopCode = WS_CLOSE_GOING_AWAY, c->stopReconnect = 1;
         wake(c);
     }

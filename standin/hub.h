@@ -12,6 +12,7 @@
 
 struct hubOptions {
     int pingSeconds;          /* send {"type":6} after this long without sending anything */
+    int pollSeconds;          /* a long poll with nothing to send answers after this long */
     int clientTimeoutSeconds; /* close a connection silent for this long */
     size_t maxMessage;        /* cap on one incoming WebSocket message, and on a pending record */
     size_t queueMaxBytes;     /* a connection whose unsent output exceeds either cap is dropped */
@@ -68,9 +69,34 @@ int hubHas(enum hubScope scope, const char *hub, const char *who);
  * reconnect. Returns 1 when it existed, else 0. */
 int hubDisconnect(const char *hub, const char *who);
 
-/* Refuses new connections, closes every WebSocket (hub close message allowing reconnect, then a
- * 1001 close frame), and waits up to waitMs for their threads to finish. Frees the negotiated
- * tokens. */
+/* ---- the LongPolling transport: a connection made of HTTP requests that name it by its
+ * connection token (hub and user must match the negotiated ones on every request) ---- */
+
+enum hubPollStatus {
+    HUB_POLL_OK = 0,   /* 200: *body holds the records to send (possibly none) */
+    HUB_POLL_CLOSED,   /* 204: the connection is over */
+    HUB_POLL_UNKNOWN,  /* 404 */
+    HUB_POLL_MISMATCH, /* 403 */
+    HUB_POLL_NO_MEMORY /* 500 */
+};
+
+/* A poll (GET). The first one, with a token fresh from negotiate, opens the connection and
+ * returns at once with no records; later ones wait until records are queued (all of them are
+ * returned, concatenated, 0x1E ended) or the poll timeout passes (then a ping record, once the
+ * handshake is done). *body (caller frees, may be NULL when *len is 0) and *len receive them. */
+int hubPoll(const char *token, const char *hub, const char *user, char **body, size_t *len);
+
+/* Client records (POST): the handshake first, then hub messages. Returns HUB_POLL_OK,
+ * _UNKNOWN, _MISMATCH or _CLOSED. */
+int hubPollSend(const char *token, const char *hub, const char *user, const char *data, size_t len);
+
+/* Ends the connection (DELETE); a pending poll answers 204. Returns HUB_POLL_OK, _UNKNOWN or
+ * _MISMATCH. */
+int hubPollDelete(const char *token, const char *hub, const char *user);
+
+/* Refuses new connections, ends every long-polling connection (its polls answer 204), closes
+ * every WebSocket (hub close message allowing reconnect, then a 1001 close frame), and waits up to
+ * waitMs for their threads to finish. Frees the negotiated tokens. */
 void hubShutdown(int waitMs);
 
 #endif

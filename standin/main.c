@@ -20,6 +20,7 @@
 #define QUEUE_MAX_BYTES (16 * 1024 * 1024)
 #define QUEUE_MAX_MESSAGES 8192
 #define SHUTDOWN_WAIT_MS 5000
+#define MAX_POLL_SECONDS 90
 
 int main(int argc, char **argv) {
     struct config cfg;
@@ -47,6 +48,9 @@ int main(int argc, char **argv) {
 
     memset(&hub, 0, sizeof(hub));
     hub.pingSeconds = cfg.ping_seconds;
+    /* A long poll with nothing to say answers with a ping: the same interval, within the 100 s
+     * the official client waits for a poll. */
+    hub.pollSeconds = cfg.ping_seconds < MAX_POLL_SECONDS ? cfg.ping_seconds : MAX_POLL_SECONDS;
     hub.clientTimeoutSeconds = CLIENT_TIMEOUT_SECONDS > 4 * cfg.ping_seconds
                                    ? CLIENT_TIMEOUT_SECONDS
                                    : 4 * cfg.ping_seconds;

@@ -1,5 +1,6 @@
-/* routes: what the stand-in answers: the client side (negotiate, the WebSocket connect) and the
- * server REST API (send to a hub, a connection or a user; health), with their token checks.
+/* routes: what the stand-in answers: the client side (negotiate, the WebSocket connect, long
+ * polling) and the server REST API (send to a hub, a connection or a user; health), with their
+ * token checks.
  *
  * Audiences are built from the connection string (config.base), never from the Host header:
  * client tokens name base/client/?hub=<hub>, REST tokens the request URL without its query. They
@@ -33,6 +34,10 @@ static void replyf(struct httpdResponse *resp, int status, const char *fmt, cons
     char text[512];
     snprintf(text, sizeof(text), fmt, arg);
     reply(resp, status, text);
+}
+
+static int methodIs(const struct httpdRequest *req, const char *m) {
+    return strcmp(httpdMethod(req), m) == 0;
 }
 
 /* The token from "Authorization: Bearer ..." or, for the client side, ?access_token=. Caller
@@ -106,6 +111,7 @@ static void negotiate(const struct httpdRequest *req, struct httpdResponse *resp
     snprintf(body, sizeof(body),
              "{\"negotiateVersion\":1,\"connectionId\":\"%s\",\"connectionToken\":\"%s\","
              "\"availableTransports\":[{\"transport\":\"WebSockets\",\"transferFormats\":"
+             "[\"Text\",\"Binary\"]},{\"transport\":\"LongPolling\",\"transferFormats\":"
              "[\"Text\",\"Binary\"]}]}",
              id, token);
     httpdSetText(resp, 200, JSON, body);
@@ -145,10 +151,6 @@ static void openWebSocket(const struct httpdRequest *req, struct httpdResponse *
     struct hubClaim *claim = NULL;
     int status;
 
-    if (!headerHasToken(httpdHeader(req, "Upgrade"), "websocket")) {
-        reply(resp, 400, "this stand-in serves the WebSockets transport only\n");
-        goto out;
-    }
     if (!hub || pathHubName(hub, strlen(hub), route->hub) != 0 || !id) {
         reply(resp, 400, "the WebSocket URL needs ?hub= and ?id=\n");
         goto out;
@@ -181,11 +183,62 @@ out:
     free(user);
 }
 
-/* ---- the REST API ---- */
+/* The LongPolling transport: GET polls, POST carries the client's records, DELETE ends it. */
+static void longPolling(const struct httpdRequest *req, struct httpdResponse *resp,
+                        const struct config *cfg, struct pathRoute *route) {
+    char *hub = httpdQuery(req, "hub"), *id = httpdQuery(req, "id"), *user = NULL, *body = NULL;
+    const char *data;
+    size_t len = 0;
+    int status;
 
-static int methodIs(const struct httpdRequest *req, const char *m) {
-    return strcmp(httpdMethod(req), m) == 0;
+    if (!hub || pathHubName(hub, strlen(hub), route->hub) != 0 || !id) {
+        reply(resp, 400, "the client URL needs ?hub= and ?id=\n");
+        goto out;
+    }
+    if (authorize(req, resp, cfg, route, 1, &user) != 0) goto out;
+    if (methodIs(req, "POST")) {
+        data = httpdBody(req, &len);
+        status = hubPollSend(id, route->hub, user, data ? data : "", len);
+    } else if (methodIs(req, "DELETE")) {
+        status = hubPollDelete(id, route->hub, user);
+    } else {
+        status = hubPoll(id, route->hub, user, &body, &len);
+    }
+    switch (status) {
+    case HUB_POLL_OK:
+        if (methodIs(req, "DELETE")) {
+            reply(resp, 202, "");
+        } else if (body) {
+            resp->status = 200;
+            resp->contentType = TEXT;
+            resp->body = body;
+            resp->bodyLen = len;
+            body = NULL;
+        } else {
+            reply(resp, 200, "");
+        }
+        break;
+    case HUB_POLL_CLOSED:
+        reply(resp, 204, NULL);
+        break;
+    case HUB_POLL_UNKNOWN:
+        reply(resp, 404, "no such connection\n");
+        break;
+    case HUB_POLL_MISMATCH:
+        replyf(resp, 403, "%s\n", hubClaimText(HUB_CLAIM_MISMATCH));
+        break;
+    default:
+        reply(resp, 500, "out of memory\n");
+        break;
+    }
+out:
+    free(hub);
+    free(id);
+    free(user);
+    free(body);
 }
+
+/* ---- the REST API ---- */
 
 /* Which methods a route takes, as an Allow header value; NULL when the method is one of them. */
 static const char *methodProblem(const struct httpdRequest *req, const struct pathRoute *r) {
@@ -204,7 +257,7 @@ static const char *methodProblem(const struct httpdRequest *req, const struct pa
     case PATH_NEGOTIATE:
         return post || get ? NULL : "POST";
     case PATH_CLIENT:
-        return get ? NULL : "GET";
+        return methodIs(req, "GET") || post || methodIs(req, "DELETE") ? NULL : "GET, POST, DELETE";
     default:
         return NULL;
     }
@@ -306,8 +359,11 @@ void routesHandle(const struct httpdRequest *req, struct httpdResponse *resp, vo
             httpdAddHeader(resp, "Allow", allow);
         } else if (route.kind == PATH_NEGOTIATE) {
             negotiate(req, resp, cfg, &route);
-        } else {
+        } else if (methodIs(req, "GET") &&
+                   headerHasToken(httpdHeader(req, "Upgrade"), "websocket")) {
             openWebSocket(req, resp, cfg, &route);
+        } else {
+            longPolling(req, resp, cfg, &route);
         }
         break;
     default:

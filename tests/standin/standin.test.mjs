@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import * as signalR from '@microsoft/signalr';
-import { STANDIN_BIN, freePort, mintJwt, startStandin } from '../lib/harness.mjs';
+import { STANDIN_BIN, freePort, mintJwt, sleep, startStandin } from '../lib/harness.mjs';
 
 const HUB = 'enviromon';
 const now = () => Math.floor(Date.now() / 1000);
@@ -22,11 +22,11 @@ function clientToken(s, { hub = HUB, user = null, userClaim = 'asrs.s.uid' } = {
 }
 
 /** A hub connection through the official client, with a queue of what arrives on `newMessage`. */
-function connection(s, { user = null, userClaim, reconnect = null, configure = null } = {}) {
+function connection(s, { user = null, userClaim, reconnect = null, configure = null, transport = signalR.HttpTransportType.WebSockets } = {}) {
   let builder = new signalR.HubConnectionBuilder()
     .withUrl(clientUrl(s), {
       accessTokenFactory: () => clientToken(s, { user, userClaim }),
-      transport: signalR.HttpTransportType.WebSockets,
+      transport,
     })
     .configureLogging(clientLogLevel);
   if (reconnect) builder = builder.withAutomaticReconnect(reconnect);
@@ -174,6 +174,97 @@ describe('official client against the stand-in', () => {
       const r = await fetch(`${s.endpoint}/client/negotiate?hub=${HUB}&negotiateVersion=1`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
       assert.equal(r.status, 401, await r.text());
     }
+  });
+});
+
+describe('the LongPolling fallback transport', () => {
+  let s;
+  const open = [];
+  const start = async (opts) => {
+    const c = connection(s, opts);
+    open.push(c);
+    await c.start();
+    return c;
+  };
+  const lp = { transport: signalR.HttpTransportType.LongPolling };
+
+  // Short polls, so that the keep-alive answers are exercised too.
+  before(async () => { s = await startStandin({ args: ['--ping-seconds', '2'] }); });
+  after(async () => {
+    await Promise.all(open.map((c) => c.stop().catch(() => {})));
+    await s.stop();
+  });
+
+  test('negotiate offers LongPolling after WebSockets', async () => {
+    const r = await fetch(`${s.endpoint}/client/negotiate?hub=${HUB}&negotiateVersion=1`, { method: 'POST', headers: { Authorization: `Bearer ${clientToken(s)}` } });
+    assert.equal(r.status, 200);
+    const body = await r.json();
+    assert.deepEqual(body.availableTransports.map((t) => t.transport), ['WebSockets', 'LongPolling']);
+    assert.deepEqual(body.availableTransports[1].transferFormats, ['Text', 'Binary']);
+  });
+
+  test('a long-polling client connects, gets a broadcast and its own sends, and stops cleanly', async () => {
+    const c = await start({ ...lp, user: 'poller' });
+    const ws = await start();
+    assert.equal(c.state, signalR.HubConnectionState.Connected);
+    assert.match(c.connectionId, /^[A-Za-z0-9_-]{16,}$/);
+    const closed = new Promise((resolve) => c.onclose(resolve));
+    // Outlive a few poll timeouts: the connection stays up through the keep-alive answers.
+    await sleep(5000);
+    assert.equal(c.state, signalR.HubConnectionState.Connected);
+    let r = await rest(s, `/api/v1/hubs/${HUB}`, { body: { target: 'newMessage', arguments: [{ deviceId: 'd1' }, 'broadcast'] } });
+    assert.equal(r.status, 202, r.text);
+    assert.deepEqual(await c.next(), [{ deviceId: 'd1' }, 'broadcast']);
+    assert.deepEqual(await ws.next(), [{ deviceId: 'd1' }, 'broadcast']);
+    r = await rest(s, `/api/v1/hubs/${HUB}/connections/${encodeURIComponent(c.connectionId)}`, { body: { target: 'newMessage', arguments: ['for-poller'] } });
+    assert.equal(r.status, 202, r.text);
+    assert.deepEqual(await c.next(), ['for-poller']);
+    r = await rest(s, `/api/v1/hubs/${HUB}/users/poller`, { body: { target: 'newMessage', arguments: ['for-user'] } });
+    assert.equal(r.status, 202, r.text);
+    assert.deepEqual(await c.next(), ['for-user']);
+    // In order per connection: had the WebSocket client been sent either, they would come first.
+    r = await rest(s, `/api/v1/hubs/${HUB}`, { body: { target: 'newMessage', arguments: ['marker'] } });
+    assert.deepEqual(await ws.next(), ['marker']);
+    assert.deepEqual(await c.next(), ['marker']);
+    assert.equal((await rest(s, `/api/v1/hubs/${HUB}/connections/${c.connectionId}`, { method: 'GET' })).status, 200);
+    await c.stop(); // aborts the poll and sends DELETE
+    assert.equal(await closed, undefined, 'closed without an error');
+    assert.equal((await rest(s, `/api/v1/hubs/${HUB}/connections/${c.connectionId}`, { method: 'GET' })).status, 404);
+  });
+
+  test('a REST disconnect ends a long-polling connection', async () => {
+    const c = await start(lp);
+    const closed = new Promise((resolve) => c.onclose(resolve));
+    const r = await rest(s, `/api/v1/hubs/${HUB}/connections/${c.connectionId}`, { method: 'DELETE' });
+    assert.equal(r.status, 202, r.text);
+    const err = await closed;
+    assert.match(String(err), /closed by the server/);
+    assert.equal(c.state, signalR.HubConnectionState.Disconnected);
+  });
+
+  test('a poll, send or delete for an unknown id gets 404; a poll after DELETE gets 404', async () => {
+    const auth = { Authorization: `Bearer ${clientToken(s)}` };
+    const url = `${s.endpoint}/client/?hub=${HUB}&id=no-such-connection-token`;
+    assert.equal((await fetch(url, { headers: auth })).status, 404);
+    assert.equal((await fetch(url, { method: 'POST', headers: auth, body: '{"protocol":"json","version":1}\x1e' })).status, 404);
+    assert.equal((await fetch(url, { method: 'DELETE', headers: auth })).status, 404);
+    // By hand: negotiate, connect poll, handshake, poll for its answer, DELETE ends a pending poll.
+    const neg = await (await fetch(`${s.endpoint}/client/negotiate?hub=${HUB}&negotiateVersion=1`, { method: 'POST', headers: auth })).json();
+    const conn = `${s.endpoint}/client/?hub=${HUB}&id=${encodeURIComponent(neg.connectionToken)}`;
+    assert.equal((await fetch(conn)).status, 401, 'needs the token');
+    let r = await fetch(conn, { headers: auth });
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), '');
+    r = await fetch(conn, { method: 'POST', headers: auth, body: '{"protocol":"json","version":1}\x1e' });
+    assert.equal(r.status, 200);
+    r = await fetch(conn, { headers: auth });
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), '{}\x1e');
+    const pending = fetch(conn, { headers: auth });
+    r = await fetch(conn, { method: 'DELETE', headers: auth });
+    assert.ok(r.status === 202 || r.status === 200, String(r.status));
+    assert.equal((await pending).status, 204);
+    assert.equal((await fetch(conn, { headers: auth })).status, 404);
   });
 });
 

@@ -18,6 +18,9 @@
 #include <time.h>
 
 #define REJECTED_BODY_MAX 16000
+#define BAD_DEVICE_ID                                                                              \
+    "device id holds characters Table Storage forbids (/ \\ # ? or control characters) or is "     \
+    "too long"
 
 /* One reading of the batch: an event's body, or one element of an array body. */
 typedef struct item {
@@ -69,8 +72,7 @@ static int collect(batchRun *run) {
             it->device = e->deviceId;
             if (e->badDeviceId) {
                 it->device = NULL;
-                reject(it, "device id holds characters Table Storage forbids (/ \\ # ? or control "
-                           "characters) or is too long");
+                reject(it, BAD_DEVICE_ID);
                 continue;
             }
             json_t *src = json_is_array(e->body) ? json_array_get(e->body, k) : e->body;
@@ -103,9 +105,7 @@ static int collect(batchRun *run) {
             if (!it->rejected) reject(it, "no device id (iothub-connection-device-id or deviceId)");
         } else if (!tableKeyValid(it->device)) {
             it->device = NULL; /* cannot name a row */
-            if (!it->rejected)
-                reject(it, "device id holds characters Table Storage forbids (/ \\ # ? or control "
-                           "characters) or is too long");
+            if (!it->rejected) reject(it, BAD_DEVICE_ID);
         }
     }
     return 0;
@@ -119,6 +119,7 @@ static int group(batchRun *run) {
     run->works = calloc(run->nitems ? run->nitems : 1, sizeof(deviceWork));
     run->rejects = calloc(run->nitems ? run->nitems : 1, sizeof(size_t));
     if (!run->works || !run->rejects) goto out;
+    /* One work per device, and how many entries each will hold... */
     for (size_t i = 0; i < run->nitems; i++) {
         item *it = &run->items[i];
         if (it->rejected) run->rejects[run->nrejects++] = i;
@@ -128,9 +129,20 @@ static int group(batchRun *run) {
             w = &run->works[run->nworks++];
             w->deviceId = it->device;
             w->partition = run->b.partition;
-            w->entries = calloc(run->nitems - i, sizeof(deviceEntry)); /* the most it can get */
-            if (!w->entries || dictSet(&index, it->device, w)) goto out;
+            if (dictSet(&index, it->device, w)) goto out;
         }
+        w->count++;
+    }
+    for (size_t i = 0; i < run->nworks; i++) {
+        run->works[i].entries = calloc(run->works[i].count, sizeof(deviceEntry));
+        if (!run->works[i].entries) goto out;
+        run->works[i].count = 0;
+    }
+    /* ...then the entries, in batch order. */
+    for (size_t i = 0; i < run->nitems; i++) {
+        item *it = &run->items[i];
+        if (!it->device) continue;
+        deviceWork *w = dictGet(&index, it->device);
         hostEvent *e = &run->b.events[it->event];
         deviceEntry *de = &w->entries[w->count++];
         de->r = it->rejected ? NULL : &it->r;

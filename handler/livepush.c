@@ -43,6 +43,7 @@ static dict missed;
 
 /* Remembers a push that did not go out; steals args. */
 static void remember_missed(const char *id, char *args) {
+    if (!args) return;
     pthread_mutex_lock(&lock);
     if (!missed.buckets && dictInit(&missed, 256, free) != 0) {
         free(args);
@@ -132,7 +133,18 @@ static void *pusher(void *arg) {
     return NULL;
 }
 
-/* Appends one push to run (steals args); the id is copied. Returns 0 or -1. */
+/* The arguments of a device's push, "[<device>]". Caller frees; NULL on OOM. */
+static char *push_args(json_t *dev) {
+    char *d = json_dumps(dev, JSON_COMPACT);
+    size_t len = d ? strlen(d) + 3 : 0;
+    char *args = d ? malloc(len) : NULL;
+    if (args) snprintf(args, len, "[%s]", d);
+    free(d);
+    return args;
+}
+
+/* Appends one push to run (steals args, which may be NULL on OOM); the id is copied. Returns 0
+ * or -1. */
 static int add_push(pushRun *run, const char *id, char *args) {
     char *copy = strdup(id);
     if (!copy || !args) {
@@ -156,15 +168,7 @@ void livepushDevices(json_t *devices) {
         for (size_t i = 0; i < n; i++) {
             json_t *dev = json_array_get(devices, i);
             const char *id = json_string_value(json_object_get(dev, "deviceId"));
-            char *d = json_dumps(dev, JSON_COMPACT);
-            size_t len = d ? strlen(d) + 3 : 0;
-            char *args = d ? malloc(len) : NULL;
-            if (args) snprintf(args, len, "[%s]", d);
-            free(d);
-            if (id && args)
-                remember_missed(id, args);
-            else
-                free(args);
+            if (id) remember_missed(id, push_args(dev));
         }
         return;
     }
@@ -183,16 +187,8 @@ void livepushDevices(json_t *devices) {
     for (size_t i = 0; i < n; i++) {
         json_t *dev = json_array_get(devices, i);
         const char *id = json_string_value(json_object_get(dev, "deviceId"));
-        char *d = json_dumps(dev, JSON_COMPACT);
-        size_t len = d ? strlen(d) + 3 : 0;
-        char *args = d && id ? malloc(len) : NULL;
-        if (args) snprintf(args, len, "[%s]", d);
-        free(d);
-        if (!id) {
-            free(args);
-            continue;
-        }
-        if (add_push(&run, id, args) != 0) logError("live push: out of memory");
+        if (!id) continue;
+        if (add_push(&run, id, push_args(dev)) != 0) logError("live push: out of memory");
         if (earlier.buckets) dictDelete(&earlier, id); /* this batch's state is newer */
     }
     for (size_t b = 0; earlier.buckets && b < earlier.nbuckets; b++)

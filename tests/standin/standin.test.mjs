@@ -82,21 +82,30 @@ function runStandin(args, env = {}) {
   });
 }
 
-describe('official client against the stand-in', () => {
+/** A stand-in for one suite (started before it, stopped after it) and a start(opts) that opens
+ * an official client on it; every client opened is stopped after the suite. */
+function suiteStandin(options = {}) {
   let s;
   const open = [];
+  before(async () => { s = await startStandin(options); });
+  after(async () => {
+    await Promise.all(open.map((c) => c.stop().catch(() => {})));
+    await s.stop();
+  });
   const start = async (opts) => {
     const c = connection(s, opts);
     open.push(c);
     await c.start();
     return c;
   };
+  return { start, standin: () => s };
+}
 
-  before(async () => { s = await startStandin(); });
-  after(async () => {
-    await Promise.all(open.map((c) => c.stop().catch(() => {})));
-    await s.stop();
-  });
+describe('official client against the stand-in', () => {
+  const { start, standin } = suiteStandin();
+  let s;
+
+  before(() => { s = standin(); });
 
   test('negotiates, connects over WebSockets and receives a REST broadcast', async () => {
     const c = await start();
@@ -178,22 +187,12 @@ describe('official client against the stand-in', () => {
 });
 
 describe('the LongPolling fallback transport', () => {
+  const { start, standin } = suiteStandin({ args: ['--ping-seconds', '2'] });
   let s;
-  const open = [];
-  const start = async (opts) => {
-    const c = connection(s, opts);
-    open.push(c);
-    await c.start();
-    return c;
-  };
   const lp = { transport: signalR.HttpTransportType.LongPolling };
 
-  // Short polls, so that the keep-alive answers are exercised too.
-  before(async () => { s = await startStandin({ args: ['--ping-seconds', '2'] }); });
-  after(async () => {
-    await Promise.all(open.map((c) => c.stop().catch(() => {})));
-    await s.stop();
-  });
+  // Short polls (above), so that the keep-alive answers are exercised too.
+  before(() => { s = standin(); });
 
   test('negotiate offers LongPolling after WebSockets', async () => {
     const r = await fetch(`${s.endpoint}/client/negotiate?hub=${HUB}&negotiateVersion=1`, { method: 'POST', headers: { Authorization: `Bearer ${clientToken(s)}` } });

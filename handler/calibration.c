@@ -13,8 +13,13 @@
 #include <string.h>
 #include <time.h>
 
-/* Azure allows at most 15 comparisons in one $filter: the PartitionKey and 14 RowKeys. */
+/* Azure allows at most 15 comparisons in one $filter: the PartitionKey and 14 RowKeys
+ * ("Querying tables and entities", Microsoft Learn, read 2026-12-02). A query is also split so
+ * that its $filter, percent-encoded as it goes into the URL, stays within FILTER_URL_MAX bytes:
+ * 14 ids of 125 quotes each would need 10.5 KB, past the 8 KiB URL the table module builds.
+ * One id alone (at most 512 UTF-16 units: 4.6 KB encoded at worst) always fits. */
 #define IDS_PER_QUERY 14
+#define FILTER_URL_MAX 4096
 #define CACHE_MAX 100000
 
 typedef struct entry {
@@ -116,9 +121,24 @@ out:
     return rc;
 }
 
+/* The bytes " or RowKey eq '<id>'" takes in the URL once quotes are doubled and everything but
+ * unreserved characters is percent-encoded. */
+static size_t encoded_clause(const char *id) {
+    size_t n = 3 * 2 + 2 + 3 + 6 + 3 + 2 + 3 + 3 + 3; /* %20or%20RowKey%20eq%20%27...%27 */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+        int unreserved = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                         (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
+                         *p == '~';
+        n += *p == '\'' ? 6 : unreserved ? 1 : 3;
+    }
+    return n;
+}
+
 int calibrationPrepare(const char *const *ids, size_t n, char *err, size_t errlen) {
     const char *need[IDS_PER_QUERY];
-    size_t k = 0;
+    size_t k = 0, used = 0;
+    /* PartitionKey eq '<pk>' and ( ... ) */
+    const size_t base = 64 + encoded_clause(cfg->partitionKey);
     time_t now = time(NULL);
     if (errlen) err[0] = '\0';
     for (size_t i = 0; i < n; i++) {
@@ -130,10 +150,16 @@ int calibrationPrepare(const char *const *ids, size_t n, char *err, size_t errle
         for (size_t j = 0; j < k; j++)
             dup |= strcmp(need[j], ids[i]) == 0;
         if (dup) continue;
+        size_t cost = encoded_clause(ids[i]);
+        if (k && base + used + cost > FILTER_URL_MAX) {
+            if (load(need, k, now, err, errlen)) return -1;
+            k = used = 0;
+        }
         need[k++] = ids[i];
+        used += cost;
         if (k == IDS_PER_QUERY) {
             if (load(need, k, now, err, errlen)) return -1;
-            k = 0;
+            k = used = 0;
         }
     }
     return k ? load(need, k, now, err, errlen) : 0;

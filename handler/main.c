@@ -42,6 +42,9 @@ int main(void) {
         logError("enviromon: cannot start: %s", err);
         return 2;
     }
+    /* A trigger body over MaxRequestBodyBytes is spooled to disk and quarantined whole (a 413
+     * would be retried forever); past 1 GiB it is refused. README, "Failure handling". */
+    serverSpoolPath("/EnvironmentEventTrigger", (size_t)1 << 30);
     if (serverStart(appSettings.port, appSettings.maxBodyBytes, appDispatch, err, sizeof(err))) {
         logError("enviromon: %s", err);
         appShutdown();

@@ -14,17 +14,48 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 typedef struct request {
     buf body;
     int tooLarge;
+    int spoolable; /* a POST to the spooling path */
+    FILE *spool;   /* the body, once it passed max_body on the spooling path */
+    size_t total;  /* bytes received */
 } request;
 
 static struct MHD_Daemon *daemon_;
 static serverHandlerFn handler;
 static size_t max_body;
+static char spool_path[128];
+static size_t spool_ceiling;
+
+void serverSpoolPath(const char *path, size_t ceiling) {
+    snprintf(spool_path, sizeof(spool_path), "%s", path);
+    spool_ceiling = ceiling;
+}
+
+/* Appends a piece of the body: to memory up to max_body, then (on the spooling path) to a
+ * temporary file up to spool_ceiling. Returns 0, or -1 when the body is too large. */
+static int take_body(request *rq, const char *data, size_t n) {
+    if (rq->total + n < rq->total) return -1;
+    rq->total += n;
+    if (!rq->spool && rq->body.len + n <= max_body) return bufAppend(&rq->body, data, n);
+    if (!rq->spoolable || rq->total > spool_ceiling) return -1;
+    if (!rq->spool) {
+        rq->spool = tmpfile();
+        if (!rq->spool) {
+            logError("cannot spool a body of more than %zu bytes: %s", max_body, strerror(errno));
+            return -1;
+        }
+        if (rq->body.len && fwrite(rq->body.data, 1, rq->body.len, rq->spool) != rq->body.len)
+            return -1;
+        bufFree(&rq->body);
+    }
+    return fwrite(data, 1, n, rq->spool) == n ? 0 : -1;
+}
 static int inflight;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t idle = PTHREAD_COND_INITIALIZER;
@@ -74,25 +105,37 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         pthread_mutex_lock(&lock);
         inflight++;
         pthread_mutex_unlock(&lock);
+        rq->spoolable =
+            spool_path[0] && strcmp(method, "POST") == 0 && strcasecmp(url, spool_path) == 0;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > max_body) {
+        if (cl && strtoull(cl, NULL, 10) > (rq->spoolable ? spool_ceiling : max_body)) {
             rq->tooLarge = 1;
             return too_large(c); /* answered before the body is read */
         }
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (!rq->tooLarge && bufAppend(&rq->body, upload_data, *upload_data_size) != 0)
+        if (!rq->tooLarge && take_body(rq, upload_data, *upload_data_size) != 0) {
             rq->tooLarge = 1;
+            bufFree(&rq->body);
+            if (rq->spool) fclose(rq->spool);
+            rq->spool = NULL;
+        }
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (rq->tooLarge) return too_large(c);
 
+    if (rq->spool && (fflush(rq->spool) != 0 || fseek(rq->spool, 0, SEEK_SET) != 0)) {
+        fclose(rq->spool);
+        rq->spool = NULL;
+        return too_large(c);
+    }
     serverRequest req = {.method = method,
                          .path = url,
                          .body = rq->body.data ? rq->body.data : "",
-                         .bodylen = rq->body.len,
+                         .bodylen = rq->spool ? rq->total : rq->body.len,
+                         .spool = rq->spool,
                          .conn = c};
     serverResponse res = {.status = 500};
     handler(&req, &res);
@@ -107,6 +150,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     request *rq = *con_cls;
     if (!rq) return;
     bufFree(&rq->body);
+    if (rq->spool) fclose(rq->spool);
     free(rq);
     *con_cls = NULL;
     pthread_mutex_lock(&lock);

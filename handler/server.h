@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define SERVER_MAX_HEADERS 8
 
@@ -14,6 +15,9 @@ typedef struct serverRequest {
     const char *path; /* without the query */
     const char *body; /* the whole body, NUL-terminated ("" when none) */
     size_t bodylen;
+    /* A body over the limit on the spooling path (serverSpoolPath): body is "" and the bytes
+     * (bodylen of them) are in this temporary file, at its start. Borrowed; NULL otherwise. */
+    FILE *spool;
     void *conn; /* opaque, for serverQuery/serverHeader */
 } serverRequest;
 
@@ -31,6 +35,10 @@ typedef void (*serverHandlerFn)(const serverRequest *req, serverResponse *res);
 
 /* Starts listening on 127.0.0.1:port. Returns 0, or -1 with a message in err. */
 int serverStart(int port, size_t maxBody, serverHandlerFn fn, char *err, size_t errlen);
+
+/* Bodies of POSTs to path over maxBody, up to ceiling bytes, go to a temporary file instead of
+ * a 413 (serverRequest.spool), so that the handler can keep them. Call before serverStart. */
+void serverSpoolPath(const char *path, size_t ceiling);
 
 /* Stops accepting, lets in-flight requests finish (up to drainSeconds), then stops. */
 void serverStop(int drainSeconds);

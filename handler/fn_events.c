@@ -177,7 +177,10 @@ static int calibrate(batchRun *run, char *err, size_t errlen) {
         item *it = &run->items[i];
         if (it->rejected || !it->device) continue;
         calibration c;
-        calibrationGet(it->device, &c);
+        if (calibrationGet(it->device, &c, it->reason, sizeof(it->reason)) != 0) {
+            it->rejected = 1;
+            continue;
+        }
         telemetryCalibrate(&it->r, &c);
         if (telemetryValidate(&it->r, it->reason, sizeof(it->reason)) != 0) it->rejected = 1;
     }

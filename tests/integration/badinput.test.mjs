@@ -148,8 +148,10 @@ describe('a store that refuses a device row does not stop the batch', () => {
       req.on('end', () => {
         const body = Buffer.concat(chunks);
         const text = body.toString('utf8');
-        const refuse = /DeviceState/.test(req.url) && req.method !== 'GET' &&
-          (text.includes('refuse-values') || text.includes('refuse-all-dev') || decodeURIComponent(req.url).includes('refuse-all-dev'));
+        const url = decodeURIComponent(req.url);
+        const refuse = (/DeviceState/.test(req.url) && req.method !== 'GET' &&
+          (text.includes('refuse-values') || text.includes('refuse-all-dev') || url.includes('refuse-all-dev'))) ||
+          (/Calibration\(\)/.test(req.url) && url.includes('cal-refused'));
         if (refuse) {
           res.writeHead(400, { 'x-ms-error-code': 'EntityTooLarge', 'Content-Type': 'application/json' });
           res.end('{"odata.error":{"code":"EntityTooLarge"}}');
@@ -188,6 +190,20 @@ describe('a store that refuses a device row does not stop the batch', () => {
     assert.equal(kept.length, 2);
     for (const k of kept) assert.match(k.Reason, /Table Storage refuses the device's row: .*400 EntityTooLarge/);
     assert.match(h2.logs.text, /device 'refused-1': .*400 EntityTooLarge; its 2 reading\(s\) are rejected/);
+  });
+
+  test('a calibration query the store refuses: only that device\'s readings are rejected', async () => {
+    const body = h.hostBatch([
+      { deviceId: 'cal-refused', seq: 1, body: { temperature: 20 } },
+      { deviceId: 'cal-fine', seq: 2, body: { temperature: 20 } },
+    ], { partition: 'calref' });
+    await deliver(body, { url: h2.url });
+    assert.equal(Number((await device('cal-refused')).Rejected), 1);
+    assert.equal(Number((await device('cal-refused')).Count), 0);
+    assert.equal(Number((await device('cal-fine')).Count), 1);
+    const kept = await rejectedIn('calref');
+    assert.equal(kept.length, 1);
+    assert.match(kept[0].Reason, /calibration cannot be read: .*400/);
   });
 
   test('a row that cannot be written at all: the readings are kept, the batch answers 200', async () => {

@@ -84,10 +84,8 @@ int telemetryNormalize(const json_t *body, reading *r, char *reason, size_t len)
         snprintf(reason, len, "messageId must be a string without NUL characters");
         return -1;
     }
-    if (json_is_string(i) &&
-        tableUtf16Length(json_string_value(i), json_string_length(i)) > TELEMETRY_ID_UNITS) {
-        snprintf(reason, len, "messageId is longer than %d characters (UTF-16 units)",
-                 TELEMETRY_ID_UNITS);
+    if (json_is_string(i) && json_string_length(i) > TELEMETRY_ID_BYTES) {
+        snprintf(reason, len, "messageId is longer than %d bytes of UTF-8", TELEMETRY_ID_BYTES);
         return -1;
     }
     if (json_is_string(i))

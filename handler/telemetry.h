@@ -10,7 +10,7 @@
  * Storage counts; a String property holds at most 32,768). Longer values reject the reading:
  * a row the store refuses would otherwise stop the partition (README, failure handling). */
 #define TELEMETRY_GEO_UNITS 1024
-#define TELEMETRY_ID_UNITS 128
+#define TELEMETRY_ID_BYTES 128 /* messageId: UTF-8 bytes, so at most 128 UTF-16 units too */
 
 enum { METRIC_CELSIUS, METRIC_HUMIDITY, METRIC_HPA, METRIC_LIGHT, METRIC_COUNT };
 
@@ -19,7 +19,7 @@ typedef struct reading {
     double value[METRIC_COUNT];
     const char *bodyDeviceId; /* deviceId / DeviceId from the body, borrowed from it, or NULL */
     const char *geo;          /* borrowed from the body, or NULL */
-    char id[TELEMETRY_ID_UNITS * 3 + 1]; /* messageId / Id as text, or "" */
+    char id[TELEMETRY_ID_BYTES + 1]; /* messageId / Id as text, or "" */
 } reading;
 
 typedef struct calibration {

@@ -99,7 +99,7 @@ describe('a reading the store would refuse is rejected, not retried', () => {
     assert.equal(Number(row.Count), 1);
     assert.equal(Number(row.Rejected), 1);
     assert.equal(row.LastMessageId, 'm'.repeat(128));
-    assert.match((await rejectedIn('mid'))[0].Reason, /messageId is longer than 128/);
+    assert.match((await rejectedIn('mid'))[0].Reason, /messageId is longer than 128 bytes/);
   });
 
   test('a body deviceId of 513 to 1,024 characters is rejected; 512 makes a row', async () => {

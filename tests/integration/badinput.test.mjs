@@ -274,6 +274,7 @@ describe('an envelope that cannot be read is quarantined whole', () => {
   test('a batch without a partition is quarantined, not counted on every delivery', async () => {
     const doc = h.hostBatch([{ deviceId: 'nopart-1', seq: 1, body: { temperature: 20 } }]);
     delete doc.Metadata.TriggerPartitionContext;
+    delete doc.Metadata.PartitionContext;
     const r = await deliver(doc);
     const q = await quarantined(quarantineId(r));
     assert.match(q.header.Reason, /no partition id/);

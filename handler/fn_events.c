@@ -364,6 +364,25 @@ static void quarantine_batch(const serverRequest *req, serverResponse *res, cons
         int n = snprintf(seed, sizeof(seed), "%s %zu %lld %ld", inv ? inv : "", req->bodylen,
                          (long long)ts.tv_sec, ts.tv_nsec);
         quarantineId("s", seed, n > 0 ? (size_t)n : 0, id);
+    } else if (b->events) {
+        /* A decoded batch is named by its events, not by the whole body: the host's sys.UtcNow
+         * and sys.RandGuid differ on every delivery, the events do not. */
+        const size_t slot = QUARANTINE_ID_LEN + sizeof(int64_t);
+        size_t n = b->count * slot + sizeof(b->partition);
+        char *digests = calloc(1, n);
+        if (digests) {
+            memcpy(digests, b->partition, sizeof(b->partition));
+            for (size_t i = 0; i < b->count; i++) {
+                char *d = digests + sizeof(b->partition) + i * slot;
+                const hostEvent *e = &b->events[i];
+                quarantineId(e->hasSeq ? "e" : "n", e->raw, e->raw ? e->rawlen : 0, d);
+                if (e->hasSeq) memcpy(d + QUARANTINE_ID_LEN, &e->seq, sizeof(e->seq));
+            }
+            quarantineId("b", digests, n, id);
+        } else {
+            quarantineId("b", req->body, req->bodylen, id);
+        }
+        free(digests);
     } else {
         quarantineId("b", req->body, req->bodylen, id);
     }

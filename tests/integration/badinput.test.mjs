@@ -265,6 +265,9 @@ describe('an envelope that cannot be read is quarantined whole', () => {
     assert.match(q.header.Reason, /without sequence numbers/);
     assert.equal(JSON.parse(q.bytes.toString('utf8')).Metadata.TriggerPartitionContext.PartitionId, 'noseq');
     assert.equal(await device('noseq-1'), null);
+    // a re-delivery differs in sys.UtcNow / sys.RandGuid only: the same quarantine rows
+    const again = await deliver({ ...doc, Metadata: { ...doc.Metadata, sys: { ...doc.Metadata.sys, RandGuid: 'other', UtcNow: '2030-01-01T00:00:00Z' } } }, { times: 1 });
+    assert.equal(quarantineId(again), quarantineId(r));
     // one event of several without its number: the same
     const some = h.hostBatch([{ deviceId: 'noseq-2', seq: 5, body: { temperature: 20 } }, { deviceId: 'noseq-2', body: { temperature: 20 } }], { partition: 'noseq' });
     await deliver(some);

@@ -1,6 +1,8 @@
-/* crypto: HMAC-SHA256, base64 and base64url, random bytes; the only module that calls OpenSSL. */
+/* crypto: HMAC-SHA256, SHA-1, base64 and base64url, random bytes, constant-time comparison; the
+ * only module that calls OpenSSL. */
 #include "crypto.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -12,6 +14,18 @@ int cryptoHmacSha256(const void *key, size_t keylen, const void *msg, size_t msg
     unsigned int outlen = 0;
     if (!HMAC(EVP_sha256(), key, (int)keylen, msg, msglen, out, &outlen)) return -1;
     return outlen == CRYPTO_SHA256_LEN ? 0 : -1;
+}
+
+int cryptoSha1(const void *data, size_t len, unsigned char out[CRYPTO_SHA1_LEN]) {
+    unsigned int outlen = 0;
+    if (!EVP_Digest(data, len, out, &outlen, EVP_sha1(), NULL)) return -1;
+    return outlen == CRYPTO_SHA1_LEN ? 0 : -1;
+}
+
+int cryptoSecretEqual(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    /* Compare a with itself when the lengths differ, so the time does not depend on b's bytes. */
+    return CRYPTO_memcmp(a, la == lb ? b : a, la) == 0 && la == lb;
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -29,14 +29,6 @@ long long hubNowMs(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int hubTokenEqual(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char diff = la != lb;
-    for (size_t i = 0; i < la && i < lb; i++)
-        diff |= (unsigned char)(a[i] ^ b[i]);
-    return diff == 0;
-}
-
 /* ---- connections ---- */
 
 void hubConnInit(struct hubConn *c, const struct hubTransport *t, struct hubClaim *claim) {

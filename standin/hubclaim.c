@@ -96,7 +96,7 @@ int hubClaimToken(const char *token, const char *hub, const char *user, struct h
     pthread_mutex_lock(&lock);
     expireLocked(hubNowMs());
     for (pp = &pending; *pp; pp = &(*pp)->next) {
-        if (hubTokenEqual((*pp)->token, token)) {
+        if (cryptoSecretEqual((*pp)->token, token)) {
             found = *pp;
             *pp = found->next;
             pendingCount--;

@@ -79,9 +79,6 @@ extern struct hubOptions hubOpts;
 /* ms on the monotonic clock. */
 long long hubNowMs(void);
 
-/* Secrets: compares a and b without an early exit. 1 when equal. */
-int hubTokenEqual(const char *a, const char *b);
-
 /* Initialises the base of a new connection from claim (takes its user). */
 void hubConnInit(struct hubConn *c, const struct hubTransport *t, struct hubClaim *claim);
 

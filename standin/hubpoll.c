@@ -3,6 +3,7 @@
  * connection's condition variable for queued records; a POST feeds the session. */
 #include "hub.h"
 
+#include "crypto.h"
 #include "hubconn.h"
 #include "log.h"
 #include "ws.h"
@@ -119,7 +120,7 @@ static int findLocked(const char *token, const char *hub, const char *user, stru
     struct pollConn *found = NULL;
     *out = NULL;
     for (struct hubConn *c = hubConnsLocked(); c; c = c->next)
-        if (c->transport == &pollTransport && hubTokenEqual(lp(c)->token, token)) found = lp(c);
+        if (c->transport == &pollTransport && cryptoSecretEqual(lp(c)->token, token)) found = lp(c);
     if (!found) return HUB_POLL_UNKNOWN;
     if (strcmp(found->base.hub, hub) != 0 || !sameUser(found->base.user, user))
         return HUB_POLL_MISMATCH;

@@ -14,6 +14,13 @@ typedef struct httpcResponse {
 
 /* Once at start, before any thread uses httpc. Returns 0 or -1. */
 int httpcGlobalInit(void);
+/* Chooses, once at start and before any request, the CA certificates every HTTPS request
+ * trusts, and logs the choice. bundle (borrowed), when not empty, is a PEM file named by the
+ * setting called setting; it must be readable and hold a certificate. Otherwise: libcurl's own
+ * system bundle or directory when the machine has one, else the app's ca-certificates.crt in
+ * $FUNCTIONS_APP_ROOT_PATH, else none (HTTPS then fails, plain HTTP works). Returns 0, or -1
+ * with a message in err. Without this call libcurl's defaults apply. */
+int httpcCaInit(const char *bundle, const char *setting, char *err, size_t errlen);
 /* Frees the pooled handles (and their connections). */
 void httpcGlobalCleanup(void);
 

@@ -77,6 +77,8 @@ static int hashed_cert_dir(const char *dir) {
     return found;
 }
 
+const char *httpcCaFile(void) { return ca_file; }
+
 int httpcCaInit(const char *bundle, const char *setting, char *err, size_t errlen) {
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
     char why[128], app[PATH_MAX];

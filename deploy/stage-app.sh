@@ -129,7 +129,8 @@ while read -r name arrow path _; do
   libs=$((libs + 1))
 done < <(env -u LD_LIBRARY_PATH -u LD_PRELOAD ldd "$handler")
 [[ -f $stage/lib/$loader && -f $stage/lib/libc.so.6 ]] || die "ldd did not list $loader and libc.so.6"
-gcc_s=$(ldconfig -p 2>/dev/null | awk '$1 == "libgcc_s.so.1" && /x86-64/ {print $NF; exit}')
+# (awk reads all of ldconfig's output: an early exit would kill ldconfig with SIGPIPE under pipefail)
+gcc_s=$(ldconfig -p 2>/dev/null | awk '$1 == "libgcc_s.so.1" && /x86-64/ && !f {f = $NF} END {print f}')
 [[ -n $gcc_s ]] || gcc_s=/lib/x86_64-linux-gnu/libgcc_s.so.1
 if [[ ! -f $stage/lib/libgcc_s.so.1 ]]; then
   copy_lib libgcc_s.so.1 "$gcc_s"

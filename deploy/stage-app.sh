@@ -59,15 +59,14 @@ shopt -u nullglob
 [[ $(uname -m) == x86_64 ]] || die "built on $(uname -m): the app carries an x86-64 glibc; stage on x86-64"
 
 # host.json must start the handler the way this folder is laid out.
+command -v node >/dev/null || die "node is needed to read host.json (make deps)"
 want_exe="lib/$loader"
-if command -v node >/dev/null; then
-  desc=$(node -e '
-    const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).customHandler.description;
-    console.log(JSON.stringify([d.defaultExecutablePath, d.workingDirectory ?? "", d.arguments ?? []]));' \
-    "$root/host.json") || die "host.json: cannot read customHandler.description"
-  [[ $desc == "[\"$want_exe\",\"\",[\"--inhibit-cache\",\"./enviromon-handler\"]]" ]] ||
-    die "host.json's customHandler.description is $desc; this layout needs [\"$want_exe\",\"\",[\"--inhibit-cache\",\"./enviromon-handler\"]]"
-fi
+desc=$(node -e '
+  const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).customHandler.description;
+  console.log(JSON.stringify([d.defaultExecutablePath, d.workingDirectory ?? "", d.arguments ?? []]));' \
+  "$root/host.json") || die "host.json: cannot read customHandler.description"
+[[ $desc == "[\"$want_exe\",\"\",[\"--inhibit-cache\",\"./enviromon-handler\"]]" ]] ||
+  die "host.json's customHandler.description is $desc; this layout needs [\"$want_exe\",\"\",[\"--inhibit-cache\",\"./enviromon-handler\"]]"
 
 [[ -n $appdir && $appdir != / ]] || die "refusing to stage into '$appdir'"
 if [[ -e $appdir ]]; then

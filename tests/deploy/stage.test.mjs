@@ -159,8 +159,15 @@ test('the zip keeps the loader executable, and the unzipped app resolves every l
     r = sh('unzip', ['-q', zip, '-d', out]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(statSync(path.join(out, DESCRIPTION.defaultExecutablePath)).mode & 0o777, 0o755);
+    assert.equal(statSync(path.join(out, 'lib/libc.so.6')).mode & 0o777, 0o644);
     assert.ok(!existsSync(path.join(out, 'local.settings.json')), 'local.settings.json was zipped');
     assert.deepEqual(readdirSync(path.join(out, 'lib')).sort(), readdirSync(path.join(app, 'lib')).sort());
+    // An app whose loader lost its execute bit is not zipped: the host could not start it.
+    chmodSync(path.join(app, DESCRIPTION.defaultExecutablePath), 0o644);
+    r = sh('bash', [ZIP, app, path.join(dir, 'broken.zip')]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /not executable/);
+    assert.ok(!existsSync(path.join(dir, 'broken.zip')));
     // The carried loader, started from the unzipped folder as host.json says, finds every library
     // (glibc's included) in that folder's lib/, with no environment at all.
     r = sh(path.join(out, DESCRIPTION.defaultExecutablePath), ['--inhibit-cache', '--list', './enviromon-handler'], { cwd: out, env: {} });

@@ -20,6 +20,8 @@
 #define HEADERS_CAP (32 * 1024)
 /* The bundle deploy/stage-app.sh puts in the app folder (Debian's ca-certificates). */
 #define CA_APP_FILE "ca-certificates.crt"
+/* Debian's whole bundle is about 220 KB; a file far larger is not a CA bundle. */
+#define CA_FILE_MAX (64 << 20)
 /* The Functions host gives the custom handler the app folder's path in this variable
  * (Azure/azure-functions-host, src/WebJobs.Script/Workers/Http/HttpWorkerProcess.cs and
  * HttpWorkerConstants.cs, commit 89dc438d476542786f2fc4070f553423213a6223). */
@@ -51,6 +53,10 @@ static int pem_bundle(const char *path, char *why, size_t whylen) {
         snprintf(why, whylen, "not a regular file");
         goto out;
     }
+    if (st.st_size > CA_FILE_MAX) {
+        snprintf(why, whylen, "larger than %d MB", CA_FILE_MAX >> 20);
+        goto out;
+    }
     while (!found && fgets(line, sizeof(line), f))
         found = strncmp(line, begin, sizeof(begin) - 1) == 0;
     if (!found)
@@ -79,22 +85,26 @@ static int hashed_cert_dir(const char *dir) {
 
 const char *httpcCaFile(void) { return ca_file; }
 
-int httpcCaInit(const char *bundle, const char *setting, char *err, size_t errlen) {
+int httpcCaInit(const char *bundle, const char *setting, int required, char *err, size_t errlen) {
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-    char why[128], app[PATH_MAX];
+    char why[128] = "", app[PATH_MAX];
     const char *root = getenv(APP_ROOT_ENV);
 
     ca_file[0] = '\0';
     if (bundle && bundle[0]) {
         /* Resolved now, so later requests do not depend on the working directory. */
-        if (!pem_bundle(bundle, why, sizeof(why)))
-            return logSetError(err, errlen, "%s: cannot use '%s' as a CA bundle: %s", setting,
-                               bundle, why);
-        if (!realpath(bundle, ca_file))
-            return logSetError(err, errlen, "%s: cannot resolve '%s': %s", setting, bundle,
-                               strerror(errno));
-        logInfo("https: CA bundle %s (from %s)", ca_file, setting);
-        return 0;
+        if (!pem_bundle(bundle, why, sizeof(why)) || !realpath(bundle, ca_file)) {
+            if (!why[0]) snprintf(why, sizeof(why), "%s", strerror(errno));
+            ca_file[0] = '\0';
+            if (required)
+                return logSetError(err, errlen, "%s: cannot use '%s' as a CA bundle: %s", setting,
+                                   bundle, why);
+            logWarn("https: %s: cannot use '%s' as a CA bundle (%s): passing it over", setting,
+                    bundle, why);
+        } else {
+            logInfo("https: CA bundle %s (from %s)", ca_file, setting);
+            return 0;
+        }
     }
     if (v->cainfo && pem_bundle(v->cainfo, why, sizeof(why))) {
         logInfo("https: CA bundle %s (the system's)", v->cainfo);

@@ -40,22 +40,36 @@ static int teardown(void **state) {
 static void test_bad_bundles(void **state) {
     (void)state;
     char err[256], path[256];
-    assert_int_equal(httpcCaInit("/nonexistent/ca.pem", "EnviromonCaBundle", err, sizeof(err)), -1);
+    assert_int_equal(httpcCaInit("/nonexistent/ca.pem", "EnviromonCaBundle", 1, err, sizeof(err)),
+                     -1);
     assert_non_null(strstr(err, "EnviromonCaBundle"));
     assert_non_null(strstr(err, "No such file"));
 
     put("empty.pem", "", path, sizeof(path));
-    assert_int_equal(httpcCaInit(path, "SSL_CERT_FILE", err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "SSL_CERT_FILE"));
+    assert_int_equal(httpcCaInit(path, "EnviromonCaBundle", 1, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "EnviromonCaBundle"));
     assert_non_null(strstr(err, "no PEM certificate"));
 
     put("key.pem", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", path,
         sizeof(path));
-    assert_int_equal(httpcCaInit(path, "EnviromonCaBundle", err, sizeof(err)), -1);
+    assert_int_equal(httpcCaInit(path, "EnviromonCaBundle", 1, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "no PEM certificate"));
 
-    assert_int_equal(httpcCaInit(dir, "EnviromonCaBundle", err, sizeof(err)), -1);
+    assert_int_equal(httpcCaInit(dir, "EnviromonCaBundle", 1, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "not a regular file"));
+
+    /* SSL_CERT_FILE (which the image may set) naming nothing usable is passed over, as OpenSSL
+     * does: the start goes on with the system's certificates. */
+    err[0] = '\0';
+    assert_int_equal(httpcCaInit("/nonexistent/ca.pem", "SSL_CERT_FILE", 0, err, sizeof(err)), 0);
+    assert_string_equal(err, "");
+    assert_string_equal(httpcCaFile(), "");
+
+    /* A huge file is refused before it is read. */
+    put("huge.pem", "", path, sizeof(path));
+    assert_int_equal(truncate(path, (off_t)65 << 20), 0);
+    assert_int_equal(httpcCaInit(path, "EnviromonCaBundle", 1, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "larger than 64 MB"));
 }
 
 /* A good bundle is used, by its absolute path, whatever the working directory later is. */
@@ -66,13 +80,13 @@ static void test_good_bundle(void **state) {
         path, sizeof(path));
     assert_non_null(getcwd(cwd, sizeof(cwd)));
     assert_int_equal(chdir(dir), 0);
-    assert_int_equal(httpcCaInit("ca.pem", "EnviromonCaBundle", err, sizeof(err)), 0);
+    assert_int_equal(httpcCaInit("ca.pem", "EnviromonCaBundle", 1, err, sizeof(err)), 0);
     assert_int_equal(chdir(cwd), 0);
     assert_string_equal(httpcCaFile(), path);
 
     /* No setting: this machine has a system bundle (ca-certificates), so libcurl's default. */
     unsetenv("FUNCTIONS_APP_ROOT_PATH");
-    assert_int_equal(httpcCaInit("", "", err, sizeof(err)), 0);
+    assert_int_equal(httpcCaInit("", "", 0, err, sizeof(err)), 0);
     assert_string_equal(httpcCaFile(), "");
 }
 

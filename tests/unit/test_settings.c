@@ -153,12 +153,14 @@ static void test_ca_bundle(void **state) {
     assert_int_equal(settingsLoad(&s, err, sizeof(err)), 0);
     assert_string_equal(s.caBundle, "/etc/ssl/other.pem");
     assert_string_equal(s.caBundleSetting, "SSL_CERT_FILE");
+    assert_int_equal(s.caBundleRequired, 0);
 
     /* The project's own setting wins over OpenSSL's variable. */
     setenv("EnviromonCaBundle", "ca/test.pem", 1);
     assert_int_equal(settingsLoad(&s, err, sizeof(err)), 0);
     assert_string_equal(s.caBundle, "ca/test.pem");
     assert_string_equal(s.caBundleSetting, "EnviromonCaBundle");
+    assert_int_equal(s.caBundleRequired, 1);
 
     char long_path[1100];
     memset(long_path, 'a', sizeof(long_path) - 1);

@@ -121,8 +121,8 @@ while read -r name arrow path _; do
     # The loader is listed by its path alone: /lib64/ld-linux-x86-64.so.2 (0x...)
     [[ $(basename "$name") == "$loader" ]] || continue
     path=$name
-    name=$loader
   fi
+  name=$(basename "$name") # some ldd list the loader as /lib64/ld-linux-x86-64.so.2 => /lib/...
   [[ $path == not ]] && die "$handler needs $name, which is not installed"
   copy_lib "$name" "$path"
   libs=$((libs + 1))

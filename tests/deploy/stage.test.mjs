@@ -352,17 +352,25 @@ function batch(deviceId) {
 }
 
 /** The staged app, in `root` with its loader the only executable file, answers GET / and commits a
- * batch to Azurite, loading no shared object from outside the app's lib/. */
+ * batch to Azurite, loading no shared object from outside the app's lib/. The storage endpoint
+ * is a name the root's /etc/hosts gives (as an image's would), so the carried libc's own `files`
+ * lookup is what finds it. */
 async function runInRoot(t, root, { label, extraEnv = {} }) {
   const inRoot = `/opt/enviromon-test-${process.pid}`;
   const app = path.join(root, inRoot, 'app');
+  const hostsFile = path.join(root, 'etc/hosts');
+  const hostsBefore = existsSync(hostsFile) ? readFileSync(hostsFile, 'utf8') : null;
+  // No dot: Azurite reads a dotted host name as <account>.<service>... (product-style URLs).
+  const storageName = `enviromon-storage-${process.pid}`;
   const azurite = await startAzurite();
   let h = null;
   try {
+    writeFileSync(hostsFile, `${hostsBefore ?? ''}127.0.0.1\t${storageName}\n`);
     stage(app);
     asPublished(app);
     h = await startAsHost(root, `${inRoot}/app`, {
-      StorageConnectionString: azurite.connectionString, BackoffAttempts: '2', ...extraEnv,
+      StorageConnectionString: azurite.connectionString.replace('//127.0.0.1:', `//${storageName}:`),
+      BackoffAttempts: '2', ...extraEnv,
     });
     t.diagnostic(`${label}: GET / answered ${h.ready}`);
     assert.equal(readlinkSync(`/proc/${h.proc.pid}/exe`), path.join(root, h.exe));
@@ -391,6 +399,7 @@ async function runInRoot(t, root, { label, extraEnv = {} }) {
     if (h) await h.stop();
     await azurite.close();
     rmSync(path.join(root, inRoot), { recursive: true, force: true });
+    if (hostsBefore === null) rmSync(hostsFile, { force: true }); else writeFileSync(hostsFile, hostsBefore);
   }
 }
 

@@ -1,4 +1,5 @@
-/* crypto: HMAC-SHA256, base64 and base64url, random bytes; the only module that calls OpenSSL. */
+/* crypto: SHA-256, HMAC-SHA256, base64 and base64url, random bytes; the only module that calls
+ * OpenSSL. */
 #include "crypto.h"
 
 #include <openssl/evp.h>
@@ -11,6 +12,12 @@ int cryptoHmacSha256(const void *key, size_t keylen, const void *msg, size_t msg
                      unsigned char out[CRYPTO_SHA256_LEN]) {
     unsigned int outlen = 0;
     if (!HMAC(EVP_sha256(), key, (int)keylen, msg, msglen, out, &outlen)) return -1;
+    return outlen == CRYPTO_SHA256_LEN ? 0 : -1;
+}
+
+int cryptoSha256(const void *msg, size_t msglen, unsigned char out[CRYPTO_SHA256_LEN]) {
+    unsigned int outlen = 0;
+    if (!EVP_Digest(msg, msglen, out, &outlen, EVP_sha256(), NULL)) return -1;
     return outlen == CRYPTO_SHA256_LEN ? 0 : -1;
 }
 

@@ -1,4 +1,5 @@
-/* crypto: HMAC-SHA256, base64 and base64url, random bytes; the only module that calls OpenSSL. */
+/* crypto: SHA-256, HMAC-SHA256, base64 and base64url, random bytes; the only module that calls
+ * OpenSSL. */
 #ifndef ENVIROMON_CRYPTO_H
 #define ENVIROMON_CRYPTO_H
 
@@ -9,6 +10,9 @@
 /* HMAC-SHA256 of msg under key into out. Returns 0, or -1 on a library failure. */
 int cryptoHmacSha256(const void *key, size_t keylen, const void *msg, size_t msglen,
                      unsigned char out[CRYPTO_SHA256_LEN]);
+
+/* SHA-256 of msg into out. Returns 0, or -1 on a library failure. */
+int cryptoSha256(const void *msg, size_t msglen, unsigned char out[CRYPTO_SHA256_LEN]);
 
 /* Standard base64 with padding. Returns a NUL-terminated string; caller frees. NULL on OOM. */
 char *cryptoBase64Encode(const void *data, size_t len);

@@ -74,8 +74,14 @@ typedef struct devicestateFoldResult {
  * Watermarks live in one string property, DEVICESTATE_WATERMARKS: space-separated
  * "<hub>/<partition>=<sequence number>" entries, the most recently written first, where <hub> is
  * devicestateHubId and <partition> the PartitionId percent-encoded. One property whatever the
- * number of hubs, so the row's 252-property limit is never near; the text is kept under
- * DEVICESTATE_WATERMARKS_MAX characters by dropping the least recently written entries. A
+ * number of hubs, so the row's limit of 252 properties besides PartitionKey, RowKey and
+ * Timestamp is never near ("Understanding the Table service data model", learn.microsoft.com,
+ * read 2026-12-02, which also caps a string at 64 KiB); one property also because Merge Entity
+ * never removes a property, only Update Entity (a Replace) does ("Merge Entity" and
+ * Azure.Data.Tables TableUpdateMode, learn.microsoft.com, read 2026-12-02), and a Replace would
+ * rewrite every property with a type that an odata=nometadata read does not return. The text is
+ * kept under DEVICESTATE_WATERMARKS_MAX characters (16 KiB of UTF-16) by dropping the least
+ * recently written entries. A
  * SeqP<partition> property written by an earlier version is honoured only as
  * devicestate.c explains (legacy_applies) and set to -1 once the source's own entry exists. */
 json_t *devicestateFold(const json_t *row, const devicestateSource *src, const char *defaultGeo,

@@ -435,6 +435,7 @@ int devicestateCommit(deviceWork *w) {
     int guess = 1; /* the first try rests on what this process believes, not on a fresh read */
     int conflicts = 0;
     size_t cachedReplays = 0;
+    devicestateFoldResult last = {0};
     tableResult r;
     w->ok = w->changed = 0;
     w->writes = 0;
@@ -478,11 +479,7 @@ int devicestateCommit(deviceWork *w) {
         cachedReplays = 0;
         w->applied = f.applied;
         w->replayed = f.replayed;
-        if (f.replayed) log_replay(w, &f);
-        if (f.dropped)
-            logWarn("device '%s': %zu least recently written watermark(s) dropped to keep '%s' "
-                    "within %d characters",
-                    w->deviceId, f.dropped, DEVICESTATE_WATERMARKS, DEVICESTATE_WATERMARKS_MAX);
+        last = f; /* logged once committed, not on every try */
         if (!props) {
             /* Every event was applied already (a replay). */
             w->ok = 1;
@@ -540,6 +537,11 @@ int devicestateCommit(deviceWork *w) {
     devicestateForget(w->deviceId);
     if (!w->error[0]) snprintf(w->error, sizeof(w->error), "gave up after %d attempts", conflicts);
 out:
+    if (w->ok && last.replayed) log_replay(w, &last);
+    if (w->ok && last.dropped)
+        logWarn("device '%s': %zu least recently written watermark(s) dropped to keep '%s' within "
+                "%d characters",
+                w->deviceId, last.dropped, DEVICESTATE_WATERMARKS, DEVICESTATE_WATERMARKS_MAX);
     json_decref(row);
     return w->ok ? 0 : -1;
 }

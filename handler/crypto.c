@@ -1,5 +1,5 @@
-/* crypto: HMAC-SHA256, SHA-1, base64 and base64url, random bytes, constant-time comparison; the
- * only module that calls OpenSSL. */
+/* crypto: SHA-256, HMAC-SHA256, SHA-1, base64 and base64url, random bytes, constant-time
+ * comparison; the only module that calls OpenSSL. */
 #include "crypto.h"
 
 #include <openssl/crypto.h>
@@ -16,10 +16,20 @@ int cryptoHmacSha256(const void *key, size_t keylen, const void *msg, size_t msg
     return outlen == CRYPTO_SHA256_LEN ? 0 : -1;
 }
 
-int cryptoSha1(const void *data, size_t len, unsigned char out[CRYPTO_SHA1_LEN]) {
+/* A digest of data under md into out, which must hold len bytes. */
+static int digest(const EVP_MD *md, const void *data, size_t datalen, unsigned char *out,
+                  unsigned int len) {
     unsigned int outlen = 0;
-    if (!EVP_Digest(data, len, out, &outlen, EVP_sha1(), NULL)) return -1;
-    return outlen == CRYPTO_SHA1_LEN ? 0 : -1;
+    if (!EVP_Digest(data, datalen, out, &outlen, md, NULL)) return -1;
+    return outlen == len ? 0 : -1;
+}
+
+int cryptoSha256(const void *msg, size_t msglen, unsigned char out[CRYPTO_SHA256_LEN]) {
+    return digest(EVP_sha256(), msg, msglen, out, CRYPTO_SHA256_LEN);
+}
+
+int cryptoSha1(const void *data, size_t len, unsigned char out[CRYPTO_SHA1_LEN]) {
+    return digest(EVP_sha1(), data, len, out, CRYPTO_SHA1_LEN);
 }
 
 int cryptoSecretEqual(const char *a, const char *b) {

@@ -1,5 +1,5 @@
-/* crypto: HMAC-SHA256, SHA-1, base64 and base64url, random bytes, constant-time comparison; the
- * only module that calls OpenSSL. */
+/* crypto: SHA-256, HMAC-SHA256, SHA-1, base64 and base64url, random bytes, constant-time
+ * comparison; the only module that calls OpenSSL. */
 #ifndef ENVIROMON_CRYPTO_H
 #define ENVIROMON_CRYPTO_H
 
@@ -11,6 +11,9 @@
 /* HMAC-SHA256 of msg under key into out. Returns 0, or -1 on a library failure. */
 int cryptoHmacSha256(const void *key, size_t keylen, const void *msg, size_t msglen,
                      unsigned char out[CRYPTO_SHA256_LEN]);
+
+/* SHA-256 of msg into out. Returns 0, or -1 on a library failure. */
+int cryptoSha256(const void *msg, size_t msglen, unsigned char out[CRYPTO_SHA256_LEN]);
 
 /* SHA-1 of data into out (for the WebSocket handshake, RFC 6455: never where collision
  * resistance matters). Returns 0, or -1 on a library failure. */

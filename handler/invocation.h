@@ -15,7 +15,7 @@ typedef struct hostEvent {
     const char *deviceId; /* iothub-connection-device-id, borrowed from the batch, or NULL */
     int badDeviceId;      /* the id holds a NUL character: no row can be named by it */
     int hasSeq;
-    int64_t seq;        /* Event Hubs sequence number within the partition */
+    int64_t seq;        /* Event Hubs sequence number within the partition: 0 to INT64_MAX */
     int64_t enqueuedMs; /* enqueued time, ms since the epoch; 0 when unknown */
 } hostEvent;
 
@@ -23,14 +23,20 @@ typedef struct hostBatch {
     hostEvent *events;
     size_t count;
     char partition[64]; /* PartitionId, "" when the host sent none */
-    json_t *root;       /* keeps borrowed strings alive */
-    json_t *sysProps;   /* decoded SystemPropertiesArray (owned), or NULL */
+    /* The Event Hub the partition belongs to (PartitionContext.FullyQualifiedNamespace and
+     * EventHubName), borrowed from root; NULL when the host sent none. */
+    const char *eventHubNamespace;
+    const char *eventHubName;
+    json_t *root;     /* keeps borrowed strings alive */
+    json_t *sysProps; /* decoded SystemPropertiesArray (owned), or NULL */
 } hostBatch;
 
 /* Decodes an invocation body. Event bodies may be JSON text, base64 of JSON, objects or arrays,
  * or not JSON at all (kept raw, body NULL); the arrays may come wrapped in a JSON string or not.
  * Returns 0, or -1 with a message for the caller's 400 answer (malformed JSON, no Data, wrong
- * types, metadata arrays of another length than the events). Free with invocationBatchFree. */
+ * types, metadata arrays of another length than the events, a sequence number that is not an
+ * integer in 0..INT64_MAX: such a batch cannot be deduplicated, so it is unreadable as a whole).
+ * Free with invocationBatchFree. */
 int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err, size_t errlen);
 
 void invocationBatchFree(hostBatch *b);

@@ -169,7 +169,7 @@ export function mintJwt(key, claims, { alg = 'HS256' } = {}) {
 
 /** Builds a host invocation body the way the Functions host sends an Event Hubs batch
  * (dataType string: the arrays are JSON strings). events: [{ body, deviceId?, seq?, enqueued? }]. */
-export function hostBatch(events, { partition = '0', eventHub = 'enviromon-hub', wrap = true } = {}) {
+export function hostBatch(events, { partition = '0', eventHub = 'enviromon-hub', namespace = 'enviromon-ns.servicebus.windows.net', wrap = true } = {}) {
   const bodies = events.map((e) => (typeof e.body === 'string' ? e.body : JSON.stringify(e.body)));
   const seqs = events.map((e) => e.seq ?? null);
   const times = events.map((e) => e.enqueued ?? new Date().toISOString());
@@ -178,7 +178,7 @@ export function hostBatch(events, { partition = '0', eventHub = 'enviromon-hub',
   return {
     Data: { events: w(bodies) },
     Metadata: {
-      TriggerPartitionContext: { EventHubName: eventHub, ConsumerGroup: '$Default', PartitionId: partition },
+      TriggerPartitionContext: { FullyQualifiedNamespace: namespace, EventHubName: eventHub, ConsumerGroup: '$Default', PartitionId: partition },
       SequenceNumberArray: w(seqs),
       EnqueuedTimeUtcArray: w(times),
       SystemPropertiesArray: w(sys),

@@ -31,7 +31,8 @@ LIBS := -lmicrohttpd -ljansson -lcurl -lcrypto -lm
 HANDLER_MAIN := handler/main.c
 LIB_SRC := $(filter-out $(HANDLER_MAIN),$(wildcard handler/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
-STANDIN_SRC := $(wildcard standin/*.c)
+STANDIN_MAIN := standin/main.c
+STANDIN_SRC := $(filter-out $(STANDIN_MAIN),$(wildcard standin/*.c))
 STANDIN_OBJ := $(STANDIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -46,7 +47,10 @@ all: $(HANDLER) $(STANDIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Ihandler -c $< -o $@
+	$(CC) $(CFLAGS) -Ihandler $(INCLUDES_EXTRA) -c $< -o $@
+
+# Unit tests see both programs' headers: the stand-in's pure modules are tested too.
+$(BUILD)/tests/unit/%.o: INCLUDES_EXTRA := -Istandin
 
 $(BUILD)/libenviromon.a: $(LIB_OBJ)
 	@rm -f $@
@@ -55,10 +59,14 @@ $(BUILD)/libenviromon.a: $(LIB_OBJ)
 $(HANDLER): $(BUILD)/handler/main.o $(BUILD)/libenviromon.a
 	$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
 
-$(STANDIN): $(STANDIN_OBJ) $(BUILD)/libenviromon.a
+$(BUILD)/libstandin.a: $(STANDIN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(STANDIN): $(BUILD)/standin/main.o $(BUILD)/libstandin.a $(BUILD)/libenviromon.a
 	$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libenviromon.a
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libstandin.a $(BUILD)/libenviromon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LIBS) -lcmocka -o $@
 
@@ -94,7 +102,7 @@ fuzz:
 	@mkdir -p build/fuzz
 	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Ihandler -Istandin $$f \
-	    $(LIB_SRC) $(filter-out standin/main.c,$(STANDIN_SRC)) $(LIBS) -o build/fuzz/$$n; \
+	    $(LIB_SRC) $(STANDIN_SRC) $(LIBS) -o build/fuzz/$$n; \
 	  mkdir -p build/fuzz/corpus/$$n; cp tests/fuzz/corpus/$$n/* build/fuzz/corpus/$$n/ 2>/dev/null || true; \
 	  build/fuzz/$$n -max_total_time=$${FUZZ_SECONDS:-20} -rss_limit_mb=1024 build/fuzz/corpus/$$n 2>&1 | tail -3; done
 

@@ -27,6 +27,9 @@ int appInit(char *err, size_t errlen) {
         snprintf(err, errlen, "out of memory at start");
         return -1;
     }
+    if (httpcCaInit(appSettings.caBundle, appSettings.caBundleSetting, appSettings.caBundleRequired,
+                    err, errlen) != 0)
+        return -1;
     if (signalrInit(&appSettings, err, errlen) != 0) return -1;
     return 0;
 }

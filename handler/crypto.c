@@ -1,6 +1,8 @@
-/* crypto: HMAC-SHA256, base64 and base64url, random bytes; the only module that calls OpenSSL. */
+/* crypto: SHA-256, HMAC-SHA256, SHA-1, base64 and base64url, random bytes, constant-time
+ * comparison; the only module that calls OpenSSL. */
 #include "crypto.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -12,6 +14,28 @@ int cryptoHmacSha256(const void *key, size_t keylen, const void *msg, size_t msg
     unsigned int outlen = 0;
     if (!HMAC(EVP_sha256(), key, (int)keylen, msg, msglen, out, &outlen)) return -1;
     return outlen == CRYPTO_SHA256_LEN ? 0 : -1;
+}
+
+/* A digest of data under md into out, which must hold len bytes. */
+static int digest(const EVP_MD *md, const void *data, size_t datalen, unsigned char *out,
+                  unsigned int len) {
+    unsigned int outlen = 0;
+    if (!EVP_Digest(data, datalen, out, &outlen, md, NULL)) return -1;
+    return outlen == len ? 0 : -1;
+}
+
+int cryptoSha256(const void *msg, size_t msglen, unsigned char out[CRYPTO_SHA256_LEN]) {
+    return digest(EVP_sha256(), msg, msglen, out, CRYPTO_SHA256_LEN);
+}
+
+int cryptoSha1(const void *data, size_t len, unsigned char out[CRYPTO_SHA1_LEN]) {
+    return digest(EVP_sha1(), data, len, out, CRYPTO_SHA1_LEN);
+}
+
+int cryptoSecretEqual(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    /* Compare a with itself when the lengths differ, so the time does not depend on b's bytes. */
+    return CRYPTO_memcmp(a, la == lb ? b : a, la) == 0 && la == lb;
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

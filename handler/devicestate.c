@@ -2,12 +2,14 @@
  * optimistic concurrency (If-Match etags, jittered exponential backoff), exactly once per event. */
 #include "devicestate.h"
 
+#include "crypto.h"
 #include "dict.h"
 #include "invocation.h"
 #include "log.h"
 #include "table.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,25 +87,217 @@ void devicestateSeqProperty(const char *partition, char *out, size_t outlen) {
     out[o < outlen ? o : outlen - 1] = '\0';
 }
 
-json_t *devicestateFold(const json_t *row, const char *partition, const char *defaultGeo,
-                        const deviceEntry *e, size_t n, int64_t nowMs, size_t *applied,
-                        size_t *replayed) {
-    char seqprop[64];
-    devicestateSeqProperty(partition, seqprop, sizeof(seqprop));
-    int64_t last = tableGetInt64(row, seqprop, -1);
-    int hasLast = json_object_get(row, seqprop) != NULL;
-    int64_t maxSeq = hasLast ? last : INT64_MIN, valid = 0, rejected = 0;
+static void hex_digest(const void *msg, size_t len, char *out, size_t digits) {
+    static const char hex[] = "0123456789abcdef";
+    unsigned char d[CRYPTO_SHA256_LEN];
+    if (cryptoSha256(msg, len, d) != 0) memset(d, 0, sizeof(d)); /* OpenSSL cannot fail here */
+    for (size_t i = 0; i < digits && i / 2 < sizeof(d); i++)
+        out[i] = hex[i % 2 ? d[i / 2] & 15 : d[i / 2] >> 4];
+    out[digits] = '\0';
+}
+
+/* The namespace and hub name are compared without regard to ASCII case, as the Event Hubs
+ * checkpoint store does (it lowercases both in its blob names: Azure/azure-sdk-for-net,
+ * sdk/eventhub/Azure.Messaging.EventHubs.Shared/src/BlobCheckpointStore/
+ * BlobCheckpointStoreInternal.cs, GetCheckpointBlobName, at
+ * 144525514ebdee845c5b1255c1dadafc42a10afd); the partition id is compared exactly. The consumer
+ * group is left out on purpose: every consumer group reads the same events, so two apps (or
+ * slots) reading one hub through two groups into one table must share a watermark, or they
+ * would count each event twice. Lengths prefix both names, so no pair of names can be spelt as
+ * another. 64 bits of SHA-256: for the few hundred hubs one row can remember, the chance that two
+ * share an id is about n^2 / 2^65, below 1e-14. */
+void devicestateHubId(const devicestateSource *src, char *out) {
+    const char *ns = src->eventHubNamespace ? src->eventHubNamespace : "";
+    const char *hub = src->eventHubName ? src->eventHubName : "";
+    size_t nl = strlen(ns), hl = strlen(hub), o = 0;
+    char *m = malloc(nl + hl + 48);
+    if (!m) {
+        memset(out, '0', DEVICESTATE_HUB_ID_LEN); /* out of memory: one shared id, never a skip */
+        out[DEVICESTATE_HUB_ID_LEN] = '\0';
+        return;
+    }
+    o += (size_t)snprintf(m, 48, "%zu:", nl);
+    for (size_t i = 0; i < nl; i++)
+        m[o++] = (char)tolower((unsigned char)ns[i]);
+    o += (size_t)snprintf(m + o, 24, "%zu:", hl);
+    for (size_t i = 0; i < hl; i++)
+        m[o++] = (char)tolower((unsigned char)hub[i]);
+    hex_digest(m, o, out, DEVICESTATE_HUB_ID_LEN);
+    free(m);
+}
+
+int devicestateWatermarkKey(const devicestateSource *src, char *out, size_t outlen) {
+    static const char hex[] = "0123456789ABCDEF";
+    const char *part = src->partition ? src->partition : "";
+    size_t pl = strlen(part), o = DEVICESTATE_HUB_ID_LEN + 1;
+    if (outlen < o + 18) return -1;
+    devicestateHubId(src, out);
+    out[DEVICESTATE_HUB_ID_LEN] = '/';
+    if (pl > 63) {
+        /* Longer than any PartitionId the decoder lets through: named by its digest. */
+        out[o++] = '~';
+        hex_digest(part, pl, out + o, 16);
+        return 0;
+    }
+    for (size_t i = 0; i < pl; i++) {
+        unsigned char c = (unsigned char)part[i];
+        if (o + 4 > outlen) return -1;
+        if (isalnum(c) || c == '-' || c == '_' || c == '.') {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* A decimal integer, exactly: digits only (a leading '-' when neg), within int64. */
+static int parse_int64(const char *p, size_t n, int neg, int64_t *out) {
+    int minus = neg && n > 0 && p[0] == '-';
+    size_t i = (size_t)minus;
+    uint64_t v = 0;
+    if (i == n) return -1;
+    for (; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return -1;
+        if (v > ((uint64_t)INT64_MAX - (uint64_t)(p[i] - '0')) / 10) return -1;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    *out = minus ? -(int64_t)v : (int64_t)v;
+    return 0;
+}
+
+/* An Int64 property read back (a string under odata=nometadata, or a number), exactly. */
+static int int64_property(const json_t *row, const char *name, int64_t *out) {
+    json_t *v = json_object_get(row, name);
+    if (json_is_integer(v)) {
+        *out = (int64_t)json_integer_value(v);
+        return 0;
+    }
+    if (!json_is_string(v)) return -1;
+    return parse_int64(json_string_value(v), json_string_length(v), 1, out);
+}
+
+/* One entry of the Watermarks text; key points into the text. */
+typedef struct watermark {
+    const char *key;
+    size_t keylen;
+    int64_t seq;
+} watermark;
+
+/* Splits a Watermarks text into entries (caller frees *out). An entry that is not
+ * "<key>=<digits>" is left out: forgetting a watermark can only count a replay again, never
+ * skip a new event. Returns the count (0 with *out NULL when there is none). */
+static size_t parse_watermarks(const char *text, watermark **out) {
+    size_t n = 0, cap = 1;
+    *out = NULL;
+    if (!text) return 0;
+    for (const char *p = text; *p; p++)
+        cap += *p == ' ';
+    watermark *w = calloc(cap, sizeof(*w));
+    if (!w) return 0;
+    for (const char *p = text; *p;) {
+        const char *end = strchr(p, ' ');
+        if (!end) end = p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        if (eq && eq - p > DEVICESTATE_HUB_ID_LEN && p[DEVICESTATE_HUB_ID_LEN] == '/' &&
+            parse_int64(eq + 1, (size_t)(end - eq - 1), 0, &w[n].seq) == 0) {
+            w[n].key = p;
+            w[n].keylen = (size_t)(eq - p);
+            n++;
+        }
+        p = *end ? end + 1 : end;
+    }
+    if (n == 0) {
+        free(w);
+        w = NULL;
+    }
+    *out = w;
+    return n;
+}
+
+/* Whether a SeqP<partition> watermark of an earlier version may skip events of this source. It
+ * does not say which hub it was written for, so it is honoured only while nothing says the hub
+ * changed: (1) the row has no watermark of this source yet, (2) every watermark the row holds
+ * names this source's hub (legacy values belong to the hub in use at the upgrade, the first one
+ * this version sees), (3) it is a sequence number below INT64_MAX (the earlier version saturated
+ * overflowing numbers there). And per event (fold): (4) the event was enqueued no later than the
+ * row's LastSeen. An event applied before cannot be newer than the newest reading the row holds,
+ * while a new hub's events, enqueued after the switch, are. Events without an enqueued time are
+ * counted. The property is set to -1 (honoured by nobody) once the source's own entry exists,
+ * and every one of them once the row names two hubs. */
+static int legacy_applies(const json_t *row, const char *legacyName, int hasOwn, int otherHub,
+                          int64_t *value) {
+    int64_t v;
+    if (hasOwn || otherHub || int64_property(row, legacyName, &v) != 0) return 0;
+    if (v < 0 || v == INT64_MAX) return 0;
+    *value = v;
+    return 1;
+}
+
+/* Sets every legacy SeqP property of row that still holds a value to -1 in p; only the one named
+ * when only is not NULL. */
+static void retire_legacy(const json_t *row, json_t *p, const char *only) {
+    const char *name;
+    json_t *v;
+    json_object_foreach((json_t *)row, name, v) {
+        int64_t x;
+        if (strncmp(name, "SeqP", 4) != 0 || strchr(name, '@')) continue;
+        if (only && strcmp(name, only) != 0) continue;
+        if (int64_property(row, name, &x) == 0 && x == -1) continue;
+        tableSetInt64(p, name, -1);
+    }
+}
+
+json_t *devicestateFold(const json_t *row, const devicestateSource *src, const char *defaultGeo,
+                        const deviceEntry *e, size_t n, int64_t nowMs, devicestateFoldResult *res) {
+    char key[256], hub[DEVICESTATE_HUB_ID_LEN + 1], legacyName[64];
+    watermark *wm = NULL;
+    json_t *p = NULL;
+    memset(res, 0, sizeof(*res));
+    res->watermark = -1;
+    (void)devicestateWatermarkKey(src, key, sizeof(key)); /* 256 bytes always suffice */
+    memcpy(hub, key, DEVICESTATE_HUB_ID_LEN);
+    hub[DEVICESTATE_HUB_ID_LEN] = '\0';
+    devicestateSeqProperty(src->partition, legacyName, sizeof(legacyName));
+
+    size_t nwm =
+        parse_watermarks(json_string_value(json_object_get(row, DEVICESTATE_WATERMARKS)), &wm);
+    size_t keylen = strlen(key);
+    int hasOwn = 0, otherHub = 0;
+    int64_t own = -1, legacy = -1;
+    for (size_t i = 0; i < nwm; i++) {
+        if (wm[i].keylen == keylen && memcmp(wm[i].key, key, keylen) == 0) {
+            hasOwn = 1;
+            own = wm[i].seq;
+        }
+        if (memcmp(wm[i].key, hub, DEVICESTATE_HUB_ID_LEN) != 0) otherHub = 1;
+    }
+    int useLegacy = legacy_applies(row, legacyName, hasOwn, otherHub, &legacy);
+    const char *seen = json_string_value(json_object_get(row, "LastSeen"));
+    int64_t seenMs = seen ? invocationParseTime(seen) : -1;
+
+    int64_t maxSeq = INT64_MIN, valid = 0, rejected = 0;
     int sawSeq = 0;
     const deviceEntry *latest = NULL;
     int64_t latestMs = 0;
-    *applied = *replayed = 0;
-
     for (size_t i = 0; i < n; i++) {
-        if (e[i].hasSeq && hasLast && e[i].seq <= last) {
-            (*replayed)++;
-            continue;
+        if (e[i].hasSeq) {
+            int byOwn = hasOwn && e[i].seq <= own;
+            int byLegacy = !byOwn && useLegacy && e[i].seq <= legacy && e[i].enqueuedMs > 0 &&
+                           e[i].enqueuedMs <= seenMs;
+            if (byOwn || byLegacy) {
+                if (res->replayed == 0 || e[i].seq < res->replayFirst) res->replayFirst = e[i].seq;
+                if (res->replayed == 0 || e[i].seq > res->replayLast) res->replayLast = e[i].seq;
+                res->replayed++;
+                res->watermark = byOwn ? own : legacy;
+                res->legacy = byLegacy;
+                continue;
+            }
         }
-        (*applied)++;
+        res->applied++;
         if (e[i].hasSeq) {
             sawSeq = 1;
             if (e[i].seq > maxSeq) maxSeq = e[i].seq;
@@ -116,18 +310,40 @@ json_t *devicestateFold(const json_t *row, const char *partition, const char *de
         int64_t ms = e[i].enqueuedMs ? e[i].enqueuedMs : nowMs;
         if (!latest || ms >= latestMs) latest = &e[i], latestMs = ms;
     }
-    if (*applied == 0) return NULL;
+    if (res->applied == 0) goto out;
 
-    json_t *p = json_object();
-    if (!p) return NULL;
+    p = json_object();
+    if (!p) goto out;
     tableSetInt64(p, "Count", tableGetInt64(row, "Count", 0) + valid);
     tableSetInt64(p, "Rejected", tableGetInt64(row, "Rejected", 0) + rejected);
-    if (sawSeq) tableSetInt64(p, seqprop, maxSeq);
+    if (sawSeq) {
+        /* This source's entry first, then the others from the most recently written on, as many
+         * as fit: what falls off the end is what an old hub left longest ago. */
+        char text[DEVICESTATE_WATERMARKS_MAX + 1];
+        int hubs2 = 0;
+        int len =
+            snprintf(text, sizeof(text), "%s=%" PRId64, key, hasOwn && own > maxSeq ? own : maxSeq);
+        size_t o = len > 0 && (size_t)len < sizeof(text) ? (size_t)len : 0;
+        for (size_t i = 0; i < nwm; i++) {
+            if (wm[i].keylen == keylen && memcmp(wm[i].key, key, keylen) == 0) continue;
+            char entry[DEVICESTATE_WATERMARKS_MAX + 1];
+            int el = snprintf(entry, sizeof(entry), " %.*s=%" PRId64, (int)wm[i].keylen, wm[i].key,
+                              wm[i].seq);
+            if (res->dropped || el < 0 || o + (size_t)el > DEVICESTATE_WATERMARKS_MAX) {
+                res->dropped++;
+                continue;
+            }
+            memcpy(text + o, entry, (size_t)el + 1);
+            o += (size_t)el;
+            if (memcmp(wm[i].key, hub, DEVICESTATE_HUB_ID_LEN) != 0) hubs2 = 1;
+        }
+        text[o] = '\0';
+        tableSetString(p, DEVICESTATE_WATERMARKS, text);
+        retire_legacy(row, p, hubs2 ? NULL : legacyName);
+    }
 
     /* The latest reading's values, unless the row already holds a later one (another partition
      * may have delivered it first). Metrics it lacks keep their stored values. */
-    const char *seen = json_string_value(json_object_get(row, "LastSeen"));
-    int64_t seenMs = seen ? invocationParseTime(seen) : -1;
     if (latest && latestMs >= seenMs) {
         char iso[40];
         invocationFormatTime(latestMs, iso, sizeof(iso));
@@ -138,6 +354,8 @@ json_t *devicestateFold(const json_t *row, const char *partition, const char *de
         if (geo) tableSetString(p, "Geo", geo);
         if (latest->r->id[0]) tableSetString(p, "LastMessageId", latest->r->id);
     }
+out:
+    free(wm);
     return p;
 }
 
@@ -192,14 +410,32 @@ json_t *devicestateToJson(const json_t *row) {
 
 enum { MODE_MERGE, MODE_INSERT, MODE_READ };
 
+/* Logs the events a fold skipped as replays: the device, the source and the sequence range. */
+static void log_replay(const deviceWork *w, const devicestateFoldResult *f) {
+    logInfo("replay: device '%s', %zu event(s) of sequence %" PRId64 "..%" PRId64
+            " from %s/%s partition '%s' at or below the %swatermark %" PRId64
+            ": already applied, skipped",
+            w->deviceId, f->replayed, f->replayFirst, f->replayLast,
+            w->eventHubNamespace ? w->eventHubNamespace : "?",
+            w->eventHubName ? w->eventHubName : "?", w->partition ? w->partition : "",
+            f->legacy ? "legacy " : "", f->watermark);
+}
+
 int devicestateCommit(deviceWork *w) {
     json_t *row = NULL;
     char etag[160] = "";
     uint64_t rnd = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)w;
     const storageAccount *a = &cfg->storage;
-    int mode = recall(w->deviceId, &row, etag, sizeof(etag)) ? MODE_MERGE : MODE_INSERT;
+    const devicestateSource src = {w->eventHubNamespace, w->eventHubName, w->partition};
+    /* The row this process remembers: good enough to write on (a stale etag fails with 412), not
+     * to skip events on, since storage may have lost writes it acknowledged (an account failover
+     * or restore, an operator resetting rows, an emulator started afresh). */
+    int fromCache = recall(w->deviceId, &row, etag, sizeof(etag));
+    int mode = fromCache ? MODE_MERGE : MODE_INSERT;
     int guess = 1; /* the first try rests on what this process believes, not on a fresh read */
     int conflicts = 0;
+    size_t cachedReplays = 0;
+    devicestateFoldResult last = {0};
     tableResult r;
     w->ok = w->changed = 0;
     w->writes = 0;
@@ -210,6 +446,7 @@ int devicestateCommit(deviceWork *w) {
             row = NULL;
             w->writes++;
             int c = tableGetEntity(a, cfg->deviceTable, cfg->partitionKey, w->deviceId, &row, &r);
+            fromCache = 0;
             if (c == TABLE_OK) {
                 snprintf(etag, sizeof(etag), "%s", r.etag);
                 mode = MODE_MERGE;
@@ -223,11 +460,26 @@ int devicestateCommit(deviceWork *w) {
                 goto retry;
             }
         }
-        size_t applied, replayed;
-        json_t *props = devicestateFold(row, w->partition, cfg->partitionKey, w->entries, w->count,
-                                        now_ms(), &applied, &replayed);
-        w->applied = applied;
-        w->replayed = replayed;
+        devicestateFoldResult f;
+        json_t *props =
+            devicestateFold(row, &src, cfg->partitionKey, w->entries, w->count, now_ms(), &f);
+        if (f.replayed && fromCache) {
+            /* "Already applied" according to memory only: confirm with one read. Steady state
+             * (nothing to skip) never comes here, so it stays one write per device per batch. */
+            json_decref(props);
+            cachedReplays = f.replayed;
+            fromCache = guess = 0;
+            mode = MODE_READ;
+            continue;
+        }
+        if (cachedReplays > f.replayed)
+            logWarn("device '%s': this process remembered %zu more event(s) as applied than "
+                    "storage holds (lost writes: a restore, failover or reset?); applying them",
+                    w->deviceId, cachedReplays - f.replayed);
+        cachedReplays = 0;
+        w->applied = f.applied;
+        w->replayed = f.replayed;
+        last = f; /* logged once committed, not on every try */
         if (!props) {
             /* Every event was applied already (a replay). */
             w->ok = 1;
@@ -286,6 +538,11 @@ int devicestateCommit(deviceWork *w) {
     w->permanent = r.permanent;
     if (!w->error[0]) snprintf(w->error, sizeof(w->error), "gave up after %d attempts", conflicts);
 out:
+    if (w->ok && last.replayed) log_replay(w, &last);
+    if (w->ok && last.dropped)
+        logWarn("device '%s': %zu least recently written watermark(s) dropped to keep '%s' within "
+                "%d characters",
+                w->deviceId, last.dropped, DEVICESTATE_WATERMARKS, DEVICESTATE_WATERMARKS_MAX);
     json_decref(row);
     return w->ok ? 0 : -1;
 }

@@ -17,17 +17,28 @@ typedef struct deviceEntry {
     int64_t enqueuedMs; /* 0 when unknown */
 } deviceEntry;
 
+/* Where a batch's events come from. Sequence numbers grow within one partition of one Event Hub
+ * only; after an IoT Hub failover, a re-created hub or a move to another Event Hub they restart
+ * low, so a watermark names all three. All borrowed; NULL when the host did not say. */
+typedef struct devicestateSource {
+    const char *eventHubNamespace; /* PartitionContext.FullyQualifiedNamespace */
+    const char *eventHubName;      /* PartitionContext.EventHubName */
+    const char *partition;         /* PartitionContext.PartitionId */
+} devicestateSource;
+
 /* Everything a batch does to one device. */
 typedef struct deviceWork {
-    const char *deviceId;  /* borrowed */
-    const char *partition; /* Event Hubs partition of the batch, borrowed */
-    deviceEntry *entries;  /* owned by the caller */
+    const char *deviceId;          /* borrowed */
+    const char *partition;         /* Event Hubs partition of the batch, borrowed */
+    const char *eventHubNamespace; /* its Event Hub (see devicestateSource), borrowed or NULL */
+    const char *eventHubName;
+    deviceEntry *entries; /* owned by the caller */
     size_t count;
     /* results */
     int ok;          /* committed, or nothing to commit */
     int changed;     /* the row was written */
     size_t applied;  /* entries newly applied */
-    size_t replayed; /* entries skipped: already applied */
+    size_t replayed; /* entries skipped: already applied (a decision storage confirmed) */
     int writes;      /* table round trips spent */
     json_t *state;   /* the committed row as a camelCase device object (owned), or NULL */
     int permanent;   /* not committed because the store refuses this row every time (a 400 such
@@ -41,18 +52,58 @@ void devicestateShutdown(void);
 
 /* Commits w's entries to the device's row: one optimistic-concurrency round (a merge with the
  * etag this process last saw, or an insert for a device it has not seen; on 412/409 a jittered
- * wait, a re-read and a re-apply), at most BackoffAttempts writes. Sets w's results. Returns 0,
- * or -1 when the row could not be committed (w->error says why). Thread-safe. */
+ * wait, a re-read and a re-apply), at most BackoffAttempts writes. Events are skipped as replays
+ * only on what storage holds: when the row this process remembers says "already applied", the
+ * row is read once to confirm. Sets w's results. Returns 0, or -1 when the row could not be
+ * committed (w->error says why). Thread-safe. */
 int devicestateCommit(deviceWork *w);
 
-/* Pure: the properties to merge into row (NULL for a new row) for these entries, or NULL when
- * every entry was applied already. *applied and *replayed count the entries. nowMs stands in for
- * unknown enqueued times. Caller decrefs the result. */
-json_t *devicestateFold(const json_t *row, const char *partition, const char *defaultGeo,
-                        const deviceEntry *e, size_t n, int64_t nowMs, size_t *applied,
-                        size_t *replayed);
+/* What a fold decided. */
+typedef struct devicestateFoldResult {
+    size_t applied;      /* entries newly applied */
+    size_t replayed;     /* entries at or below the watermark: skipped */
+    int64_t replayFirst; /* the lowest and highest sequence number skipped */
+    int64_t replayLast;
+    int64_t watermark; /* the watermark that skipped them, -1 when none */
+    int legacy;        /* that watermark was a SeqP<partition> of an earlier version */
+    size_t dropped;    /* least recently written watermarks dropped to stay bounded */
+} devicestateFoldResult;
 
-/* The property that remembers the last sequence number applied from a partition. */
+/* Pure: the properties to merge into row (NULL for a new row) for these entries of one source,
+ * or NULL when every entry was applied already. nowMs stands in for unknown enqueued times.
+ * Fills *res. Caller decrefs the result.
+ *
+ * Watermarks live in one string property, DEVICESTATE_WATERMARKS: space-separated
+ * "<hub>/<partition>=<sequence number>" entries, the most recently written first, where <hub> is
+ * devicestateHubId and <partition> the PartitionId percent-encoded. One property whatever the
+ * number of hubs, so the row's limit of 252 properties besides PartitionKey, RowKey and
+ * Timestamp is never near ("Understanding the Table service data model", learn.microsoft.com,
+ * read 2026-12-02, which also caps a string at 64 KiB); one property also because Merge Entity
+ * never removes a property, only Update Entity (a Replace) does ("Merge Entity" and
+ * Azure.Data.Tables TableUpdateMode, learn.microsoft.com, read 2026-12-02), and a Replace would
+ * rewrite every property with a type that an odata=nometadata read does not return. The text is
+ * kept under DEVICESTATE_WATERMARKS_MAX characters (16 KiB of UTF-16) by dropping the least
+ * recently written entries. A
+ * SeqP<partition> property written by an earlier version is honoured only as
+ * devicestate.c explains (legacy_applies) and set to -1 once the source's own entry exists. */
+json_t *devicestateFold(const json_t *row, const devicestateSource *src, const char *defaultGeo,
+                        const deviceEntry *e, size_t n, int64_t nowMs, devicestateFoldResult *res);
+
+#define DEVICESTATE_WATERMARKS "Watermarks"
+#define DEVICESTATE_WATERMARKS_MAX 8192
+#define DEVICESTATE_HUB_ID_LEN 16
+
+/* The hub part of a watermark key: 16 lowercase hex digits (64 bits) of SHA-256 over the
+ * lowercased namespace and Event Hub name (as the Event Hubs checkpoint store compares them).
+ * out holds at least DEVICESTATE_HUB_ID_LEN + 1 bytes. */
+void devicestateHubId(const devicestateSource *src, char *out);
+
+/* The watermark key of a source, "<hub>/<partition percent-encoded>". Returns 0, or -1 when out
+ * is too small (256 bytes always suffice for a PartitionId of up to 63 bytes). */
+int devicestateWatermarkKey(const devicestateSource *src, char *out, size_t outlen);
+
+/* The property an earlier version used for a partition's watermark, for any hub
+ * ("SeqP" + the id with every character but letters and digits made '_'). */
 void devicestateSeqProperty(const char *partition, char *out, size_t outlen);
 
 /* A DeviceState row as the dashboard's camelCase device object. Caller decrefs. */

@@ -136,6 +136,8 @@ static int group(batchRun *run) {
             w = &run->works[run->nworks++];
             w->deviceId = it->device;
             w->partition = run->b.partition;
+            w->eventHubNamespace = run->b.eventHubNamespace;
+            w->eventHubName = run->b.eventHubName;
             if (dictSet(&index, it->device, w)) goto out;
         }
         w->count++;

@@ -2,22 +2,129 @@
  * bounded timeouts, capped response buffers. The only module that calls libcurl. */
 #include "httpc.h"
 
+#include "log.h"
+
+#include <ctype.h>
 #include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define POOL_MAX 64
 #define HEADERS_CAP (32 * 1024)
+/* The bundle deploy/stage-app.sh puts in the app folder (Debian's ca-certificates). */
+#define CA_APP_FILE "ca-certificates.crt"
+/* Debian's whole bundle is about 220 KB; a file far larger is not a CA bundle. */
+#define CA_FILE_MAX (64 << 20)
+/* The Functions host gives the custom handler the app folder's path in this variable
+ * (Azure/azure-functions-host, src/WebJobs.Script/Workers/Http/HttpWorkerProcess.cs and
+ * HttpWorkerConstants.cs, commit 89dc438d476542786f2fc4070f553423213a6223). */
+#define APP_ROOT_ENV "FUNCTIONS_APP_ROOT_PATH"
 
 /* Idle easy handles; each keeps its own connection cache, so a handle taken from the pool
  * usually finds a live keep-alive connection to the same service. */
 static CURL *pool[POOL_MAX];
 static int pooled;
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The CA bundle every request trusts, chosen once by httpcCaInit; empty: libcurl's defaults. */
+static char ca_file[PATH_MAX];
 
 int httpcGlobalInit(void) { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1; }
+
+/* Is path a readable regular file holding at least one PEM certificate? Returns 1, or 0 with
+ * the reason in why. */
+static int pem_bundle(const char *path, char *why, size_t whylen) {
+    static const char begin[] = "-----BEGIN CERTIFICATE-----";
+    char line[256];
+    struct stat st;
+    int found = 0;
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(why, whylen, "%s", strerror(errno));
+        return 0;
+    }
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, whylen, "not a regular file");
+        goto out;
+    }
+    if (st.st_size > CA_FILE_MAX) {
+        snprintf(why, whylen, "larger than %d MB", CA_FILE_MAX >> 20);
+        goto out;
+    }
+    while (!found && fgets(line, sizeof(line), f))
+        found = strncmp(line, begin, sizeof(begin) - 1) == 0;
+    if (!found)
+        snprintf(why, whylen, "%s", ferror(f) ? strerror(errno) : "no PEM certificate in it");
+out:
+    fclose(f);
+    return found;
+}
+
+/* Does dir hold OpenSSL's hashed certificate names (8 hex digits, '.', a digit)? */
+static int hashed_cert_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int found = 0;
+    if (!d) return 0;
+    while (!found && (e = readdir(d))) {
+        const char *n = e->d_name;
+        int i = 0;
+        while (i < 8 && isxdigit((unsigned char)n[i]))
+            i++;
+        found = i == 8 && n[8] == '.' && isdigit((unsigned char)n[9]);
+    }
+    closedir(d);
+    return found;
+}
+
+const char *httpcCaFile(void) { return ca_file; }
+
+int httpcCaInit(const char *bundle, const char *setting, int required, char *err, size_t errlen) {
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    char why[128] = "", app[PATH_MAX];
+    const char *root = getenv(APP_ROOT_ENV);
+
+    ca_file[0] = '\0';
+    if (bundle && bundle[0]) {
+        /* Resolved now, so later requests do not depend on the working directory. */
+        if (!pem_bundle(bundle, why, sizeof(why)) || !realpath(bundle, ca_file)) {
+            if (!why[0]) snprintf(why, sizeof(why), "%s", strerror(errno));
+            ca_file[0] = '\0';
+            if (required)
+                return logSetError(err, errlen, "%s: cannot use '%s' as a CA bundle: %s", setting,
+                                   bundle, why);
+            logWarn("https: %s: cannot use '%s' as a CA bundle (%s): passing it over", setting,
+                    bundle, why);
+        } else {
+            logInfo("https: CA bundle %s (from %s)", ca_file, setting);
+            return 0;
+        }
+    }
+    if (v->cainfo && pem_bundle(v->cainfo, why, sizeof(why))) {
+        logInfo("https: CA bundle %s (the system's)", v->cainfo);
+        return 0;
+    }
+    if (v->capath && hashed_cert_dir(v->capath)) {
+        logInfo("https: CA certificates in %s (the system's)", v->capath);
+        return 0;
+    }
+    if (root && root[0] &&
+        snprintf(app, sizeof(app), "%s/%s", root, CA_APP_FILE) < (int)sizeof(app) &&
+        pem_bundle(app, why, sizeof(why)) && realpath(app, ca_file)) {
+        logInfo("https: CA bundle %s (the app's: the system has none)", ca_file);
+        return 0;
+    }
+    ca_file[0] = '\0';
+    logWarn("https: no CA certificates (none in the system, none in the app folder, no "
+            "EnviromonCaBundle): HTTPS requests will fail");
+    return 0;
+}
 
 void httpcGlobalCleanup(void) {
     pthread_mutex_lock(&pool_lock);
@@ -96,6 +203,11 @@ int httpcRequest(const char *method, const char *url, const char *const *headers
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (ca_file[0]) {
+        /* Exactly the bundle logged at start, without libcurl's default directory beside it. */
+        curl_easy_setopt(h, CURLOPT_CAINFO, ca_file);
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    }
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp->body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);

@@ -14,6 +14,18 @@ typedef struct httpcResponse {
 
 /* Once at start, before any thread uses httpc. Returns 0 or -1. */
 int httpcGlobalInit(void);
+/* Chooses, once at start and before any request, the CA certificates every HTTPS request
+ * trusts, and logs the choice. bundle (borrowed), when not empty, is a PEM file named by the
+ * setting called setting: a readable regular file of at most 64 MB holding a certificate. When
+ * it is not, a required bundle is an error, another is passed over with a warning. Without a
+ * usable bundle: libcurl's own system bundle or directory when the machine has one, else the
+ * app's ca-certificates.crt in $FUNCTIONS_APP_ROOT_PATH, else none (HTTPS then fails, plain
+ * HTTP works). Returns 0, or -1 with a message in err. Without this call libcurl's defaults
+ * apply. */
+int httpcCaInit(const char *bundle, const char *setting, int required, char *err, size_t errlen);
+/* The CA bundle httpcCaInit chose, as an absolute path (borrowed, static); "" when libcurl's
+ * own defaults (the system's certificates) apply or there are none. */
+const char *httpcCaFile(void);
 /* Frees the pooled handles (and their connections). */
 void httpcGlobalCleanup(void);
 

@@ -114,6 +114,102 @@ static json_t *metadata_array(json_t *meta, const char *name, size_t count, int 
     return a;
 }
 
+/* One string of the partition context: absent or null leaves *out NULL; anything but a string of
+ * at most 1024 bytes without NUL is an error. */
+static int context_string(json_t *ctx, const char *name, const char **out, char *err,
+                          size_t errlen) {
+    json_t *v = json_object_get(ctx, name);
+    *out = NULL;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v) || json_string_length(v) > 1024 ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        snprintf(err, errlen, "'%s' must be a string of at most 1024 bytes", name);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* Where the batch comes from. The Event Hubs extension puts the same TriggerPartitionContext
+ * (FullyQualifiedNamespace, EventHubName, ConsumerGroup, PartitionId) under both
+ * "TriggerPartitionContext" and "PartitionContext" (Azure/azure-sdk-for-net,
+ * sdk/eventhub/Microsoft.Azure.WebJobs.Extensions.EventHubs/src/Triggers/
+ * EventHubTriggerBindingStrategy.cs, GetBindingData; Config/TriggerPartitionContext.cs at
+ * ebb3eedf0db3c1096ba3ecee327f00e5cd5d07a0); older versions send only PartitionContext. */
+static int read_partition_context(json_t *meta, hostBatch *b, char *err, size_t errlen) {
+    json_t *ctx = json_object_get(meta, "TriggerPartitionContext");
+    if (!json_is_object(ctx)) ctx = json_object_get(meta, "PartitionContext");
+    const char *pid;
+    if (context_string(ctx, "PartitionId", &pid, err, errlen) ||
+        context_string(ctx, "FullyQualifiedNamespace", &b->eventHubNamespace, err, errlen) ||
+        context_string(ctx, "EventHubName", &b->eventHubName, err, errlen))
+        return -1;
+    if (pid && strlen(pid) >= sizeof(b->partition)) {
+        snprintf(err, errlen, "'PartitionId' must be a short string");
+        return -1;
+    }
+    if (pid) snprintf(b->partition, sizeof(b->partition), "%s", pid);
+    return 0;
+}
+
+/* SequenceNumberArray: an array, or a string holding one, with one entry per event; NULL in
+ * *out when the host sent none. */
+static int sequence_array(json_t *meta, size_t count, json_t **out, char *err, size_t errlen) {
+    json_t *v = json_object_get(meta, "SequenceNumberArray");
+    json_error_t je;
+    *out = NULL;
+    if (!v || json_is_null(v)) return 0;
+    if (json_is_array(v)) {
+        *out = json_incref(v);
+    } else if (json_is_string(v)) {
+        *out = json_loadb(json_string_value(v), json_string_length(v), JSON_DECODE_ANY, &je);
+        if (!*out && json_error_code(&je) == json_error_numeric_overflow) {
+            snprintf(err, errlen, "'SequenceNumberArray' holds a number beyond the 64-bit range");
+            return -1;
+        }
+    }
+    if (!json_is_array(*out) || json_array_size(*out) != count) {
+        json_decref(*out);
+        *out = NULL;
+        snprintf(err, errlen, "metadata arrays must be arrays with one entry per event (%zu)",
+                 count);
+        return -1;
+    }
+    return 0;
+}
+
+/* One sequence number, exactly: an integer or a string of decimal digits, 0 to INT64_MAX (Event
+ * Hubs numbers from 0; EventData.SequenceNumber is a long). Null or absent: the event has none.
+ * Anything else (negative, fractional, beyond the range, text) is an error, never a clamped
+ * value, so that no watermark is ever pinned at a value no event carries. */
+static int sequence_number(json_t *s, size_t i, hostEvent *e, char *err, size_t errlen) {
+    if (!s || json_is_null(s)) return 0;
+    if (json_is_integer(s) && json_integer_value(s) >= 0) {
+        e->hasSeq = 1;
+        e->seq = (int64_t)json_integer_value(s);
+        return 0;
+    }
+    if (json_is_string(s) && json_string_length(s) > 0) {
+        const char *p = json_string_value(s);
+        size_t n = json_string_length(s), k = 0, first;
+        uint64_t v = 0;
+        while (k < n && p[k] == '0')
+            k++;
+        for (first = k; k < n && k - first < 19 && p[k] >= '0' && p[k] <= '9'; k++)
+            v = v * 10 + (uint64_t)(p[k] - '0'); /* 19 digits fit in 64 bits unsigned */
+        if (k == n && v <= (uint64_t)INT64_MAX) {
+            e->hasSeq = 1;
+            e->seq = (int64_t)v;
+            return 0;
+        }
+    }
+    snprintf(err, errlen,
+             "'SequenceNumberArray' must hold integers from 0 to 9223372036854775807 (entry %zu "
+             "does not)",
+             i);
+    return -1;
+}
+
 int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err, size_t errlen) {
     json_error_t je;
     json_t *events = NULL, *seqs = NULL, *times = NULL;
@@ -159,18 +255,8 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
         snprintf(err, errlen, "'Metadata' must be an object");
         goto out;
     }
-    json_t *ctx = json_object_get(meta, "TriggerPartitionContext");
-    if (!ctx) ctx = json_object_get(meta, "PartitionContext");
-    json_t *pid = json_object_get(ctx, "PartitionId");
-    if (pid && !json_is_null(pid)) {
-        if (!json_is_string(pid) || json_string_length(pid) >= sizeof(b->partition) ||
-            strlen(json_string_value(pid)) != json_string_length(pid)) {
-            snprintf(err, errlen, "'PartitionId' must be a short string");
-            goto out;
-        }
-        snprintf(b->partition, sizeof(b->partition), "%s", json_string_value(pid));
-    }
-    seqs = metadata_array(meta, "SequenceNumberArray", b->count, &bad);
+    if (read_partition_context(meta, b, err, errlen) != 0) goto out;
+    if (sequence_array(meta, b->count, &seqs, err, errlen) != 0) goto out;
     times = metadata_array(meta, "EnqueuedTimeUtcArray", b->count, &bad);
     b->sysProps = metadata_array(meta, "SystemPropertiesArray", b->count, &bad);
     if (bad) {
@@ -191,19 +277,7 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
             snprintf(err, errlen, "out of memory");
             goto out;
         }
-        json_t *s = json_array_get(seqs, i);
-        if (json_is_integer(s)) {
-            e->hasSeq = 1;
-            e->seq = (int64_t)json_integer_value(s);
-        } else if (json_is_string(s)) {
-            char *end;
-            long long v = strtoll(json_string_value(s), &end, 10);
-            if (*end || end == json_string_value(s)) bad = 1;
-            e->hasSeq = 1;
-            e->seq = v;
-        } else if (s && !json_is_null(s)) {
-            bad = 1;
-        }
+        if (sequence_number(json_array_get(seqs, i), i, e, err, errlen) != 0) goto out;
         if (e->hasSeq) {
             if (!b->hasSeqRange || e->seq < b->seqFirst) b->seqFirst = e->seq;
             if (!b->hasSeqRange || e->seq > b->seqLast) b->seqLast = e->seq;
@@ -232,10 +306,6 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
             /* an id with a NUL inside names no row: flagged, the reading is rejected */
             e->badDeviceId = strlen(e->deviceId) != json_string_length(id);
         }
-    }
-    if (bad) {
-        snprintf(err, errlen, "'SequenceNumberArray' must hold integers");
-        goto out;
     }
     b->eventsArr = events;
     events = NULL;

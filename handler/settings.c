@@ -306,5 +306,17 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
     if (str_setting("EnviromonDashboardDir", "", s->dashboardDir, sizeof(s->dashboardDir), err,
                     errlen))
         return -1;
+    /* The CA bundle: EnviromonCaBundle, else OpenSSL's own SSL_CERT_FILE (which the image may set:
+     * like OpenSSL, a file it names that cannot be used is passed over, with a warning); httpc
+     * checks the file and, when neither is set, chooses between the system's bundle and the app's.
+     */
+    static const char *const ca_names[] = {"EnviromonCaBundle", "SSL_CERT_FILE"};
+    for (size_t i = 0; i < sizeof(ca_names) / sizeof(ca_names[0]) && !s->caBundle[0]; i++) {
+        if (str_setting(ca_names[i], "", s->caBundle, sizeof(s->caBundle), err, errlen)) return -1;
+        if (s->caBundle[0]) {
+            snprintf(s->caBundleSetting, sizeof(s->caBundleSetting), "%s", ca_names[i]);
+            s->caBundleRequired = i == 0;
+        }
+    }
     return 0;
 }

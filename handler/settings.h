@@ -34,7 +34,10 @@ typedef struct settings {
     char signalrConnectionString[2048]; /* empty when not configured; parsed by signalr */
     char hubName[128];
     int tokenLifetimeSeconds;
-    char dashboardDir[1024]; /* empty unless serving the dashboard locally */
+    char dashboardDir[1024];  /* empty unless serving the dashboard locally */
+    char caBundle[1024];      /* CA bundle for HTTPS; empty: the system's, else the app's */
+    char caBundleSetting[32]; /* which setting named it (EnviromonCaBundle or SSL_CERT_FILE) */
+    int caBundleRequired;     /* 1 for EnviromonCaBundle: a bundle it cannot use stops the start */
 } settings;
 
 /* Reads every setting from the environment into *s. Returns 0, or -1 with a message in err

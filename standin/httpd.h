@@ -36,7 +36,9 @@ struct httpdResponse {
 };
 
 /* Decides a request. The early call sees the headers only (httpdBody gives NULL): it may answer
- * (401, 404...) so that the body is discarded unread; the full call sees the body too. */
+ * (401, 404...) so that the body is discarded unread; the full call sees the body too, and is
+ * made only when the early call left the request unanswered. Preflights (OPTIONS) are answered
+ * by httpd itself and reach neither. */
 typedef void (*httpdHandler)(const struct httpdRequest *req, struct httpdResponse *resp, void *ctx);
 
 /* Starts serving host:port (numeric IPv4 or IPv6) on internal threads. Bodies past maxBody get

@@ -1,6 +1,7 @@
-/* hub: the client side's state: connection tokens handed out by negotiate, the live WebSocket
- * connections (each served by its own thread with a bounded outgoing queue), and delivery of
- * hub messages to a hub's connections, one connection, or one user's connections. */
+/* hub: the client side's state: connection tokens handed out by negotiate (hubclaim.c), the live
+ * connections of both transports, WebSocket (hubws.c) and long polling (hubpoll.c), each with a
+ * bounded outgoing queue, and delivery of hub messages to a hub's connections, one connection, or
+ * one user's connections (hub.c). */
 #ifndef STANDIN_HUB_H
 #define STANDIN_HUB_H
 

@@ -3,7 +3,6 @@
 #include "ws.h"
 
 #include "crypto.h"
-#include "sha1.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -180,7 +179,7 @@ size_t wsFrameHeader(unsigned char out[WS_MAX_HEADER], int opcode, size_t len) {
 
 int wsAcceptKey(const char *clientKey, char out[WS_ACCEPT_LEN + 1]) {
     char buf[64];
-    unsigned char digest[SHA1_LEN], *raw = NULL;
+    unsigned char digest[CRYPTO_SHA1_LEN], *raw = NULL;
     char *b64 = NULL;
     size_t keyLen = strlen(clientKey), rawLen = 0;
     int rc = -1;
@@ -190,7 +189,7 @@ int wsAcceptKey(const char *clientKey, char out[WS_ACCEPT_LEN + 1]) {
     if (!raw || rawLen != WS_KEY_BYTES) goto out;
     memcpy(buf, clientKey, keyLen);
     memcpy(buf + keyLen, WS_GUID, sizeof(WS_GUID) - 1);
-    sha1Digest(buf, keyLen + sizeof(WS_GUID) - 1, digest);
+    if (cryptoSha1(buf, keyLen + sizeof(WS_GUID) - 1, digest) != 0) goto out;
     b64 = cryptoBase64Encode(digest, sizeof(digest));
     if (!b64 || strlen(b64) != WS_ACCEPT_LEN) goto out;
     memcpy(out, b64, WS_ACCEPT_LEN + 1);

@@ -8,7 +8,7 @@ APT_PACKAGES=(
   build-essential pkg-config clang libclang-rt-14-dev
   libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev
   nodejs npm chromium fonts-liberation wrk
-  patchelf zip unzip debootstrap shellcheck azure-cli
+  patchelf zip unzip debootstrap shellcheck azure-cli ca-certificates openssl
 )
 
 missing=()

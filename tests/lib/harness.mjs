@@ -179,7 +179,7 @@ export function hostTime(iso) {
 /** Builds a host invocation body the way the Functions host sends an Event Hubs batch from IoT
  * Hub (dataType string: the arrays are JSON strings; the metadata the Event Hubs extension binds,
  * as in tests/fixtures). events: [{ body, deviceId?, seq?, enqueued? }]. */
-export function hostBatch(events, { partition = '0', eventHub = 'enviromon-hub', wrap = true } = {}) {
+export function hostBatch(events, { partition = '0', eventHub = 'enviromon-hub', namespace = 'enviromon-ns.servicebus.windows.net', wrap = true } = {}) {
   const bodies = events.map((e) => (typeof e.body === 'string' ? e.body : JSON.stringify(e.body)));
   const seqs = events.map((e) => e.seq ?? null);
   const times = events.map((e) => e.enqueued ?? new Date().toISOString());
@@ -198,7 +198,7 @@ export function hostBatch(events, { partition = '0', eventHub = 'enviromon-hub',
     SequenceNumber: seqs[i], Offset: Number(offsets[i]), PartitionKey: null, EnqueuedTimeUtc: hostTime(times[i]),
   }));
   const w = (v) => (wrap ? JSON.stringify(v) : v);
-  const ctx = { FullyQualifiedNamespace: 'enviromon-ns.servicebus.windows.net', EventHubName: eventHub, ConsumerGroup: '$Default', PartitionId: partition, IsCheckpointingAfterInvocation: true };
+  const ctx = { FullyQualifiedNamespace: namespace, EventHubName: eventHub, ConsumerGroup: '$Default', PartitionId: partition, IsCheckpointingAfterInvocation: true };
   return {
     Data: { events: w(bodies) },
     Metadata: {

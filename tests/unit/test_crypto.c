@@ -71,12 +71,34 @@ static void test_base64url(void **state) {
     free(e);
 }
 
+/* FIPS 180-2 appendix A.1. */
+static void test_sha1(void **state) {
+    (void)state;
+    unsigned char d[CRYPTO_SHA1_LEN];
+    char h[2 * CRYPTO_SHA1_LEN + 1];
+    assert_int_equal(cryptoSha1("abc", 3, d), 0);
+    hex(d, sizeof(d), h);
+    assert_string_equal(h, "a9993e364706816aba3e25717850c26c9cd0d89d");
+}
+
+static void test_secret_equal(void **state) {
+    (void)state;
+    assert_int_equal(cryptoSecretEqual("token", "token"), 1);
+    assert_int_equal(cryptoSecretEqual("token", "tokem"), 0);
+    assert_int_equal(cryptoSecretEqual("token", "token2"), 0);
+    assert_int_equal(cryptoSecretEqual("token2", "token"), 0);
+    assert_int_equal(cryptoSecretEqual("", ""), 1);
+    assert_int_equal(cryptoSecretEqual("", "x"), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hmac_rfc4231),
         cmocka_unit_test(test_base64_vectors),
         cmocka_unit_test(test_base64_invalid),
         cmocka_unit_test(test_base64url),
+        cmocka_unit_test(test_sha1),
+        cmocka_unit_test(test_secret_equal),
     };
     return cmocka_run_group_tests_name("crypto", tests, NULL, NULL);
 }

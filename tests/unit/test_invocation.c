@@ -173,6 +173,102 @@ static void test_partition_context_variants(void **state) {
     invocationBatchFree(&b);
 }
 
+/* Sequence numbers exactly: what is not an integer in 0..INT64_MAX makes the batch unreadable
+ * (never a clamped or negative watermark). */
+static void test_sequence_numbers_exact(void **state) {
+    (void)state;
+    static const struct {
+        const char *seqs; /* the SequenceNumberArray value as sent */
+        int ok;
+        int64_t seq;
+    } cases[] = {
+        {"[9223372036854775807]", 1, INT64_MAX},
+        {"\"[9223372036854775807]\"", 1, INT64_MAX},
+        {"[\"9223372036854775807\"]", 1, INT64_MAX},
+        {"[\"000000000000000000000042\"]", 1, 42},
+        {"[0]", 1, 0},
+        {"[\"9223372036854775808\"]", 0, 0},     /* strtoll saturated this to INT64_MAX */
+        {"[\"99999999999999999999999\"]", 0, 0}, /* and this */
+        {"\"[9223372036854775808]\"", 0, 0},     /* beyond int64 inside the string */
+        {"\"[-1]\"", 0, 0},
+        {"[-1]", 0, 0},
+        {"[\"-1\"]", 0, 0},
+        {"[\"+1\"]", 0, 0},
+        {"[\" 1\"]", 0, 0},
+        {"[\"1e3\"]", 0, 0},
+        {"[1.0]", 0, 0},
+        {"[\"\"]", 0, 0},
+        {"[true]", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char body[512], err[INVOCATION_ERR_LEN] = "";
+        snprintf(body, sizeof(body),
+                 "{\"Data\":{\"events\":[\"{}\"]},\"Metadata\":{\"SequenceNumberArray\":%s}}",
+                 cases[i].seqs);
+        hostBatch b;
+        int rc = invocationDecodeBatch(body, strlen(body), &b, err, sizeof(err));
+        if (rc != (cases[i].ok ? 0 : -1))
+            fail_msg("case %zu (%s): rc %d, %s", i, cases[i].seqs, rc, err);
+        if (cases[i].ok) {
+            assert_true(b.events[0].hasSeq);
+            assert_int_equal(b.events[0].seq, cases[i].seq);
+            invocationBatchFree(&b);
+        } else if (!strstr(err, "SequenceNumberArray")) {
+            fail_msg("case %zu: '%s' does not name the sequence numbers", i, err);
+        }
+    }
+    /* null: an event without a number (left to the caller) */
+    const char *none =
+        "{\"Data\":{\"events\":[\"{}\"]},\"Metadata\":{\"SequenceNumberArray\":[null]}}";
+    hostBatch b;
+    char err[INVOCATION_ERR_LEN] = "";
+    assert_int_equal(invocationDecodeBatch(none, strlen(none), &b, err, sizeof(err)), 0);
+    assert_false(b.events[0].hasSeq);
+    invocationBatchFree(&b);
+}
+
+/* The Event Hub a batch comes from, from either context the extension sends. */
+static void test_event_hub_identity(void **state) {
+    (void)state;
+    const char *both =
+        "{\"Data\":{\"events\":[\"{}\"]},\"Metadata\":{\"TriggerPartitionContext\":"
+        "{\"FullyQualifiedNamespace\":\"ihsu-1.servicebus.windows.net\",\"EventHubName\":\"iot-a\","
+        "\"ConsumerGroup\":\"$Default\",\"PartitionId\":\"3\",\"IsCheckpointingAfterInvocation\":"
+        "true},"
+        "\"PartitionContext\":{\"FullyQualifiedNamespace\":\"ihsu-1.servicebus.windows.net\","
+        "\"EventHubName\":\"iot-a\",\"ConsumerGroup\":\"$Default\",\"PartitionId\":\"3\"}}}";
+    const char *older = "{\"Data\":{\"events\":[\"{}\"]},\"Metadata\":{\"PartitionContext\":"
+                        "{\"EventHubName\":\"iot-b\",\"PartitionId\":\"a-b\"}}}";
+    const char *none = "{\"Data\":{\"events\":[\"{}\"]}}";
+    hostBatch b;
+    char err[INVOCATION_ERR_LEN] = "";
+    if (invocationDecodeBatch(both, strlen(both), &b, err, sizeof(err))) fail_msg("%s", err);
+    assert_string_equal(b.eventHubNamespace, "ihsu-1.servicebus.windows.net");
+    assert_string_equal(b.eventHubName, "iot-a");
+    assert_string_equal(b.partition, "3");
+    invocationBatchFree(&b);
+    if (invocationDecodeBatch(older, strlen(older), &b, err, sizeof(err))) fail_msg("%s", err);
+    assert_null(b.eventHubNamespace);
+    assert_string_equal(b.eventHubName, "iot-b");
+    assert_string_equal(b.partition, "a-b");
+    invocationBatchFree(&b);
+    if (invocationDecodeBatch(none, strlen(none), &b, err, sizeof(err))) fail_msg("%s", err);
+    assert_null(b.eventHubNamespace);
+    assert_null(b.eventHubName);
+    assert_string_equal(b.partition, "");
+    invocationBatchFree(&b);
+
+    static const char *const bad[] = {
+        "{\"Data\":{\"events\":[\"{}\"]},\"Metadata\":{\"PartitionContext\":{\"EventHubName\":5}}}",
+        "{\"Data\":{\"events\":[\"{}\"]},\"Metadata\":{\"PartitionContext\":"
+        "{\"FullyQualifiedNamespace\":\"a\\u0000b\"}}}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(invocationDecodeBatch(bad[i], strlen(bad[i]), &b, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "must be a string"));
+    }
+}
+
 static void test_times(void **state) {
     (void)state;
     assert_int_equal(invocationParseTime("1970-01-01T00:00:00Z"), 0);
@@ -205,6 +301,8 @@ int main(void) {
         cmocka_unit_test(test_array_body),
         cmocka_unit_test(test_bad_envelopes),
         cmocka_unit_test(test_partition_context_variants),
+        cmocka_unit_test(test_sequence_numbers_exact),
+        cmocka_unit_test(test_event_hub_identity),
         cmocka_unit_test(test_times),
         cmocka_unit_test(test_answer),
     };

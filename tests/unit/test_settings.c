@@ -138,11 +138,46 @@ static void test_load(void **state) {
     assert_int_equal(settingsLoad(&s, err, sizeof(err)), -1);
 }
 
+static void test_ca_bundle(void **state) {
+    (void)state;
+    settings s;
+    char err[256];
+    setenv("StorageConnectionString", "UseDevelopmentStorage=true", 1);
+    unsetenv("EnviromonCaBundle");
+    unsetenv("SSL_CERT_FILE");
+    assert_int_equal(settingsLoad(&s, err, sizeof(err)), 0);
+    assert_string_equal(s.caBundle, "");
+    assert_string_equal(s.caBundleSetting, "");
+
+    setenv("SSL_CERT_FILE", "/etc/ssl/other.pem", 1);
+    assert_int_equal(settingsLoad(&s, err, sizeof(err)), 0);
+    assert_string_equal(s.caBundle, "/etc/ssl/other.pem");
+    assert_string_equal(s.caBundleSetting, "SSL_CERT_FILE");
+    assert_int_equal(s.caBundleRequired, 0);
+
+    /* The project's own setting wins over OpenSSL's variable. */
+    setenv("EnviromonCaBundle", "ca/test.pem", 1);
+    assert_int_equal(settingsLoad(&s, err, sizeof(err)), 0);
+    assert_string_equal(s.caBundle, "ca/test.pem");
+    assert_string_equal(s.caBundleSetting, "EnviromonCaBundle");
+    assert_int_equal(s.caBundleRequired, 1);
+
+    char long_path[1100];
+    memset(long_path, 'a', sizeof(long_path) - 1);
+    long_path[sizeof(long_path) - 1] = '\0';
+    setenv("EnviromonCaBundle", long_path, 1);
+    assert_int_equal(settingsLoad(&s, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "EnviromonCaBundle"));
+    unsetenv("EnviromonCaBundle");
+    unsetenv("SSL_CERT_FILE");
+    unsetenv("StorageConnectionString");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_storage_good), cmocka_unit_test(test_storage_bad),
         cmocka_unit_test(test_conn_get),     cmocka_unit_test(test_parse_int),
-        cmocka_unit_test(test_load),
+        cmocka_unit_test(test_load),         cmocka_unit_test(test_ca_bundle),
     };
     return cmocka_run_group_tests_name("settings", tests, NULL, NULL);
 }

@@ -8,6 +8,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import * as h from '../lib/harness.mjs';
 
 const LIMIT = 65536;
@@ -292,6 +294,14 @@ describe('an envelope that cannot be read is quarantined whole', () => {
 });
 
 describe('a body over MaxRequestBodyBytes', () => {
+  test('the default limit holds the largest batch host.json lets the host send', () => {
+    // 256 KiB: IoT Hub's device-to-cloud message limit; 7: a raw control character escaped twice
+    // (README, "Request body limit"). If host.json's batch grows, MaxRequestBodyBytes must too.
+    const hostJson = JSON.parse(readFileSync(path.join(h.ROOT, 'host.json'), 'utf8'));
+    const worst = hostJson.extensions.eventHubs.maxEventBatchSize * 256 * 1024 * 7;
+    assert.ok(worst + 8 * 1024 * 1024 <= 192 * 1024 * 1024, `worst case ${worst} bytes`);
+  });
+
   test('is quarantined whole (spooled to disk) and answered 200 on every delivery', async () => {
     const events = Array.from({ length: 1500 }, (_, i) => ({ deviceId: `big-${i}`, seq: i, body: { temperature: 20, pad: 'x'.repeat(40) } }));
     const text = JSON.stringify(h.hostBatch(events, { partition: 'big' }));

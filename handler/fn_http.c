@@ -38,9 +38,15 @@ static int reject_method(const serverRequest *req, serverResponse *res, int post
     return 1;
 }
 
-/* The user the host authenticated (App Service authentication puts it in these headers and
- * strips any the browser sent), or NULL. */
+/* The user App Service authentication signed in, or NULL. The platform puts it in these headers
+ * and, while authentication is on, strips any copy a caller sent ("External requests aren't
+ * allowed to set these headers, so they're present only if set by App Service": Microsoft Learn,
+ * "Work with user identities in Azure App Service authentication", configure-authentication-user-
+ * identities.md, ms.date 2021-03-29). With authentication off nothing strips them, so anyone could
+ * name any user: they are believed only when the platform says authentication is on
+ * (WEBSITE_AUTH_ENABLED). */
 static const char *principal(const serverRequest *req) {
+    if (!appSettings.platformAuth) return NULL;
     const char *id = serverHeader(req, "x-ms-client-principal-id");
     if (!id || !*id) id = serverHeader(req, "x-ms-client-principal-name");
     return id && *id ? id : NULL;

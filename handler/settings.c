@@ -301,5 +301,10 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
     if (str_setting("EnviromonDashboardDir", "", s->dashboardDir, sizeof(s->dashboardDir), err,
                     errlen))
         return -1;
+    /* Set by the platform, never by the user: "Read-only. Injected into a Windows or Linux app to
+     * indicate whether App Service authentication is enabled" (Microsoft Learn, "Environment
+     * variables and app settings in Azure App Service", reference-app-settings, 2023-09-14). */
+    const char *auth = getenv("WEBSITE_AUTH_ENABLED");
+    s->platformAuth = auth && (strcasecmp(auth, "true") == 0 || strcmp(auth, "1") == 0);
     return 0;
 }

@@ -34,6 +34,7 @@ typedef struct settings {
     char hubName[128];
     int tokenLifetimeSeconds;
     char dashboardDir[1024]; /* empty unless serving the dashboard locally */
+    int platformAuth;        /* WEBSITE_AUTH_ENABLED: App Service authentication is on */
 } settings;
 
 /* Reads every setting from the environment into *s. Returns 0, or -1 with a message in err

@@ -115,9 +115,17 @@ test('negotiate and getdevicestate take GET and POST only; bad input is 400', as
   }
   const long = 'c'.repeat(257);
   assert.equal((await fetch(`${dead.url}/api/getdevicestate?connectionId=${long}`)).status, 400);
-  // An authenticated user id that is too long.
+  // An authenticated user id that is too long: 400 where App Service authentication is on; ignored
+  // (like any identity header a caller sends) where it is off.
+  const authed = await startHandler(handlerEnv(az, { AzureSignalRConnectionString: `Endpoint=http://127.0.0.1;Port=${await freePort()};AccessKey=k;Version=1.0;`, WEBSITE_AUTH_ENABLED: 'true' }));
+  try {
+    const res = await fetch(`${authed.url}/api/negotiate`, { headers: { 'x-ms-client-principal-id': 'u'.repeat(300) } });
+    assert.equal(res.status, 400);
+  } finally {
+    await authed.stop();
+  }
   const res = await fetch(`${dead.url}/api/negotiate`, { headers: { 'x-ms-client-principal-id': 'u'.repeat(300) } });
-  assert.equal(res.status, 400);
+  assert.equal(res.status, 200);
   // Empty body or no connectionId: fine.
   assert.equal((await fetch(`${dead.url}/api/getdevicestate`, { method: 'POST', body: ' \n' })).status, 200);
   assert.equal((await fetch(`${dead.url}/api/getdevicestate`, { method: 'POST', body: '{}' })).status, 200);

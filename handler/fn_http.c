@@ -302,10 +302,14 @@ static void resolve_root(void) {
 }
 
 /* Reads a regular file of at most STATIC_MAX_BYTES. Returns the bytes (caller frees) or NULL with
- * *status for the answer. */
+ * *status for the answer. Anything but a regular file is "not found", decided without blocking:
+ * O_NONBLOCK makes open() return at once on a FIFO with no writer (a plain open waits for one, and
+ * SIGTERM would then wait for that request forever), and fstat on the opened descriptor says what
+ * it is; O_NOFOLLOW because path is already resolved (a link swapped in since is refused). Reads
+ * of a regular file ignore O_NONBLOCK. */
 static char *read_file(const char *path, size_t *len, int *status) {
     char *data = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
     struct stat st;
     *status = 404;
     if (fd < 0) return NULL;

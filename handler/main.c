@@ -42,7 +42,12 @@ int main(void) {
         logError("enviromon: cannot start: %s", err);
         return 2;
     }
-    if (serverStart(appSettings.port, appSettings.maxBodyBytes, appDispatch, err, sizeof(err))) {
+    serverOptions so = {.port = appSettings.port,
+                        .maxBody = appSettings.maxBodyBytes,
+                        .deadlineSeconds = appSettings.requestDeadlineSeconds,
+                        .handler = appDispatch,
+                        .quick = appIsQuick};
+    if (serverStart(&so, err, sizeof(err))) {
         logError("enviromon: %s", err);
         appShutdown();
         return 1;
@@ -59,7 +64,13 @@ int main(void) {
         logInfo("enviromon: %lu table round trips so far", tableRequestCount());
     logInfo("enviromon: %s received, finishing in-flight invocations",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    serverStop(30);
+    int running = serverStop(30);
+    if (running) {
+        /* Their state (caches, pooled connections) stays: the process ends around them, and the
+         * host re-delivers what they did not answer. */
+        logWarn("enviromon: stopped with %d handler(s) still running", running);
+        return 0;
+    }
     appShutdown();
     logInfo("enviromon: stopped after %lu table round trips", tableRequestCount());
     return 0;

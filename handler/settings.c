@@ -287,6 +287,8 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
     s->maxBodyBytes = (size_t)v;
     if (int_setting("CalibrationCacheSeconds", 300, 0, 86400, &v, err, errlen)) return -1;
     s->calibrationCacheSeconds = (int)v;
+    if (int_setting("RequestDeadlineSeconds", 120, 1, 3600, &v, err, errlen)) return -1;
+    s->requestDeadlineSeconds = (int)v;
 
     if (str_setting("AzureSignalRConnectionString", "", s->signalrConnectionString,
                     sizeof(s->signalrConnectionString), err, errlen))

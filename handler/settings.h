@@ -35,6 +35,7 @@ typedef struct settings {
     int tokenLifetimeSeconds;
     char dashboardDir[1024]; /* empty unless serving the dashboard locally */
     int platformAuth;        /* WEBSITE_AUTH_ENABLED: App Service authentication is on */
+    int requestDeadlineSeconds;
 } settings;
 
 /* Reads every setting from the environment into *s. Returns 0, or -1 with a message in err

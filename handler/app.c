@@ -5,6 +5,7 @@
 #include "calibration.h"
 #include "devicestate.h"
 #include "httpc.h"
+#include "livepush.h"
 #include "log.h"
 #include "signalr.h"
 #include "table.h"
@@ -28,6 +29,7 @@ int appInit(char *err, size_t errlen) {
         return -1;
     }
     if (signalrInit(&appSettings, err, errlen) != 0) return -1;
+    livepushInit(appSettings.missedPushBytes);
     return 0;
 }
 

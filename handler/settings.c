@@ -289,6 +289,10 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
     s->calibrationCacheSeconds = (int)v;
     if (int_setting("RequestDeadlineSeconds", 120, 1, 3600, &v, err, errlen)) return -1;
     s->requestDeadlineSeconds = (int)v;
+    if (int_setting("RowCacheBytes", 64L << 20, 64L << 10, 64L << 30, &v, err, errlen)) return -1;
+    s->rowCacheBytes = (size_t)v;
+    if (int_setting("MissedPushBytes", 16L << 20, 64L << 10, 64L << 30, &v, err, errlen)) return -1;
+    s->missedPushBytes = (size_t)v;
 
     if (str_setting("AzureSignalRConnectionString", "", s->signalrConnectionString,
                     sizeof(s->signalrConnectionString), err, errlen))

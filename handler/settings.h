@@ -36,6 +36,8 @@ typedef struct settings {
     char dashboardDir[1024]; /* empty unless serving the dashboard locally */
     int platformAuth;        /* WEBSITE_AUTH_ENABLED: App Service authentication is on */
     int requestDeadlineSeconds;
+    size_t rowCacheBytes;   /* the row cache's budget (devicestate) */
+    size_t missedPushBytes; /* the budget of pushes kept while SignalR is failing (livepush) */
 } settings;
 
 /* Reads every setting from the environment into *s. Returns 0, or -1 with a message in err

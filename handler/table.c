@@ -317,8 +317,8 @@ int tableQuerySelect(const storageAccount *a, const char *table, const char *fil
         bufInit(&q, URL_MAX);
         if (filter && (bufAppend(&q, "$filter=", 8) || append_encoded(&q, filter, 0)))
             goto too_long;
-        if (select && (bufPrintf(&q, "%s$select=", q.len ? "&" : "") ||
-                       append_encoded(&q, select, 0)))
+        if (select &&
+            (bufPrintf(&q, "%s$select=", q.len ? "&" : "") || append_encoded(&q, select, 0)))
             goto too_long;
         if (top && bufPrintf(&q, "%s$top=%d", q.len ? "&" : "", top)) goto too_long;
         if (npk[0] &&

@@ -194,3 +194,45 @@ test('getdevicestate streams a state far larger than one storage page (300 devic
     await h.stop();
   }
 });
+
+/** Asks the handler for its counters (SIGUSR1) and parses the line it logs. */
+async function counters(h) {
+  const from = h.logs.text.length;
+  h.proc.kill('SIGUSR1');
+  for (let i = 0; i < 100 && !/row cache/.test(h.logs.text.slice(from)); i++) await sleep(50);
+  const m = /(\d+) table round trips so far; row cache (\d+) rows, (\d+) bytes, (\d+) evicted; live push (\d+) sent, (\d+) failed, (\d+) skipped, (\d+) dropped/.exec(h.logs.text.slice(from));
+  assert.ok(m, h.logs.text.slice(from));
+  const [trips, rows, bytes, evicted, sent, failed, skipped, dropped] = m.slice(1).map(Number);
+  return { trips, rows, bytes, evicted, sent, failed, skipped, dropped };
+}
+
+test('the row cache and the missed pushes stay within RowCacheBytes and MissedPushBytes; counts stay exact', async () => {
+  const deadPort = await (await import('../lib/harness.mjs')).freePort();
+  const h = await startHandler(handlerEnv(az, {
+    RowCacheBytes: '65536',
+    MissedPushBytes: '65536',
+    // SignalR configured where nothing listens: every push fails and is remembered.
+    AzureSignalRConnectionString: `Endpoint=http://127.0.0.1;Port=${deadPort};AccessKey=k;Version=1.0;`,
+  }));
+  try {
+    const run = `mem-${Date.now()}`;
+    const ids = Array.from({ length: 150 }, (_, i) => `${run}-${i}`);
+    const geo = 'x'.repeat(900);
+    for (let round = 0; round < 3; round++) {
+      const r = await invoke(h.url, 'EnvironmentEventTrigger', hostBatch(ids.map((id) => ({ deviceId: id, body: { temperature: 20, geo }, seq: ++seq }))));
+      assert.equal(r.status, 200, r.text);
+    }
+    const c = await counters(h);
+    assert.ok(c.bytes <= 65536, `row cache holds ${c.bytes} bytes`);
+    assert.ok(c.rows < 150 && c.evicted > 0, `rows ${c.rows}, evicted ${c.evicted}`);
+    assert.ok(c.dropped > 0, `missed pushes dropped: ${c.dropped}`);
+    assert.match(h.logs.text, /MissedPushBytes \(65536\) is full/);
+    // Evicted rows were read again, not guessed: every count is exact.
+    const state = await (await fetch(`${h.url}/api/getdevicestate`)).json();
+    const mine = state.filter((d) => d.deviceId.startsWith(`${run}-`));
+    assert.equal(mine.length, 150);
+    for (const d of mine) assert.equal(d.count, 3, d.deviceId);
+  } finally {
+    await h.stop();
+  }
+});

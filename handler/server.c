@@ -241,7 +241,8 @@ static void *worker(void *arg);
 static int enqueue(request *rq) {
     lane *l = &lanes[rq->lane];
     if (l->queued >= SERVER_LANE_QUEUE) return -1;
-    if (l->idle == 0 && l->threads < SERVER_LANE_WORKERS) {
+    /* Idle workers not yet claimed by a request already queued: none left, start one more. */
+    if (l->queued >= l->idle && l->threads < SERVER_LANE_WORKERS) {
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);

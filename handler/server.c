@@ -398,6 +398,7 @@ out:
 
 int serverStreamWrite(serverStream *s, const char *data, size_t len) {
     int rc = 0;
+    int64_t stuck = 0; /* when the buffer was found full with nothing taken since */
     pthread_mutex_lock(&lock);
     while (len > 0) {
         if (s->readerGone) {
@@ -411,16 +412,19 @@ int serverStreamWrite(serverStream *s, const char *data, size_t len) {
         }
         size_t room = SERVER_STREAM_BUFFER - s->len;
         if (room == 0) {
-            struct timespec ts;
-            abs_deadline(&ts, (int64_t)opt.deadlineSeconds * 1000);
-            wake_reader(s);
-            if (pthread_cond_timedwait(&changed, &lock, &ts) == ETIMEDOUT &&
-                s->len - s->off == SERVER_STREAM_BUFFER) {
-                rc = -1; /* the client takes nothing */
+            int64_t now = now_ms(), limit = (int64_t)opt.deadlineSeconds * 1000;
+            if (!stuck) stuck = now;
+            if (now - stuck >= limit) {
+                rc = -1; /* the client took nothing for the deadline */
                 break;
             }
+            struct timespec ts;
+            abs_deadline(&ts, stuck + limit - now);
+            wake_reader(s);
+            pthread_cond_timedwait(&changed, &lock, &ts);
             continue;
         }
+        stuck = 0;
         size_t k = len < room ? len : room;
         memcpy(s->data + s->len, data, k);
         s->len += k;

@@ -3,6 +3,7 @@
 // invocations; getdevicestate answers a state far larger than one storage page. Everything binds
 // 127.0.0.1; connection counts and waits are bounded.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import {
@@ -190,6 +191,17 @@ test('getdevicestate streams a state far larger than one storage page (300 devic
     assert.equal(r2.status, 200);
     assert.match(r2.headers.get('x-enviromon-signalr'), /^not sent: the state is larger than one SignalR message/);
     assert.equal((await r2.json()).length, 300);
+    // A client that goes away mid-stream: the handler stops reading storage and carries on.
+    await new Promise((resolve) => {
+      const req = http.get(`${h.url}/api/getdevicestate`, (res) => {
+        res.once('data', () => { req.destroy(); resolve(); });
+      });
+      req.on('error', () => resolve());
+    });
+    await sleep(500);
+    assert.equal((await fetch(`${h.url}/`)).status, 200);
+    assert.equal((await (await fetch(`${h.url}/api/getdevicestate`)).json()).length, 300);
+    assert.equal(h.proc.exitCode, null);
   } finally {
     await h.stop();
   }

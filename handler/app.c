@@ -5,6 +5,7 @@
 #include "calibration.h"
 #include "devicestate.h"
 #include "httpc.h"
+#include "livepush.h"
 #include "log.h"
 #include "signalr.h"
 #include "table.h"
@@ -31,6 +32,7 @@ int appInit(char *err, size_t errlen) {
                     err, errlen) != 0)
         return -1;
     if (signalrInit(&appSettings, err, errlen) != 0) return -1;
+    livepushInit(appSettings.missedPushBytes);
     return 0;
 }
 
@@ -61,16 +63,26 @@ int appEnsureTables(char *err, size_t errlen) {
 
 void appTablesLost(void) { __atomic_store_n(&tables_ready, 0, __ATOMIC_RELEASE); }
 
+static const struct {
+    const char *path;
+    void (*fn)(const serverRequest *, serverResponse *);
+} routes[] = {
+    {"/EnvironmentEventTrigger", fnEnvironmentEventTrigger},
+    {"/api/negotiate", fnNegotiate},
+    {"/api/getdevicestate", fnGetDeviceState},
+    {"/api/sendsignalrmessage", fnSendSignalRMessage},
+};
+
+int appIsQuick(const char *method, const char *path) {
+    /* The readiness probe and the dashboard's files: answered on the server's I/O thread. */
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) return 0;
+    if (strncasecmp(path, "/api/", 5) == 0) return 0;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (strcasecmp(path, routes[i].path) == 0) return 0;
+    return 1;
+}
+
 void appDispatch(const serverRequest *req, serverResponse *res) {
-    static const struct {
-        const char *path;
-        void (*fn)(const serverRequest *, serverResponse *);
-    } routes[] = {
-        {"/EnvironmentEventTrigger", fnEnvironmentEventTrigger},
-        {"/api/negotiate", fnNegotiate},
-        {"/api/getdevicestate", fnGetDeviceState},
-        {"/api/sendsignalrmessage", fnSendSignalRMessage},
-    };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (strcasecmp(req->path, routes[i].path) == 0) {
             routes[i].fn(req, res);

@@ -22,6 +22,8 @@ void appTablesLost(void);
 
 /* Routes a request to its function. */
 void appDispatch(const serverRequest *req, serverResponse *res);
+/* 1 for requests answered without waiting (readiness, static files): see serverQuickFn. */
+int appIsQuick(const char *method, const char *path);
 
 /* The functions (one file each). */
 void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res);

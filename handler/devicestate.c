@@ -16,8 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-#define CACHE_MAX 100000
-
 static const char *const metric_props[METRIC_COUNT] = {"Celsius", "Humidity", "hPa", "Light"};
 
 /* What this process last wrote or read for a device: the whole row and its etag, so the steady
@@ -40,7 +38,32 @@ static void free_known(void *p) {
 
 int devicestateInit(const settings *s) {
     cfg = s;
-    return dictInit(&cache, 4096, free_known);
+    if (dictInit(&cache, 4096, free_known) != 0) return -1;
+    /* Bounded by bytes, not devices: a row with long strings costs tens of KiB. The least
+     * recently used rows go first; a device evicted costs one read when it reports again. */
+    dictSetBudget(&cache, s->rowCacheBytes);
+    return 0;
+}
+
+/* What a cached row costs, near enough: jansson keeps each property as a key, a hash-table pair
+ * and a value (about 96 bytes together on 64-bit glibc) plus its text. */
+static size_t row_bytes(const json_t *row) {
+    size_t n = sizeof(known) + 64;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)row, key, v) {
+        n += 96 + strlen(key);
+        if (json_is_string(v)) n += json_string_length(v) + 1;
+    }
+    return n;
+}
+
+void devicestateCacheStats(size_t *entries, size_t *bytes, unsigned long *evicted) {
+    pthread_mutex_lock(&lock);
+    *entries = cache.count;
+    *bytes = cache.bytes;
+    *evicted = cache.evicted;
+    pthread_mutex_unlock(&lock);
 }
 
 void devicestateShutdown(void) { dictFree(&cache); }
@@ -54,7 +77,7 @@ void devicestateForget(const char *deviceId) {
 /* Copies the cached row and etag; returns 1 when the device is known. */
 static int recall(const char *id, json_t **row, char *etag, size_t etaglen) {
     pthread_mutex_lock(&lock);
-    known *k = dictGet(&cache, id);
+    known *k = dictTouch(&cache, id);
     if (k) {
         *row = json_deep_copy(k->row);
         snprintf(etag, etaglen, "%s", k->etag);
@@ -74,9 +97,9 @@ static void remember(const char *id, json_t *row, const char *etag) {
     }
     k->row = row;
     snprintf(k->etag, sizeof(k->etag), "%s", etag);
+    size_t bytes = row_bytes(row);
     pthread_mutex_lock(&lock);
-    if (cache.count > CACHE_MAX) dictClear(&cache);
-    dictSet(&cache, id, k);
+    dictSetSized(&cache, id, k, bytes); /* a row over the whole budget is not kept */
     pthread_mutex_unlock(&lock);
 }
 

@@ -113,6 +113,9 @@ json_t *devicestateToJson(const json_t *row);
  * [base, min(cap, base * 2^attempt)] ms. rnd is the caller's random state. */
 int devicestateBackoffMs(int base, int cap, int attempt, uint64_t *rnd);
 
+/* The row cache now: rows held, their estimated bytes (at most RowCacheBytes), rows evicted. */
+void devicestateCacheStats(size_t *entries, size_t *bytes, unsigned long *evicted);
+
 /* Forgets the etag cache (tests, and after a table error that leaves it unknown). */
 void devicestateForget(const char *deviceId);
 

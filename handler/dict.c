@@ -1,4 +1,6 @@
-/* dict: a string-keyed hash table with separate chaining. Not locked: callers serialise. */
+/* dict: a string-keyed hash table with separate chaining, and optionally a byte budget: entries
+ * set with a size are kept in use order and the least recently used are evicted past the budget.
+ * Not locked: callers serialise. */
 #include "dict.h"
 
 #include <stdint.h>
@@ -13,72 +15,137 @@ static size_t hash(const char *s) {
 }
 
 int dictInit(dict *d, size_t nbuckets, void (*freeValue)(void *)) {
+    memset(d, 0, sizeof(*d));
     d->buckets = calloc(nbuckets, sizeof(*d->buckets));
     d->nbuckets = nbuckets;
-    d->count = 0;
     d->freeValue = freeValue;
     return d->buckets ? 0 : -1;
 }
 
-void *dictGet(const dict *d, const char *key) {
+static void unlink_order(dict *d, dictEntry *e) {
+    if (e->older)
+        e->older->newer = e->newer;
+    else if (d->oldest == e)
+        d->oldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else if (d->newest == e)
+        d->newest = e->older;
+    e->older = e->newer = NULL;
+}
+
+static void link_newest(dict *d, dictEntry *e) {
+    e->older = d->newest;
+    e->newer = NULL;
+    if (d->newest) d->newest->newer = e;
+    d->newest = e;
+    if (!d->oldest) d->oldest = e;
+}
+
+static dictEntry *find(const dict *d, const char *key) {
     for (dictEntry *e = d->buckets[hash(key) % d->nbuckets]; e; e = e->next)
-        if (strcmp(e->key, key) == 0) return e->value;
+        if (strcmp(e->key, key) == 0) return e;
     return NULL;
 }
 
-int dictSet(dict *d, const char *key, void *value) {
-    dictEntry **slot = &d->buckets[hash(key) % d->nbuckets];
-    for (dictEntry *e = *slot; e; e = e->next) {
-        if (strcmp(e->key, key) == 0) {
-            if (d->freeValue && e->value != value) d->freeValue(e->value);
-            e->value = value;
-            return 0;
+/* Unlinks e from everything and frees it (its value too when free_value). */
+static void remove_entry(dict *d, dictEntry *e, int free_value) {
+    for (dictEntry **p = &d->buckets[hash(e->key) % d->nbuckets]; *p; p = &(*p)->next) {
+        if (*p == e) {
+            *p = e->next;
+            break;
         }
     }
-    dictEntry *e = malloc(sizeof(*e));
-    char *k = strdup(key);
+    unlink_order(d, e);
+    d->bytes -= e->bytes;
+    d->count--;
+    if (free_value && d->freeValue) d->freeValue(e->value);
+    free(e->key);
+    free(e);
+}
+
+static void evict(dict *d) {
+    while (d->maxBytes && d->bytes > d->maxBytes && d->oldest) {
+        remove_entry(d, d->oldest, 1);
+        d->evicted++;
+    }
+}
+
+void dictSetBudget(dict *d, size_t maxBytes) {
+    d->maxBytes = maxBytes;
+    evict(d);
+}
+
+void *dictGet(const dict *d, const char *key) {
+    dictEntry *e = find(d, key);
+    return e ? e->value : NULL;
+}
+
+void *dictTouch(dict *d, const char *key) {
+    dictEntry *e = find(d, key);
+    if (!e) return NULL;
+    unlink_order(d, e);
+    link_newest(d, e);
+    return e->value;
+}
+
+int dictSetSized(dict *d, const char *key, void *value, size_t bytes) {
+    size_t klen = strlen(key);
+    bytes += klen + 1 + sizeof(dictEntry);
+    if (d->maxBytes && bytes > d->maxBytes) {
+        /* Too large to keep at all: whatever was stored under key is stale now too. */
+        dictDelete(d, key);
+        if (d->freeValue) d->freeValue(value);
+        return 1;
+    }
+    dictEntry *e = find(d, key);
+    if (e) {
+        if (d->freeValue && e->value != value) d->freeValue(e->value);
+        e->value = value;
+        d->bytes = d->bytes - e->bytes + bytes;
+        e->bytes = bytes;
+        unlink_order(d, e);
+        link_newest(d, e);
+        evict(d);
+        return 0;
+    }
+    e = calloc(1, sizeof(*e));
+    char *k = malloc(klen + 1);
     if (!e || !k) {
         free(e);
         free(k);
         if (d->freeValue) d->freeValue(value);
         return -1;
     }
+    memcpy(k, key, klen + 1);
+    dictEntry **slot = &d->buckets[hash(key) % d->nbuckets];
     e->key = k;
     e->value = value;
+    e->bytes = bytes;
     e->next = *slot;
     *slot = e;
+    link_newest(d, e);
     d->count++;
+    d->bytes += bytes;
+    evict(d);
     return 0;
+}
+
+int dictSet(dict *d, const char *key, void *value) {
+    int rc = dictSetSized(d, key, value, 0);
+    return rc < 0 ? -1 : 0;
 }
 
 int dictDelete(dict *d, const char *key) {
-    for (dictEntry **p = &d->buckets[hash(key) % d->nbuckets]; *p; p = &(*p)->next) {
-        dictEntry *e = *p;
-        if (strcmp(e->key, key) == 0) {
-            *p = e->next;
-            if (d->freeValue) d->freeValue(e->value);
-            free(e->key);
-            free(e);
-            d->count--;
-            return 1;
-        }
-    }
-    return 0;
+    dictEntry *e = find(d, key);
+    if (!e) return 0;
+    remove_entry(d, e, 1);
+    return 1;
 }
 
 void dictClear(dict *d) {
-    for (size_t i = 0; i < d->nbuckets; i++) {
-        dictEntry *e = d->buckets[i];
-        while (e) {
-            dictEntry *next = e->next;
-            if (d->freeValue) d->freeValue(e->value);
-            free(e->key);
-            free(e);
-            e = next;
-        }
-        d->buckets[i] = NULL;
-    }
-    d->count = 0;
+    while (d->oldest)
+        remove_entry(d, d->oldest, 1);
 }
 
 void dictFree(dict *d) {
@@ -86,4 +153,13 @@ void dictFree(dict *d) {
     dictClear(d);
     free(d->buckets);
     d->buckets = NULL;
+}
+
+void dictTakeEach(dict *d, dictVisitFn fn, void *ctx) {
+    dictEntry *e = d->oldest;
+    while (e) {
+        dictEntry *next = e->newer;
+        if (fn(e->key, e->value, ctx)) remove_entry(d, e, 0);
+        e = next;
+    }
 }

@@ -2,6 +2,7 @@
  * sendsignalrmessage), forwarded by the host as the original request, and in local mode the
  * dashboard's static files. */
 #include "app.h"
+#include "buf.h"
 #include "devicestate.h"
 #include "log.h"
 #include "signalr.h"
@@ -38,9 +39,15 @@ static int reject_method(const serverRequest *req, serverResponse *res, int post
     return 1;
 }
 
-/* The user the host authenticated (App Service authentication puts it in these headers and
- * strips any the browser sent), or NULL. */
+/* The user App Service authentication signed in, or NULL. The platform puts it in these headers
+ * and, while authentication is on, strips any copy a caller sent ("External requests aren't
+ * allowed to set these headers, so they're present only if set by App Service": Microsoft Learn,
+ * "Work with user identities in Azure App Service authentication", configure-authentication-user-
+ * identities.md, ms.date 2021-03-29). With authentication off nothing strips them, so anyone could
+ * name any user: they are believed only when the platform says authentication is on
+ * (WEBSITE_AUTH_ENABLED). */
 static const char *principal(const serverRequest *req) {
+    if (!appSettings.platformAuth) return NULL;
     const char *id = serverHeader(req, "x-ms-client-principal-id");
     if (!id || !*id) id = serverHeader(req, "x-ms-client-principal-name");
     return id && *id ? id : NULL;
@@ -70,19 +77,59 @@ void fnNegotiate(const serverRequest *req, serverResponse *res) {
 
 /* ---- getdevicestate ---- */
 
-typedef struct rows {
-    json_t *devices;
-    int oom;
-} rows;
+/* The columns the answer is made of (devicestateToJson): a row's other properties (the
+ * watermarks, anything an operator added) are never read. */
+#define STATE_COLUMNS "RowKey,Celsius,Humidity,hPa,Light,Geo,Count,Rejected,LastSeen,LastMessageId"
+/* The answer is held whole up to this size (what one SignalR message can carry, so that a
+ * connectionId can be sent it); past it, it is streamed to the client page by page. */
+#define STATE_WHOLE_MAX (SIGNALR_BODY_MAX - 2)
+#define STATE_TOO_LARGE "not sent: the state is larger than one SignalR message may be"
+
+typedef struct stateOut {
+    const serverRequest *req;
+    serverResponse *res;
+    buf text;             /* "[dev,dev,..." while the answer is held whole */
+    serverStream *stream; /* once it is streamed */
+    size_t count;
+    int oom, gone;
+    const char *conn; /* the connectionId asked for, or NULL */
+} stateOut;
+
+/* Switches to streaming: the 200 and the headers go out, then what was held. Returns 0 or -1. */
+static int start_stream(stateOut *o) {
+    serverSetBody(o->res, 200, "application/json; charset=utf-8", NULL, 0);
+    serverAddHeader(o->res, "Cache-Control", "no-store");
+    if (o->conn) serverAddHeader(o->res, "X-Enviromon-SignalR", STATE_TOO_LARGE);
+    o->stream = serverStreamOpen(o->req, o->res);
+    if (!o->stream) return -1;
+    if (o->conn) logWarn("getdevicestate: connection %.64s: %s", o->conn, STATE_TOO_LARGE);
+    int rc = serverStreamWrite(o->stream, o->text.data, o->text.len);
+    bufFree(&o->text);
+    if (rc != 0) o->gone = 1;
+    return 0;
+}
 
 static int add_row(json_t *row, void *ctx) {
-    rows *r = ctx;
+    stateOut *o = ctx;
     json_t *d = devicestateToJson(row);
-    if (!d || json_array_append_new(r->devices, d) != 0) {
-        r->oom = 1;
+    char *t = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    if (!t) {
+        o->oom = 1;
         return 1;
     }
-    return 0;
+    size_t n = strlen(t);
+    const char *sep = o->count++ ? "," : "[";
+    if (!o->stream && o->text.len + 1 + n > STATE_WHOLE_MAX && start_stream(o) != 0) {
+        o->oom = 1;
+    } else if (!o->stream) {
+        if (bufAppend(&o->text, sep, 1) != 0 || bufAppend(&o->text, t, n) != 0) o->oom = 1;
+    } else if (!o->gone) {
+        if (serverStreamWrite(o->stream, sep, 1) != 0 || serverStreamWrite(o->stream, t, n) != 0)
+            o->gone = 1;
+    }
+    free(t);
+    return o->oom || o->gone;
 }
 
 /* The connection id named by the query or, failing that, by a JSON body {"connectionId": ...}.
@@ -126,30 +173,38 @@ static int connection_id(const serverRequest *req, json_t **body, const char **i
 void fnGetDeviceState(const serverRequest *req, serverResponse *res) {
     char err[512], filter[TABLE_KEY_MAX * 2 + 32];
     json_t *body = NULL;
-    rows r = {.devices = json_array()};
-    const char *conn = NULL;
-    char *text = NULL, *args = NULL;
+    stateOut o = {.req = req, .res = res};
+    char *text = NULL;
     tableResult tr;
 
+    bufInit(&o.text, STATE_WHOLE_MAX + 2);
     if (reject_method(req, res, 0)) goto out;
-    if (connection_id(req, &body, &conn, err, sizeof(err)) != 0) {
+    if (connection_id(req, &body, &o.conn, err, sizeof(err)) != 0) {
         serverSetError(res, 400, err);
         goto out;
     }
     /* PartitionKey eq '<key, quotes doubled>' */
-    size_t o = (size_t)snprintf(filter, sizeof(filter), "PartitionKey eq '");
-    for (const char *c = appSettings.partitionKey; *c && o + 3 < sizeof(filter); c++) {
-        if (*c == '\'') filter[o++] = '\'';
-        filter[o++] = *c;
+    size_t f = (size_t)snprintf(filter, sizeof(filter), "PartitionKey eq '");
+    for (const char *c = appSettings.partitionKey; *c && f + 3 < sizeof(filter); c++) {
+        if (*c == '\'') filter[f++] = '\'';
+        filter[f++] = *c;
     }
-    filter[o++] = '\'';
-    filter[o] = '\0';
-    if (!r.devices) {
-        serverSetError(res, 500, "out of memory");
+    filter[f++] = '\'';
+    filter[f] = '\0';
+    int c = tableQuerySelect(&appSettings.storage, appSettings.deviceTable, filter, STATE_COLUMNS,
+                             add_row, &o, &tr);
+    if (o.stream) {
+        /* The 200 went out with the first rows: a failure now can only cut the answer short, so
+         * that the client sees an unfinished body rather than a complete-looking partial list. */
+        int ok = !o.oom && !o.gone && c == TABLE_OK;
+        if (ok) ok = serverStreamWrite(o.stream, "]", 1) == 0;
+        if (!ok && !o.gone)
+            logWarn("getdevicestate: the answer was cut short after %zu devices: %s", o.count,
+                    o.oom ? "out of memory" : tr.message);
+        serverStreamClose(o.stream, ok);
         goto out;
     }
-    int c = tableQuery(&appSettings.storage, appSettings.deviceTable, filter, add_row, &r, &tr);
-    if (r.oom) {
+    if (o.oom) {
         serverSetError(res, 500, "out of memory");
         goto out;
     }
@@ -160,32 +215,36 @@ void fnGetDeviceState(const serverRequest *req, serverResponse *res) {
         serverSetError(res, tr.status == 0 ? 503 : 502, err);
         goto out;
     }
-    text = json_dumps(r.devices, JSON_COMPACT);
-    if (!text) {
+    if (bufAppend(&o.text, o.count ? "]" : "[]", o.count ? 1 : 2) != 0) {
         serverSetError(res, 500, "out of memory");
         goto out;
     }
-    size_t len = strlen(text);
+    size_t len = o.text.len;
+    text = bufDetach(&o.text);
     const char *outcome = NULL;
     char note[300];
-    if (conn) {
+    if (o.conn) {
         const signalrService *svc = signalrDefault();
         signalrResult sr;
-        args = svc ? malloc(len + 3) : NULL;
         if (!svc) {
             outcome = "not sent: SignalR is not configured";
-        } else if (!args) {
-            outcome = "not sent: out of memory";
         } else {
-            snprintf(args, len + 3, "[%s]", text);
-            int s = signalrSend(svc, SIGNALR_TO_CONNECTION, conn, "newMessage", args, len + 2,
-                                SEND_TIMEOUT_MS, &sr);
-            if (s == SIGNALR_OK) {
-                outcome = "sent";
+            /* The arguments array: the device list is its one element. */
+            char *args = malloc(len + 3);
+            if (!args) {
+                outcome = "not sent: out of memory";
             } else {
-                snprintf(note, sizeof(note), "not sent: %s", sr.message);
-                outcome = note;
-                logWarn("getdevicestate: sending to connection %.64s: %s", conn, sr.message);
+                snprintf(args, len + 3, "[%s]", text);
+                int s = signalrSend(svc, SIGNALR_TO_CONNECTION, o.conn, "newMessage", args, len + 2,
+                                    SEND_TIMEOUT_MS, &sr);
+                free(args);
+                if (s == SIGNALR_OK) {
+                    outcome = "sent";
+                } else {
+                    snprintf(note, sizeof(note), "not sent: %s", sr.message);
+                    outcome = note;
+                    logWarn("getdevicestate: sending to connection %.64s: %s", o.conn, sr.message);
+                }
             }
         }
     }
@@ -197,9 +256,8 @@ void fnGetDeviceState(const serverRequest *req, serverResponse *res) {
     if (outcome) serverAddHeader(res, "X-Enviromon-SignalR", outcome);
 out:
     json_decref(body);
-    json_decref(r.devices);
+    bufFree(&o.text);
     free(text);
-    free(args);
 }
 
 /* ---- sendsignalrmessage ---- */
@@ -296,10 +354,14 @@ static void resolve_root(void) {
 }
 
 /* Reads a regular file of at most STATIC_MAX_BYTES. Returns the bytes (caller frees) or NULL with
- * *status for the answer. */
+ * *status for the answer. Anything but a regular file is "not found", decided without blocking:
+ * O_NONBLOCK makes open() return at once on a FIFO with no writer (a plain open waits for one, and
+ * SIGTERM would then wait for that request forever), and fstat on the opened descriptor says what
+ * it is; O_NOFOLLOW because path is already resolved (a link swapped in since is refused). Reads
+ * of a regular file ignore O_NONBLOCK. */
 static char *read_file(const char *path, size_t *len, int *status) {
     char *data = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
     struct stat st;
     *status = 404;
     if (fd < 0) return NULL;

@@ -224,8 +224,9 @@ int httpcRequest(const char *method, const char *url, const char *const *headers
 
     CURLcode res = curl_easy_perform(h);
     if (res != CURLE_OK) {
+        resp->tooLarge = res == CURLE_WRITE_ERROR;
         snprintf(resp->error, sizeof(resp->error), "%s",
-                 res == CURLE_WRITE_ERROR ? "response too large" : curl_easy_strerror(res));
+                 resp->tooLarge ? "response too large" : curl_easy_strerror(res));
         /* A handle whose transfer failed may hold a broken connection: do not pool it. */
         curl_easy_cleanup(h);
         h = NULL;

@@ -10,6 +10,7 @@ typedef struct httpcResponse {
     buf body;        /* capped by the caller's respcap */
     buf headers;     /* the final response's header lines, "name: value\r\n" */
     char error[256]; /* the transport error when status is 0 */
+    int tooLarge;    /* the body went past respcap (status 0, error "response too large") */
 } httpcResponse;
 
 /* Once at start, before any thread uses httpc. Returns 0 or -1. */

@@ -20,8 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-#define MISSED_MAX 10000 /* devices whose latest push is remembered while SignalR is down */
-
 typedef struct pushRun {
     const signalrService *svc;
     char **args; /* the arguments array of each push, "[<device>]" (owned) */
@@ -36,21 +34,39 @@ static int failing;          /* inside a failure burst */
 static int64_t warned_at;
 static unsigned long burst_failed, burst_skipped;
 static livepushStats stats;
+static unsigned long dropped_warned; /* stats.dropped when the last drop was logged */
 /* The latest state of each device whose push was skipped or failed (id -> "[<device>]"): sent
  * with the next batch that finds SignalR answering, so that a dashboard connected meanwhile does
  * not keep a stale card. */
 static dict missed;
 
-/* Remembers a push that did not go out; steals args. */
+static size_t missed_budget = 16 << 20; /* MissedPushBytes */
+
+void livepushInit(size_t missedBytes) { missed_budget = missedBytes; }
+
+/* Remembers a push that did not go out; steals args. Past the budget the pushes missed longest
+ * ago are forgotten: the state stays safe in the table, but a dashboard that stayed connected
+ * through the failure shows those devices as they were until their next reading or a reload
+ * (every dashboard re-reads the whole state when it reconnects). Counted and logged. */
 static void remember_missed(const char *id, char *args) {
     if (!args) return;
     pthread_mutex_lock(&lock);
     if (!missed.buckets && dictInit(&missed, 256, free) != 0) {
         free(args);
-    } else if (missed.count < MISSED_MAX || dictGet(&missed, id)) {
-        dictSet(&missed, id, args);
+        stats.dropped++;
     } else {
-        free(args);
+        dictSetBudget(&missed, missed_budget);
+        unsigned long before = missed.evicted;
+        int rc = dictSetSized(&missed, id, args, strlen(args) + 1);
+        unsigned long lost = missed.evicted - before + (rc != 0);
+        if (lost && stats.dropped == dropped_warned)
+            logWarn(
+                "live push: MissedPushBytes (%zu) is full: the oldest missed device updates are "
+                "dropped; dashboards connected meanwhile show those devices as they were until "
+                "their next reading or a reload (the state itself is safe in the table)",
+                missed_budget);
+        stats.dropped += lost;
+        if (lost) dropped_warned = stats.dropped;
     }
     pthread_mutex_unlock(&lock);
 }
@@ -157,6 +173,12 @@ static int add_push(pushRun *run, const char *id, char *args) {
     return 0;
 }
 
+/* dictTakeEach: moves a missed push into the run. */
+static int take_missed(const char *id, void *args, void *ctx) {
+    if (add_push(ctx, id, args) != 0) logError("live push: out of memory");
+    return 1;
+}
+
 void livepushDevices(json_t *devices) {
     const signalrService *svc = signalrDefault();
     size_t n = json_array_size(devices);
@@ -191,11 +213,7 @@ void livepushDevices(json_t *devices) {
         if (add_push(&run, id, push_args(dev)) != 0) logError("live push: out of memory");
         if (earlier.buckets) dictDelete(&earlier, id); /* this batch's state is newer */
     }
-    for (size_t b = 0; earlier.buckets && b < earlier.nbuckets; b++)
-        for (dictEntry *e = earlier.buckets[b]; e; e = e->next) {
-            if (add_push(&run, e->key, e->value) != 0) logError("live push: out of memory");
-            e->value = NULL; /* stolen */
-        }
+    if (earlier.buckets) dictTakeEach(&earlier, take_missed, &run);
 
     size_t nthreads = run.n < LIVEPUSH_CONCURRENCY ? run.n : LIVEPUSH_CONCURRENCY;
     pthread_t tids[LIVEPUSH_CONCURRENCY];
@@ -234,6 +252,7 @@ void livepushReset(void) {
     burst_failed = burst_skipped = 0;
     __atomic_store_n(&paused_until, 0, __ATOMIC_RELAXED);
     memset(&stats, 0, sizeof(stats));
+    dropped_warned = 0;
     dictFree(&missed);
     pthread_mutex_unlock(&lock);
 }

@@ -10,6 +10,9 @@
 #define LIVEPUSH_PAUSE_MS 5000    /* after SignalR did not answer, pushes are skipped this long */
 #define LIVEPUSH_REWARN_MS 300000 /* a failure burst is logged again this often */
 
+/* Sets the budget of the missed-push memory (MissedPushBytes) once at start. */
+void livepushInit(size_t missedBytes);
+
 /* Pushes each device object of the array (borrowed) as its own newMessage with one argument,
  * the device, up to LIVEPUSH_CONCURRENCY at once; returns when all are answered or timed out.
  * No-op without a SignalR connection. During LIVEPUSH_PAUSE_MS after SignalR did not answer,
@@ -21,6 +24,7 @@ void livepushDevices(json_t *devices);
 /* Counters since start, for tests and logs. */
 typedef struct livepushStats {
     unsigned long sent, failed, skipped;
+    unsigned long dropped; /* missed pushes forgotten for MissedPushBytes */
 } livepushStats;
 void livepushGetStats(livepushStats *out);
 

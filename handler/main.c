@@ -1,6 +1,8 @@
 /* main: starts the Enviromon custom handler: settings, the HTTP server, the tables; stops it
  * gracefully on SIGTERM or SIGINT. */
 #include "app.h"
+#include "devicestate.h"
+#include "livepush.h"
 #include "log.h"
 #include "server.h"
 #include "table.h"
@@ -44,8 +46,14 @@ int main(void) {
     }
     /* A trigger body over MaxRequestBodyBytes is spooled to disk and quarantined whole (a 413
      * would be retried forever); past 1 GiB it is refused. README, "Failure handling". */
-    serverSpoolPath("/EnvironmentEventTrigger", (size_t)1 << 30);
-    if (serverStart(appSettings.port, appSettings.maxBodyBytes, appDispatch, err, sizeof(err))) {
+    serverOptions so = {.port = appSettings.port,
+                        .maxBody = appSettings.maxBodyBytes,
+                        .deadlineSeconds = appSettings.requestDeadlineSeconds,
+                        .handler = appDispatch,
+                        .quick = appIsQuick,
+                        .spoolPath = "/EnvironmentEventTrigger",
+                        .spoolCeiling = (size_t)1 << 30};
+    if (serverStart(&so, err, sizeof(err))) {
         logError("enviromon: %s", err);
         appShutdown();
         return 1;
@@ -58,11 +66,26 @@ int main(void) {
     if (appEnsureTables(err, sizeof(err)) != 0) logWarn("enviromon: %s (will retry)", err);
 
     /* SIGUSR1 prints the counters (the benchmark reads them); SIGTERM/SIGINT stop. */
-    while (sigwait(&set, &sig) == 0 && sig == SIGUSR1)
-        logInfo("enviromon: %lu table round trips so far", tableRequestCount());
+    while (sigwait(&set, &sig) == 0 && sig == SIGUSR1) {
+        size_t rows, bytes;
+        unsigned long evicted;
+        livepushStats ps;
+        devicestateCacheStats(&rows, &bytes, &evicted);
+        livepushGetStats(&ps);
+        logInfo("enviromon: %lu table round trips so far; row cache %zu rows, %zu bytes, %lu "
+                "evicted; live push %lu sent, %lu failed, %lu skipped, %lu dropped",
+                tableRequestCount(), rows, bytes, evicted, ps.sent, ps.failed, ps.skipped,
+                ps.dropped);
+    }
     logInfo("enviromon: %s received, finishing in-flight invocations",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    serverStop(30);
+    int running = serverStop(30);
+    if (running) {
+        /* Their state (caches, pooled connections) stays: the process ends around them, and the
+         * host re-delivers what they did not answer. */
+        logWarn("enviromon: stopped with %d handler(s) still running", running);
+        return 0;
+    }
     appShutdown();
     logInfo("enviromon: stopped after %lu table round trips", tableRequestCount());
     return 0;

@@ -1,6 +1,7 @@
 /* server: the HTTP server the Functions host talks to (libmicrohttpd behind it): loopback only,
- * parallel requests, a capped request body (413 past it), graceful stop. The only module that
- * calls libmicrohttpd. */
+ * a few I/O threads (epoll) for any number of connections, handlers on worker threads, a capped
+ * request body (413 past it), a deadline for every request, streamed answers, graceful stop. The
+ * only module that calls libmicrohttpd. */
 #ifndef ENVIROMON_SERVER_H
 #define ENVIROMON_SERVER_H
 
@@ -9,16 +10,22 @@
 #include <stdio.h>
 
 #define SERVER_MAX_HEADERS 8
+#define SERVER_IO_THREADS 2          /* libmicrohttpd's threads: sockets only, never a handler */
+#define SERVER_MAX_CONNECTIONS 16384 /* or what RLIMIT_NOFILE allows, whichever is lower */
+#define SERVER_LANE_WORKERS 64       /* handler threads per lane (host invocations; the rest) */
+#define SERVER_LANE_QUEUE 1024       /* requests waiting for a worker per lane; 503 past it */
+#define SERVER_STREAM_BUFFER (256 << 10) /* bytes of a streamed answer waiting to be sent */
 
 typedef struct serverRequest {
     const char *method;
     const char *path; /* without the query */
     const char *body; /* the whole body, NUL-terminated ("" when none) */
     size_t bodylen;
-    /* A body over the limit on the spooling path (serverSpoolPath): body is "" and the bytes
-     * (bodylen of them) are in this temporary file, at its start. Borrowed; NULL otherwise. */
+    /* A body over maxBody on the spooling path (serverOptions.spoolPath): body is "" and the
+     * bytes (bodylen of them) are in this temporary file, from its start. Borrowed; else NULL. */
     FILE *spool;
     void *conn; /* opaque, for serverQuery/serverHeader */
+    void *rq;   /* opaque, for serverStreamOpen */
 } serverRequest;
 
 typedef struct serverResponse {
@@ -30,21 +37,35 @@ typedef struct serverResponse {
     char *headers[SERVER_MAX_HEADERS][2]; /* owned name/value pairs */
 } serverResponse;
 
-/* Answers one request; runs on the request's own thread, so it may block. */
+/* Answers one request. Runs on a worker thread (it may block: its lane has other workers), or,
+ * when the quick predicate says so, on an I/O thread (it must not block). */
 typedef void (*serverHandlerFn)(const serverRequest *req, serverResponse *res);
+/* 1 when the request is answered without waiting on anything (no network, no lock held long). */
+typedef int (*serverQuickFn)(const char *method, const char *path);
 
-/* Starts listening on 127.0.0.1:port. Returns 0, or -1 with a message in err. */
-int serverStart(int port, size_t maxBody, serverHandlerFn fn, char *err, size_t errlen);
+typedef struct serverOptions {
+    int port;
+    size_t maxBody;
+    int deadlineSeconds; /* to receive a whole request, and to take a whole answer */
+    serverHandlerFn handler;
+    serverQuickFn quick; /* may be NULL */
+    /* POSTs to spoolPath (may be NULL) over maxBody, up to spoolCeiling bytes, go to a temporary
+     * file (serverRequest.spool) instead of a 413, so that the handler can keep them. */
+    const char *spoolPath;
+    size_t spoolCeiling;
+} serverOptions;
 
-/* Bodies of POSTs to path over maxBody, up to ceiling bytes, go to a temporary file instead of
- * a 413 (serverRequest.spool), so that the handler can keep them. Call before serverStart. */
-void serverSpoolPath(const char *path, size_t ceiling);
+/* Starts listening on 127.0.0.1:port (raising the soft RLIMIT_NOFILE to the hard one). Returns
+ * 0, or -1 with a message in err. */
+int serverStart(const serverOptions *o, char *err, size_t errlen);
 
-/* Stops accepting, lets in-flight requests finish (up to drainSeconds), then stops. */
-void serverStop(int drainSeconds);
+/* Stops accepting, lets in-flight requests finish (up to drainSeconds), then stops. Returns 0, or
+ * the number of handlers still running (the server is then left as it is: the process should
+ * exit without freeing what they use). */
+int serverStop(int drainSeconds);
 
 /* A query-string argument (decoded) or request header (case-insensitive), borrowed for the
- * request's life; NULL when absent. */
+ * request's life; NULL when absent. Not after serverStreamOpen. */
 const char *serverQuery(const serverRequest *req, const char *name);
 const char *serverHeader(const serverRequest *req, const char *name);
 
@@ -56,5 +77,20 @@ void serverSetJson(serverResponse *res, int status, json_t *j);
 void serverSetError(serverResponse *res, int status, const char *message);
 /* Adds a response header (both copied). */
 void serverAddHeader(serverResponse *res, const char *name, const char *value);
+
+/* A streamed answer (chunked): for bodies too large to hold whole. */
+typedef struct serverStream serverStream;
+
+/* Sends res's status, content type and headers now; the body follows through serverStreamWrite
+ * (res's own body, if any, is dropped). At most once per request, from its handler (worker
+ * thread). Returns the stream, or NULL (out of memory, or a quick request): then answer as
+ * usual. */
+serverStream *serverStreamOpen(const serverRequest *req, serverResponse *res);
+/* Appends data; waits while SERVER_STREAM_BUFFER bytes are still to be sent. Returns 0, or -1
+ * when the client is gone or took nothing for the deadline (stop writing, then close). */
+int serverStreamWrite(serverStream *s, const char *data, size_t len);
+/* Ends the answer and frees s. ok 0 cuts it short: the client sees an unfinished chunked body
+ * (never one that looks complete), and the connection closes. */
+void serverStreamClose(serverStream *s, int ok);
 
 #endif

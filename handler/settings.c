@@ -292,6 +292,12 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
     s->maxBodyBytes = (size_t)v;
     if (int_setting("CalibrationCacheSeconds", 300, 0, 86400, &v, err, errlen)) return -1;
     s->calibrationCacheSeconds = (int)v;
+    if (int_setting("RequestDeadlineSeconds", 120, 1, 3600, &v, err, errlen)) return -1;
+    s->requestDeadlineSeconds = (int)v;
+    if (int_setting("RowCacheBytes", 64L << 20, 64L << 10, 64L << 30, &v, err, errlen)) return -1;
+    s->rowCacheBytes = (size_t)v;
+    if (int_setting("MissedPushBytes", 16L << 20, 64L << 10, 64L << 30, &v, err, errlen)) return -1;
+    s->missedPushBytes = (size_t)v;
 
     if (str_setting("AzureSignalRConnectionString", "", s->signalrConnectionString,
                     sizeof(s->signalrConnectionString), err, errlen))
@@ -318,5 +324,10 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
             s->caBundleRequired = i == 0;
         }
     }
+    /* Set by the platform, never by the user: "Read-only. Injected into a Windows or Linux app to
+     * indicate whether App Service authentication is enabled" (Microsoft Learn, "Environment
+     * variables and app settings in Azure App Service", reference-app-settings, 2023-09-14). */
+    const char *auth = getenv("WEBSITE_AUTH_ENABLED");
+    s->platformAuth = auth && (strcasecmp(auth, "true") == 0 || strcmp(auth, "1") == 0);
     return 0;
 }

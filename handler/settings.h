@@ -38,6 +38,10 @@ typedef struct settings {
     char caBundle[1024];      /* CA bundle for HTTPS; empty: the system's, else the app's */
     char caBundleSetting[32]; /* which setting named it (EnviromonCaBundle or SSL_CERT_FILE) */
     int caBundleRequired;     /* 1 for EnviromonCaBundle: a bundle it cannot use stops the start */
+    int platformAuth;         /* WEBSITE_AUTH_ENABLED: App Service authentication is on */
+    int requestDeadlineSeconds;
+    size_t rowCacheBytes;   /* the row cache's budget (devicestate) */
+    size_t missedPushBytes; /* the budget of pushes kept while SignalR is failing (livepush) */
 } settings;
 
 /* Reads every setting from the environment into *s. Returns 0, or -1 with a message in err

@@ -346,9 +346,15 @@ int tableUpsert(const storageAccount *a, const char *table, const char *pk, cons
 
 int tableQuery(const storageAccount *a, const char *table, const char *filter, tableEntityFn fn,
                void *ctx, tableResult *r) {
+    return tableQuerySelect(a, table, filter, NULL, fn, ctx, r);
+}
+
+int tableQuerySelect(const storageAccount *a, const char *table, const char *filter,
+                     const char *select, tableEntityFn fn, void *ctx, tableResult *r) {
     char npk[TABLE_KEY_MAX * 3 + 1] = "", nrk[TABLE_KEY_MAX * 3 + 1] = "";
     char res[128];
     int c = TABLE_OK;
+    int top = 0; /* entities a page; 0: the service's default (at most 1,000) */
     snprintf(res, sizeof(res), "%s()", table);
     for (;;) {
         buf q;
@@ -356,6 +362,10 @@ int tableQuery(const storageAccount *a, const char *table, const char *filter, t
         bufInit(&q, URL_MAX);
         if (filter && (bufAppend(&q, "$filter=", 8) || append_encoded(&q, filter, 0)))
             goto too_long;
+        if (select &&
+            (bufPrintf(&q, "%s$select=", q.len ? "&" : "") || append_encoded(&q, select, 0)))
+            goto too_long;
+        if (top && bufPrintf(&q, "%s$top=%d", q.len ? "&" : "", top)) goto too_long;
         if (npk[0] &&
             (bufPrintf(&q, "%sNextPartitionKey=", q.len ? "&" : "") || append_encoded(&q, npk, 0)))
             goto too_long;
@@ -363,6 +373,12 @@ int tableQuery(const storageAccount *a, const char *table, const char *filter, t
             goto too_long;
         c = request(a, "GET", res, q.data, NULL, NULL, PAGE_CAP, &resp, r, "query");
         bufFree(&q);
+        if (c != TABLE_OK && resp.tooLarge && top != 1) {
+            /* The page, not the service, is the problem: the same page again, smaller. */
+            httpcResponseFree(&resp);
+            top = top ? top / 2 : 500;
+            continue;
+        }
         if (c != TABLE_OK) {
             httpcResponseFree(&resp);
             return c;

@@ -66,6 +66,13 @@ typedef int (*tableEntityFn)(json_t *entity, void *ctx);
 int tableQuery(const storageAccount *a, const char *table, const char *filter, tableEntityFn fn,
                void *ctx, tableResult *r);
 
+/* tableQuery returning only the properties named in select (comma-separated, "$select"; NULL for
+ * all). A page larger than the response cap is asked for again with half as many entities
+ * ($top), down to one entity a page, so a table of large rows is read whole rather than taken for
+ * an unreachable service. fn sees each entity as its page arrives (memory: one page at a time). */
+int tableQuerySelect(const storageAccount *a, const char *table, const char *filter,
+                     const char *select, tableEntityFn fn, void *ctx, tableResult *r);
+
 /* 1 when key may be a PartitionKey or RowKey: valid UTF-8 of 1 to TABLE_KEY_UNITS UTF-16 code
  * units, none of / \ # ? and no control characters. */
 int tableKeyValid(const char *key);

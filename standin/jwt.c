@@ -8,10 +8,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Decodes one part of a token: canonical base64url only (RFC 7515 section 2: no padding, no
+ * other characters, and the unused bits of the last character zero), so that one token has exactly
+ * one spelling. Checked by encoding the bytes again and comparing. Returns the bytes (caller
+ * frees) with their count in *outlen, or NULL. */
+static unsigned char *decodeCanonical(const char *text, size_t len, size_t *outlen) {
+    unsigned char *raw = cryptoBase64UrlDecode(text, len, outlen);
+    char *again = raw ? cryptoBase64UrlEncode(raw, *outlen) : NULL;
+    int same = again && strlen(again) == len && memcmp(again, text, len) == 0;
+    free(again);
+    if (same) return raw;
+    free(raw);
+    return NULL;
+}
+
 /* Decodes one base64url part as a JSON object. Returns a new reference, or NULL. */
 static json_t *decodePart(const char *text, size_t len) {
     size_t rawLen = 0;
-    unsigned char *raw = cryptoBase64UrlDecode(text, len, &rawLen);
+    unsigned char *raw = decodeCanonical(text, len, &rawLen);
     json_t *obj = NULL;
     if (!raw) return NULL;
     obj = json_loadb((const char *)raw, rawLen, 0, NULL);
@@ -74,7 +88,7 @@ int jwtVerify(const char *token, size_t len, const void *key, size_t keylen, lon
         goto out;
     }
     /* The signature before anything else of the token is believed or parsed further. */
-    sig = cryptoBase64UrlDecode(dot2 + 1, len - (size_t)(dot2 + 1 - token), &sigLen);
+    sig = decodeCanonical(dot2 + 1, len - (size_t)(dot2 + 1 - token), &sigLen);
     if (!sig) goto out;
     if (cryptoHmacSha256(key, keylen, token, (size_t)(dot2 - token), mac) != 0) {
         rc = JWT_NO_MEMORY;

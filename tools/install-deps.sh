@@ -29,8 +29,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm ci when node_modules is missing or older than the lock file.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# npm ci when node_modules was not installed from this very lock file. The lock file's hash is
+# compared, not its time: a checkout (or a git worktree sharing node_modules) gives the lock file
+# a new time without changing it, and npm ci empties node_modules before it fills it again.
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+stamp=node_modules/.enviromon-lock-sha256
+if [ ! -f node_modules/.package-lock.json ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
   echo "install-deps: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_hash" >"$stamp"
 fi

@@ -140,21 +140,38 @@ test('negotiate gives the stand-in URL and a token valid for it; an authenticate
     const [h, p, s] = n.accessToken.split('.');
     assert.equal(s, createHmac('sha256', Buffer.from(standin.accessKey, 'utf8')).update(`${h}.${p}`).digest('base64url'));
   }
+  // App Service authentication off (no WEBSITE_AUTH_ENABLED): nothing strips the identity headers,
+  // so a caller could name any user; they are ignored and the token names nobody.
   let res = await fetch(`${handler.url}/api/negotiate`, {
     method: 'POST',
     headers: { 'x-ms-client-principal-id': 'u-1234', 'x-ms-client-principal-name': 'alice@example.com' },
   });
   let c = claims((await res.json()).accessToken);
-  assert.equal(c['asrs.s.uid'], 'u-1234');
-  assert.equal(c.nameid, 'u-1234');
-  res = await fetch(`${handler.url}/api/negotiate`, { headers: { 'x-ms-client-principal-name': 'alice@example.com' } });
-  c = claims((await res.json()).accessToken);
-  assert.equal(c['asrs.s.uid'], 'alice@example.com');
+  assert.equal(c['asrs.s.uid'], undefined);
+  assert.equal(c.nameid, undefined);
 
-  // A client negotiated as a user connects with that token.
-  const u = await connectClient(handler.url, { headers: { 'x-ms-client-principal-id': 'u-1234' } });
-  assert.ok(u.id);
-  await u.stop();
+  // Authentication on: the platform sets WEBSITE_AUTH_ENABLED and the headers come from it. (A test
+  // double for the platform: this test plays App Service by setting the variable and the headers.)
+  const authed = await startHandler(handlerEnv(az, { AzureSignalRConnectionString: standin.connectionString, WEBSITE_AUTH_ENABLED: 'True' }));
+  try {
+    res = await fetch(`${authed.url}/api/negotiate`, {
+      method: 'POST',
+      headers: { 'x-ms-client-principal-id': 'u-1234', 'x-ms-client-principal-name': 'alice@example.com' },
+    });
+    c = claims((await res.json()).accessToken);
+    assert.equal(c['asrs.s.uid'], 'u-1234');
+    assert.equal(c.nameid, 'u-1234');
+    res = await fetch(`${authed.url}/api/negotiate`, { headers: { 'x-ms-client-principal-name': 'alice@example.com' } });
+    c = claims((await res.json()).accessToken);
+    assert.equal(c['asrs.s.uid'], 'alice@example.com');
+
+    // A client negotiated as a user connects with that token.
+    const u = await connectClient(authed.url, { headers: { 'x-ms-client-principal-id': 'u-1234' } });
+    assert.ok(u.id);
+    await u.stop();
+  } finally {
+    await authed.stop();
+  }
 });
 
 test('with the SignalR endpoint down, invocations still succeed quickly and rows are written', async () => {

@@ -3,6 +3,7 @@
 // showing the key), bodies that are not JSON (400) or too large for SignalR (413), wrong methods
 // (405), storage down (5xx), and the dashboard folder served without path traversal.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -115,9 +116,17 @@ test('negotiate and getdevicestate take GET and POST only; bad input is 400', as
   }
   const long = 'c'.repeat(257);
   assert.equal((await fetch(`${dead.url}/api/getdevicestate?connectionId=${long}`)).status, 400);
-  // An authenticated user id that is too long.
+  // An authenticated user id that is too long: 400 where App Service authentication is on; ignored
+  // (like any identity header a caller sends) where it is off.
+  const authed = await startHandler(handlerEnv(az, { AzureSignalRConnectionString: `Endpoint=http://127.0.0.1;Port=${await freePort()};AccessKey=k;Version=1.0;`, WEBSITE_AUTH_ENABLED: 'true' }));
+  try {
+    const res = await fetch(`${authed.url}/api/negotiate`, { headers: { 'x-ms-client-principal-id': 'u'.repeat(300) } });
+    assert.equal(res.status, 400);
+  } finally {
+    await authed.stop();
+  }
   const res = await fetch(`${dead.url}/api/negotiate`, { headers: { 'x-ms-client-principal-id': 'u'.repeat(300) } });
-  assert.equal(res.status, 400);
+  assert.equal(res.status, 200);
   // Empty body or no connectionId: fine.
   assert.equal((await fetch(`${dead.url}/api/getdevicestate`, { method: 'POST', body: ' \n' })).status, 200);
   assert.equal((await fetch(`${dead.url}/api/getdevicestate`, { method: 'POST', body: '{}' })).status, 200);
@@ -172,6 +181,37 @@ test('local mode: the dashboard folder is served, without escaping it', async ()
   r = await raw(plain.url, 'GET', '/');
   assert.equal(r.status, 200);
   assert.deepEqual(JSON.parse(r.body), { status: 'ready' });
+});
+
+test('local mode: a FIFO, a socket or a device in the folder is not found, at once, and SIGTERM still stops', async () => {
+  const site = mkdtempSync(path.join(os.tmpdir(), 'enviromon-fifo-'));
+  writeFileSync(path.join(site, 'index.html'), 'home');
+  writeFileSync(path.join(site, 'real.txt'), 'real');
+  execFileSync('mkfifo', [path.join(site, 'pipe.js'), path.join(site, 'pipe2')]);
+  mkdirSync(path.join(site, 'fifo-dir'));
+  execFileSync('mkfifo', [path.join(site, 'fifo-dir', 'index.html')]);
+  // Symbolic links are followed when they stay inside the folder: to a file it is served, to a
+  // FIFO it is refused like the FIFO itself.
+  symlinkSync('real.txt', path.join(site, 'alias.txt'));
+  symlinkSync('pipe2', path.join(site, 'to-pipe.txt'));
+  symlinkSync('/dev/zero', path.join(site, 'zero.bin'));
+  const h = await startHandler(handlerEnv(az, { EnviromonDashboardDir: site }));
+  try {
+    for (const p of ['/pipe.js', '/to-pipe.txt', '/fifo-dir/', '/zero.bin']) {
+      // A blocked open would never answer: the request gives up after 5 s and the test fails.
+      const r = await fetch(`${h.url}${p}`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(r.status, 404, p);
+    }
+    assert.equal(await (await fetch(`${h.url}/alias.txt`)).text(), 'real');
+    assert.equal(await (await fetch(`${h.url}/`)).text(), 'home');
+    // Nothing is left waiting inside the handler: SIGTERM ends it cleanly (stop() sends SIGKILL
+    // after 10 s, which would leave no exit code).
+    await h.stop('SIGTERM');
+    assert.equal(h.proc.exitCode, 0, h.logs.text);
+  } finally {
+    h.proc.kill('SIGKILL');
+    rmSync(site, { recursive: true, force: true });
+  }
 });
 
 test('getdevicestate with Table Storage down: a 5xx with a message', async () => {

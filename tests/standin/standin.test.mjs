@@ -296,6 +296,17 @@ describe('REST API rejections and CORS', () => {
       garbage: 'not.a.token',
       missing: null,
     };
+    // Non-canonical base64url of a valid token: '=' padding on the signature (43 characters + '='),
+    // or the signature's last character with its unused low bits set. Both decode to the same
+    // bytes, so a lenient decoder would accept them.
+    const good = mintJwt(s.accessKey, { aud: url, exp: now() + 60 });
+    const sig = good.split('.')[2];
+    assert.equal(sig.length, 43);
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = alphabet.indexOf(sig[42]);
+    cases['padded signature'] = `${good}=`;
+    cases['signature with nonzero trailing bits'] = `${good.slice(0, -1)}${alphabet[last ^ 1]}`;
+    assert.equal((await rest(s, path, { body, token: good })).status, 202, 'the canonical token is accepted');
     for (const [name, token] of Object.entries(cases)) {
       const r = await rest(s, path, { body, token });
       assert.equal(r.status, 401, `${name}: ${r.status} ${r.text}`);

@@ -104,17 +104,27 @@ test('deploy.sh: a first run creates everything in order, a second run creates n
       '--resource-group', RG, '--name', 'service', '--query', 'primaryKey', '--output', 'tsv']);
     assert.deepEqual(args('az iot hub device-identity create'), ['iot', 'hub', 'device-identity', 'create',
       '--hub-name', HUB, '--resource-group', RG, '--device-id', DEVICE, '--output', 'none']);
-    assert.deepEqual(args('az functionapp create'), ['functionapp', 'create', '--name', APP,
-      '--resource-group', RG, '--storage-account', SA, '--consumption-plan-location', 'eastus',
-      '--os-type', 'Linux', '--runtime', 'custom', '--functions-version', '4', '--https-only', 'true',
-      '--disable-app-insights', 'true', '--output', 'none']);
+    // Flex Consumption by default, with Application Insights (no --disable-app-insights). The
+    // stand-in accepted these flags only because it was taught them from azure-cli's source
+    // (_params.py @ 008a954e, azure-cli 2.60.0+): Debian's az 2.45 does not know them.
+    const create = find(one, 'az functionapp create');
+    assert.deepEqual(create.args, ['functionapp', 'create', '--name', APP,
+      '--resource-group', RG, '--storage-account', SA, '--flexconsumption-location', 'eastus',
+      '--runtime', 'custom', '--functions-version', '4', '--https-only', 'true', '--output', 'none']);
+    assert.match(create.taughtFrom, /_params\.py @ 008a954e78929bdc055cc7f8e965325f6234b4f6/);
+    const state = JSON.parse(readFileSync(box.state, 'utf8'));
+    assert.deepEqual(state.functionAppConfig, { runtime: { name: 'custom' }, instanceMemoryMB: 2048 });
+    // Flex no longer reads these: none is set, by the create or by the script.
+    for (const k of Object.keys(state.settings)) {
+      assert.ok(!/^(FUNCTIONS_WORKER_RUNTIME|WEBSITE_RUN_FROM_PACKAGE|WEBSITE_CONTENT)/.test(k), k);
+    }
+    assert.ok(state.settings.APPLICATIONINSIGHTS_CONNECTION_STRING, 'no Application Insights');
     assert.deepEqual(args('az functionapp cors add'), ['functionapp', 'cors', 'add', '--name', APP,
       '--resource-group', RG, '--allowed-origins', WEB_ORIGIN, '--output', 'none']);
     assert.deepEqual(args('az functionapp cors credentials'), ['functionapp', 'cors', 'credentials',
       '--name', APP, '--resource-group', RG, '--enable', 'true', '--output', 'none']);
 
-    // Every app setting the app needs, with the values the resources hand out (only those that
-    // differ: FUNCTIONS_WORKER_RUNTIME=custom is already there, from functionapp create).
+    // Every app setting the app needs, with the values the resources hand out.
     const set = find(one, 'az functionapp config appsettings set');
     assert.match(opt(set, '--settings'), /^@/);
     assert.deepEqual(set.settingsValues, {

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { ROOT, handlerEnv, startAzurite, startHandler, startStandin } from '../lib/harness.mjs';
+import { sandbox, scriptEnv } from './lib.mjs';
 
 const VERIFY = path.join(ROOT, 'deploy/verify.mjs');
 const cleanups = [];
@@ -17,9 +18,9 @@ after(async () => {
 });
 
 /** Runs verify.mjs; resolves { status, stdout, stderr }. */
-function verify(args) {
+function verify(args, env = process.env) {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [VERIFY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [VERIFY, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => { stdout += d; });
@@ -100,13 +101,14 @@ test('verify: a reading that never appears is the function stage, with the log q
   assert.equal(r.status, 1, r.stdout + r.stderr);
   assert.match(r.stdout, /FAILED at the function \(EnvironmentEventTrigger and the app\): the reading did not appear within 2 s \(the device has no row at all\)/);
 
-  // The Azure form of the hint: the KQL on traces and requests, and the live log stream.
+  // --send az, with the stand-in az (tests/deploy/standins) on PATH in a subscription that has no
+  // such hub: the send fails, and the stage is IoT Hub with its own hints.
+  const box = sandbox();
+  cleanups.push(() => box.cleanup());
   const bad = await verify(['--api', h.url, '--device-id', 'd', '--send', 'az', '--hub-name', 'hub',
-    '--resource-group', 'g', '--app', 'myapp', '--timeout', '1', '--request-timeout-ms', '500']);
-  // `az` may or may not exist here; either way the send fails before anything is stored, and the
-  // stage is IoT Hub with its own hints, or the app's log query when az is a real CLI not logged in.
+    '--resource-group', 'g', '--app', 'myapp', '--timeout', '1', '--request-timeout-ms', '500'], scriptEnv(box));
   assert.equal(bad.status, 1, bad.stdout + bad.stderr);
-  assert.match(bad.stdout, /FAILED at IoT Hub: IoT Hub did not accept the reading/);
+  assert.match(bad.stdout, /FAILED at IoT Hub: IoT Hub did not accept the reading: .*IotHubNotFound/);
   assert.match(bad.stdout, /az iot hub show --name hub --resource-group g/);
 });
 

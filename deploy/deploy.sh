@@ -374,6 +374,10 @@ storage=${storage_base:0:$((24 - ${#suffix}))}$suffix
 
 if [[ $action == verify ]]; then
   if ((!dry_run)); then command -v node >/dev/null || die "verify needs node"; fi
+  # The device-to-cloud send comes from the azure-iot extension, which a deploy adds.
+  if ! present az extension show --name azure-iot && ((!dry_run)); then
+    die "the azure-iot CLI extension is missing: az extension add --name azure-iot (a deploy adds it)"
+  fi
   verify_deployment || die "verification failed (above)"
   exit 0
 fi

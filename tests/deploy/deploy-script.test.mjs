@@ -443,6 +443,11 @@ test('deploy.sh verify: through the stand-in IoT Hub to a real handler and Azuri
     assert.match(r.stdout, /^\+ node \S+\/deploy\/verify\.mjs /m);
     r = deploy(box, ['--dry-run']);
     assert.doesNotMatch(r.stdout, /verify\.mjs/);
+    // Without the azure-iot extension (a deploy adds it), verify says how to get it.
+    box.setState((st) => { delete st.has['ext/azure-iot']; });
+    r = runScript(DEPLOY, ['verify', '--suffix', 'test01', '--api', h.url], { box });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /az extension add --name azure-iot/);
     // Bad verify options change nothing.
     for (const [args, message] of [[['--verify-timeout', '0'], /--verify-timeout/], [['--api', 'ftp://x'], /--api must be/]]) {
       box.resetLogs();

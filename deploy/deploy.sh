@@ -625,6 +625,9 @@ if [[ -n $auth_client_id ]]; then
     run az webapp auth update --name "$function_app" --resource-group "$resource_group" --enabled true \
       --action "$auth_action" --aad-client-id "$auth_client_id" --aad-token-issuer-url "$issuer" --output none
   fi
+  if ((app_is_flex)); then
+    note "(note: Microsoft's Flex Consumption page of 2024-05-24 said authentication was not yet supported on Flex and did not block callers; check it, see deploy/README.md)"
+  fi
 fi
 
 # ---- Publish the app, build and upload the dashboard ---------------------------------------------
@@ -637,6 +640,9 @@ if [[ $publish == func ]]; then
     run func azure functionapp publish "$function_app" --custom
   )
 else
+  # On Flex, config-zip takes the Flex path itself (azure-cli appservice custom.py:
+  # enable_zip_deploy_functionapp -> is_flex_functionapp -> enable_zip_deploy_flex, a one-deploy
+  # POST to the app's /api/publish), so the same command serves every plan.
   run "$here/zip-app.sh" "$app_dir" "$tmp/app.zip"
   run az functionapp deployment source config-zip --name "$function_app" \
     --resource-group "$resource_group" --src "$tmp/app.zip" --output none

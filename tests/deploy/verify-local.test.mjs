@@ -6,9 +6,11 @@
 // the real ones. Then each stage is broken in turn, and verify must name that stage.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { ROOT, handlerEnv, startAzurite, startHandler, startStandin } from '../lib/harness.mjs';
+import { BUILD, ROOT, freePort, handlerEnv, sleep, startAzurite, startHandler, startStandin } from '../lib/harness.mjs';
 import { sandbox, scriptEnv } from './lib.mjs';
 
 const VERIFY = path.join(ROOT, 'deploy/verify.mjs');
@@ -53,6 +55,50 @@ test('verify: a reading sent through the trigger is found by getdevicestate, neg
   const again = await verify(local(h, 'verify-dev-1', ['--timeout', '60']));
   assert.equal(again.status, 0, again.stdout + again.stderr);
   assert.match(again.stdout, /\(count 2,/);
+});
+
+test('verify against `make run` itself (tools/run-local.sh): passes, then names the function once the handler is stopped', { timeout: 180000 }, async () => {
+  const runDir = mkdtempSync(path.join(os.tmpdir(), 'enviromon-verify-run-'));
+  cleanups.push(() => rmSync(runDir, { recursive: true, force: true }));
+  const port = await freePort();
+  const env = { ...process.env };
+  for (const k of ['MAKEFLAGS', 'MFLAGS', 'MAKELEVEL', 'NODE_TEST_CONTEXT']) delete env[k];
+  Object.assign(env, {
+    ENVIROMON_PORT: String(port), AZURITE_TABLE_PORT: String(await freePort()), SIGNALR_PORT: String(await freePort()),
+    ENVIROMON_RUN_DIR: runDir, ENVIROMON_BUILD: BUILD, SIM_DEVICES: '0',
+  });
+  const run = spawn(path.join(ROOT, 'tools/run-local.sh'), [], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  run.stdout.on('data', (d) => { out += d; });
+  run.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise((resolve) => run.once('exit', resolve));
+  cleanups.push(async () => {
+    try { process.kill(-run.pid, 'SIGINT'); } catch { /* gone already */ }
+    await Promise.race([exited, sleep(15000)]);
+  });
+  for (let i = 0; !/Open http:\/\//.test(out); i++) {
+    if (run.exitCode !== null || i > 1200) throw new Error(`make run's script did not start:\n${out}`);
+    await sleep(100);
+  }
+  const api = { url: `http://127.0.0.1:${port}` };
+
+  let r = await verify(local(api, 'verify-run-1', ['--timeout', '60']));
+  assert.equal(r.status, 0, r.stdout + r.stderr + out);
+  assert.match(r.stdout, /\[ok\] the reading is stored and served by getdevicestate/);
+  assert.match(r.stdout, /\[ok\] SignalR negotiate hands out http:\/\/(localhost|127\.0\.0\.1):\d+\/client\//);
+
+  // Stop only the handler (run-local.sh records what it started in $ENVIROMON_RUN_DIR/pids).
+  const pids = readFileSync(path.join(runDir, 'pids'), 'utf8').trim().split('\n').map((l) => l.split(' '));
+  const handler = Number(pids.find(([name]) => name === 'handler')[1]);
+  process.kill(handler, 'SIGTERM');
+  for (let i = 0; i < 100; i++) {
+    try { process.kill(handler, 0); } catch { break; }
+    await sleep(100);
+  }
+  r = await verify(local(api, 'verify-run-1', ['--timeout', '2']));
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /FAILED at the function \(EnvironmentEventTrigger and the app\)/);
+  assert.match(r.stdout, /handler's own output/);
 });
 
 test('verify names the stage that does not answer: the function, Table Storage, SignalR negotiate', { timeout: 180000 }, async () => {

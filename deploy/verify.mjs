@@ -19,6 +19,8 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 
+const MAX_BODY = 64 << 20; // bytes of one answer: getdevicestate of a very large fleet
+
 const STAGES = {
   iothub: 'IoT Hub',
   function: 'the function (EnvironmentEventTrigger and the app)',
@@ -120,7 +122,15 @@ function fail(stage, what) {
 async function request(url, init = {}) {
   try {
     const res = await fetch(url, { ...init, signal: AbortSignal.timeout(opts.requestMs) });
-    const text = (await res.text()).slice(0, 1 << 20);
+    // At most MAX_BODY bytes are read: a larger answer is cut (and then is not JSON).
+    const chunks = [];
+    let size = 0;
+    for await (const chunk of res.body ?? []) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > MAX_BODY) break;
+    }
+    const text = Buffer.concat(chunks).subarray(0, MAX_BODY).toString('utf8');
     let json = null;
     try { json = JSON.parse(text); } catch { /* not JSON */ }
     return { status: res.status, json, text };

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Deploys Enviromon to Azure with the Azure CLI, or deletes what it deployed.
 #
-#   deploy/deploy.sh [options]             create or update everything, then print the dashboard
-#                                          URL and a device connection string
+#   deploy/deploy.sh [options]             create or update everything, print the dashboard URL
+#                                          and a device connection string, then verify it
+#   deploy/deploy.sh verify [options]      send a reading through IoT Hub and wait until the API
+#                                          serves it; name the stage that does not answer
 #   deploy/deploy.sh teardown [options]    delete the resource group and everything in it
 #
 # Idempotent: every resource is looked up (show) before it is created, and every setting is
@@ -17,7 +19,7 @@ root=$(cd "$here/.." && pwd)
 
 usage() {
   cat <<'EOF'
-usage: deploy/deploy.sh [deploy|teardown] [options]
+usage: deploy/deploy.sh [deploy|verify|teardown] [options]
 
 Deploy (default):
   --name-prefix P          prefix of every resource name (default enviromon; lowercase letters,
@@ -29,9 +31,17 @@ Deploy (default):
   --signalr-sku SKU        Azure SignalR Service tier: Free_F1 (default), Standard_S1, Premium_P1
   --iothub-sku SKU         IoT Hub tier: F1 (default, free, one per subscription), B1, S1, ...
   --iothub-partitions N    device-to-cloud partitions (default 2, the only value F1 allows)
-  --plan-sku SKU           Consumption (default: Linux Consumption plan), or an App Service /
-                           Premium plan SKU such as B1 or EP1 (a plan <prefix>-<suffix>-plan)
-  --app-insights           let the Function App create Application Insights (off by default)
+  --plan-sku SKU           Flex (default: the Flex Consumption plan), Consumption (the legacy
+                           Linux Consumption plan, retired in 2028), or an App Service / Premium
+                           plan SKU such as B1 or EP1 (a plan <prefix>-<suffix>-plan)
+  --instance-memory MB     Flex only: instance memory, 512, 2048 (Azure's default) or 4096
+  --no-app-insights        no Application Insights (on by default: the handler's output and
+                           every failed invocation end up there)
+  --auth-client-id ID      turn on App Service authentication (Microsoft Entra ID) for the API,
+                           with this app registration's client id; callers stay anonymous unless
+                           --auth-required
+  --auth-issuer URL        token issuer (default https://sts.windows.net/<your tenant id>/)
+  --auth-required          with --auth-client-id: unauthenticated callers are sent to sign in
   --device-id ID           the device identity to create (default enviromon-device-1)
   --consumer-group NAME    Event Hubs consumer group the app reads with (default enviromon;
                            $Default uses the built-in one)
@@ -42,6 +52,12 @@ Deploy (default):
                            publish app/)
   --dashboard-src DIR      dashboard sources holding build.mjs (default dashboard/)
   --dashboard-out DIR      where the dashboard is built (default build/dashboard)
+  --no-verify              do not run verify at the end
+
+Verify (also the end of a deploy):
+  --device-id / --name-prefix / --suffix / --resource-group   which deployment (as for deploy)
+  --api URL                the API to poll (default https://<the Function App's host name>)
+  --verify-timeout S       seconds to wait for the reading (default 180)
 
 Teardown:
   --resource-group G / --name-prefix P   which group to delete (default <prefix>-rg)
@@ -68,8 +84,15 @@ resource_group=
 signalr_sku=Free_F1
 iothub_sku=F1
 iothub_partitions=2
-plan_sku=Consumption
-app_insights=0
+plan_sku=Flex
+instance_memory=
+app_insights=1
+auth_client_id=
+auth_issuer=
+auth_required=0
+verify=1
+verify_api=
+verify_timeout=180
 device_id=enviromon-device-1
 consumer_group=enviromon
 partition_key=Sydney
@@ -82,7 +105,7 @@ assume_yes=0
 no_wait=0
 
 case ${1:-} in
-  deploy | teardown) action=$1; shift ;;
+  deploy | teardown | verify) action=$1; shift ;;
 esac
 while (($#)); do
   opt=$1
@@ -95,11 +118,13 @@ while (($#)); do
     has_value=1
   fi
   case $opt in
-    --dry-run | --yes | -y | --no-wait | --app-insights | -h | --help)
+    --dry-run | --yes | -y | --no-wait | --app-insights | --no-app-insights | --auth-required | \
+      --no-verify | -h | --help)
       ((has_value == 0)) || die "$opt takes no value" ;;
     --name-prefix | --suffix | --location | --resource-group | --signalr-sku | --iothub-sku | \
       --iothub-partitions | --plan-sku | --device-id | --consumer-group | --partition-key | \
-      --publish | --app-dir | --dashboard-src | --dashboard-out)
+      --publish | --app-dir | --dashboard-src | --dashboard-out | --instance-memory | \
+      --auth-client-id | --auth-issuer | --api | --verify-timeout)
       if ((has_value == 0)); then
         (($# > 0)) || die "$opt needs a value"
         value=$1
@@ -117,6 +142,14 @@ while (($#)); do
     --iothub-partitions) iothub_partitions=$value ;;
     --plan-sku) plan_sku=$value ;;
     --app-insights) app_insights=1 ;;
+    --no-app-insights) app_insights=0 ;;
+    --instance-memory) instance_memory=$value ;;
+    --auth-client-id) auth_client_id=$value ;;
+    --auth-issuer) auth_issuer=$value ;;
+    --auth-required) auth_required=1 ;;
+    --no-verify) verify=0 ;;
+    --api) verify_api=$value ;;
+    --verify-timeout) verify_timeout=$value ;;
     --device-id) device_id=$value ;;
     --consumer-group) consumer_group=$value ;;
     --partition-key) partition_key=$value ;;
@@ -144,6 +177,28 @@ fi
 [[ $device_id =~ ^[-A-Za-z0-9_.:]{1,128}$ ]] || die "invalid --device-id: $device_id"
 [[ $consumer_group =~ ^[\$A-Za-z0-9][-A-Za-z0-9_.]{0,49}$ ]] || die "invalid --consumer-group: $consumer_group"
 case $publish in auto | func | zip) ;; *) die "--publish is func, zip or auto" ;; esac
+# The hosting plan: Flex Consumption (default), the legacy Linux Consumption plan, or a dedicated
+# (App Service / Premium) plan of the given SKU.
+case ${plan_sku,,} in
+  flex | flexconsumption | fc1) plan_kind=flex ;;
+  consumption | y1 | dynamic) plan_kind=consumption ;;
+  *)
+    [[ $plan_sku =~ ^[A-Za-z0-9]{1,8}$ ]] || die "--plan-sku is Flex, Consumption or a plan SKU such as B1 or EP1"
+    plan_kind=dedicated ;;
+esac
+if [[ -n $instance_memory ]]; then
+  [[ $plan_kind == flex ]] || die "--instance-memory applies to the Flex Consumption plan only"
+  [[ $instance_memory =~ ^(512|2048|4096)$ ]] || die "--instance-memory is 512, 2048 or 4096 (MB)"
+fi
+if [[ -n $auth_client_id ]]; then
+  [[ $auth_client_id =~ ^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$ ]] ||
+    die "--auth-client-id is an app registration's client id (a GUID)"
+  [[ -z $auth_issuer || $auth_issuer =~ ^https://[^[:space:]\'\"]+$ ]] || die "--auth-issuer must be an https:// URL"
+elif [[ -n $auth_issuer ]] || ((auth_required)); then
+  die "--auth-issuer and --auth-required need --auth-client-id"
+fi
+[[ -z $verify_api || $verify_api =~ ^https?://[^/[:space:]?#]+/?$ ]] || die "--api must be http(s)://host[:port]"
+[[ $verify_timeout =~ ^[1-9][0-9]{0,4}$ ]] || die "--verify-timeout must be a number of seconds"
 
 # ---- How every command is shown and run ------------------------------------------------------
 
@@ -245,17 +300,45 @@ if [[ $action == teardown ]]; then
   exit 0
 fi
 
+# ---- Verify: one reading end to end ------------------------------------------------------------
+
+# Runs deploy/verify.mjs against the deployment: a reading with a unique message id goes through
+# IoT Hub as the device (az iot device send-d2c-message, from the azure-iot extension), then
+# getdevicestate is polled until it serves that reading, then negotiate is checked. verify.mjs
+# prints each stage and, when one does not answer, which one and how to look (the log query).
+verify_deployment() {
+  local api=$verify_api
+  if [[ -z $api ]]; then
+    local host
+    host=$(query "$function_app.azurewebsites.net" az functionapp show --name "$function_app" \
+      --resource-group "$resource_group" --query defaultHostName --output tsv) ||
+      die "no Function App $function_app in $resource_group: deploy first (or pass --api)"
+    [[ -n $host ]] || die "no Function App $function_app in $resource_group: deploy first (or pass --api)"
+    api=https://$host
+  fi
+  local cmd=(node "$here/verify.mjs" --api "${api%/}" --device-id "$device_id" --send az
+    --hub-name "$iothub" --resource-group "$resource_group" --app "$function_app"
+    --timeout "$verify_timeout")
+  show_cmd "${cmd[@]}"
+  ((dry_run)) && return 0
+  "${cmd[@]}" >&3
+}
+
 # ---- Deploy: checks before anything is touched ---------------------------------------------------
 
-[[ -f $dashboard_src/build.mjs ]] || die "$dashboard_src/build.mjs is missing: the dashboard cannot be built"
+if [[ $action == deploy ]]; then
+  [[ -f $dashboard_src/build.mjs ]] || die "$dashboard_src/build.mjs is missing: the dashboard cannot be built"
+fi
 if [[ $publish == auto ]]; then
   if command -v func >/dev/null; then publish=func; else publish=zip; fi
 fi
 if ((!dry_run)); then
   command -v az >/dev/null ||
     die "the Azure CLI (az) is not installed: see deploy/README.md (https://aka.ms/InstallAzureCLIDeb)"
-  command -v node >/dev/null || die "node is needed to build the dashboard"
-  if [[ $publish == func ]]; then
+  command -v node >/dev/null || die "node is needed to build the dashboard and to verify"
+  if [[ $action != deploy ]]; then
+    :
+  elif [[ $publish == func ]]; then
     command -v func >/dev/null || die "--publish func needs Azure Functions Core Tools (func)"
   else
     command -v zip >/dev/null || die "zip deploy needs zip: apt-get install zip"
@@ -281,6 +364,24 @@ if [[ -z $suffix ]]; then
   if ((dry_run)); then note "(dry run: the names' suffix comes from your subscription id; --suffix sets it)"; fi
 fi
 
+base=$prefix-$suffix
+function_app=$base
+signalr=$base-signalr
+iothub=$base-hub
+plan=$base-plan
+storage_base=${prefix//-/}
+storage=${storage_base:0:$((24 - ${#suffix}))}$suffix
+
+if [[ $action == verify ]]; then
+  if ((!dry_run)); then command -v node >/dev/null || die "verify needs node"; fi
+  # The device-to-cloud send comes from the azure-iot extension, which a deploy adds.
+  if ! present az extension show --name azure-iot && ((!dry_run)); then
+    die "the azure-iot CLI extension is missing: az extension add --name azure-iot (a deploy adds it)"
+  fi
+  verify_deployment || die "verification failed (above)"
+  exit 0
+fi
+
 # The app folder: staged by make app (which builds the handler first) unless one is given.
 if [[ -z $app_dir ]]; then
   app_dir=$root/app
@@ -291,14 +392,6 @@ if ((!dry_run)); then
   [[ -f $app_dir/host.json && -x $app_dir/enviromon-handler ]] ||
     die "$app_dir is not a staged app folder (host.json, enviromon-handler): run make app"
 fi
-
-base=$prefix-$suffix
-function_app=$base
-signalr=$base-signalr
-iothub=$base-hub
-plan=$base-plan
-storage_base=${prefix//-/}
-storage=${storage_base:0:$((24 - ${#suffix}))}$suffix
 
 # The azure-iot extension brings the device-identity commands; az installs it from Microsoft's
 # extension index on first use, but only when allowed to, so it is added explicitly here.
@@ -397,23 +490,51 @@ device_connection=$(query '<device-connection-string>' az iot hub device-identit
 
 # ---- The Function App ------------------------------------------------------------------------------
 
+# Flex Consumption (the default) gives the runtime in the site's functionAppConfig, which
+# `az functionapp create --flexconsumption-location L --runtime custom` writes; it no longer reads
+# FUNCTIONS_WORKER_RUNTIME, WEBSITE_RUN_FROM_PACKAGE or WEBSITE_CONTENT*, so none is set here.
+# The flags: Azure/azure-cli src/azure-cli/azure/cli/command_modules/appservice/_params.py
+# (commit 008a954e78929bdc055cc7f8e965325f6234b4f6: --flexconsumption-location, --instance-memory,
+# --runtime, --disable-app-insights), first released in azure-cli 2.60.0 (Microsoft's "Create and
+# manage function apps in the Flex Consumption plan", 2024-05-21: "version 2.60.0, or a later
+# version"). Flex is Linux only, so --os-type is not given there.
 if ! present az functionapp show --name "$function_app" --resource-group "$resource_group"; then
-  hosting=(--consumption-plan-location "$location")
-  if [[ ${plan_sku,,} != consumption ]]; then
-    if ! present az functionapp plan show --name "$plan" --resource-group "$resource_group"; then
-      run az functionapp plan create --name "$plan" --resource-group "$resource_group" \
-        --location "$location" --sku "$plan_sku" --is-linux true --output none
-    fi
-    hosting=(--plan "$plan")
-  fi
+  case $plan_kind in
+    flex)
+      hosting=(--flexconsumption-location "$location")
+      if [[ -n $instance_memory ]]; then hosting+=(--instance-memory "$instance_memory"); fi ;;
+    consumption) hosting=(--consumption-plan-location "$location" --os-type Linux) ;;
+    dedicated)
+      if ! present az functionapp plan show --name "$plan" --resource-group "$resource_group"; then
+        run az functionapp plan create --name "$plan" --resource-group "$resource_group" \
+          --location "$location" --sku "$plan_sku" --is-linux true --output none
+      fi
+      hosting=(--plan "$plan" --os-type Linux) ;;
+  esac
+  # Application Insights: az functionapp create makes one (same name, same group) and sets
+  # APPLICATIONINSIGHTS_CONNECTION_STRING unless told not to.
   insights=(--disable-app-insights true)
   if ((app_insights)); then insights=(); fi
   run az functionapp create --name "$function_app" --resource-group "$resource_group" \
-    --storage-account "$storage" "${hosting[@]}" --os-type Linux --runtime custom \
+    --storage-account "$storage" "${hosting[@]}" --runtime custom \
     --functions-version 4 --https-only true "${insights[@]}" --output none
 fi
-app_host=$(query "$function_app.azurewebsites.net" az functionapp show --name "$function_app" \
-  --resource-group "$resource_group" --query defaultHostName --output tsv)
+# What the app really is (an existing app keeps the plan it was created on): its host name, and
+# its SKU, FlexConsumption for Flex (what az itself checks, appservice/utils.py
+# is_flex_functionapp).
+dry_sku=Dynamic
+if [[ $plan_kind == flex ]]; then dry_sku=FlexConsumption; fi
+mapfile -t site < <(query "$function_app.azurewebsites.net"$'\n'"$dry_sku" \
+  az functionapp show --name "$function_app" --resource-group "$resource_group" \
+  --query "[defaultHostName, sku]" --output tsv)
+app_host=${site[0]-}
+app_sku=${site[1]-}
+[[ -n $app_host ]] || die "could not read the host name of $function_app"
+app_is_flex=0
+if [[ ${app_sku,,} == flexconsumption ]]; then app_is_flex=1; fi
+if [[ $plan_kind == flex && $app_is_flex == 0 ]]; then
+  note "(note: $function_app exists on the ${app_sku:-legacy} plan and stays there; az functionapp flex-migration start moves it to Flex Consumption)"
+fi
 api_base=https://$app_host
 
 # App settings: only those that differ are set (setting any restarts the app). The values go
@@ -425,8 +546,8 @@ declare -A want=(
   [EventHubName]=$event_hub_name
   [EventHubConsumerGroup]=$consumer_group
   [PartitionKey]=$partition_key
-  [FUNCTIONS_WORKER_RUNTIME]=custom
 )
+if ((!app_is_flex)); then want[FUNCTIONS_WORKER_RUNTIME]=custom; fi
 declare -A have=()
 while IFS=$'\t' read -r name value; do
   if [[ -n $name ]]; then have[$name]=$value; fi
@@ -452,6 +573,18 @@ for name in $(printf '%s\n' "${!want[@]}" | sort); do
   fi
 done
 settings_json+='}'
+if ((app_is_flex)); then
+  ignored=()
+  for name in "${!have[@]}"; do
+    case $name in FUNCTIONS_WORKER_RUNTIME | WEBSITE_RUN_FROM_PACKAGE | WEBSITE_CONTENT*) ignored+=("$name") ;; esac
+  done
+  if ((${#ignored[@]} > 0)); then
+    note "(note: Flex Consumption does not use the app settings ${ignored[*]}; they are left as they are)"
+  fi
+fi
+if ((app_insights)) && [[ -z ${have[APPLICATIONINSIGHTS_CONNECTION_STRING]-} && -z ${have[APPINSIGHTS_INSTRUMENTATIONKEY]-} ]] && ((!dry_run)); then
+  note "(note: $function_app has no Application Insights, so the handler's output is not kept anywhere: it was created with it off; see deploy/README.md, Troubleshooting)"
+fi
 if ((${#changed[@]} > 0)); then
   note "(app settings to set: ${changed[*]})"
   (umask 077 && printf '%s\n' "$settings_json" >"$tmp/settings.json")
@@ -473,6 +606,30 @@ if [[ ${cors[0]-} != true ]]; then
     --enable true --output none
 fi
 
+# App Service authentication (Easy Auth) for the API, with Microsoft Entra ID, when asked for.
+# With it on, the platform itself validates callers and sets x-ms-client-principal-* on the
+# requests it forwards (and strips them from callers), so the handler can trust those headers.
+# `az webapp auth update` (the classic authentication settings; core azure-cli, appservice
+# commands.py 'webapp auth' update_auth_settings, and Debian's 2.45 parses it) applies to
+# function apps too: both are Microsoft.Web/sites.
+if [[ -n $auth_client_id ]]; then
+  tenant=$(query '<tenant-id>' az account show --query tenantId --output tsv)
+  issuer=${auth_issuer:-https://sts.windows.net/$tenant/}
+  auth_action=AllowAnonymous
+  if ((auth_required)); then auth_action=LoginWithAzureActiveDirectory; fi
+  mapfile -t auth < <(query $'false\n\n\n' az webapp auth show --name "$function_app" \
+    --resource-group "$resource_group" \
+    --query "[to_string(enabled), clientId, unauthenticatedClientAction, issuer]" --output tsv)
+  if [[ ${auth[0]-} != true || ${auth[1]-} != "$auth_client_id" || ${auth[2]-} != "$auth_action" ||
+    ${auth[3]-} != "$issuer" ]]; then
+    run az webapp auth update --name "$function_app" --resource-group "$resource_group" --enabled true \
+      --action "$auth_action" --aad-client-id "$auth_client_id" --aad-token-issuer-url "$issuer" --output none
+  fi
+  if ((app_is_flex)); then
+    note "(note: Microsoft's Flex Consumption page of 2024-05-24 said authentication was not yet supported on Flex and did not block callers; check it, see deploy/README.md)"
+  fi
+fi
+
 # ---- Publish the app, build and upload the dashboard ---------------------------------------------
 
 if [[ $publish == func ]]; then
@@ -483,6 +640,9 @@ if [[ $publish == func ]]; then
     run func azure functionapp publish "$function_app" --custom
   )
 else
+  # On Flex, config-zip takes the Flex path itself (azure-cli appservice custom.py:
+  # enable_zip_deploy_functionapp -> is_flex_functionapp -> enable_zip_deploy_flex, a one-deploy
+  # POST to the app's /api/publish), so the same command serves every plan.
   run "$here/zip-app.sh" "$app_dir" "$tmp/app.zip"
   run az functionapp deployment source config-zip --name "$function_app" \
     --resource-group "$resource_group" --src "$tmp/app.zip" --output none
@@ -504,3 +664,9 @@ note "  IoT Hub:        $iothub ($iothub_sku), device $device_id"
 note "  Device connection string (a secret: give it to the device or the Raspberry Pi web simulator):"
 note "    $device_connection"
 note "Delete everything: deploy/deploy.sh teardown --resource-group $resource_group"
+
+if ((verify)); then
+  note ""
+  note "Verifying: one reading through IoT Hub to the API (--no-verify skips this; deploy/deploy.sh verify runs it again)"
+  verify_deployment || die "deployed, but the verification failed (above): deploy/deploy.sh verify runs it again"
+fi

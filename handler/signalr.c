@@ -104,11 +104,12 @@ too_long:
 }
 
 int signalrParse(const char *cs, const char *hub, signalrService *out, char *err, size_t errlen) {
-    static const char *const known[] = {"Endpoint",       "AccessKey", "Version",  "Port",
-                                        "ClientEndpoint", "AuthType",  "ClientId", "ClientSecret",
-                                        "TenantId",       NULL};
+    static const char *const known[] = {
+        "Endpoint",       "AccessKey",      "Version",  "Port",
+        "ClientEndpoint", "AuthType",       "ClientId", "ClientSecret",
+        "TenantId",       "ServerEndpoint", NULL};
     char msg[SETTINGS_ERR_LEN], v[SIGNALR_URL_MAX], endpoint[SIGNALR_URL_MAX];
-    char client[SIGNALR_URL_MAX] = "";
+    char client[SIGNALR_URL_MAX] = "", server[SIGNALR_URL_MAX] = "";
     long port = -1;
     int r;
     memset(out, 0, sizeof(*out));
@@ -137,6 +138,18 @@ int signalrParse(const char *cs, const char *hub, signalrService *out, char *err
         normalize_url("ClientEndpoint", v, -1, client, sizeof(client), err, errlen) != 0)
         return -1;
 
+    /* ServerEndpoint (private endpoints, proxies): where this server's REST calls go. The SDK
+     * sends each REST request to ServerEndpoint and signs its token for the service's own
+     * Endpoint (RestApiProvider.cs: request prefix from ServerEndpoint, audience from
+     * AudienceBaseUrl, which ServiceEndpoint.cs builds from Endpoint; Azure/azure-signalr
+     * 31686ed71ff8140f5b02c24b4bb08a7a04f4d788). Port= applies to Endpoint only
+     * (ConnectionStringParser.cs), so ServerEndpoint carries its own port if any. */
+    r = settingsConnGet(cs, "ServerEndpoint", v, sizeof(v));
+    if (r < 0) return logSetError(err, errlen, SIGNALR_SETTING ": ServerEndpoint is too long");
+    if (r == 1 && v[0] &&
+        normalize_url("ServerEndpoint", v, -1, server, sizeof(server), err, errlen) != 0)
+        return -1;
+
     r = settingsConnGet(cs, "Version", msg, sizeof(msg));
     if (r != 0 && (r < 0 || strcmp(msg, "1.0") != 0))
         return logSetError(err, errlen, SIGNALR_SETTING ": Version must be 1.0");
@@ -159,14 +172,18 @@ int signalrParse(const char *cs, const char *hub, signalrService *out, char *err
     for (size_t i = 0; hub[i]; i++)
         out->hub[i] = (char)tolower((unsigned char)hub[i]);
     snprintf(out->endpoint, sizeof(out->endpoint), "%s", endpoint);
+    snprintf(out->serverEndpoint, sizeof(out->serverEndpoint), "%s", server[0] ? server : endpoint);
     r = snprintf(out->clientUrl, sizeof(out->clientUrl), "%s/client/?hub=%s",
                  client[0] ? client : endpoint, out->hub);
     int r2 =
         snprintf(out->clientAud, sizeof(out->clientAud), "%s/client/?hub=%s", endpoint, out->hub);
-    int r3 =
-        snprintf(out->restBase, sizeof(out->restBase), "%s/api/v1/hubs/%s", endpoint, out->hub);
-    if (r < 0 || r2 < 0 || r3 < 0 || (size_t)r >= sizeof(out->clientUrl) ||
-        (size_t)r2 >= sizeof(out->clientAud) || (size_t)r3 >= sizeof(out->restBase)) {
+    int r3 = snprintf(out->restBase, sizeof(out->restBase), "%s/api/v1/hubs/%s",
+                      out->serverEndpoint, out->hub);
+    int r4 = snprintf(out->restAudBase, sizeof(out->restAudBase), "%s/api/v1/hubs/%s", endpoint,
+                      out->hub);
+    if (r < 0 || r2 < 0 || r3 < 0 || r4 < 0 || (size_t)r >= sizeof(out->clientUrl) ||
+        (size_t)r2 >= sizeof(out->clientAud) || (size_t)r3 >= sizeof(out->restBase) ||
+        (size_t)r4 >= sizeof(out->restAudBase)) {
         memset(out, 0, sizeof(*out));
         return logSetError(err, errlen, SIGNALR_SETTING ": Endpoint is too long");
     }
@@ -185,8 +202,12 @@ int signalrInit(const settings *s, char *err, size_t errlen) {
     if (signalrParse(s->signalrConnectionString, s->hubName, &service, err, errlen) != 0) return -1;
     service.tokenLifetime = s->tokenLifetimeSeconds;
     configured = 1;
-    logInfo("SignalR: hub '%s' at %s (clients connect to %s)", service.hub, service.endpoint,
-            service.clientUrl);
+    if (strcmp(service.serverEndpoint, service.endpoint) != 0)
+        logInfo("SignalR: hub '%s' at %s, REST calls through %s (clients connect to %s)",
+                service.hub, service.endpoint, service.serverEndpoint, service.clientUrl);
+    else
+        logInfo("SignalR: hub '%s' at %s (clients connect to %s)", service.hub, service.endpoint,
+                service.clientUrl);
     return 0;
 }
 
@@ -263,18 +284,28 @@ int signalrEscape(const char *s, char *out, size_t outlen) {
     return 0;
 }
 
-int signalrRestUrl(const signalrService *svc, int to, const char *id, char *out, size_t outlen) {
+/* base, or base/connections/<id> or base/users/<id>, id percent-encoded. */
+static int rest_path(const char *base, int to, const char *id, char *out, size_t outlen) {
     char enc[SIGNALR_ID_MAX * 3 + 1];
     int n;
     if (to == SIGNALR_TO_ALL) {
-        n = snprintf(out, outlen, "%s", svc->restBase);
+        n = snprintf(out, outlen, "%s", base);
     } else {
         if (!id || !*id || strlen(id) > SIGNALR_ID_MAX || signalrEscape(id, enc, sizeof(enc)))
             return -1;
-        n = snprintf(out, outlen, "%s/%s/%s", svc->restBase,
+        n = snprintf(out, outlen, "%s/%s/%s", base,
                      to == SIGNALR_TO_CONNECTION ? "connections" : "users", enc);
     }
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+int signalrRestUrl(const signalrService *svc, int to, const char *id, char *out, size_t outlen) {
+    return rest_path(svc->restBase, to, id, out, outlen);
+}
+
+int signalrRestAudience(const signalrService *svc, int to, const char *id, char *out,
+                        size_t outlen) {
+    return rest_path(svc->restAudBase, to, id, out, outlen);
 }
 
 /* Copies the printable start of an error answer into out, for a message. */
@@ -296,6 +327,7 @@ static void snippet(const buf *body, char *out, size_t outlen) {
 int signalrSend(const signalrService *svc, int to, const char *id, const char *target,
                 const char *argsJson, size_t argslen, long timeoutMs, signalrResult *r) {
     char url[SIGNALR_URL_MAX + SIGNALR_ID_MAX * 3 + 32];
+    char aud[SIGNALR_URL_MAX + SIGNALR_ID_MAX * 3 + 32];
     char *token = NULL, *auth = NULL;
     httpcResponse resp;
     int rc;
@@ -306,7 +338,8 @@ int signalrSend(const signalrService *svc, int to, const char *id, const char *t
     for (const char *c = target; *c; c++)
         assert(isalnum((unsigned char)*c) || *c == '_');
 
-    if (signalrRestUrl(svc, to, id, url, sizeof(url)) != 0) {
+    if (signalrRestUrl(svc, to, id, url, sizeof(url)) != 0 ||
+        signalrRestAudience(svc, to, id, aud, sizeof(aud)) != 0) {
         snprintf(r->message, sizeof(r->message), "the %s id is empty or longer than %d bytes",
                  to == SIGNALR_TO_USER ? "user" : "connection", SIGNALR_ID_MAX);
         rc = SIGNALR_BAD_ID;
@@ -319,7 +352,7 @@ int signalrSend(const signalrService *svc, int to, const char *id, const char *t
         rc = SIGNALR_TOO_LARGE;
         goto out;
     }
-    token = signalrToken(svc, url, NULL, (long long)time(NULL), SIGNALR_TOKEN_LIFETIME_REST);
+    token = signalrToken(svc, aud, NULL, (long long)time(NULL), SIGNALR_TOKEN_LIFETIME_REST);
     size_t alen = token ? strlen(token) + 32 : 0;
     auth = token ? malloc(alen) : NULL;
     if (!auth) {

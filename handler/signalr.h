@@ -23,8 +23,10 @@ typedef struct signalrService {
     char endpoint[SIGNALR_URL_MAX];  /* scheme://host[:port][/path], no trailing '/': REST base */
     char clientUrl[SIGNALR_URL_MAX]; /* {ClientEndpoint or endpoint}/client/?hub=<hub lowercased> */
     char clientAud[SIGNALR_URL_MAX]; /* {endpoint}/client/?hub=<hub lowercased> */
-    char restBase[SIGNALR_URL_MAX];  /* {endpoint}/api/v1/hubs/<hub lowercased> */
-    char hub[SIGNALR_HUB_MAX];       /* lowercased */
+    char serverEndpoint[SIGNALR_URL_MAX]; /* ServerEndpoint, or endpoint: where REST calls go */
+    char restBase[SIGNALR_URL_MAX];       /* {serverEndpoint}/api/v1/hubs/<hub lowercased> */
+    char restAudBase[SIGNALR_URL_MAX];  /* {endpoint}/api/v1/hubs/<hub lowercased>: REST audience */
+    char hub[SIGNALR_HUB_MAX];          /* lowercased */
     unsigned char key[SIGNALR_KEY_MAX]; /* AccessKey's UTF-8 bytes, used as they are */
     size_t keylen;
     int tokenLifetime; /* seconds, for client tokens */
@@ -48,7 +50,8 @@ typedef struct signalrResult {
 } signalrResult;
 
 /* Parses an AzureSignalRConnectionString ("Endpoint=...;AccessKey=...;Version=1.0;" with optional
- * Port= and ClientEndpoint=; names case-insensitive, each pair split at its first '=') for hub
+ * Port=, ClientEndpoint= and ServerEndpoint=; names case-insensitive, each pair split at its first
+ * '=') for hub
  * into *out. Returns 0, or -1 with a message in err that names the setting and what is wrong and
  * never quotes the key (nor any text that could be it). */
 int signalrParse(const char *cs, const char *hub, signalrService *out, char *err, size_t errlen);
@@ -71,10 +74,14 @@ char *signalrToken(const signalrService *svc, const char *aud, const char *userI
  * or a user id that is not UTF-8. */
 json_t *signalrNegotiate(const signalrService *svc, const char *userId, long long now);
 
-/* The REST URL of a send (also the token's audience): restBase, or restBase/connections/<id> or
- * restBase/users/<id> with id percent-encoded. Returns 0, or -1 when id is unusable or out is too
- * small. */
+/* The REST URL of a send: restBase, or restBase/connections/<id> or restBase/users/<id> with id
+ * percent-encoded. Returns 0, or -1 when id is unusable or out is too small. */
 int signalrRestUrl(const signalrService *svc, int to, const char *id, char *out, size_t outlen);
+
+/* The audience of that send's token: the same path under restAudBase (the service's Endpoint,
+ * also when ServerEndpoint sends the request elsewhere). Returns as signalrRestUrl. */
+int signalrRestAudience(const signalrService *svc, int to, const char *id, char *out,
+                        size_t outlen);
 
 /* Percent-encodes s as UTF-8 bytes for a URL path segment (unreserved characters kept). Returns
  * 0, or -1 when out is too small. */

@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import {
   DEPLOY, MUTATING, ROOT, SECRET, START, deploy, head, opt, runScript, sandbox, scriptEnv,
 } from './lib.mjs';
+import { handlerEnv, startAzurite, startHandler, startStandin } from '../lib/harness.mjs';
 
 const RG = 'enviromon-rg';
 const SA = 'enviromontest01';
@@ -104,17 +105,27 @@ test('deploy.sh: a first run creates everything in order, a second run creates n
       '--resource-group', RG, '--name', 'service', '--query', 'primaryKey', '--output', 'tsv']);
     assert.deepEqual(args('az iot hub device-identity create'), ['iot', 'hub', 'device-identity', 'create',
       '--hub-name', HUB, '--resource-group', RG, '--device-id', DEVICE, '--output', 'none']);
-    assert.deepEqual(args('az functionapp create'), ['functionapp', 'create', '--name', APP,
-      '--resource-group', RG, '--storage-account', SA, '--consumption-plan-location', 'eastus',
-      '--os-type', 'Linux', '--runtime', 'custom', '--functions-version', '4', '--https-only', 'true',
-      '--disable-app-insights', 'true', '--output', 'none']);
+    // Flex Consumption by default, with Application Insights (no --disable-app-insights). The
+    // stand-in accepted these flags only because it was taught them from azure-cli's source
+    // (_params.py @ 008a954e, azure-cli 2.60.0+): Debian's az 2.45 does not know them.
+    const create = find(one, 'az functionapp create');
+    assert.deepEqual(create.args, ['functionapp', 'create', '--name', APP,
+      '--resource-group', RG, '--storage-account', SA, '--flexconsumption-location', 'eastus',
+      '--runtime', 'custom', '--functions-version', '4', '--https-only', 'true', '--output', 'none']);
+    assert.match(create.taughtFrom, /_params\.py @ 008a954e78929bdc055cc7f8e965325f6234b4f6/);
+    const state = JSON.parse(readFileSync(box.state, 'utf8'));
+    assert.deepEqual(state.functionAppConfig, { runtime: { name: 'custom' }, instanceMemoryMB: 2048 });
+    // Flex no longer reads these: none is set, by the create or by the script.
+    for (const k of Object.keys(state.settings)) {
+      assert.ok(!/^(FUNCTIONS_WORKER_RUNTIME|WEBSITE_RUN_FROM_PACKAGE|WEBSITE_CONTENT)/.test(k), k);
+    }
+    assert.ok(state.settings.APPLICATIONINSIGHTS_CONNECTION_STRING, 'no Application Insights');
     assert.deepEqual(args('az functionapp cors add'), ['functionapp', 'cors', 'add', '--name', APP,
       '--resource-group', RG, '--allowed-origins', WEB_ORIGIN, '--output', 'none']);
     assert.deepEqual(args('az functionapp cors credentials'), ['functionapp', 'cors', 'credentials',
       '--name', APP, '--resource-group', RG, '--enable', 'true', '--output', 'none']);
 
-    // Every app setting the app needs, with the values the resources hand out (only those that
-    // differ: FUNCTIONS_WORKER_RUNTIME=custom is already there, from functionapp create).
+    // Every app setting the app needs, with the values the resources hand out.
     const set = find(one, 'az functionapp config appsettings set');
     assert.match(opt(set, '--settings'), /^@/);
     assert.deepEqual(set.settingsValues, {
@@ -270,6 +281,185 @@ test('deploy.sh: options change names, tiers and the way the app is published', 
     assert.ok(!names.some((n) => n.includes('local.settings')), names.join(' '));
     assert.match(zip.zip.find((e) => e.name === 'enviromon-handler').mode, /^-rwxr-xr-x$/);
   } finally {
+    box.cleanup();
+  }
+});
+
+test('deploy.sh: the legacy Linux Consumption plan, instance memory, Application Insights off', () => {
+  const box = sandbox();
+  try {
+    let r = deploy(box, ['--plan-sku', 'Consumption', '--no-app-insights']);
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const create = box.azCalls().find((c) => head(c) === 'functionapp create');
+    assert.deepEqual(create.args, ['functionapp', 'create', '--name', APP, '--resource-group', RG,
+      '--storage-account', SA, '--consumption-plan-location', 'eastus', '--os-type', 'Linux', '--runtime', 'custom',
+      '--functions-version', '4', '--https-only', 'true', '--disable-app-insights', 'true', '--output', 'none']);
+    // The legacy plan reads FUNCTIONS_WORKER_RUNTIME (create set it already, so it is not set again).
+    let state = JSON.parse(readFileSync(box.state, 'utf8'));
+    assert.equal(state.settings.FUNCTIONS_WORKER_RUNTIME, 'custom');
+    assert.equal(state.settings.APPLICATIONINSIGHTS_CONNECTION_STRING, undefined);
+    assert.equal(opt(box.azCalls().find((c) => head(c) === 'functionapp config appsettings set'), '--settings')[0], '@');
+
+    // A second run with the default (Flex) keeps the existing app where it is, says so, and still
+    // gives it the worker runtime it needs; the missing Application Insights is pointed out.
+    box.resetLogs();
+    box.setState((st) => { delete st.settings.FUNCTIONS_WORKER_RUNTIME; });
+    r = deploy(box);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(box.azCalls().find((c) => head(c) === 'functionapp create'), undefined);
+    assert.match(r.stdout, /exists on the Dynamic plan and stays there; az functionapp flex-migration start/);
+    assert.match(r.stdout, /has no Application Insights/);
+    const set = box.azCalls().find((c) => head(c) === 'functionapp config appsettings set');
+    assert.deepEqual(set.settingsValues, { FUNCTIONS_WORKER_RUNTIME: 'custom' });
+
+    // Flex with a memory size; a Flex app holding settings Flex does not read: reported, untouched.
+    const flex = sandbox();
+    try {
+      r = deploy(flex, ['--instance-memory', '4096']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(flex.azCalls().find((c) => head(c) === 'functionapp create').args.slice(6, 12),
+        ['--storage-account', SA, '--flexconsumption-location', 'eastus', '--instance-memory', '4096']);
+      state = JSON.parse(readFileSync(flex.state, 'utf8'));
+      assert.equal(state.functionAppConfig.instanceMemoryMB, 4096);
+      flex.setState((st) => { st.settings.WEBSITE_RUN_FROM_PACKAGE = '1'; st.settings.FUNCTIONS_WORKER_RUNTIME = 'custom'; });
+      flex.resetLogs();
+      r = deploy(flex);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /Flex Consumption does not use the app settings (FUNCTIONS_WORKER_RUNTIME WEBSITE_RUN_FROM_PACKAGE|WEBSITE_RUN_FROM_PACKAGE FUNCTIONS_WORKER_RUNTIME)/);
+      assert.deepEqual(flex.azCalls().filter((c) => MUTATING.test(head(c))).map(head), []);
+    } finally {
+      flex.cleanup();
+    }
+
+    // Bad plan options change nothing.
+    for (const [args, message] of [
+      [['--plan-sku', 'Consumption', '--instance-memory', '2048'], /Flex Consumption plan only/],
+      [['--instance-memory', '1000'], /512, 2048 or 4096/],
+      [['--plan-sku', 'B1;rm'], /--plan-sku is Flex, Consumption/],
+    ]) {
+      box.resetLogs();
+      r = deploy(box, args);
+      assert.notEqual(r.status, 0, args.join(' '));
+      assert.match(r.stderr, message);
+      assert.deepEqual(box.azCalls(), []);
+    }
+  } finally {
+    box.cleanup();
+  }
+});
+
+test('deploy.sh --auth-client-id turns App Service authentication on for the API, once', () => {
+  const box = sandbox();
+  const client = '0f0e0d0c-0b0a-0908-0706-050403020100';
+  try {
+    let r = deploy(box, ['--auth-client-id', client]);
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const update = box.azCalls().find((c) => head(c) === 'webapp auth update');
+    assert.deepEqual(update.args, ['webapp', 'auth', 'update', '--name', APP, '--resource-group', RG,
+      '--enabled', 'true', '--action', 'AllowAnonymous', '--aad-client-id', client,
+      '--aad-token-issuer-url', 'https://sts.windows.net/99999999-8888-7777-6666-555555555555/', '--output', 'none']);
+    // Again: nothing to change.
+    box.resetLogs();
+    r = deploy(box, ['--auth-client-id', client]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(box.azCalls().find((c) => head(c) === 'webapp auth update'), undefined);
+    // Required sign-in and another issuer: updated.
+    box.resetLogs();
+    r = deploy(box, ['--auth-client-id', client, '--auth-required', '--auth-issuer', 'https://login.microsoftonline.com/t/v2.0']);
+    assert.equal(r.status, 0, r.stderr);
+    const again = box.azCalls().find((c) => head(c) === 'webapp auth update');
+    assert.equal(opt(again, '--action'), 'LoginWithAzureActiveDirectory');
+    assert.equal(opt(again, '--aad-token-issuer-url'), 'https://login.microsoftonline.com/t/v2.0');
+    // Without the option, authentication is not touched at all.
+    box.resetLogs();
+    r = deploy(box);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(!box.azCalls().some((c) => head(c).startsWith('webapp auth')));
+    for (const [args, message] of [
+      [['--auth-client-id', 'not-a-guid'], /a GUID/],
+      [['--auth-required'], /need --auth-client-id/],
+      [['--auth-client-id', client, '--auth-issuer', 'http://plain'], /https:\/\/ URL/],
+    ]) {
+      r = deploy(box, args);
+      assert.notEqual(r.status, 0, args.join(' '));
+      assert.match(r.stderr, message);
+    }
+  } finally {
+    box.cleanup();
+  }
+});
+
+test('deploy.sh verify: through the stand-in IoT Hub to a real handler and Azurite; each failing stage named', { timeout: 120000 }, async () => {
+  const box = sandbox();
+  const az = await startAzurite();
+  const standin = await startStandin();
+  const h = await startHandler(handlerEnv(az, { AzureSignalRConnectionString: standin.connectionString }));
+  try {
+    // Deployed first (against the stand-in az), then verify. The stand-in "IoT Hub" hands the
+    // message to the handler as the Functions host would (IoT Hub and the host cannot run here).
+    assert.equal(deploy(box).status, 0);
+    box.setState((st) => { st.d2cForward = `${h.url}/EnvironmentEventTrigger`; });
+    box.resetLogs();
+    const verify = (extra = []) => runScript(DEPLOY, ['verify', '--suffix', 'test01', '--api', h.url,
+      '--verify-timeout', '20', ...extra], { box });
+    let r = verify();
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const send = box.azCalls().find((c) => head(c) === 'iot device send-d2c-message');
+    assert.deepEqual(send.args.slice(0, 9), ['iot', 'device', 'send-d2c-message', '--hub-name', HUB,
+      '--resource-group', RG, '--device-id', DEVICE]);
+    assert.match(send.taughtFrom, /azure-iot-cli-extension/);
+    assert.equal(send.forwarded, 200);
+    const id = JSON.parse(send.data).messageId;
+    assert.match(r.stdout, new RegExp(`message ${id}`));
+    assert.match(r.stdout, /\[ok\] IoT Hub accepted the reading/);
+    assert.match(r.stdout, /\[ok\] the reading is stored and served by getdevicestate: \d+\.\d s after sending/);
+    assert.match(r.stdout, /\[ok\] SignalR negotiate/);
+    // verify changes nothing in Azure.
+    assert.deepEqual(box.azCalls().filter((c) => MUTATING.test(head(c))).map(head), []);
+
+    // The hub is gone: verify stops at IoT Hub and says how to look.
+    box.setState((st) => { delete st.has[`iothub/${HUB}`]; });
+    r = verify();
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stdout, /FAILED at IoT Hub: IoT Hub did not accept the reading: .*IotHubNotFound/);
+    assert.match(r.stdout, new RegExp(`az iot hub show --name ${HUB} --resource-group ${RG}`));
+    assert.match(r.stderr, /verification failed/);
+
+    // The message is accepted but never delivered (the trigger does not run): the function
+    // stage, with the Application Insights query.
+    box.setState((st) => { st.has[`iothub/${HUB}`] = true; delete st.d2cForward; });
+    r = verify(['--verify-timeout', '2']);
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stdout, /FAILED at the function \(EnvironmentEventTrigger and the app\): the reading did not appear within 2 s/);
+    assert.match(r.stdout, new RegExp(`Application Insights of ${APP}`));
+    assert.match(r.stdout, /customDimensions\.Category == "Host\.Function\.Console"/);
+    assert.match(r.stdout, /requests \| where timestamp > ago\(30m\) and name == "EnvironmentEventTrigger"/);
+
+    // A dry run shows what it would run; the end of a deploy runs it unless --no-verify.
+    r = runScript(DEPLOY, ['verify', '--dry-run', '--suffix', 'test01'], { box });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^\+ node \S+\/deploy\/verify\.mjs --api https:\/\/enviromon-test01\.azurewebsites\.net --device-id enviromon-device-1 --send az --hub-name enviromon-test01-hub --resource-group enviromon-rg --app enviromon-test01 --timeout 180$/m);
+    r = deploy(box, ['--dry-run'], { verify: true });
+    assert.match(r.stdout, /^\+ node \S+\/deploy\/verify\.mjs /m);
+    r = deploy(box, ['--dry-run']);
+    assert.doesNotMatch(r.stdout, /verify\.mjs/);
+    // Without the azure-iot extension (a deploy adds it), verify says how to get it.
+    box.setState((st) => { delete st.has['ext/azure-iot']; });
+    r = runScript(DEPLOY, ['verify', '--suffix', 'test01', '--api', h.url], { box });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /az extension add --name azure-iot/);
+    // Bad verify options change nothing.
+    for (const [args, message] of [[['--verify-timeout', '0'], /--verify-timeout/], [['--api', 'ftp://x'], /--api must be/]]) {
+      box.resetLogs();
+      r = runScript(DEPLOY, ['verify', ...args], { box });
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, message);
+      assert.deepEqual(box.azCalls(), []);
+    }
+  } finally {
+    await h.stop();
+    await standin.stop();
+    await az.stop();
     box.cleanup();
   }
 });

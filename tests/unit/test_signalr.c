@@ -13,9 +13,14 @@
 #include "settings.h"
 #include "signalr.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* An access key with '=' inside (pairs split at the first '=') and a non-ASCII character (the
  * key is used as its UTF-8 bytes, not base64-decoded). */
@@ -65,6 +70,56 @@ static void test_parse_client_endpoint(void **state) {
     assert_string_equal(s.clientUrl, "https://proxy.example.com/sig/client/?hub=enviromon");
     assert_string_equal(s.clientAud, "https://a.service.signalr.net/client/?hub=enviromon");
     assert_string_equal(s.restBase, "https://a.service.signalr.net/api/v1/hubs/enviromon");
+}
+
+static void test_parse_server_endpoint(void **state) {
+    (void)state;
+    /* Azure/azure-signalr 31686ed7 (RestApiProvider.cs, ServiceEndpoint.cs): REST requests go to
+     * ServerEndpoint, their tokens name the service's own Endpoint; browsers are not affected. */
+    signalrService s = parse_ok("Endpoint=https://a.service.signalr.net;AccessKey=k;Version=1.0;"
+                                "ServerEndpoint=https://A-Private.privatelink.example:8443/p/");
+    assert_string_equal(s.endpoint, "https://a.service.signalr.net");
+    assert_string_equal(s.serverEndpoint, "https://a-private.privatelink.example:8443/p");
+    assert_string_equal(s.restBase,
+                        "https://a-private.privatelink.example:8443/p/api/v1/hubs/enviromon");
+    assert_string_equal(s.restAudBase, "https://a.service.signalr.net/api/v1/hubs/enviromon");
+    assert_string_equal(s.clientUrl, "https://a.service.signalr.net/client/?hub=enviromon");
+    assert_string_equal(s.clientAud, "https://a.service.signalr.net/client/?hub=enviromon");
+    char url[SIGNALR_URL_MAX * 2], aud[SIGNALR_URL_MAX * 2];
+    assert_int_equal(signalrRestUrl(&s, SIGNALR_TO_CONNECTION, "c 1", url, sizeof(url)), 0);
+    assert_int_equal(signalrRestAudience(&s, SIGNALR_TO_CONNECTION, "c 1", aud, sizeof(aud)), 0);
+    assert_string_equal(
+        url,
+        "https://a-private.privatelink.example:8443/p/api/v1/hubs/enviromon/connections/c%201");
+    assert_string_equal(aud,
+                        "https://a.service.signalr.net/api/v1/hubs/enviromon/connections/c%201");
+    /* Port= belongs to Endpoint only. All three endpoints together. */
+    s = parse_ok(
+        "Endpoint=http://localhost;Port=8888;AccessKey=k;ServerEndpoint=http://127.0.0.1:9;"
+        "ClientEndpoint=https://public.example");
+    assert_string_equal(s.endpoint, "http://localhost:8888");
+    assert_string_equal(s.restBase, "http://127.0.0.1:9/api/v1/hubs/enviromon");
+    assert_string_equal(s.restAudBase, "http://localhost:8888/api/v1/hubs/enviromon");
+    assert_string_equal(s.clientUrl, "https://public.example/client/?hub=enviromon");
+    /* Without it, both are the Endpoint. */
+    s = parse_ok("Endpoint=https://b.service.signalr.net;AccessKey=k;ServerEndpoint=");
+    assert_string_equal(s.restBase, s.restAudBase);
+    assert_string_equal(s.serverEndpoint, s.endpoint);
+    /* A bad one is refused at start, named, the key never shown. */
+    static const char *const bad[] = {
+        "Endpoint=http://x;AccessKey=" SECRET ";ServerEndpoint=nope",
+        "Endpoint=http://x;AccessKey=" SECRET ";ServerEndpoint=http://u@host",
+        "Endpoint=http://x;AccessKey=" SECRET ";ServerEndpoint=http://host?q=1",
+        "Endpoint=http://x;AccessKey=" SECRET ";ServerEndpoint=http://host:0",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char err[SETTINGS_ERR_LEN] = "";
+        if (signalrParse(bad[i], "Enviromon", &s, err, sizeof(err)) != -1)
+            fail_msg("'%s' was accepted", bad[i]);
+        if (!strstr(err, "ServerEndpoint"))
+            fail_msg("'%s': '%s' names no ServerEndpoint", bad[i], err);
+        if (strstr(err, SECRET)) fail_msg("'%s': message '%s' shows the key", bad[i], err);
+    }
 }
 
 static void test_parse_loose_forms(void **state) {
@@ -259,6 +314,75 @@ static void test_send_errors(void **state) {
     assert_non_null(strstr(r.message, "did not answer"));
 }
 
+/* One HTTP exchange on a loopback socket: what a ServerEndpoint (a private endpoint or a proxy in
+ * front of the service) receives. */
+struct oneshot {
+    int fd;
+    char request[8192];
+};
+
+static void *oneshot_serve(void *arg) {
+    struct oneshot *o = arg;
+    int c = accept(o->fd, NULL, NULL);
+    if (c < 0) return NULL;
+    size_t n = 0;
+    for (;;) { /* headers, then the body by Content-Length */
+        ssize_t r = read(c, o->request + n, sizeof(o->request) - 1 - n);
+        if (r <= 0) break;
+        n += (size_t)r;
+        o->request[n] = '\0';
+        char *end = strstr(o->request, "\r\n\r\n");
+        const char *cl = strcasestr(o->request, "Content-Length:");
+        if (end && cl && n >= (size_t)(end + 4 - o->request) + strtoul(cl + 15, NULL, 10)) break;
+        if (n + 1 >= sizeof(o->request)) break;
+    }
+    static const char answer[] = "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n";
+    if (write(c, answer, sizeof(answer) - 1) < 0) { /* the client sees the failure */
+    }
+    close(c);
+    return NULL;
+}
+
+static void test_send_through_server_endpoint(void **state) {
+    (void)state;
+    struct oneshot o = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    assert_true(o.fd >= 0);
+    assert_int_equal(bind(o.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(o.fd, 1), 0);
+    assert_int_equal(getsockname(o.fd, (struct sockaddr *)&a, &alen), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, oneshot_serve, &o), 0);
+
+    /* The Endpoint does not resolve (.invalid): only the ServerEndpoint can answer. */
+    char cs[256];
+    snprintf(cs, sizeof(cs),
+             "Endpoint=https://nowhere.invalid;AccessKey=k;ServerEndpoint=http://127.0.0.1:%d/gw;",
+             ntohs(a.sin_port));
+    signalrService s = parse_ok(cs);
+    signalrResult r;
+    assert_int_equal(
+        signalrSend(&s, SIGNALR_TO_CONNECTION, "conn/1", "newMessage", "[1]", 3, 5000, &r),
+        SIGNALR_OK);
+    pthread_join(t, NULL);
+    close(o.fd);
+    assert_int_equal(r.status, 202);
+    assert_non_null(
+        strstr(o.request, "POST /gw/api/v1/hubs/enviromon/connections/conn%2F1 HTTP/1.1\r\n"));
+    const char *bearer = strstr(o.request, "Authorization: Bearer ");
+    assert_non_null(bearer);
+    char token[2048];
+    size_t tl = strcspn(bearer + 22, "\r\n");
+    assert_true(tl < sizeof(token));
+    memcpy(token, bearer + 22, tl);
+    token[tl] = '\0';
+    json_t *c = claims_of(token);
+    assert_string_equal(json_string_value(json_object_get(c, "aud")),
+                        "https://nowhere.invalid/api/v1/hubs/enviromon/connections/conn%2F1");
+    json_decref(c);
+}
+
 static void test_livepush_pause(void **state) {
     (void)state;
     settings st;
@@ -316,12 +440,14 @@ int main(void) {
         cmocka_unit_test(test_parse_basic),
         cmocka_unit_test(test_parse_port),
         cmocka_unit_test(test_parse_client_endpoint),
+        cmocka_unit_test(test_parse_server_endpoint),
         cmocka_unit_test(test_parse_loose_forms),
         cmocka_unit_test(test_parse_bad),
         cmocka_unit_test(test_token_vectors),
         cmocka_unit_test(test_negotiate),
         cmocka_unit_test(test_rest_urls),
         cmocka_unit_test(test_send_errors),
+        cmocka_unit_test(test_send_through_server_endpoint),
         cmocka_unit_test(test_livepush_pause),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

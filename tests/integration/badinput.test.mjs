@@ -223,6 +223,9 @@ describe('a store that refuses a device row does not stop the batch', () => {
 });
 
 describe('an envelope that cannot be read is quarantined whole', () => {
+  let bigHandler; // the default body limit
+  before(async () => { bigHandler = await h.startHandler(h.handlerEnv(az)); });
+  after(async () => { await bigHandler?.stop(); });
   const good = (seq) => h.hostBatch([{ deviceId: 'bad-1', seq, body: { temperature: 20 } }], { partition: 'env' });
   const cases = [
     ['malformed JSON', '{"Data": {"events": [', /not valid JSON/],
@@ -248,6 +251,17 @@ describe('an envelope that cannot be read is quarantined whole', () => {
       assert.match(handler.logs.text, /EnvironmentEventTrigger: batch quarantined as/);
     });
   }
+
+  test('a large unreadable envelope is kept whole across chunk rows of 512 KiB', async () => {
+    // 1.2 MB of ASCII, 2-, 3- and 4-byte UTF-8, cut off before its end (so not JSON)
+    const text = JSON.stringify({ Data: { events: JSON.stringify(['x'.repeat(600000), '\u00ff\u4e2d\u{1F600}'.repeat(60000)]) } }).slice(0, -6);
+    const r = await deliver(text, { raw: true, times: 2, url: bigHandler.url });
+    const q = await quarantined(quarantineId(r));
+    assert.equal(q.chunks, Math.ceil(Buffer.byteLength(text) / (512 * 1024)));
+    assert.ok(q.chunks >= 3);
+    assert.ok(q.bytes.equals(Buffer.from(text, 'utf8')), 'the bytes come back unchanged');
+    assert.equal(Number(q.header.Chunks), q.chunks);
+  });
 
   test('the partition and sequence range are kept when the metadata can be read', async () => {
     const doc = h.hostBatch([{ deviceId: 'x', seq: 41, body: {} }, { deviceId: 'x', seq: 43, body: {} }], { partition: '7' });
@@ -309,7 +323,7 @@ describe('a body over MaxRequestBodyBytes', () => {
     const r = await deliver(text, { raw: true, times: 2 });
     const q = await quarantined(quarantineId(r));
     assert.match(q.header.Reason, new RegExp(`request body of ${text.length} bytes is over MaxRequestBodyBytes \\(${LIMIT}\\)`));
-    assert.equal(q.bytes.toString('utf8'), text);
+    assert.ok(q.bytes.equals(Buffer.from(text, 'utf8')), 'the body comes back unchanged');
     assert.equal(await device('big-0'), null);
     // the handler still serves the next request
     await deliver(h.hostBatch([{ deviceId: 'after-big', seq: 1, body: { temperature: 20 } }], { partition: 'big2' }), { times: 1 });
@@ -324,7 +338,7 @@ describe('a body over MaxRequestBodyBytes', () => {
     const answer = await res.text();
     assert.equal(res.status, 200, answer);
     const q = await quarantined(quarantineId({ text: answer }));
-    assert.equal(q.bytes.toString('utf8'), text);
+    assert.ok(q.bytes.equals(Buffer.from(text, 'utf8')), 'the body comes back unchanged');
   });
 
   test('other functions still answer 413', async () => {

@@ -7,7 +7,8 @@
  *     prints {"added":[...per op "added|full|invalid"], "addError":S?, "sent":bool,
  *             "rc":"ok|not_found|conflict|precondition|error", "status":N, "unknown":bool,
  *             "failed":I, "failedStatus":N, "code":S, "message":S, "ops":[{"status","etag"}],
- *             "requests":N}; the transaction is sent only when every operation was added.
+ *             "requests":N}; the transaction is sent only when every operation was added, or
+ *             with "sendWhatFits":true in the spec, with the operations added before a refusal.
  *   tablebatch-tool bench <table> <pk> <rows> <seconds> <batch|single> <threads>
  *     each thread MERGEs its own <rows> rows with If-Match (the etags it was answered), as one
  *     transaction per round or one request per row; prints {"writes","requests","seconds"}. */
@@ -75,6 +76,8 @@ static int run(void) {
     }
     json_object_set_new(out, "count", json_integer((json_int_t)tableBatchCount(b)));
     json_object_set_new(out, "bytes", json_integer((json_int_t)tableBatchSize(b)));
+    /* "sendWhatFits": send the operations added before the first refusal. */
+    if (!all && json_is_true(json_object_get(spec, "sendWhatFits"))) all = 1;
     json_object_set_new(out, "sent", json_boolean(all));
     if (all) {
         tableBatchResult *res = malloc(sizeof(*res));

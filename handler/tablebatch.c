@@ -71,6 +71,21 @@ static int etag_valid(const char *e) {
     return 1;
 }
 
+/* 1 when the endpoint is the Cosmos DB Table API's: its host holds ".table.cosmos." or
+ * ".table.cosmosdb." (the test @azure/data-tables makes, src/utils/isCosmosEndpoint.ts at
+ * 0f43fdb7, github.com/Azure/azure-sdk-for-js). */
+static int cosmos(const char *endpoint) {
+    const char *h = strstr(endpoint, "://");
+    h = h ? h + 3 : endpoint;
+    size_t n = strcspn(h, "/:?");
+    const char *marks[] = {".table.cosmos.", ".table.cosmosdb."};
+    for (int i = 0; i < 2; i++) {
+        const char *m = memmem(h, n, marks[i], strlen(marks[i]));
+        if (m) return 1;
+    }
+    return 0;
+}
+
 static int make_id(char *out, size_t outlen, const char *prefix) {
     unsigned char r[16];
     if (cryptoRandomBytes(r, sizeof(r))) return -1;
@@ -109,7 +124,9 @@ tableBatch *tableBatchNew(const storageAccount *a, const char *table, const char
         return NULL;
     }
     snprintf(b->ctype, sizeof(b->ctype), "multipart/mixed; boundary=%s", b->boundary);
-    b->maxbytes = maxbytes ? maxbytes : TABLEBATCH_MAX_BYTES;
+    b->maxbytes = maxbytes              ? maxbytes
+                  : cosmos(a->endpoint) ? TABLEBATCH_COSMOS_MAX_BYTES
+                                        : TABLEBATCH_MAX_BYTES;
     bufInit(&b->parts, b->maxbytes);
     return b;
 }
@@ -173,9 +190,10 @@ static char *op_json(const tableBatch *b, enum tableBatchOp op, const char *rk, 
         set_err(err, errlen, "out of memory");
         return NULL;
     }
-    /* Compact JSON is one line, as Azurite's reader needs (TableBatchSerialization.ts matches the
-     * body with /{+.+}+/, which stops at a line end). */
-    char *s = json_dumps(o, JSON_COMPACT);
+    /* One line of ASCII, as Azurite's reader needs: TableBatchSerialization.ts matches the body
+     * with /{+.+}+/, whose '.' stops at a line end and at U+2028 and U+2029 too (a raw U+2028 in
+     * a string made Azurite 3.35.0 answer 500), so every non-ASCII character goes as \uXXXX. */
+    char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(o);
     if (!s) set_err(err, errlen, "cannot encode the properties as JSON");
     return s;
@@ -370,6 +388,12 @@ static int message_index(const char *m) {
 
 /* Fills code and message from an OData error body ({"odata.error":{"code":..,"message":{"value":
  * ..}}}); a body that is not one is kept, cut, as the message. */
+/* A service's text made fit for one log line: control characters become spaces. */
+static void one_line(char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = ' ';
+}
+
 static void odata_error(const char *body, size_t len, tableBatchResult *res) {
     json_t *j = len ? json_loadb(body, len, 0, NULL) : NULL;
     json_t *e = json_object_get(j, "odata.error");
@@ -380,6 +404,8 @@ static void odata_error(const char *body, size_t len, tableBatchResult *res) {
         snprintf(res->message, sizeof(res->message), "%s", json_string_value(m));
     else if (len)
         snprintf(res->message, sizeof(res->message), "%.*s", (int)(len < 200 ? len : 200), body);
+    one_line(res->code);
+    one_line(res->message);
     json_decref(j);
 }
 
@@ -459,7 +485,10 @@ int tableBatchParse(long status, const char *content_type, const char *body, siz
     memset(res, 0, sizeof(*res));
     res->status = status;
     res->failed = -1;
-    if (!body) len = 0;
+    if (!body) {
+        body = "";
+        len = 0;
+    }
     if (status == 0) return malformed(res, "no answer");
     if (len > TABLEBATCH_RESPONSE_MAX) return malformed(res, "over 1 MiB");
     if (status < 200 || status > 299) {

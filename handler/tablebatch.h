@@ -43,9 +43,9 @@ enum tableBatchAddStatus {
 typedef struct tableBatch tableBatch;
 
 /* A new, empty transaction on one table and one PartitionKey. maxbytes: the most bytes the
- * request body may have, 0 for TABLEBATCH_MAX_BYTES (pass TABLEBATCH_COSMOS_MAX_BYTES for the
- * Cosmos DB Table API). Returns NULL, with the reason in err, when table or pk cannot be used or
- * memory ran out. */
+ * request body may have; 0 for the service's limit (TABLEBATCH_COSMOS_MAX_BYTES when the
+ * endpoint's host is the Cosmos DB Table API's, else TABLEBATCH_MAX_BYTES). Returns NULL, with
+ * the reason in err, when table or pk cannot be used or memory ran out. */
 tableBatch *tableBatchNew(const storageAccount *a, const char *table, const char *pk,
                           size_t maxbytes, char *err, size_t errlen);
 void tableBatchFree(tableBatch *b);

@@ -57,7 +57,7 @@ test('inserts and merges apply together, in one request, and each answers its ne
     ops: [
       ...['m0', 'm1', 'm2'].map((rk, i) => ({ op: 'merge', rk, etag: etags[rk], props: { Count: i + 10, Note: `merged ${rk}` } })),
       { op: 'insert', rk: 'n0', props: { Count: 1 } },
-      { op: 'insert', rk: "n'1 é", props: { Count: 2 } },
+      { op: 'insert', rk: "n'1 é", props: { Count: 2, Text: 'line\u2028sep é 🌡\n' } },
     ],
   });
   assert.equal(res.rc, 'ok', JSON.stringify(res));
@@ -70,6 +70,7 @@ test('inserts and merges apply together, in one request, and each answers its ne
     const got = await getRow(pk, rks[i]);
     assert.ok(got, `${rks[i]} exists`);
     assert.equal(res.ops[i].etag, got.etag, `${rks[i]}: the answered etag is the row's`);
+    if (i === 4) assert.equal(got.row.Text, 'line\u2028sep é 🌡\n');
     if (i < 3) {
       assert.notEqual(got.etag, etags[rks[i]]);
       assert.equal(got.row.Count, i + 10);

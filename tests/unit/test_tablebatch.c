@@ -202,6 +202,7 @@ static void test_reader_table(void **state) {
         assert_string_equal(res->code, cases[i].code);
         if (cases[i].etag0) assert_string_equal(res->ops[0].etag, cases[i].etag0);
         if (rc != TABLE_OK) assert_true(res->message[0] != '\0');
+        assert_null(strchr(res->message, '\n')); /* one log line */
         free(res);
         free(body);
     }
@@ -435,6 +436,53 @@ static void test_writer_limits(void **state) {
     json_decref(p);
 }
 
+/* The byte limit follows the service: 2 MB on the Cosmos DB Table API, 4 MiB elsewhere; bodies
+ * are one line of ASCII whatever the text. */
+static void test_writer_cosmos_and_ascii(void **state) {
+    (void)state;
+    storageAccount az = dev(), cos;
+    char err[256];
+    assert_int_equal(settingsParseStorage("S",
+                                          "DefaultEndpointsProtocol=https;AccountName=acct;"
+                                          "AccountKey=AAAA;TableEndpoint=https://acct.table."
+                                          "cosmos.azure.com:443/;",
+                                          &cos, err, sizeof(err)),
+                     0);
+    size_t n = 2500000;
+    char *text = malloc(n + 1);
+    memset(text, 'x', n);
+    text[n] = '\0';
+    json_t *p = json_pack("{s:s}", "Big", text);
+    tableBatch *b = tableBatchNew(&cos, "DeviceState", "Sydney", 0, err, sizeof(err));
+    assert_int_equal(tableBatchAdd(b, TABLEBATCH_MERGE, "r", p, "*", err, sizeof(err)),
+                     TABLEBATCH_INVALID);
+    assert_non_null(strstr(err, "2000000"));
+    tableBatchFree(b);
+    b = tableBatchNew(&az, "DeviceState", "Sydney", 0, err, sizeof(err));
+    assert_int_equal(tableBatchAdd(b, TABLEBATCH_MERGE, "r", p, "*", err, sizeof(err)),
+                     TABLEBATCH_ADDED);
+    tableBatchFree(b);
+    json_decref(p);
+    free(text);
+
+    /* U+2028 (a line end to Azurite's reader), U+00E9, an emoji, a newline. */
+    p = json_pack("{s:s}", "T",
+                  "a\xe2\x80\xa8"
+                  "b\xc3\xa9"
+                  "\xf0\x9f\x8c\xa1\n");
+    b = tableBatchNew(&az, "DeviceState", "Sydney", 0, err, sizeof(err));
+    assert_int_equal(tableBatchAdd(b, TABLEBATCH_MERGE, "r", p, "*", err, sizeof(err)),
+                     TABLEBATCH_ADDED);
+    size_t len;
+    char *body = tableBatchBody(b, &len);
+    for (size_t i = 0; i < len; i++)
+        assert_true((unsigned char)body[i] < 0x80);
+    assert_non_null(strstr(body, "{\"T\":\"a\\u2028b\\u00E9\\uD83C\\uDF21\\n\"}\r\n"));
+    free(body);
+    tableBatchFree(b);
+    json_decref(p);
+}
+
 static void test_writer_refusals(void **state) {
     (void)state;
     storageAccount a = dev();
@@ -493,7 +541,8 @@ int main(void) {
         cmocka_unit_test(test_reader_table),     cmocka_unit_test(test_reader_lf),
         cmocka_unit_test(test_reader_truncated), cmocka_unit_test(test_reader_malformed),
         cmocka_unit_test(test_reader_oversized), cmocka_unit_test(test_writer_format),
-        cmocka_unit_test(test_writer_limits),    cmocka_unit_test(test_writer_refusals),
+        cmocka_unit_test(test_writer_limits),    cmocka_unit_test(test_writer_cosmos_and_ascii),
+        cmocka_unit_test(test_writer_refusals),
     };
     return cmocka_run_group_tests_name("tablebatch", tests, NULL, NULL);
 }

@@ -492,10 +492,10 @@ int tableBatchParse(long status, const char *content_type, const char *body, siz
     if (status == 0) return malformed(res, "no answer");
     if (len > TABLEBATCH_RESPONSE_MAX) return malformed(res, "over 1 MiB");
     if (status < 200 || status > 299) {
-        /* The service refused the request as a whole (nothing was applied), or, for 5xx, it may
-         * or may not have been applied. */
+        /* The service refused the request as a whole (nothing was applied), or, for 5xx and 408
+         * (a timeout on its side), it may or may not have been applied. */
         odata_error(body, len, res);
-        res->unknown = status >= 500;
+        res->unknown = status >= 500 || status == 408;
         if (res->message[0]) {
             int i = message_index(res->message);
             res->failed = i >= 0 && (size_t)i < nops ? i : -1;

@@ -154,6 +154,23 @@ static const char CONTENT_ID_ONLY[] =
     "--changesetresponse_dddd--\n"
     "--batchresponse_11111111-2222-3333-4444-555555555555--\n";
 
+/* The documented shape: a stale etag answered as 400 with the cause in the code. */
+static const char DOC_400_STALE[] =
+    "--batchresponse_11111111-2222-3333-4444-555555555555\n"
+    "Content-Type: multipart/mixed; boundary=changesetresponse_eeee\n"
+    "\n"
+    "--changesetresponse_eeee\n"
+    "Content-Type: application/http\n"
+    "Content-Transfer-Encoding: binary\n"
+    "\n"
+    "HTTP/1.1 400 Bad Request\n"
+    "Content-Type: application/json\n"
+    "\n"
+    "{\"odata.error\":{\"code\":\"UpdateConditionNotSatisfied\",\"message\":{\"value\":\"7:The "
+    "update condition specified in the request was not satisfied.\"}}}\n"
+    "--changesetresponse_eeee--\n"
+    "--batchresponse_11111111-2222-3333-4444-555555555555--\n";
+
 static void test_reader_table(void **state) {
     (void)state;
     static const struct {
@@ -176,6 +193,8 @@ static void test_reader_table(void **state) {
          ""},
         {"index out of range", AZ_CT, AZURE_400, 202, 1, TABLE_ERROR, 0, -1, 400, 1, "InvalidInput",
          ""},
+        {"400 naming a stale etag", AZ_CT, DOC_400_STALE, 202, 8, TABLE_PRECONDITION, 0, 7, 400, 1,
+         "UpdateConditionNotSatisfied", ""},
         {"content-id only", AZ_CT, CONTENT_ID_ONLY, 202, 4, TABLE_NOT_FOUND, 0, 2, 404, 1,
          "ResourceNotFound", ""},
         {"answered 2 of 3", AZ_CT, AZURITE_OK, 202, 3, TABLE_ERROR, 1, -1, 0, 2, "", NULL},

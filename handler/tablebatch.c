@@ -141,6 +141,9 @@ void tableBatchFree(tableBatch *b) {
 }
 
 size_t tableBatchCount(const tableBatch *b) { return b->count; }
+const char *tableBatchRowKey(const tableBatch *b, size_t i) {
+    return i < b->count ? b->rks[i] : NULL;
+}
 const char *tableBatchContentType(const tableBatch *b) { return b->ctype; }
 
 /* The bytes around the parts: the batch part's head and the two closing delimiters. */

@@ -57,6 +57,9 @@ int tableBatchAdd(tableBatch *b, enum tableBatchOp op, const char *rk, const jso
                   const char *etag, char *err, size_t errlen);
 
 size_t tableBatchCount(const tableBatch *b);
+/* The RowKey of operation i (borrowed while b lives), NULL when i is past the last operation: to
+ * map a result's index (ops[i], failed) back to its row. */
+const char *tableBatchRowKey(const tableBatch *b, size_t i);
 /* The request body's size in bytes, as tableBatchBody would write it now. */
 size_t tableBatchSize(const tableBatch *b);
 /* "multipart/mixed; boundary=batch_..." (borrowed while b lives). */

@@ -367,6 +367,8 @@ static void test_writer_format(void **state) {
     assert_int_equal(tableBatchAdd(b, TABLEBATCH_DELETE, "gone", NULL, "*", err, sizeof(err)),
                      TABLEBATCH_ADDED);
     assert_int_equal(tableBatchCount(b), 3);
+    assert_string_equal(tableBatchRowKey(b, 1), "O'Brien");
+    assert_null(tableBatchRowKey(b, 3));
     size_t len;
     char *body = tableBatchBody(b, &len);
     assert_non_null(body);

@@ -119,7 +119,7 @@ start: app
 	deploy/start.sh app
 
 format:
-	clang-format -i handler/*.[ch] standin/*.[ch] tests/unit/*.c tests/fuzz/*.c
+	clang-format -i handler/*.[ch] standin/*.[ch] tests/unit/*.c tests/fuzz/*.c tests/tools/*.c
 
 clean:
 	rm -rf build app

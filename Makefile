@@ -40,10 +40,12 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 HANDLER := $(BUILD)/enviromon-handler
 STANDIN := $(BUILD)/signalr-standin
+# Test and benchmark drivers of library modules (tests/tools/NAME_tool.c -> NAME-tool).
+TOOLS := $(patsubst tests/tools/%_tool.c,$(BUILD)/%-tool,$(wildcard tests/tools/*_tool.c))
 
 .SECONDARY:
 .PHONY: all deps test unit integration bench run app start fuzz format clean
-all: $(HANDLER) $(STANDIN)
+all: $(HANDLER) $(STANDIN) $(TOOLS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -57,6 +59,9 @@ $(BUILD)/libenviromon.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(HANDLER): $(BUILD)/handler/main.o $(BUILD)/libenviromon.a
+	$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
+
+$(BUILD)/%-tool: $(BUILD)/tests/tools/%_tool.o $(BUILD)/libenviromon.a
 	$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
 
 $(BUILD)/libstandin.a: $(STANDIN_OBJ)
@@ -115,7 +120,7 @@ start: app
 	deploy/start.sh app
 
 format:
-	clang-format -i handler/*.[ch] standin/*.[ch] tests/unit/*.c tests/fuzz/*.c
+	clang-format -i handler/*.[ch] standin/*.[ch] tests/unit/*.c tests/fuzz/*.c tests/tools/*.c
 
 clean:
 	rm -rf build app

@@ -178,12 +178,14 @@ static int classify(long status) {
 }
 
 /* One signed request. resource: the path after the endpoint, already escaped ("DeviceState()").
- * query: without '?', may be NULL. extra: one more header or NULL. On return *resp holds the
- * answer (caller frees). Returns the classification. */
-static int request(const storageAccount *a, const char *method, const char *resource,
-                   const char *query, const char *extra, const char *body, size_t respcap,
-                   httpcResponse *resp, tableResult *r, const char *what) {
-    char url[URL_MAX], path[URL_MAX], date[64], auth[512] = "", xdate[80];
+ * query: without '?', may be NULL. extra: one more header or NULL. ctype: the body's Content-Type
+ * (signed), NULL without a body. On return *resp holds the answer (caller frees). Returns the
+ * classification. */
+static int send_request(const storageAccount *a, const char *method, const char *resource,
+                        const char *query, const char *extra, const char *ctype, const void *body,
+                        size_t bodylen, size_t respcap, httpcResponse *resp, tableResult *r,
+                        const char *what) {
+    char url[URL_MAX], path[URL_MAX], date[64], auth[512] = "", xdate[80], cth[256];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -201,9 +203,9 @@ static int request(const storageAccount *a, const char *method, const char *reso
         memset(resp, 0, sizeof(*resp));
         return TABLE_ERROR;
     }
-    const char *ctype = body ? "application/json" : "";
+    if (ctype) snprintf(cth, sizeof(cth), "Content-Type: %s", ctype);
     if (!a->sas[0]) {
-        char *sig = tableSignature(a, method, ctype, date, path);
+        char *sig = tableSignature(a, method, ctype ? ctype : "", date, path);
         if (!sig) {
             snprintf(r->message, sizeof(r->message), "%s: signing failed", what);
             memset(resp, 0, sizeof(*resp));
@@ -220,12 +222,12 @@ static int request(const storageAccount *a, const char *method, const char *reso
     headers[h++] = "DataServiceVersion: 3.0;NetFx";
     headers[h++] = "MaxDataServiceVersion: 3.0;NetFx";
     if (auth[0]) headers[h++] = auth;
-    if (body) headers[h++] = "Content-Type: application/json";
+    if (ctype) headers[h++] = cth;
     if (extra) headers[h++] = extra;
     headers[h] = NULL;
 
     __atomic_add_fetch(&requests, 1, __ATOMIC_RELAXED);
-    httpcRequest(method, url, headers, body, body ? strlen(body) : 0, respcap, TIMEOUT_MS, resp);
+    httpcRequest(method, url, headers, body, bodylen, respcap, TIMEOUT_MS, resp);
     int c = classify(resp->status);
     httpcHeader(resp, "ETag", r->etag, sizeof(r->etag));
     if (c != TABLE_OK)
@@ -233,6 +235,20 @@ static int request(const storageAccount *a, const char *method, const char *reso
     else
         r->status = resp->status;
     return c;
+}
+
+static int request(const storageAccount *a, const char *method, const char *resource,
+                   const char *query, const char *extra, const char *body, size_t respcap,
+                   httpcResponse *resp, tableResult *r, const char *what) {
+    return send_request(a, method, resource, query, extra, body ? "application/json" : NULL, body,
+                        body ? strlen(body) : 0, respcap, resp, r, what);
+}
+
+int tableSend(const storageAccount *a, const char *method, const char *resource,
+              const char *content_type, const void *body, size_t bodylen, size_t respcap,
+              httpcResponse *resp, tableResult *r, const char *what) {
+    return send_request(a, method, resource, NULL, NULL, content_type, body, bodylen, respcap, resp,
+                        r, what);
 }
 
 static int entity_resource(const char *table, const char *pk, const char *rk, char *out,

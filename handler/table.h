@@ -4,6 +4,7 @@
 #ifndef ENVIROMON_TABLE_H
 #define ENVIROMON_TABLE_H
 
+#include "httpc.h"
 #include "settings.h"
 
 #include <jansson.h>
@@ -93,6 +94,15 @@ int tableEscapeKey(const char *key, char *out, size_t outlen);
  * VERB\nContent-MD5\nContent-Type\nx-ms-date\n/{account}{path}. Caller frees. */
 char *tableSignature(const storageAccount *a, const char *verb, const char *content_type,
                      const char *date, const char *path);
+
+/* One signed request with a body of any type (a $batch): resource is the escaped path after the
+ * endpoint ("$batch"), content_type the body's (signed; NULL without a body). *resp receives the
+ * answer, which the caller frees with httpcResponseFree whatever the result; *r the status, the
+ * ETag and, on failure, x-ms-error-code. Returns an enum tableStatus. Counted in
+ * tableRequestCount. */
+int tableSend(const storageAccount *a, const char *method, const char *resource,
+              const char *content_type, const void *body, size_t bodylen, size_t respcap,
+              httpcResponse *resp, tableResult *r, const char *what);
 
 /* Round trips made to Table Storage since start. */
 unsigned long tableRequestCount(void);

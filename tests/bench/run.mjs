@@ -10,6 +10,7 @@ import http from 'node:http';
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as h from '../lib/harness.mjs';
+import { transactionCeiling, printCeiling } from './tablebatch.mjs';
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES || 2000);
 const DEVICES = Number(process.env.BENCH_DEVICES || 50);
@@ -162,6 +163,7 @@ try {
   const ceil2 = await ceiling(az);
   const peak = vmHWM(handler.proc.pid);
   await handler.stop();
+  const txCeiling = await transactionCeiling(az); // issue 11: the ceiling beside the pipeline's
   const ceilingRate = (ceil1 + ceil2) / 2;
 
   const rows = await h.tableAll(az, 'DeviceState', "RowKey ge 'bench-' and RowKey lt 'bench.'");
@@ -177,6 +179,7 @@ try {
     console.log(`  handler table calls/s  ${calls.toFixed(0)} = ${(100 * calls / ceilingRate).toFixed(1)} % of the ceiling`);
     console.log(`  CPU                    handler ${(100 * p.cpuH / p.seconds).toFixed(0)} %, Azurite ${(100 * p.cpuA / p.seconds).toFixed(0)} % (of one core)`);
   }
+  printCeiling(txCeiling);
   console.log(`peak resident memory     ${peak.toFixed(2)} MiB (VmHWM)`);
   console.log(`start to ready           ${ready.tight.toFixed(2)} ms from fork/exec to the first HTTP answer (tight Python client), ${ready.outside.toFixed(2)} ms from Node's spawn; ${ready.inside.toFixed(2)} ms of it inside main() (medians of 20)`);
 } finally {

@@ -1,0 +1,633 @@
+/* tablebatch: Table Storage entity group transactions ($batch): the multipart/mixed writer, the
+ * bounded reader of the answer, and the call that sends one transaction.
+ *
+ * The request, as "Performing entity group transactions" (Azure Storage REST reference, read
+ * 2026-12-02) describes it and @azure/data-tables writes it (github.com/Azure/azure-sdk-for-js,
+ * sdk/tables/data-tables/src/TableTransaction.ts and utils/baseTransactionHeaders.ts, commits
+ * 0d2ec9bc and 19bd1d4e): POST {endpoint}/$batch with Content-Type multipart/mixed;
+ * boundary=batch_{id}; one batch part holding one changeset (multipart/mixed;
+ * boundary=changeset_{id}); in it one application/http part per operation, each a whole HTTP/1.1
+ * request with an absolute URL, its own headers (If-Match) and a one-line JSON body.
+ *
+ * The answer: 202 with Content-Type multipart/mixed; boundary=batchresponse_{id}, one changeset
+ * (changesetresponse_{id}) with one application/http part per operation, in order, each with its
+ * status line and ETag, when the transaction was applied (a recorded answer of a real account in
+ * azure-sdk-for-js's tests, a fixture in tests/unit/test_tablebatch.c). The operations of a
+ * changeset are applied atomically (the document above); when one fails, the answer is still 202
+ * but the changeset holds one part: the failed operation's status and an OData error whose message
+ * starts with its 0-based index ("1:..."): so Azurite writes it (github.com/Azure/Azurite commit
+ * 9074bea3, src/table/batch/TableBatchSerialization.ts serializeError, after the document's
+ * sample error response; it adds "Content-ID: {index+1}"). A request the service cannot read at
+ * all, and on Cosmos DB some refused transactions (a row twice: azure-sdk-for-java
+ * TableAsyncClientTest.java at 00024579), is a plain error status with an OData error body. */
+#include "tablebatch.h"
+
+#include "buf.h"
+#include "crypto.h"
+#include "httpc.h"
+#include "table.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define ENDPOINT_MAX 512
+#define TABLE_NAME_MAX 63 /* Azure: 3 to 63 alphanumerics, a letter first */
+
+struct tableBatch {
+    char endpoint[ENDPOINT_MAX];
+    char table[TABLE_NAME_MAX + 1];
+    char pk[TABLE_KEY_MAX + 1];
+    char boundary[64];  /* batch_{uuid} */
+    char changeset[64]; /* changeset_{uuid} */
+    char ctype[128];    /* multipart/mixed; boundary=batch_{uuid} */
+    size_t maxbytes;
+    size_t count;
+    char *rks[TABLEBATCH_MAX_OPS]; /* each operation's RowKey, to refuse a row twice */
+    buf parts;                     /* the changeset's parts, each "--changeset_..\r\n...\r\n" */
+};
+
+static void set_err(char *err, size_t errlen, const char *msg) {
+    if (err && errlen) snprintf(err, errlen, "%s", msg);
+}
+
+static int table_name_valid(const char *t) {
+    size_t n = t ? strlen(t) : 0;
+    if (n < 3 || n > TABLE_NAME_MAX) return 0;
+    if (!((t[0] >= 'A' && t[0] <= 'Z') || (t[0] >= 'a' && t[0] <= 'z'))) return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!((t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= 'a' && t[i] <= 'z') ||
+              (t[i] >= '0' && t[i] <= '9')))
+            return 0;
+    return 1;
+}
+
+/* An etag goes verbatim into an If-Match header: printable ASCII, no line breaks. */
+static int etag_valid(const char *e) {
+    size_t n = strlen(e);
+    if (n == 0 || n >= TABLEBATCH_ETAG_MAX) return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)e[i] < 0x20 || (unsigned char)e[i] > 0x7e) return 0;
+    return 1;
+}
+
+/* 1 when the endpoint is the Cosmos DB Table API's: its host holds ".table.cosmos." or
+ * ".table.cosmosdb." (the test @azure/data-tables makes, src/utils/isCosmosEndpoint.ts at
+ * 0f43fdb7, github.com/Azure/azure-sdk-for-js). */
+static int cosmos(const char *endpoint) {
+    const char *h = strstr(endpoint, "://");
+    h = h ? h + 3 : endpoint;
+    size_t n = strcspn(h, "/:?");
+    const char *marks[] = {".table.cosmos.", ".table.cosmosdb."};
+    for (int i = 0; i < 2; i++) {
+        const char *m = memmem(h, n, marks[i], strlen(marks[i]));
+        if (m) return 1;
+    }
+    return 0;
+}
+
+static int make_id(char *out, size_t outlen, const char *prefix) {
+    unsigned char r[16];
+    if (cryptoRandomBytes(r, sizeof(r))) return -1;
+    snprintf(out, outlen, "%s_%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             prefix, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+             r[12], r[13], r[14], r[15]);
+    return 0;
+}
+
+tableBatch *tableBatchNew(const storageAccount *a, const char *table, const char *pk,
+                          size_t maxbytes, char *err, size_t errlen) {
+    if (!table_name_valid(table)) {
+        set_err(err, errlen, "table name not allowed in Table Storage");
+        return NULL;
+    }
+    if (!tableKeyValid(pk)) {
+        set_err(err, errlen, "PartitionKey not allowed in Table Storage");
+        return NULL;
+    }
+    if (strlen(a->endpoint) >= ENDPOINT_MAX) {
+        set_err(err, errlen, "endpoint too long");
+        return NULL;
+    }
+    tableBatch *b = calloc(1, sizeof(*b));
+    if (!b) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(b->endpoint, sizeof(b->endpoint), "%s", a->endpoint);
+    snprintf(b->table, sizeof(b->table), "%s", table);
+    snprintf(b->pk, sizeof(b->pk), "%s", pk);
+    if (make_id(b->boundary, sizeof(b->boundary), "batch") ||
+        make_id(b->changeset, sizeof(b->changeset), "changeset")) {
+        free(b);
+        set_err(err, errlen, "no random bytes for the boundaries");
+        return NULL;
+    }
+    snprintf(b->ctype, sizeof(b->ctype), "multipart/mixed; boundary=%s", b->boundary);
+    b->maxbytes = maxbytes              ? maxbytes
+                  : cosmos(a->endpoint) ? TABLEBATCH_COSMOS_MAX_BYTES
+                                        : TABLEBATCH_MAX_BYTES;
+    bufInit(&b->parts, b->maxbytes);
+    return b;
+}
+
+void tableBatchFree(tableBatch *b) {
+    if (!b) return;
+    for (size_t i = 0; i < b->count; i++)
+        free(b->rks[i]);
+    bufFree(&b->parts);
+    free(b);
+}
+
+size_t tableBatchCount(const tableBatch *b) { return b->count; }
+const char *tableBatchRowKey(const tableBatch *b, size_t i) {
+    return i < b->count ? b->rks[i] : NULL;
+}
+const char *tableBatchContentType(const tableBatch *b) { return b->ctype; }
+
+/* The bytes around the parts: the batch part's head and the two closing delimiters. */
+static size_t frame_size(const tableBatch *b) {
+    return strlen("--\r\nContent-Type: multipart/mixed; boundary=\r\n\r\n") + strlen(b->boundary) +
+           strlen(b->changeset) + strlen("----\r\n") + strlen(b->changeset) + strlen("----\r\n") +
+           strlen(b->boundary);
+}
+
+size_t tableBatchSize(const tableBatch *b) { return frame_size(b) + b->parts.len; }
+
+char *tableBatchBody(const tableBatch *b, size_t *len) {
+    buf out;
+    bufInit(&out, tableBatchSize(b));
+    if (bufPrintf(&out, "--%s\r\nContent-Type: multipart/mixed; boundary=%s\r\n\r\n", b->boundary,
+                  b->changeset) ||
+        (b->parts.len && bufAppend(&out, b->parts.data, b->parts.len)) ||
+        bufPrintf(&out, "--%s--\r\n--%s--\r\n", b->changeset, b->boundary))
+        return NULL;
+    *len = out.len;
+    return bufDetach(&out);
+}
+
+/* The JSON body of one operation (caller frees), or NULL with err set. */
+static char *op_json(const tableBatch *b, enum tableBatchOp op, const char *rk, const json_t *props,
+                     char *err, size_t errlen) {
+    if (!json_is_object(props)) {
+        set_err(err, errlen, "the properties are not a JSON object");
+        return NULL;
+    }
+    const char *keys[2] = {"PartitionKey", "RowKey"};
+    const char *want[2] = {b->pk, rk};
+    for (int i = 0; i < 2; i++) {
+        json_t *v = json_object_get(props, keys[i]);
+        if (v && (!json_is_string(v) || strcmp(json_string_value(v), want[i]) != 0)) {
+            set_err(err, errlen, "a key in the properties differs from the operation's");
+            return NULL;
+        }
+    }
+    json_t *o = json_copy((json_t *)props); /* shallow: only dumped */
+    if (!o) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (op == TABLEBATCH_INSERT && (json_object_set_new(o, "PartitionKey", json_string(b->pk)) ||
+                                    json_object_set_new(o, "RowKey", json_string(rk)))) {
+        json_decref(o);
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    /* One line of ASCII, as Azurite's reader needs: TableBatchSerialization.ts matches the body
+     * with /{+.+}+/, whose '.' stops at a line end and at U+2028 and U+2029 too (a raw U+2028 in
+     * a string made Azurite 3.35.0 answer 500), so every non-ASCII character goes as \uXXXX. */
+    char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(o);
+    if (!s) set_err(err, errlen, "cannot encode the properties as JSON");
+    return s;
+}
+
+int tableBatchAdd(tableBatch *b, enum tableBatchOp op, const char *rk, const json_t *props,
+                  const char *etag, char *err, size_t errlen) {
+    static const char *verbs[] = {"POST", "MERGE", "PUT", "DELETE"};
+    char erk[TABLE_KEY_MAX * 6 + 1], epk[TABLE_KEY_MAX * 6 + 1];
+    char *json = NULL;
+    buf part;
+    int rc = TABLEBATCH_INVALID;
+    bufInit(&part, b->maxbytes);
+
+    if ((unsigned)op > TABLEBATCH_DELETE) {
+        set_err(err, errlen, "unknown operation");
+        goto out;
+    }
+    if (!tableKeyValid(rk)) {
+        set_err(err, errlen, "RowKey not allowed in Table Storage");
+        goto out;
+    }
+    if (op == TABLEBATCH_DELETE && !etag) {
+        set_err(err, errlen, "a DELETE needs an etag (or \"*\")");
+        goto out;
+    }
+    if (op == TABLEBATCH_INSERT && etag) {
+        set_err(err, errlen, "an INSERT takes no etag");
+        goto out;
+    }
+    if (etag && !etag_valid(etag)) {
+        set_err(err, errlen, "etag not usable in an If-Match header");
+        goto out;
+    }
+    for (size_t i = 0; i < b->count; i++)
+        if (strcmp(b->rks[i], rk) == 0) {
+            /* Azure refuses it (InvalidDuplicateRow): one operation per entity. */
+            set_err(err, errlen, "the row is already in this transaction");
+            goto out;
+        }
+    if (b->count >= TABLEBATCH_MAX_OPS) {
+        set_err(err, errlen, "the transaction has 100 operations");
+        rc = TABLEBATCH_FULL;
+        goto out;
+    }
+    if (op != TABLEBATCH_DELETE && !(json = op_json(b, op, rk, props, err, errlen))) goto out;
+    if (json && memmem(json, strlen(json), b->changeset, strlen(b->changeset))) {
+        set_err(err, errlen, "the properties contain the transaction's boundary");
+        goto out;
+    }
+    if (tableEscapeKey(rk, erk, sizeof(erk)) || tableEscapeKey(b->pk, epk, sizeof(epk))) {
+        set_err(err, errlen, "key too long");
+        goto out;
+    }
+
+    int bad = bufPrintf(&part,
+                        "--%s\r\nContent-Type: application/http\r\n"
+                        "Content-Transfer-Encoding: binary\r\n\r\n",
+                        b->changeset);
+    if (op == TABLEBATCH_INSERT)
+        bad = bad || bufPrintf(&part, "POST %s/%s HTTP/1.1\r\n", b->endpoint, b->table);
+    else
+        bad = bad || bufPrintf(&part, "%s %s/%s(PartitionKey='%s',RowKey='%s') HTTP/1.1\r\n",
+                               verbs[op], b->endpoint, b->table, epk, erk);
+    bad = bad || bufPrintf(&part, "Accept: application/json;odata=nometadata\r\n"
+                                  "DataServiceVersion: 3.0;\r\n");
+    if (json) bad = bad || bufPrintf(&part, "Content-Type: application/json\r\n");
+    if (op == TABLEBATCH_INSERT) bad = bad || bufPrintf(&part, "Prefer: return-no-content\r\n");
+    if (etag) bad = bad || bufPrintf(&part, "If-Match: %s\r\n", etag);
+    bad = bad || bufPrintf(&part, "\r\n%s\r\n", json ? json : "");
+    if (bad || frame_size(b) + part.len > b->maxbytes) {
+        if (err && errlen)
+            snprintf(err, errlen, "the operation alone is over the transaction's %zu bytes",
+                     b->maxbytes);
+        goto out;
+    }
+    if (tableBatchSize(b) + part.len > b->maxbytes) {
+        if (err && errlen)
+            snprintf(err, errlen, "the transaction would pass %zu bytes", b->maxbytes);
+        rc = TABLEBATCH_FULL;
+        goto out;
+    }
+    char *copy = strdup(rk);
+    if (!copy || bufAppend(&b->parts, part.data, part.len)) {
+        /* bufAppend cannot pass the cap here (checked above): only memory ran out, and then the
+         * parts are gone; forget every operation so the transaction stays consistent (empty). */
+        free(copy);
+        for (size_t i = 0; i < b->count; i++)
+            free(b->rks[i]);
+        b->count = 0;
+        bufFree(&b->parts);
+        set_err(err, errlen, "out of memory (the transaction was emptied)");
+        goto out;
+    }
+    b->rks[b->count++] = copy;
+    rc = TABLEBATCH_ADDED;
+out:
+    free(json);
+    bufFree(&part);
+    return rc;
+}
+
+/* ---- reading the answer ---- */
+
+typedef struct cursor {
+    const char *p, *end;
+} cursor;
+
+/* The next line, without its CRLF or LF. Returns 0, or -1 when the text ends before a line end
+ * (a truncated answer: every line of a well-formed answer, the last delimiter too, ends). */
+static int next_line(cursor *c, const char **line, size_t *n) {
+    const char *nl = memchr(c->p, '\n', (size_t)(c->end - c->p));
+    if (!nl) return -1;
+    *line = c->p;
+    *n = (size_t)(nl - c->p);
+    if (*n && (*line)[*n - 1] == '\r') (*n)--;
+    c->p = nl + 1;
+    return 0;
+}
+
+/* 1 when line is "--boundary", 2 when "--boundary--" (trailing blanks allowed), else 0. */
+static int delimiter(const char *line, size_t n, const char *boundary) {
+    size_t bl = strlen(boundary);
+    while (n && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+        n--;
+    if (n < bl + 2 || line[0] != '-' || line[1] != '-' || memcmp(line + 2, boundary, bl) != 0)
+        return 0;
+    if (n == bl + 2) return 1;
+    if (n == bl + 4 && line[bl + 2] == '-' && line[bl + 3] == '-') return 2;
+    return 0;
+}
+
+/* When line is "Name: value" (name case-insensitive), copies the trimmed value into out and
+ * returns 1; -1 when the value does not fit; 0 for another header. */
+static int header(const char *line, size_t n, const char *name, char *out, size_t outlen) {
+    size_t nl = strlen(name);
+    if (n <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0) return 0;
+    const char *v = line + nl + 1, *e = line + n;
+    while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+    while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    if ((size_t)(e - v) >= outlen) return -1;
+    memcpy(out, v, (size_t)(e - v));
+    out[e - v] = '\0';
+    return 1;
+}
+
+/* The boundary parameter of a multipart Content-Type value, quotes removed. Returns 0, or -1
+ * when there is none or it is not 1 to 70 characters (RFC 2046 section 5.1.1). */
+static int boundary_of(const char *ctype, char *out, size_t outlen) {
+    const char *p = ctype;
+    if (!p) return -1;
+    for (;;) {
+        p = strchr(p, ';');
+        if (!p) return -1;
+        p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (strncasecmp(p, "boundary=", 9) == 0) break;
+    }
+    p += 9;
+    size_t n;
+    if (*p == '"') {
+        const char *q = strchr(++p, '"');
+        if (!q) return -1;
+        n = (size_t)(q - p);
+    } else {
+        n = strcspn(p, "; \t");
+    }
+    if (n == 0 || n > 70 || n >= outlen) return -1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static int classify(long status) {
+    if (status >= 200 && status < 300) return TABLE_OK;
+    if (status == 404) return TABLE_NOT_FOUND;
+    if (status == 409) return TABLE_CONFLICT;
+    if (status == 412) return TABLE_PRECONDITION;
+    return TABLE_ERROR;
+}
+
+/* A failed operation's class. The REST document says a failed operation's part carries 400 with
+ * the index in its error; Azurite (and, per the issue's measurements, @azure/data-tables against
+ * it) answers the operation's own status (412, 409, 404). Both are read the same way: the error
+ * code names the cause when the status does not (Azurite's table-batch-api-error-handling.md,
+ * tests/table/apis/, commit 9074bea3, lists the documented behaviour it checks against). */
+static int classify_op(long status, const char *code) {
+    if (status == 400) {
+        if (strcmp(code, "UpdateConditionNotSatisfied") == 0) return TABLE_PRECONDITION;
+        if (strcmp(code, "EntityAlreadyExists") == 0) return TABLE_CONFLICT;
+        if (strcmp(code, "ResourceNotFound") == 0) return TABLE_NOT_FOUND;
+    }
+    return classify(status);
+}
+
+/* The operation index an error message starts with ("12:The ..."), or -1. */
+static int message_index(const char *m) {
+    int v = 0, digits = 0;
+    while (m[digits] >= '0' && m[digits] <= '9' && digits < 4)
+        v = v * 10 + (m[digits++] - '0');
+    return digits && m[digits] == ':' ? v : -1;
+}
+
+/* Fills code and message from an OData error body ({"odata.error":{"code":..,"message":{"value":
+ * ..}}}); a body that is not one is kept, cut, as the message. */
+/* A service's text made fit for one log line: control characters become spaces. */
+static void one_line(char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = ' ';
+}
+
+static void odata_error(const char *body, size_t len, tableBatchResult *res) {
+    json_t *j = len ? json_loadb(body, len, 0, NULL) : NULL;
+    json_t *e = json_object_get(j, "odata.error");
+    json_t *c = json_object_get(e, "code");
+    json_t *m = json_object_get(json_object_get(e, "message"), "value");
+    if (json_is_string(c)) snprintf(res->code, sizeof(res->code), "%s", json_string_value(c));
+    if (json_is_string(m))
+        snprintf(res->message, sizeof(res->message), "%s", json_string_value(m));
+    else if (len)
+        snprintf(res->message, sizeof(res->message), "%.*s", (int)(len < 200 ? len : 200), body);
+    one_line(res->code);
+    one_line(res->message);
+    json_decref(j);
+}
+
+/* What the reader keeps of one sub-response beyond ops[]. */
+typedef struct subinfo {
+    long contentId; /* -1 when absent */
+    const char *body;
+    size_t bodylen;
+} subinfo;
+
+static int malformed(tableBatchResult *res, const char *why) {
+    res->unknown = 1;
+    res->failed = -1;
+    snprintf(res->message, sizeof(res->message), "unreadable $batch answer: %s", why);
+    return TABLE_ERROR;
+}
+
+/* Reads one application/http part, from its MIME headers (already read when mime is 0) to the
+ * next delimiter of boundary (the delimiter line is consumed). Returns 1 when a part follows, 2
+ * after the closing delimiter, or -1 with why set. */
+static int read_sub(cursor *c, const char *boundary, int mime, tableBatchOpResult *op, subinfo *si,
+                    const char **why) {
+    const char *line;
+    size_t n;
+    char tmp[32];
+    si->contentId = -1;
+    /* MIME headers of the part. */
+    while (mime) {
+        if (next_line(c, &line, &n)) return *why = "it ends inside a part's headers", -1;
+        if (n == 0) break;
+        int h = header(line, n, "Content-ID", tmp, sizeof(tmp));
+        if (h == 1) {
+            char *end;
+            long v = strtol(tmp, &end, 10);
+            if (end != tmp && !*end && v >= 0 && v <= 100000) si->contentId = v;
+        }
+        if (delimiter(line, n, boundary)) return *why = "a part has no HTTP response", -1;
+    }
+    /* Status line: HTTP/1.1 412 Precondition Failed */
+    if (next_line(c, &line, &n)) return *why = "it ends before a status line", -1;
+    if (n < 12 || memcmp(line, "HTTP/1.", 7) != 0 || line[8] != ' ' || line[9] < '1' ||
+        line[9] > '5' || line[10] < '0' || line[10] > '9' || line[11] < '0' || line[11] > '9' ||
+        (n > 12 && line[12] != ' '))
+        return *why = "a part's status line is not HTTP/1.x NNN", -1;
+    op->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+    op->etag[0] = '\0';
+    /* Response headers. */
+    for (;;) {
+        if (next_line(c, &line, &n)) return *why = "it ends inside a sub-response's headers", -1;
+        if (n == 0) break;
+        if (delimiter(line, n, boundary)) return *why = "a sub-response's headers do not end", -1;
+        if (header(line, n, "ETag", op->etag, sizeof(op->etag)) < 0)
+            return *why = "an ETag is too long", -1;
+    }
+    /* Body: up to the line end before the next delimiter. */
+    si->body = c->p;
+    for (;;) {
+        const char *start = c->p;
+        if (next_line(c, &line, &n)) return *why = "it ends inside a sub-response's body", -1;
+        int d = delimiter(line, n, boundary);
+        if (d) {
+            const char *e = start;
+            if (e > si->body && e[-1] == '\n') e--;
+            if (e > si->body && e[-1] == '\r') e--;
+            si->bodylen = (size_t)(e - si->body);
+            return d;
+        }
+    }
+}
+
+int tableBatchParse(long status, const char *content_type, const char *body, size_t len,
+                    size_t nops, tableBatchResult *res) {
+    char bb[80], cb[80], tmp[160];
+    const char *line, *why = NULL;
+    size_t n;
+    subinfo sub[TABLEBATCH_MAX_OPS];
+    memset(res, 0, sizeof(*res));
+    res->status = status;
+    res->failed = -1;
+    if (!body) {
+        body = "";
+        len = 0;
+    }
+    if (status == 0) return malformed(res, "no answer");
+    if (len > TABLEBATCH_RESPONSE_MAX) return malformed(res, "over 1 MiB");
+    if (status < 200 || status > 299) {
+        /* The service refused the request as a whole (nothing was applied), or, for 5xx and 408
+         * (a timeout on its side), it may or may not have been applied. */
+        odata_error(body, len, res);
+        res->unknown = status >= 500 || status == 408;
+        if (res->message[0]) {
+            int i = message_index(res->message);
+            res->failed = i >= 0 && (size_t)i < nops ? i : -1;
+        } else {
+            snprintf(res->message, sizeof(res->message), "$batch: HTTP %ld", status);
+        }
+        res->failedStatus = status;
+        return classify(status);
+    }
+
+    cursor c = {body, body + len};
+    if (boundary_of(content_type, bb, sizeof(bb))) {
+        /* No usable Content-Type: the first line names the boundary ("--batchresponse_..."). */
+        cursor f = c;
+        if (next_line(&f, &line, &n) || n < 3 || n > 72 || line[0] != '-' || line[1] != '-')
+            return malformed(res, "no multipart boundary");
+        memcpy(bb, line + 2, n - 2);
+        bb[n - 2] = '\0';
+    }
+    /* Preamble, then the batch part's delimiter. */
+    for (;;) {
+        if (next_line(&c, &line, &n)) return malformed(res, "no batch part");
+        int d = delimiter(line, n, bb);
+        if (d == 2) return malformed(res, "an empty batch");
+        if (d == 1) break;
+    }
+    /* The batch part's headers: a changeset (multipart/mixed) or one application/http part. */
+    int changeset = 0;
+    for (;;) {
+        if (next_line(&c, &line, &n)) return malformed(res, "it ends in the batch part's headers");
+        if (n == 0) break;
+        int h = header(line, n, "Content-Type", tmp, sizeof(tmp));
+        if (h < 0) return malformed(res, "a Content-Type is too long");
+        if (h == 1 && strncasecmp(tmp, "multipart/mixed", 15) == 0) {
+            if (boundary_of(tmp, cb, sizeof(cb))) return malformed(res, "a changeset boundary");
+            changeset = 1;
+        }
+    }
+    int more;
+    if (changeset) {
+        for (;;) {
+            if (next_line(&c, &line, &n)) return malformed(res, "no changeset part");
+            if (delimiter(line, n, bb)) return malformed(res, "an empty changeset");
+            int d = delimiter(line, n, cb);
+            if (d == 2) return malformed(res, "an empty changeset");
+            if (d == 1) break;
+        }
+        do {
+            if (res->count == TABLEBATCH_MAX_OPS) return malformed(res, "over 100 sub-responses");
+            more = read_sub(&c, cb, 1, &res->ops[res->count], &sub[res->count], &why);
+            if (more < 0) return malformed(res, why);
+            res->count++;
+        } while (more == 1);
+        /* The changeset is closed; the batch's closing delimiter must follow. */
+        for (;;) {
+            if (next_line(&c, &line, &n)) return malformed(res, "no closing batch boundary");
+            int d = delimiter(line, n, bb);
+            if (d == 2) break;
+            if (d == 1) return malformed(res, "a second batch part");
+        }
+    } else {
+        more = read_sub(&c, bb, 0, &res->ops[0], &sub[0], &why);
+        if (more < 0) return malformed(res, why);
+        if (more == 1) return malformed(res, "a second batch part");
+        res->count = 1;
+    }
+
+    for (size_t k = 0; k < res->count; k++) {
+        long st = res->ops[k].status;
+        if (st >= 200 && st < 300) continue;
+        /* The transaction was refused: this is the failed operation. */
+        odata_error(sub[k].body, sub[k].bodylen, res);
+        int i = message_index(res->message);
+        if (i < 0 && sub[k].contentId > 0) i = (int)sub[k].contentId - 1;
+        if (i < 0 && res->count == nops) i = (int)k;
+        res->failed = i >= 0 && (size_t)i < nops ? i : -1;
+        res->failedStatus = st;
+        if (!res->message[0])
+            snprintf(res->message, sizeof(res->message), "operation %d: HTTP %ld", res->failed, st);
+        return classify_op(st, res->code);
+    }
+    if (res->count != nops) {
+        snprintf(tmp, sizeof(tmp), "%zu operations answered of %zu", res->count, nops);
+        return malformed(res, tmp);
+    }
+    return TABLE_OK;
+}
+
+int tableBatchSubmit(const storageAccount *a, const tableBatch *b, tableBatchResult *res) {
+    httpcResponse resp;
+    tableResult r;
+    char ctype[256];
+    size_t len;
+    if (b->count == 0) {
+        memset(res, 0, sizeof(*res));
+        res->failed = -1;
+        return TABLE_OK;
+    }
+    char *body = tableBatchBody(b, &len);
+    if (!body) {
+        memset(res, 0, sizeof(*res));
+        res->failed = -1;
+        snprintf(res->message, sizeof(res->message), "$batch: out of memory");
+        return TABLE_ERROR;
+    }
+    tableSend(a, "POST", "$batch", b->ctype, body, len, TABLEBATCH_RESPONSE_MAX, &resp, &r,
+              "$batch");
+    free(body);
+    int c = tableBatchParse(resp.status, httpcHeader(&resp, "Content-Type", ctype, sizeof(ctype)),
+                            resp.body.data, resp.body.len, b->count, res);
+    if (resp.status == 0)
+        snprintf(res->message, sizeof(res->message), "%s", r.message);
+    else if (!res->code[0] && r.code[0])
+        snprintf(res->code, sizeof(res->code), "%s", r.code);
+    httpcResponseFree(&resp);
+    return c;
+}

@@ -44,11 +44,11 @@ void appShutdown(void) {
 
 int appEnsureTables(char *err, size_t errlen) {
     const char *tables[] = {appSettings.deviceTable, appSettings.calibrationTable,
-                            appSettings.rejectedTable};
+                            appSettings.rejectedTable, appSettings.quarantineTable};
     int rc = 0;
     if (__atomic_load_n(&tables_ready, __ATOMIC_ACQUIRE)) return 0;
     pthread_mutex_lock(&tables_lock);
-    for (int i = 0; !tables_ready && i < 3; i++) {
+    for (size_t i = 0; !tables_ready && i < sizeof(tables) / sizeof(tables[0]); i++) {
         tableResult r;
         if (tableCreate(&appSettings.storage, tables[i], &r) != TABLE_OK) {
             snprintf(err, errlen, "cannot create table %s: %s", tables[i], r.message);

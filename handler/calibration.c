@@ -13,14 +13,26 @@
 #include <string.h>
 #include <time.h>
 
-/* Azure allows at most 15 comparisons in one $filter: the PartitionKey and 14 RowKeys. */
+/* Azure allows at most 15 comparisons in one $filter: the PartitionKey and 14 RowKeys
+ * ("Querying tables and entities", Microsoft Learn, read 2026-12-02). A query is also split so
+ * that its $filter, percent-encoded as it goes into the URL, stays within FILTER_URL_MAX bytes:
+ * 14 ids of 125 quotes each would need 10.5 KB, past the 8 KiB URL the table module builds.
+ * One id alone (at most 512 UTF-16 units: 4.6 KB encoded at worst) always fits. */
 #define IDS_PER_QUERY 14
+#define FILTER_URL_MAX 4096
 #define CACHE_MAX 100000
 
 typedef struct entry {
     calibration cal;
     time_t loaded;
+    char *refused; /* why the store refuses to read this device's row (owned), or NULL */
 } entry;
+
+static void free_entry(void *p) {
+    entry *e = p;
+    if (e) free(e->refused);
+    free(e);
+}
 
 static const settings *cfg;
 static dict cache;
@@ -28,7 +40,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 int calibrationInit(const settings *s) {
     cfg = s;
-    return dictInit(&cache, 1024, free);
+    return dictInit(&cache, 1024, free_entry);
 }
 
 void calibrationShutdown(void) { dictFree(&cache); }
@@ -74,13 +86,36 @@ static int on_row(json_t *row, void *ctx) {
     return 0;
 }
 
+/* Caches the entries of ids: found rows, absent ones as the identity, or (refused not NULL) the
+ * reason the store refuses to read them. */
+static void cache_entries(const char *const *ids, size_t n, dict *found, const char *refused,
+                          time_t now) {
+    pthread_mutex_lock(&lock);
+    if (cache.count > CACHE_MAX) dictClear(&cache);
+    for (size_t i = 0; i < n; i++) {
+        entry *e = calloc(1, sizeof(*e));
+        if (!e) continue;
+        entry *got = found ? dictGet(found, ids[i]) : NULL;
+        if (got)
+            e->cal = got->cal;
+        else
+            telemetryIdentity(&e->cal);
+        if (refused) e->refused = strdup(refused);
+        e->loaded = now;
+        dictSet(&cache, ids[i], e);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+/* Loads the calibration of ids (one query). Returns 0; 1 when the store refuses the query every
+ * time (err says why); -1 when it failed and may succeed later. */
 static int load(const char *const *ids, size_t n, time_t now, char *err, size_t errlen) {
     dict found;
     buf f;
     tableResult r;
     loaded l = {.found = &found};
     int rc = -1;
-    if (dictInit(&found, 64, free)) return -1;
+    if (dictInit(&found, 64, free_entry)) return -1;
     bufInit(&f, 64 * 1024);
     if (bufAppend(&f, "PartitionKey eq ", 16) || literal(&f, cfg->partitionKey) ||
         bufAppend(&f, " and (", 6))
@@ -92,22 +127,10 @@ static int load(const char *const *ids, size_t n, time_t now, char *err, size_t 
     if (bufAppend(&f, ")", 1)) goto out;
     if (tableQuery(&cfg->storage, cfg->calibrationTable, f.data, on_row, &l, &r) != TABLE_OK) {
         snprintf(err, errlen, "reading %s failed: %s", cfg->calibrationTable, r.message);
+        rc = r.permanent ? 1 : -1;
         goto out;
     }
-    pthread_mutex_lock(&lock);
-    if (cache.count > CACHE_MAX) dictClear(&cache);
-    for (size_t i = 0; i < n; i++) {
-        entry *e = malloc(sizeof(*e));
-        if (!e) continue;
-        entry *got = dictGet(&found, ids[i]);
-        if (got)
-            e->cal = got->cal;
-        else
-            telemetryIdentity(&e->cal);
-        e->loaded = now;
-        dictSet(&cache, ids[i], e);
-    }
-    pthread_mutex_unlock(&lock);
+    cache_entries(ids, n, &found, NULL, now);
     rc = 0;
 out:
     if (rc && !err[0]) snprintf(err, errlen, "calibration query too long");
@@ -116,9 +139,44 @@ out:
     return rc;
 }
 
+/* Loads a group; when the store refuses the query every time, each device alone, so that only
+ * the devices it refuses are marked (their readings are then rejected, not retried forever).
+ * Returns 0, or -1 (err) when a query failed and may succeed later. */
+static int load_group(const char *const *ids, size_t n, time_t now, char *err, size_t errlen) {
+    int rc = load(ids, n, now, err, errlen);
+    if (rc <= 0) return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (n > 1) rc = load(&ids[i], 1, now, err, errlen);
+        if (rc < 0) return -1;
+        if (rc > 0) {
+            char why[TELEMETRY_REASON_LEN];
+            logError("calibration of device '%.200s' cannot be read: %s", ids[i], err);
+            snprintf(why, sizeof(why), "calibration cannot be read: %s", err);
+            cache_entries(&ids[i], 1, NULL, why, now);
+        }
+    }
+    err[0] = '\0';
+    return 0;
+}
+
+/* The bytes " or RowKey eq '<id>'" takes in the URL once quotes are doubled and everything but
+ * unreserved characters is percent-encoded. */
+static size_t encoded_clause(const char *id) {
+    size_t n = 3 * 2 + 2 + 3 + 6 + 3 + 2 + 3 + 3 + 3; /* %20or%20RowKey%20eq%20%27...%27 */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+        int unreserved = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                         (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
+                         *p == '~';
+        n += *p == '\'' ? 6 : unreserved ? 1 : 3;
+    }
+    return n;
+}
+
 int calibrationPrepare(const char *const *ids, size_t n, char *err, size_t errlen) {
     const char *need[IDS_PER_QUERY];
-    size_t k = 0;
+    size_t k = 0, used = 0;
+    /* PartitionKey eq '<pk>' and ( ... ) */
+    const size_t base = 64 + encoded_clause(cfg->partitionKey);
     time_t now = time(NULL);
     if (errlen) err[0] = '\0';
     for (size_t i = 0; i < n; i++) {
@@ -130,21 +188,33 @@ int calibrationPrepare(const char *const *ids, size_t n, char *err, size_t errle
         for (size_t j = 0; j < k; j++)
             dup |= strcmp(need[j], ids[i]) == 0;
         if (dup) continue;
+        size_t cost = encoded_clause(ids[i]);
+        if (k && base + used + cost > FILTER_URL_MAX) {
+            if (load_group(need, k, now, err, errlen)) return -1;
+            k = used = 0;
+        }
         need[k++] = ids[i];
+        used += cost;
         if (k == IDS_PER_QUERY) {
-            if (load(need, k, now, err, errlen)) return -1;
-            k = 0;
+            if (load_group(need, k, now, err, errlen)) return -1;
+            k = used = 0;
         }
     }
-    return k ? load(need, k, now, err, errlen) : 0;
+    return k ? load_group(need, k, now, err, errlen) : 0;
 }
 
-void calibrationGet(const char *id, calibration *out) {
+int calibrationGet(const char *id, calibration *out, char *reason, size_t len) {
+    int rc = 0;
     pthread_mutex_lock(&lock);
     entry *e = dictGet(&cache, id);
     if (e)
         *out = e->cal;
     else
         telemetryIdentity(out);
+    if (e && e->refused) {
+        snprintf(reason, len, "%s", e->refused);
+        rc = -1;
+    }
     pthread_mutex_unlock(&lock);
+    return rc;
 }

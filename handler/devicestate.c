@@ -558,6 +558,7 @@ int devicestateCommit(deviceWork *w) {
         sleep_ms(devicestateBackoffMs(cfg->backoffBaseMs, cfg->backoffCapMs, conflicts - 1, &rnd));
     }
     devicestateForget(w->deviceId);
+    w->permanent = r.permanent;
     if (!w->error[0]) snprintf(w->error, sizeof(w->error), "gave up after %d attempts", conflicts);
 out:
     if (w->ok && last.replayed) log_replay(w, &last);

@@ -41,6 +41,8 @@ typedef struct deviceWork {
     size_t replayed; /* entries skipped: already applied (a decision storage confirmed) */
     int writes;      /* table round trips spent */
     json_t *state;   /* the committed row as a camelCase device object (owned), or NULL */
+    int permanent;   /* not committed because the store refuses this row every time (a 400 such
+                        as PropertyValueTooLarge, or a key refused before sending) */
     char error[256];
 } deviceWork;
 

@@ -7,6 +7,7 @@
 #include "invocation.h"
 #include "livepush.h"
 #include "log.h"
+#include "quarantine.h"
 #include "table.h"
 #include "telemetry.h"
 
@@ -17,10 +18,15 @@
 #include <string.h>
 #include <time.h>
 
-#define REJECTED_BODY_MAX 16000
+/* A rejected reading's text goes into its row whole: split into String properties Body, Body2,
+ * ... of at most BODY_PART_UNITS UTF-16 units each (a String property holds 32,768), at most
+ * BODY_PARTS of them (the entity stays under 1 MiB). A longer text goes to the quarantine table
+ * and the row names it (BodyQuarantineId). */
+#define BODY_PART_UNITS 32000
+#define BODY_PARTS 12
 #define BAD_DEVICE_ID                                                                              \
     "device id holds characters Table Storage forbids (/ \\ # ? or control characters) or is "     \
-    "too long"
+    "longer than 512 UTF-16 units"
 
 /* One reading of the batch: an event's body, or one element of an array body. */
 typedef struct item {
@@ -41,8 +47,9 @@ typedef struct batchRun {
     size_t nworks;
     size_t *rejects; /* indices of rejected items */
     size_t nrejects;
-    size_t next; /* the next task to take, shared by the workers */
-    int rejectFailures;
+    size_t next;        /* the next task to take, shared by the workers */
+    int rejectFailures; /* rejected readings not kept because of a transient failure */
+    int rejectRefused;  /* rejected readings the store refuses to keep (logged) */
     char rejectError[256];
     pthread_mutex_t lock;
 } batchRun;
@@ -172,19 +179,49 @@ static int calibrate(batchRun *run, char *err, size_t errlen) {
         item *it = &run->items[i];
         if (it->rejected || !it->device) continue;
         calibration c;
-        calibrationGet(it->device, &c);
+        if (calibrationGet(it->device, &c, it->reason, sizeof(it->reason)) != 0) {
+            it->rejected = 1;
+            continue;
+        }
         telemetryCalibrate(&it->r, &c);
         if (telemetryValidate(&it->r, it->reason, sizeof(it->reason)) != 0) it->rejected = 1;
     }
     return 0;
 }
 
+/* Puts text into p as Body, Body2, ... (see BODY_PART_UNITS). Returns 0, or 1 when it does not
+ * fit in BODY_PARTS parts (nothing set). */
+static int set_body(json_t *p, const char *text, size_t len) {
+    const char *parts[BODY_PARTS];
+    size_t lens[BODY_PARTS], n = 0, off = 0;
+    while (off < len || n == 0) {
+        if (n == BODY_PARTS) return 1;
+        size_t take = tableUtf16Prefix(text + off, len - off, BODY_PART_UNITS);
+        if (take == 0 && off < len) return 1; /* not UTF-8: cannot be a String */
+        parts[n] = text + off;
+        lens[n++] = take;
+        off += take;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char name[16];
+        if (i == 0)
+            snprintf(name, sizeof(name), "Body");
+        else
+            snprintf(name, sizeof(name), "Body%zu", i + 1);
+        json_object_set_new(p, name, json_stringn_nocheck(parts[i], lens[i]));
+    }
+    if (n > 1) tableSetInt64(p, "BodyParts", (int64_t)n);
+    return 0;
+}
+
 /* Keeps a rejected reading where an operator finds it: one row per reading, keyed by partition,
- * sequence number and position, so a replay writes the same row again instead of a new one. */
+ * sequence number and position, so a replay writes the same row again instead of a new one.
+ * Returns an enum quarantineStatus (OK, TRANSIENT: try later, REFUSED: never fits). */
 static int keep_rejected(batchRun *run, const item *it, char *err, size_t errlen) {
     const hostEvent *e = &run->b.events[it->event];
     const char *part = tableKeyValid(run->b.partition) ? run->b.partition : "p";
     char rk[160], when[40];
+    int rc = QUARANTINE_TRANSIENT;
     if (e->hasSeq)
         snprintf(rk, sizeof(rk), "%s-%020" PRId64 "-%zu", part, e->seq, it->k);
     else {
@@ -194,31 +231,58 @@ static int keep_rejected(batchRun *run, const item *it, char *err, size_t errlen
                  ts.tv_nsec, it->event, it->k);
     }
     const char *text = it->text ? it->text : e->raw ? e->raw : "";
-    size_t tl = strlen(text);
-    if (tl > REJECTED_BODY_MAX) {
-        tl = REJECTED_BODY_MAX;
-        while (tl > 0 && ((unsigned char)text[tl] & 0xc0) == 0x80)
-            tl--; /* whole characters */
-    }
+    size_t tl = it->text ? strlen(it->text) : e->raw ? e->rawlen : 0;
     json_t *p = json_object();
+    if (!p) {
+        snprintf(err, errlen, "keeping rejected reading %s: out of memory", rk);
+        return QUARANTINE_TRANSIENT;
+    }
     tableSetString(p, "Reason", it->reason);
-    tableSetString(p, "DeviceId", it->device ? it->device : "");
-    json_object_set_new(p, "Body", json_stringn_nocheck(text, tl));
+    /* a device id that cannot be a key can be any length: the body holds it whole */
+    tableSetString(p, "DeviceId", it->device && tableKeyValid(it->device) ? it->device : "");
     tableSetString(p, "EventHubPartition", run->b.partition);
     if (e->hasSeq) tableSetInt64(p, "SequenceNumber", e->seq);
     if (e->enqueuedMs) {
         invocationFormatTime(e->enqueuedMs, when, sizeof(when));
         tableSetDateTime(p, "EnqueuedTime", when);
     }
+    tableSetInt64(p, "BodyBytes", (int64_t)tl);
+    if (set_body(p, text, tl) != 0) {
+        char id[QUARANTINE_ID_LEN];
+        quarantineItem q = {.reason = it->reason,
+                            .partition = run->b.partition,
+                            .hasSeqRange = e->hasSeq,
+                            .seqFirst = e->seq,
+                            .seqLast = e->seq};
+        quarantineId("r", text, tl, id);
+        rc = quarantineKeep(&appSettings.storage, appSettings.quarantineTable, id, &q, text, tl,
+                            NULL, err, errlen);
+        if (rc != QUARANTINE_OK) goto out;
+        tableSetString(p, "Body", "");
+        tableSetString(p, "BodyQuarantineId", id);
+    }
     tableResult r;
     int c = tableUpsert(&appSettings.storage, appSettings.rejectedTable, appSettings.partitionKey,
                         rk, p, &r);
+    rc = c == TABLE_OK ? QUARANTINE_OK : r.permanent ? QUARANTINE_REFUSED : QUARANTINE_TRANSIENT;
+    if (c != TABLE_OK) snprintf(err, errlen, "keeping rejected reading %s: %s", rk, r.message);
+out:
     json_decref(p);
-    if (c != TABLE_OK) {
-        snprintf(err, errlen, "keeping rejected reading %s: %s", rk, r.message);
-        return -1;
-    }
-    return 0;
+    return rc;
+}
+
+/* Counts the outcome of keep_rejected. */
+static void note_kept(batchRun *run, int rc, const char *err) {
+    if (rc == QUARANTINE_OK) return;
+    pthread_mutex_lock(&run->lock);
+    if (rc == QUARANTINE_REFUSED)
+        run->rejectRefused++;
+    else
+        run->rejectFailures++;
+    snprintf(run->rejectError, sizeof(run->rejectError), "%s", err);
+    pthread_mutex_unlock(&run->lock);
+    if (rc == QUARANTINE_REFUSED)
+        logError("rejected reading not kept, the store refuses it: %s", err);
 }
 
 static void *worker(void *arg) {
@@ -230,13 +294,11 @@ static void *worker(void *arg) {
         if (t < run->nworks) {
             devicestateCommit(&run->works[t]);
         } else {
-            char err[256];
-            if (keep_rejected(run, &run->items[run->rejects[t - run->nworks]], err, sizeof(err))) {
-                pthread_mutex_lock(&run->lock);
-                run->rejectFailures++;
-                snprintf(run->rejectError, sizeof(run->rejectError), "%s", err);
-                pthread_mutex_unlock(&run->lock);
-            }
+            char err[256] = "";
+            note_kept(
+                run,
+                keep_rejected(run, &run->items[run->rejects[t - run->nworks]], err, sizeof(err)),
+                err);
         }
     }
     return NULL;
@@ -283,6 +345,110 @@ static void answer(serverResponse *res, int status, json_t *logs, const char *er
     serverSetBody(res, text ? status : 500, "application/json", text, text ? strlen(text) : 0);
 }
 
+/* Quarantines the whole invocation (from memory, or from the server's spool file) and answers:
+ * 200 when it is kept or the store refuses it (nothing later would change that; logged), 500
+ * when the store could not be reached (the host retries). */
+static void quarantine_batch(const serverRequest *req, serverResponse *res, const hostBatch *b,
+                             const char *reason, json_t *logs) {
+    char id[QUARANTINE_ID_LEN], err[512] = "", line[768];
+    const char *inv = serverHeader(req, "X-Azure-Functions-InvocationId");
+    quarantineItem q = {.reason = reason,
+                        .partition = b->partition,
+                        .hasSeqRange = b->hasSeqRange,
+                        .seqFirst = b->seqFirst,
+                        .seqLast = b->seqLast,
+                        .invocationId = inv};
+    if (req->spool) {
+        /* not read into memory, so not hashed: named by the invocation and the time */
+        char seed[256];
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int n = snprintf(seed, sizeof(seed), "%s %zu %lld %ld", inv ? inv : "", req->bodylen,
+                         (long long)ts.tv_sec, ts.tv_nsec);
+        quarantineId("s", seed, n > 0 ? (size_t)n : 0, id);
+    } else if (b->events) {
+        /* A decoded batch is named by its events, not by the whole body: the host's sys.UtcNow
+         * and sys.RandGuid differ on every delivery, the events do not. */
+        const size_t slot = QUARANTINE_ID_LEN + sizeof(int64_t);
+        size_t n = b->count * slot + sizeof(b->partition);
+        char *digests = calloc(1, n);
+        if (digests) {
+            memcpy(digests, b->partition, sizeof(b->partition));
+            for (size_t i = 0; i < b->count; i++) {
+                char *d = digests + sizeof(b->partition) + i * slot;
+                const hostEvent *e = &b->events[i];
+                quarantineId(e->hasSeq ? "e" : "n", e->raw, e->raw ? e->rawlen : 0, d);
+                if (e->hasSeq) memcpy(d + QUARANTINE_ID_LEN, &e->seq, sizeof(e->seq));
+            }
+            quarantineId("b", digests, n, id);
+        } else {
+            quarantineId("b", req->body, req->bodylen, id);
+        }
+        free(digests);
+    } else {
+        quarantineId("b", req->body, req->bodylen, id);
+    }
+    int rc =
+        quarantineKeep(&appSettings.storage, appSettings.quarantineTable, id, &q,
+                       req->spool ? NULL : req->body, req->bodylen, req->spool, err, sizeof(err));
+    char range[64] = "unknown";
+    if (b->hasSeqRange)
+        snprintf(range, sizeof(range), "%" PRId64 "..%" PRId64, b->seqFirst, b->seqLast);
+    if (rc == QUARANTINE_TRANSIENT) {
+        if (strstr(err, "TableNotFound")) appTablesLost();
+        logError("EnvironmentEventTrigger: cannot quarantine the batch (%s), the host will retry: "
+                 "%s",
+                 reason, err);
+        json_array_append_new(logs, json_string(err));
+        answer(res, 500, logs, "the batch could not be quarantined");
+        return;
+    }
+    if (rc == QUARANTINE_REFUSED)
+        snprintf(line, sizeof(line),
+                 "batch NOT kept (the store refuses it: %s): %zu bytes, partition '%s', "
+                 "sequence %s: %s",
+                 err, req->bodylen, b->partition, range, reason);
+    else
+        snprintf(line, sizeof(line),
+                 "batch quarantined as %s in %s: %zu bytes, partition '%s', sequence %s: %s", id,
+                 appSettings.quarantineTable, req->bodylen, b->partition, range, reason);
+    logError("EnvironmentEventTrigger: %s", line);
+    json_array_append_new(logs, json_string(line));
+    answer(res, 200, logs, NULL);
+}
+
+/* A device whose row the store refuses every time: its readings become rejected readings with
+ * the store's reason, kept in RejectedTelemetry, and the row is committed once more with them
+ * counted as Rejected (so the watermark moves). Returns 0, or -1 when that failed transiently. */
+static int reject_device(batchRun *run, deviceWork *w) {
+    char reason[TELEMETRY_REASON_LEN], err[256] = "";
+    snprintf(reason, sizeof(reason), "Table Storage refuses the device's row: %s", w->error);
+    logError("device '%s': %s; its %zu reading(s) are rejected", w->deviceId, w->error, w->count);
+    for (size_t i = 0; i < run->nitems; i++) {
+        item *it = &run->items[i];
+        if (it->rejected || !it->device || strcmp(it->device, w->deviceId) != 0) continue;
+        it->rejected = 1;
+        snprintf(it->reason, sizeof(it->reason), "%s", reason);
+        run->rejects[run->nrejects++] = i;
+        note_kept(run, keep_rejected(run, it, err, sizeof(err)), err);
+    }
+    for (size_t i = 0; i < w->count; i++)
+        w->entries[i].r = NULL;
+    json_decref(w->state);
+    w->state = NULL;
+    w->error[0] = '\0';
+    w->permanent = 0;
+    if (devicestateCommit(w) == 0) return 0;
+    if (w->permanent) {
+        /* not even the counters fit: the readings are kept; nothing more can be done */
+        logError("device '%s': its row cannot be written at all (%s); the batch goes on",
+                 w->deviceId, w->error);
+        w->ok = 1;
+        return 0;
+    }
+    return -1;
+}
+
 void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
     batchRun run;
     char err[INVOCATION_ERR_LEN] = "", line[512];
@@ -297,14 +463,39 @@ void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
     }
     struct timespec t0, t1, t2;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (invocationDecodeBatch(req->body, req->bodylen, &run.b, err, sizeof(err)) != 0) {
-        logWarn("EnvironmentEventTrigger: bad request: %s", err);
-        answer(res, 400, logs, err);
+    if (appEnsureTables(err, sizeof(err)) != 0) {
+        logError("EnvironmentEventTrigger: %s", err);
+        answer(res, 500, logs, err);
         logs = NULL;
         goto out;
     }
-    if (appEnsureTables(err, sizeof(err)) != 0 || collect(&run) != 0 ||
-        calibrate(&run, err, sizeof(err)) != 0 || group(&run) != 0) {
+    /* Deterministic failures of the whole envelope: quarantined whole, answered 200 (a non-2xx
+     * answer would be retried forever and stop the partition). */
+    if (req->spool) {
+        snprintf(line, sizeof(line), "request body of %zu bytes is over MaxRequestBodyBytes (%zu)",
+                 req->bodylen, appSettings.maxBodyBytes);
+        quarantine_batch(req, res, &run.b, line, logs);
+        logs = NULL;
+        goto out;
+    }
+    if (invocationDecodeBatch(req->body, req->bodylen, &run.b, err, sizeof(err)) != 0) {
+        snprintf(line, sizeof(line), "the envelope cannot be read: %s", err);
+        quarantine_batch(req, res, &run.b, line, logs);
+        logs = NULL;
+        goto out;
+    }
+    if (run.b.count && (!run.b.partition[0] || !run.b.allSeq)) {
+        /* Exactly-once rests on (partition, sequence number): without them every delivery of
+         * this batch would be counted again. */
+        quarantine_batch(req, res, &run.b,
+                         !run.b.partition[0]
+                             ? "no partition id in the metadata: cannot be applied exactly once"
+                             : "events without sequence numbers: cannot be applied exactly once",
+                         logs);
+        logs = NULL;
+        goto out;
+    }
+    if (collect(&run) != 0 || calibrate(&run, err, sizeof(err)) != 0 || group(&run) != 0) {
         if (!err[0]) snprintf(err, sizeof(err), "out of memory");
         if (strstr(err, "TableNotFound")) appTablesLost();
         logError("EnvironmentEventTrigger: %s", err);
@@ -315,7 +506,7 @@ void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
     for (size_t i = 0; i < run.nrejects; i++) {
         const item *it = &run.items[run.rejects[i]];
         const hostEvent *e = &run.b.events[it->event];
-        logWarn("rejected reading: device '%s', partition '%s', sequence %" PRId64 ": %s",
+        logWarn("rejected reading: device '%.200s', partition '%s', sequence %" PRId64 ": %s",
                 it->device ? it->device : "(none)", run.b.partition, e->hasSeq ? e->seq : -1,
                 it->reason);
     }
@@ -327,11 +518,15 @@ void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
     json_t *changed = json_array();
     for (size_t i = 0; i < run.nworks; i++) {
         deviceWork *w = &run.works[i];
+        if (!w->ok && w->permanent && reject_device(&run, w) != 0) {
+            /* logged below as not committed */
+        }
         replayed += w->replayed;
         if (!w->ok) {
             failed++;
             if (strstr(w->error, "TableNotFound")) appTablesLost(); /* created again on retry */
-            snprintf(line, sizeof(line), "device '%s' not committed: %s", w->deviceId, w->error);
+            snprintf(line, sizeof(line), "device '%.200s' not committed: %s", w->deviceId,
+                     w->error);
             logError("%s", line);
             json_array_append_new(logs, json_string(line));
             continue;
@@ -348,6 +543,11 @@ void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
              "%zu replayed, %zu failed",
              run.b.count, valid, updated, run.nrejects, replayed, failed);
     json_array_append_new(logs, json_string(line));
+    if (run.rejectRefused) {
+        snprintf(line, sizeof(line), "%d rejected reading(s) could not be kept: %s",
+                 run.rejectRefused, run.rejectError);
+        json_array_append_new(logs, json_string(line));
+    }
     if (failed || run.rejectFailures) {
         if (strstr(run.rejectError, "TableNotFound")) appTablesLost();
         if (run.rejectFailures) json_array_append_new(logs, json_string(run.rejectError));

@@ -27,7 +27,17 @@ static json_t *unwrap_array(json_t *v) {
 
 static int is_container(const json_t *j) { return json_is_object(j) || json_is_array(j); }
 
-/* Decodes one element of the events array into e. */
+/* Parses JSON text that must be an object or an array. \u0000 inside strings is allowed: a NUL
+ * in a field the handler never reads must not reject the reading. NULL when it is neither. */
+static json_t *load_container(const char *s, size_t n) {
+    json_t *j = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (is_container(j)) return j;
+    json_decref(j);
+    return NULL;
+}
+
+/* Decodes one element of the events array into e. The element's text is borrowed: the caller
+ * keeps the array alive. Returns 0 or -1 (OOM). */
 static int decode_event(json_t *el, hostEvent *e) {
     if (json_is_string(el)) {
         const char *s = json_string_value(el);
@@ -35,36 +45,61 @@ static int decode_event(json_t *el, hostEvent *e) {
         if (memchr(s, '\0', n)) {
             /* Not JSON text (JSON text holds no raw NUL): kept escaped, so that it stays
              * readable and whole in the rejected table. */
-            e->raw = json_dumps(el, JSON_ENCODE_ANY);
-            return e->raw ? 0 : -1;
+            e->rawOwned = json_dumps(el, JSON_ENCODE_ANY);
+            if (!e->rawOwned) return -1;
+            e->raw = e->rawOwned;
+            e->rawlen = strlen(e->rawOwned);
+            return 0;
         }
-        e->raw = malloc(n + 1);
-        if (!e->raw) return -1;
-        memcpy(e->raw, s, n);
-        e->raw[n] = '\0';
-        json_t *j = json_loadb(s, n, JSON_DECODE_ANY, NULL);
-        if (!is_container(j)) {
+        e->raw = s;
+        e->rawlen = n;
+        e->body = load_container(s, n);
+        if (!e->body) {
             /* dataType binary: base64 of the body. */
             size_t blen = 0;
             unsigned char *bytes = cryptoBase64Decode(s, n, &blen);
-            json_t *b = bytes ? json_loadb((char *)bytes, blen, JSON_DECODE_ANY, NULL) : NULL;
-            if (is_container(b)) {
-                json_decref(j);
-                j = b;
-                free(e->raw);
-                e->raw = (char *)bytes;
-                bytes = NULL;
-            } else {
-                json_decref(b);
+            json_t *b = bytes ? load_container((char *)bytes, blen) : NULL;
+            if (b && !memchr(bytes, '\0', blen)) {
+                e->body = b;
+                e->rawOwned = (char *)bytes;
+                e->raw = e->rawOwned;
+                e->rawlen = blen;
+                return 0;
             }
+            json_decref(b);
             free(bytes);
         }
-        e->body = j;
         return 0;
     }
     e->body = json_incref(el);
-    e->raw = json_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY);
-    return e->raw ? 0 : -1;
+    e->rawOwned = json_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!e->rawOwned) return -1;
+    e->raw = e->rawOwned;
+    e->rawlen = strlen(e->rawOwned);
+    return 0;
+}
+
+/* After a failed decode: the partition and the sequence range, as far as the metadata can be
+ * read, for the quarantine record. */
+static void describe_failed(hostBatch *b) {
+    json_t *meta = json_object_get(b->root, "Metadata");
+    json_t *ctx = json_object_get(meta, "TriggerPartitionContext");
+    if (!ctx) ctx = json_object_get(meta, "PartitionContext");
+    json_t *pid = json_object_get(ctx, "PartitionId");
+    if (json_is_string(pid) && json_string_length(pid) < sizeof(b->partition) &&
+        strlen(json_string_value(pid)) == json_string_length(pid))
+        snprintf(b->partition, sizeof(b->partition), "%s", json_string_value(pid));
+    json_t *seqs = unwrap_array(json_object_get(meta, "SequenceNumberArray"));
+    size_t i;
+    json_t *v;
+    json_array_foreach(seqs, i, v) {
+        if (!json_is_integer(v)) continue;
+        int64_t n = (int64_t)json_integer_value(v);
+        if (!b->hasSeqRange || n < b->seqFirst) b->seqFirst = n;
+        if (!b->hasSeqRange || n > b->seqLast) b->seqLast = n;
+        b->hasSeqRange = 1;
+    }
+    json_decref(seqs);
 }
 
 static json_t *metadata_array(json_t *meta, const char *name, size_t count, int *bad) {
@@ -206,6 +241,9 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
         snprintf(err, errlen, "'Data.events' must be an array (or a JSON string holding one)");
         goto out;
     }
+    /* The events' texts are borrowed from the decoded array from here on: the (up to several
+     * MB) string the host wrapped them in is no longer needed. */
+    if (json_is_string(ev)) json_object_clear(data);
     b->count = json_array_size(events);
     if (b->count > MAX_EVENTS) {
         snprintf(err, errlen, "too many events in one batch (%zu)", b->count);
@@ -232,6 +270,7 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    b->allSeq = 1;
     for (size_t i = 0; i < b->count; i++) {
         hostEvent *e = &b->events[i];
         if (decode_event(json_array_get(events, i), e) != 0) {
@@ -239,6 +278,13 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
             goto out;
         }
         if (sequence_number(json_array_get(seqs, i), i, e, err, errlen) != 0) goto out;
+        if (e->hasSeq) {
+            if (!b->hasSeqRange || e->seq < b->seqFirst) b->seqFirst = e->seq;
+            if (!b->hasSeqRange || e->seq > b->seqLast) b->seqLast = e->seq;
+            b->hasSeqRange = 1;
+        } else {
+            b->allSeq = 0;
+        }
         json_t *t = json_array_get(times, i);
         if (json_is_string(t)) {
             int64_t ms = invocationParseTime(json_string_value(t));
@@ -247,7 +293,8 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
         json_t *sp = json_array_get(b->sysProps, i);
         if (json_is_string(sp)) {
             /* an element encoded once more */
-            json_t *o = json_loads(json_string_value(sp), 0, NULL);
+            json_t *o =
+                json_loadb(json_string_value(sp), json_string_length(sp), JSON_ALLOW_NUL, NULL);
             if (json_is_object(o))
                 json_array_set_new(b->sysProps, i, o), sp = o;
             else
@@ -260,21 +307,36 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
             e->badDeviceId = strlen(e->deviceId) != json_string_length(id);
         }
     }
+    b->eventsArr = events;
+    events = NULL;
     rc = 0;
 out:
     json_decref(events);
     json_decref(seqs);
     json_decref(times);
-    if (rc != 0) invocationBatchFree(b);
+    if (rc != 0) {
+        char partition[sizeof(b->partition)];
+        int has = 0;
+        int64_t first = 0, last = 0;
+        if (b->root) {
+            describe_failed(b);
+            has = b->hasSeqRange, first = b->seqFirst, last = b->seqLast;
+        }
+        memcpy(partition, b->partition, sizeof(partition));
+        invocationBatchFree(b);
+        memcpy(b->partition, partition, sizeof(partition));
+        b->hasSeqRange = has, b->seqFirst = first, b->seqLast = last;
+    }
     return rc;
 }
 
 void invocationBatchFree(hostBatch *b) {
     for (size_t i = 0; b->events && i < b->count; i++) {
         json_decref(b->events[i].body);
-        free(b->events[i].raw);
+        free(b->events[i].rawOwned);
     }
     free(b->events);
+    json_decref(b->eventsArr);
     json_decref(b->sysProps);
     json_decref(b->root);
     memset(b, 0, sizeof(*b));

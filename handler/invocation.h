@@ -11,7 +11,10 @@
 
 typedef struct hostEvent {
     json_t *body;         /* the event's body as JSON (owned), NULL when it is not JSON */
-    char *raw;            /* the body's text as received (owned), for rejected readings */
+    const char *raw;      /* the body's text as received, for rejected readings: borrowed from
+                             the batch, or rawOwned */
+    size_t rawlen;        /* its length in bytes */
+    char *rawOwned;       /* owned text when raw is not borrowed (base64-decoded, re-encoded) */
     const char *deviceId; /* iothub-connection-device-id, borrowed from the batch, or NULL */
     int badDeviceId;      /* the id holds a NUL character: no row can be named by it */
     int hasSeq;
@@ -27,16 +30,23 @@ typedef struct hostBatch {
      * EventHubName), borrowed from root; NULL when the host sent none. */
     const char *eventHubNamespace;
     const char *eventHubName;
-    json_t *root;     /* keeps borrowed strings alive */
-    json_t *sysProps; /* decoded SystemPropertiesArray (owned), or NULL */
+    json_t *root;      /* keeps borrowed strings alive */
+    json_t *eventsArr; /* the decoded events array (owned): raw texts are borrowed from it */
+    json_t *sysProps;  /* decoded SystemPropertiesArray (owned), or NULL */
+    int allSeq;        /* every event has a sequence number */
+    int hasSeqRange;   /* seqFirst/seqLast hold the lowest and highest sequence numbers seen, */
+    int64_t seqFirst;  /* also filled, as far as the metadata could be read, when decoding */
+    int64_t seqLast;   /* failed (for the quarantine record) */
 } hostBatch;
 
 /* Decodes an invocation body. Event bodies may be JSON text, base64 of JSON, objects or arrays,
  * or not JSON at all (kept raw, body NULL); the arrays may come wrapped in a JSON string or not.
- * Returns 0, or -1 with a message for the caller's 400 answer (malformed JSON, no Data, wrong
- * types, metadata arrays of another length than the events, a sequence number that is not an
- * integer in 0..INT64_MAX: such a batch cannot be deduplicated, so it is unreadable as a whole).
- * Free with invocationBatchFree. */
+ * A \u0000 inside an event's JSON is accepted here; the strings the handler uses are checked
+ * where they are used. Returns 0, or -1 with a message (malformed JSON, no Data, wrong types,
+ * metadata arrays of another length than the events, a sequence number that is not an integer
+ * in 0..INT64_MAX: such a batch cannot be deduplicated): the envelope cannot be read, and the
+ * caller quarantines it. On -1, b->partition and the sequence range hold what could be read
+ * from the metadata, and nothing needs freeing. Free a decoded batch with invocationBatchFree. */
 int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err, size_t errlen);
 
 void invocationBatchFree(hostBatch *b);

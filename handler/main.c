@@ -44,11 +44,15 @@ int main(void) {
         logError("enviromon: cannot start: %s", err);
         return 2;
     }
+    /* A trigger body over MaxRequestBodyBytes is spooled to disk and quarantined whole (a 413
+     * would be retried forever); past 1 GiB it is refused. README, "Failure handling". */
     serverOptions so = {.port = appSettings.port,
                         .maxBody = appSettings.maxBodyBytes,
                         .deadlineSeconds = appSettings.requestDeadlineSeconds,
                         .handler = appDispatch,
-                        .quick = appIsQuick};
+                        .quick = appIsQuick,
+                        .spoolPath = "/EnvironmentEventTrigger",
+                        .spoolCeiling = (size_t)1 << 30};
     if (serverStart(&so, err, sizeof(err))) {
         logError("enviromon: %s", err);
         appShutdown();

@@ -62,6 +62,9 @@ typedef struct request {
     int state;
     buf body;
     int tooLarge;
+    int spoolable; /* a POST to the spooling path */
+    FILE *spool;   /* the body, once it passed maxBody on the spooling path */
+    size_t total;  /* bytes received */
     int lane;
     struct MHD_Connection *conn;
     conninfo *ci;
@@ -150,8 +153,31 @@ static void release(request *rq) {
         stream_unref(rq->streamQueued);
     }
     bufFree(&rq->body);
+    if (rq->spool) fclose(rq->spool);
     free_response_parts(&rq->res);
     free(rq);
+}
+
+/* Appends a piece of the body: to memory up to maxBody, then (on the spooling path) to a
+ * temporary file up to spoolCeiling. Returns 0, or -1 when the body is too large or cannot be
+ * spooled. Runs on an I/O thread: the writes go to the page cache. */
+static int take_body(request *rq, const char *data, size_t n) {
+    if (rq->total + n < rq->total) return -1;
+    rq->total += n;
+    if (!rq->spool && rq->body.len + n <= opt.maxBody) return bufAppend(&rq->body, data, n);
+    if (!rq->spoolable || rq->total > opt.spoolCeiling) return -1;
+    if (!rq->spool) {
+        rq->spool = tmpfile();
+        if (!rq->spool) {
+            logError("cannot spool a body of more than %zu bytes: %s", opt.maxBody,
+                     strerror(errno));
+            return -1;
+        }
+        if (rq->body.len && fwrite(rq->body.data, 1, rq->body.len, rq->spool) != rq->body.len)
+            return -1;
+        bufFree(&rq->body);
+    }
+    return fwrite(data, 1, n, rq->spool) == n ? 0 : -1;
 }
 
 static void add_headers(struct MHD_Response *r, serverResponse *res) {
@@ -269,7 +295,8 @@ static void run(request *rq) {
     serverRequest req = {.method = rq->method,
                          .path = rq->url,
                          .body = rq->body.data ? rq->body.data : "",
-                         .bodylen = rq->body.len,
+                         .bodylen = rq->spool ? rq->total : rq->body.len,
+                         .spool = rq->spool,
                          .conn = rq->conn,
                          .rq = rq};
     opt.handler(&req, &rq->res);
@@ -488,6 +515,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rq->url = url;
         /* Functions host invocations (POST /<FunctionName>) get their own lane. */
         rq->lane = !(strcmp(method, "POST") == 0 && strncasecmp(url, "/api/", 5) != 0);
+        rq->spoolable =
+            opt.spoolPath && strcmp(method, "POST") == 0 && strcasecmp(url, opt.spoolPath) == 0;
         *con_cls = rq;
         pthread_mutex_lock(&lock);
         inflight++;
@@ -497,7 +526,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return ret;
         }
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > opt.maxBody) {
+        if (cl && strtoull(cl, NULL, 10) > (rq->spoolable ? opt.spoolCeiling : opt.maxBody)) {
             rq->tooLarge = 1;
             rq->state = RQ_ANSWERED;
             return too_large(c); /* answered before the body is read */
@@ -509,8 +538,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             *upload_data_size = 0;
             return MHD_YES;
         }
-        if (!rq->tooLarge && bufAppend(&rq->body, upload_data, *upload_data_size) != 0)
+        if (!rq->tooLarge && take_body(rq, upload_data, *upload_data_size) != 0) {
             rq->tooLarge = 1;
+            bufFree(&rq->body);
+            if (rq->spool) fclose(rq->spool);
+            rq->spool = NULL;
+        }
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -518,6 +551,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     pthread_mutex_lock(&lock);
     int state = rq->state;
     if (state == RQ_READING) {
+        if (!rq->tooLarge && rq->spool &&
+            (fflush(rq->spool) != 0 || fseek(rq->spool, 0, SEEK_SET) != 0)) {
+            fclose(rq->spool);
+            rq->spool = NULL;
+            rq->tooLarge = 1;
+        }
         if (rq->tooLarge) {
             rq->state = RQ_ANSWERED;
             pthread_mutex_unlock(&lock);

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define SERVER_MAX_HEADERS 8
 #define SERVER_IO_THREADS 2          /* libmicrohttpd's threads: sockets only, never a handler */
@@ -20,6 +21,9 @@ typedef struct serverRequest {
     const char *path; /* without the query */
     const char *body; /* the whole body, NUL-terminated ("" when none) */
     size_t bodylen;
+    /* A body over maxBody on the spooling path (serverOptions.spoolPath): body is "" and the
+     * bytes (bodylen of them) are in this temporary file, from its start. Borrowed; else NULL. */
+    FILE *spool;
     void *conn; /* opaque, for serverQuery/serverHeader */
     void *rq;   /* opaque, for serverStreamOpen */
 } serverRequest;
@@ -45,6 +49,10 @@ typedef struct serverOptions {
     int deadlineSeconds; /* to receive a whole request, and to take a whole answer */
     serverHandlerFn handler;
     serverQuickFn quick; /* may be NULL */
+    /* POSTs to spoolPath (may be NULL) over maxBody, up to spoolCeiling bytes, go to a temporary
+     * file (serverRequest.spool) instead of a 413, so that the handler can keep them. */
+    const char *spoolPath;
+    size_t spoolCeiling;
 } serverOptions;
 
 /* Starts listening on 127.0.0.1:port (raising the soft RLIMIT_NOFILE to the hard one). Returns

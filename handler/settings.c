@@ -269,7 +269,9 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
         table_setting("CalibrationTable", "Calibration", s->calibrationTable,
                       sizeof(s->calibrationTable), err, errlen) ||
         table_setting("RejectedTable", "RejectedTelemetry", s->rejectedTable,
-                      sizeof(s->rejectedTable), err, errlen))
+                      sizeof(s->rejectedTable), err, errlen) ||
+        table_setting("QuarantineTable", "QuarantinedBatches", s->quarantineTable,
+                      sizeof(s->quarantineTable), err, errlen))
         return -1;
 
     if (int_setting("BackoffBaseMs", 40, 1, 60000, &v, err, errlen)) return -1;
@@ -283,7 +285,10 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
     s->backoffAttempts = (int)v;
     if (int_setting("BatchConcurrency", 8, 1, 64, &v, err, errlen)) return -1;
     s->batchConcurrency = (int)v;
-    if (int_setting("MaxRequestBodyBytes", 4 << 20, 1024, 256L << 20, &v, err, errlen)) return -1;
+    /* The largest invocation the host sends with this host.json (maxEventBatchSize 100, IoT Hub
+     * messages of up to 256 KiB, every byte a control character escaped twice: 7 bytes) is
+     * about 176 MiB; 192 MiB leaves room for the metadata. README, "Request body limit". */
+    if (int_setting("MaxRequestBodyBytes", 192L << 20, 1024, 1L << 30, &v, err, errlen)) return -1;
     s->maxBodyBytes = (size_t)v;
     if (int_setting("CalibrationCacheSeconds", 300, 0, 86400, &v, err, errlen)) return -1;
     s->calibrationCacheSeconds = (int)v;

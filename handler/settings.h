@@ -24,6 +24,7 @@ typedef struct settings {
     char deviceTable[64];
     char calibrationTable[64];
     char rejectedTable[64];
+    char quarantineTable[64];
     int backoffBaseMs;
     int backoffCapMs;
     int backoffAttempts;

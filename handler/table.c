@@ -20,36 +20,71 @@
 
 /* ---- keys ---- */
 
-int tableKeyValid(const char *key) {
-    const unsigned char *p = (const unsigned char *)key;
-    size_t n = 0;
-    if (!key || !*key) return 0;
-    while (*p) {
-        unsigned c = *p;
-        int extra;
-        if (c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == '#' || c == '?') return 0;
-        if (c < 0x80)
-            extra = 0;
-        else if ((c & 0xe0) == 0xc0 && c >= 0xc2)
-            extra = 1;
-        else if ((c & 0xf0) == 0xe0)
-            extra = 2;
-        else if ((c & 0xf8) == 0xf0 && c <= 0xf4)
-            extra = 3;
-        else
-            return 0;
-        unsigned cp = extra ? c & (0x3f >> extra) : c;
-        for (int i = 1; i <= extra; i++) {
-            if ((p[i] & 0xc0) != 0x80) return 0;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f))
-            return 0;
-        p += extra + 1;
-        n += (size_t)extra + 1;
+/* Decodes one UTF-8 character at p (n bytes left): its code point, or -1 when it is not valid
+ * UTF-8 (overlong, surrogate, past U+10FFFF, truncated). *used: its byte length. */
+static long utf8_next(const unsigned char *p, size_t n, size_t *used) {
+    unsigned c = p[0];
+    size_t extra;
+    if (c < 0x80)
+        extra = 0;
+    else if ((c & 0xe0) == 0xc0 && c >= 0xc2)
+        extra = 1;
+    else if ((c & 0xf0) == 0xe0)
+        extra = 2;
+    else if ((c & 0xf8) == 0xf0 && c <= 0xf4)
+        extra = 3;
+    else
+        return -1;
+    if (extra >= n) return -1;
+    unsigned long cp = extra ? c & (0x3fu >> extra) : c;
+    for (size_t i = 1; i <= extra; i++) {
+        if ((p[i] & 0xc0) != 0x80) return -1;
+        cp = cp << 6 | (p[i] & 0x3f);
     }
-    return n <= TABLE_KEY_MAX;
+    if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return -1;
+    *used = extra + 1;
+    return (long)cp;
+}
+
+size_t tableUtf16Length(const char *text, size_t len) {
+    const unsigned char *p = (const unsigned char *)text;
+    size_t units = 0, used;
+    for (size_t i = 0; i < len; i += used) {
+        long cp = utf8_next(p + i, len - i, &used);
+        if (cp < 0) return (size_t)-1;
+        units += cp >= 0x10000 ? 2 : 1;
+    }
+    return units;
+}
+
+size_t tableUtf16Prefix(const char *text, size_t len, size_t units) {
+    const unsigned char *p = (const unsigned char *)text;
+    size_t i = 0, u = 0, used;
+    while (i < len) {
+        long cp = utf8_next(p + i, len - i, &used);
+        size_t w = cp >= 0x10000 ? 2 : 1;
+        if (cp < 0 || u + w > units) break;
+        u += w;
+        i += used;
+    }
+    return i;
+}
+
+int tableKeyValid(const char *key) {
+    if (!key || !*key) return 0;
+    size_t len = strlen(key), used, units = 0;
+    const unsigned char *p = (const unsigned char *)key;
+    for (size_t i = 0; i < len; i += used) {
+        long cp = utf8_next(p + i, len - i, &used);
+        if (cp < 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == '/' ||
+            cp == '\\' || cp == '#' || cp == '?')
+            return 0;
+        units += cp >= 0x10000 ? 2 : 1;
+        if (units > TABLE_KEY_UNITS) return 0;
+    }
+    return 1;
 }
 
 static int unreserved(unsigned char c) {
@@ -127,6 +162,11 @@ static void set_error(tableResult *r, const httpcResponse *resp, const char *wha
         json_decref(j);
     }
     snprintf(r->message, sizeof(r->message), "%s: HTTP %ld %s", what, resp->status, r->code);
+    /* Deterministic refusals: the same request gets the same answer (PropertyValueTooLarge,
+     * EntityTooLarge, InvalidInput, a URI or header too long). 401/403 are not among them: they
+     * change when an operator fixes a key, so they stay transient. */
+    r->permanent =
+        resp->status == 400 || resp->status == 413 || resp->status == 414 || resp->status == 431;
 }
 
 static int classify(long status) {
@@ -159,6 +199,7 @@ static int send_request(const storageAccount *a, const char *method, const char 
                      query && *query && a->sas[0] ? "&" : "", a->sas);
     if (n < 0 || (size_t)n >= sizeof(path) || m < 0 || (size_t)m >= sizeof(url)) {
         snprintf(r->message, sizeof(r->message), "%s: request URL too long", what);
+        r->permanent = 1;
         memset(resp, 0, sizeof(*resp));
         return TABLE_ERROR;
     }
@@ -226,6 +267,7 @@ static int bad_keys(const char *pk, const char *rk, tableResult *r) {
     memset(r, 0, sizeof(*r));
     if (tableKeyValid(pk) && tableKeyValid(rk)) return 0;
     snprintf(r->message, sizeof(r->message), "key not allowed in Table Storage");
+    r->permanent = 1;
     return 1;
 }
 
@@ -254,6 +296,7 @@ int tableGetEntity(const storageAccount *a, const char *table, const char *pk, c
     if (bad_keys(pk, rk, r)) return TABLE_ERROR;
     if (entity_resource(table, pk, rk, res, sizeof(res))) {
         snprintf(r->message, sizeof(r->message), "key too long");
+        r->permanent = 1;
         return TABLE_ERROR;
     }
     int c = request(a, "GET", res, NULL, NULL, NULL, ENTITY_CAP, &resp, r, "get");
@@ -298,6 +341,7 @@ int tableMerge(const storageAccount *a, const char *table, const char *pk, const
     if (bad_keys(pk, rk, r)) return TABLE_ERROR;
     if (entity_resource(table, pk, rk, res, sizeof(res))) {
         snprintf(r->message, sizeof(r->message), "key too long");
+        r->permanent = 1;
         return TABLE_ERROR;
     }
     if (etag) snprintf(ifm, sizeof(ifm), "If-Match: %s", etag);
@@ -310,6 +354,7 @@ int tableUpsert(const storageAccount *a, const char *table, const char *pk, cons
     if (bad_keys(pk, rk, r)) return TABLE_ERROR;
     if (entity_resource(table, pk, rk, res, sizeof(res))) {
         snprintf(r->message, sizeof(r->message), "key too long");
+        r->permanent = 1;
         return TABLE_ERROR;
     }
     return write_entity(a, "PUT", res, NULL, props, r, "upsert");
@@ -380,7 +425,9 @@ int tableQuerySelect(const storageAccount *a, const char *table, const char *fil
         continue;
     too_long:
         bufFree(&q);
+        memset(r, 0, sizeof(*r));
         snprintf(r->message, sizeof(r->message), "query: filter too long");
+        r->permanent = 1;
         return TABLE_ERROR;
     }
 }
@@ -412,6 +459,17 @@ void tableSetString(json_t *e, const char *name, const char *v) {
 void tableSetDateTime(json_t *e, const char *name, const char *iso8601) {
     json_object_set_new(e, name, json_string(iso8601));
     annotate(e, name, "Edm.DateTime");
+}
+
+int tableSetBinary(json_t *e, const char *name, const void *data, size_t len) {
+    char *b64 = len <= TABLE_BINARY_MAX ? cryptoBase64Encode(data, len) : NULL;
+    if (!b64 || json_object_set_new(e, name, json_string(b64)) != 0) {
+        free(b64);
+        return -1;
+    }
+    free(b64);
+    annotate(e, name, "Edm.Binary");
+    return 0;
 }
 
 int64_t tableGetInt64(const json_t *e, const char *name, int64_t def) {

@@ -10,7 +10,16 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#define TABLE_KEY_MAX 1024 /* bytes; Azure's limit for PartitionKey and RowKey */
+/* Table service limits, from "Understanding the Table service data model" (Microsoft Learn,
+ * learn.microsoft.com/rest/api/storageservices/understanding-the-table-service-data-model, read
+ * 2026-12-02): PartitionKey and RowKey up to 1 KiB each, counted in UTF-16 (512 code units; a
+ * character outside the BMP takes 2); a String property up to 64 KiB (32,768 UTF-16 units); a
+ * Binary property up to 64 KiB; an entity up to 1 MiB with at most 252 properties of its own. */
+#define TABLE_KEY_UNITS 512        /* UTF-16 code units in a PartitionKey or RowKey */
+#define TABLE_KEY_MAX 1536         /* bytes: the most UTF-8 a valid key can take (512 x 3) */
+#define TABLE_STRING_UNITS 32768   /* UTF-16 code units in one String property */
+#define TABLE_BINARY_MAX 65536     /* bytes in one Binary property */
+#define TABLE_ENTITY_MAX (1 << 20) /* bytes in one entity */
 
 enum tableStatus {
     TABLE_OK = 0,       /* 2xx */
@@ -25,6 +34,8 @@ typedef struct tableResult {
     char code[64];     /* x-ms-error-code, when the service gave one */
     char etag[160];    /* ETag of the entity read or written, verbatim */
     char message[256]; /* what went wrong, for a log line */
+    int permanent;     /* the request itself is refused and will be every time: a 400, 413, 414
+                          or 431 answer, or refused here before sending (bad key, URL too long) */
 } tableResult;
 
 /* Every call below is thread-safe, reuses pooled connections, and returns an enum tableStatus
@@ -63,9 +74,17 @@ int tableQuery(const storageAccount *a, const char *table, const char *filter, t
 int tableQuerySelect(const storageAccount *a, const char *table, const char *filter,
                      const char *select, tableEntityFn fn, void *ctx, tableResult *r);
 
-/* 1 when key may be a PartitionKey or RowKey: 1 to TABLE_KEY_MAX bytes of valid UTF-8, none of
- * / \ # ? and no control characters. */
+/* 1 when key may be a PartitionKey or RowKey: valid UTF-8 of 1 to TABLE_KEY_UNITS UTF-16 code
+ * units, none of / \ # ? and no control characters. */
 int tableKeyValid(const char *key);
+
+/* The length of len bytes of UTF-8 in UTF-16 code units (what Table Storage counts), or
+ * (size_t)-1 when the text is not valid UTF-8. */
+size_t tableUtf16Length(const char *text, size_t len);
+
+/* The byte length of the longest prefix of text (len bytes, valid UTF-8) that takes at most
+ * units UTF-16 code units and ends on a character boundary. */
+size_t tableUtf16Prefix(const char *text, size_t len, size_t units);
 
 /* Writes key as it goes inside '...' in a URL: quotes doubled, then percent-encoded (UTF-8).
  * Returns 0, or -1 when out is too small. */
@@ -94,6 +113,8 @@ void tableSetDouble(json_t *e, const char *name, double v);
 void tableSetInt64(json_t *e, const char *name, int64_t v);
 void tableSetString(json_t *e, const char *name, const char *v);
 void tableSetDateTime(json_t *e, const char *name, const char *iso8601);
+/* An Edm.Binary property of len bytes (at most TABLE_BINARY_MAX). Returns 0 or -1 (OOM). */
+int tableSetBinary(json_t *e, const char *name, const void *data, size_t len);
 
 /* Reads an Int64 property, stored as a string ("12") or a number. def when absent or invalid. */
 int64_t tableGetInt64(const json_t *e, const char *name, int64_t def);

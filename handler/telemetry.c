@@ -1,6 +1,8 @@
 /* telemetry: one reading: field aliases, calibration, validation. Pure: no I/O. */
 #include "telemetry.h"
 
+#include "table.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -70,9 +72,22 @@ int telemetryNormalize(const json_t *body, reading *r, char *reason, size_t len)
         snprintf(reason, len, "geo must be a string without NUL characters");
         return -1;
     }
+    if (g && tableUtf16Length(json_string_value(g), json_string_length(g)) > TELEMETRY_GEO_UNITS) {
+        snprintf(reason, len, "geo is longer than %d characters (UTF-16 units)",
+                 TELEMETRY_GEO_UNITS);
+        return -1;
+    }
     r->geo = json_string_value(g);
     static const char *const id[] = {"messageId", "Id", NULL};
     json_t *i = first_of(body, id, NULL);
+    if (json_is_string(i) && strlen(json_string_value(i)) != json_string_length(i)) {
+        snprintf(reason, len, "messageId must be a string without NUL characters");
+        return -1;
+    }
+    if (json_is_string(i) && json_string_length(i) > TELEMETRY_ID_BYTES) {
+        snprintf(reason, len, "messageId is longer than %d bytes of UTF-8", TELEMETRY_ID_BYTES);
+        return -1;
+    }
     if (json_is_string(i))
         snprintf(r->id, sizeof(r->id), "%s", json_string_value(i));
     else if (json_is_integer(i))

@@ -6,6 +6,11 @@
 #include <stddef.h>
 
 #define TELEMETRY_REASON_LEN 160
+/* Bounds on the strings a device sends that end up in its row, in UTF-16 code units (what Table
+ * Storage counts; a String property holds at most 32,768). Longer values reject the reading:
+ * a row the store refuses would otherwise stop the partition (README, failure handling). */
+#define TELEMETRY_GEO_UNITS 1024
+#define TELEMETRY_ID_BYTES 128 /* messageId: UTF-8 bytes, so at most 128 UTF-16 units too */
 
 enum { METRIC_CELSIUS, METRIC_HUMIDITY, METRIC_HPA, METRIC_LIGHT, METRIC_COUNT };
 
@@ -14,7 +19,7 @@ typedef struct reading {
     double value[METRIC_COUNT];
     const char *bodyDeviceId; /* deviceId / DeviceId from the body, borrowed from it, or NULL */
     const char *geo;          /* borrowed from the body, or NULL */
-    char id[64];              /* messageId / Id as text, or "" */
+    char id[TELEMETRY_ID_BYTES + 1]; /* messageId / Id as text, or "" */
 } reading;
 
 typedef struct calibration {
@@ -32,7 +37,8 @@ int telemetryCalibrationFromRow(const json_t *row, calibration *c, char *reason,
 
 /* Normalises one body object into *r using the aliases (first match wins). The reading borrows
  * strings from body, which must outlive it. Returns 0, or -1 with reason (not an object, a metric
- * that is not a finite number). */
+ * that is not a finite number, a used string that holds NUL or is longer than its bound). Fields
+ * the handler does not read are not looked at. */
 int telemetryNormalize(const json_t *body, reading *r, char *reason, size_t len);
 
 /* value * slope + intercept for each calibrated metric that is present. */

@@ -53,6 +53,7 @@ describe('EnvironmentEventTrigger', () => {
       const doc = JSON.parse(readFileSync(path.join(FIX, f), 'utf8'));
       // a partition of its own, so that these events are new
       doc.Metadata.TriggerPartitionContext.PartitionId = `enc-${f.length}-${f[9]}`;
+      doc.Metadata.PartitionContext.PartitionId = doc.Metadata.TriggerPartitionContext.PartitionId;
       const sys = (typeof doc.Metadata.SystemPropertiesArray === 'string')
         ? JSON.parse(doc.Metadata.SystemPropertiesArray) : doc.Metadata.SystemPropertiesArray;
       const ids = sys.map((s, i) => ({ ...s, 'iothub-connection-device-id': `enc-${f}-${i}` }));
@@ -64,6 +65,21 @@ describe('EnvironmentEventTrigger', () => {
       assert.equal(row.Celsius, 24.93, f);
       assert.equal(Number(row.Count), 1, f);
     }
+  });
+
+  test('the host\'s batch of plain Event Hubs events: an array body and a body that is not JSON', async () => {
+    const body = readFileSync(path.join(FIX, 'eventhub-array-body-and-garbage.json'), 'utf8');
+    for (let i = 0; i < 2; i++) {
+      const r = await h.invoke(handler.url, 'EnvironmentEventTrigger', body, { raw: true });
+      assert.equal(r.status, 200, r.text);
+    }
+    const row = await device('enviro-1');
+    assert.equal(Number(row.Count), 2);
+    assert.equal(row.Celsius, 22.6);
+    assert.equal(row.LastMessageId, '100');
+    const kept = await h.tableAll(az, 'RejectedTelemetry', "EventHubPartition eq '1' and SequenceNumber eq 1018L");
+    assert.equal(kept.length, 1);
+    assert.equal(kept[0].Body, 'not json');
   });
 
   test('a replayed batch changes nothing', async () => {

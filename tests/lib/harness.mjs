@@ -167,22 +167,49 @@ export function mintJwt(key, claims, { alg = 'HS256' } = {}) {
   return `${signed}.${sig}`;
 }
 
-/** Builds a host invocation body the way the Functions host sends an Event Hubs batch
- * (dataType string: the arrays are JSON strings). events: [{ body, deviceId?, seq?, enqueued? }]. */
+/** A DateTime of unspecified kind as the host writes it (Newtonsoft round-trip format, no zone,
+ * trailing zeros of the fraction dropped): "2026-11-27T08:00:00.521". See tests/fixtures/README.md. */
+export function hostTime(iso) {
+  const [date, rest] = iso.replace(/Z$/, '').split('T');
+  const [hms, frac = ''] = rest.split('.');
+  const f = frac.padEnd(7, '0').slice(0, 7).replace(/0+$/, '');
+  return `${date}T${hms}${f ? '.' + f : ''}`;
+}
+
+/** Builds a host invocation body the way the Functions host sends an Event Hubs batch from IoT
+ * Hub (dataType string: the arrays are JSON strings; the metadata the Event Hubs extension binds,
+ * as in tests/fixtures). events: [{ body, deviceId?, seq?, enqueued? }]. */
 export function hostBatch(events, { partition = '0', eventHub = 'enviromon-hub', namespace = 'enviromon-ns.servicebus.windows.net', wrap = true } = {}) {
   const bodies = events.map((e) => (typeof e.body === 'string' ? e.body : JSON.stringify(e.body)));
   const seqs = events.map((e) => e.seq ?? null);
   const times = events.map((e) => e.enqueued ?? new Date().toISOString());
-  const sys = events.map((e) => (e.deviceId === undefined ? {} : { 'iothub-connection-device-id': e.deviceId }));
+  const offsets = events.map((e, i) => String((e.seq ?? i) * 120));
+  const sys = events.map((e, i) => ({
+    'x-opt-sequence-number': seqs[i],
+    'x-opt-offset': offsets[i],
+    'x-opt-enqueued-time': hostTime(times[i]) + '+00:00',
+    ...(e.deviceId === undefined ? {} : {
+      'iothub-connection-device-id': e.deviceId,
+      'iothub-connection-auth-method': '{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}',
+      'iothub-connection-auth-generation-id': '638663012345678901',
+      'iothub-enqueuedtime': hostTime(times[i]) + 'Z',
+      'iothub-message-source': 'Telemetry',
+    }),
+    SequenceNumber: seqs[i], Offset: Number(offsets[i]), PartitionKey: null, EnqueuedTimeUtc: hostTime(times[i]),
+  }));
   const w = (v) => (wrap ? JSON.stringify(v) : v);
+  const ctx = { FullyQualifiedNamespace: namespace, EventHubName: eventHub, ConsumerGroup: '$Default', PartitionId: partition, IsCheckpointingAfterInvocation: true };
   return {
     Data: { events: w(bodies) },
     Metadata: {
-      TriggerPartitionContext: { FullyQualifiedNamespace: namespace, EventHubName: eventHub, ConsumerGroup: '$Default', PartitionId: partition },
+      TriggerPartitionContext: ctx,
+      PartitionContext: { ...ctx },
+      PartitionKeyArray: w(events.map(() => null)),
+      OffsetArray: w(offsets),
       SequenceNumberArray: w(seqs),
-      EnqueuedTimeUtcArray: w(times),
-      SystemPropertiesArray: w(sys),
+      EnqueuedTimeUtcArray: w(times.map(hostTime)),
       PropertiesArray: w(events.map(() => ({}))),
+      SystemPropertiesArray: w(sys),
       sys: { MethodName: 'EnvironmentEventTrigger', UtcNow: new Date().toISOString(), RandGuid: 'x' },
     },
   };

@@ -81,6 +81,36 @@ static void test_binary_body_is_decoded(void **state) {
     free(body);
 }
 
+static void test_nul_in_an_unread_field(void **state) {
+    (void)state;
+    /* the event's JSON holds \u0000 in a field the handler never reads: still a JSON body */
+    const char *body =
+        "{\"Data\":{\"events\":\"[\\\"{\\\\\\\"t\\\\\\\":1,\\\\\\\"x\\\\\\\":"
+        "\\\\\\\"a\\\\\\\\u0000b\\\\\\\"}\\\"]\"},\"Metadata\":{\"SequenceNumberArray\":\"[5]\"}}";
+    char err[INVOCATION_ERR_LEN] = "";
+    hostBatch b;
+    if (invocationDecodeBatch(body, strlen(body), &b, err, sizeof(err))) fail_msg("%s", err);
+    assert_int_equal(b.count, 1);
+    assert_non_null(b.events[0].body);
+    assert_int_equal(json_string_length(json_object_get(b.events[0].body, "x")), 3);
+    assert_true(b.allSeq);
+    invocationBatchFree(&b);
+}
+
+static void test_failed_decode_keeps_what_it_can(void **state) {
+    (void)state;
+    const char *body = "{\"Data\":{\"events\":\"[1,2]\"},\"Metadata\":{\"PartitionContext\":"
+                       "{\"PartitionId\":\"3\"},\"SequenceNumberArray\":\"[9,7,8]\"}}";
+    char err[INVOCATION_ERR_LEN] = "";
+    hostBatch b;
+    assert_int_equal(invocationDecodeBatch(body, strlen(body), &b, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "one entry per event"));
+    assert_string_equal(b.partition, "3");
+    assert_true(b.hasSeqRange);
+    assert_int_equal(b.seqFirst, 7);
+    assert_int_equal(b.seqLast, 9);
+}
+
 static void test_array_body(void **state) {
     (void)state;
     size_t len;
@@ -266,6 +296,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_binary_body_is_decoded),
+        cmocka_unit_test(test_nul_in_an_unread_field),
+        cmocka_unit_test(test_failed_decode_keeps_what_it_can),
         cmocka_unit_test(test_array_body),
         cmocka_unit_test(test_bad_envelopes),
         cmocka_unit_test(test_partition_context_variants),

@@ -115,6 +115,10 @@ static void test_load(void **state) {
     assert_int_equal(s.port, 7071);
     assert_string_equal(s.partitionKey, "Sydney");
     assert_string_equal(s.deviceTable, "DeviceState");
+    assert_string_equal(s.quarantineTable, "QuarantinedBatches");
+    /* the largest invocation the host sends with this host.json: 100 x 256 KiB x 7 < 192 MiB */
+    assert_int_equal(s.maxBodyBytes, 192u << 20);
+    assert_true(s.maxBodyBytes >= 100u * 256 * 1024 * 7);
     assert_int_equal(s.backoffBaseMs, 40);
     assert_int_equal(s.backoffCapMs, 1000);
     assert_int_equal(s.backoffAttempts, 10);

@@ -66,13 +66,45 @@ static void test_key_valid(void **state) {
     assert_false(tableKeyValid("\xc3"));         /* truncated UTF-8 */
     assert_false(tableKeyValid("\xc0\xaf"));     /* overlong '/' */
     assert_false(tableKeyValid("\xed\xa0\x80")); /* surrogate */
-    char big[TABLE_KEY_MAX + 2];
-    memset(big, 'k', sizeof(big) - 1);
-    big[TABLE_KEY_MAX] = '\0';
+    /* The limit is 512 UTF-16 units (1 KiB), not 1 KiB of UTF-8. */
+    char big[TABLE_KEY_MAX + 8];
+    memset(big, 'k', sizeof(big));
+    big[TABLE_KEY_UNITS] = '\0';
     assert_true(tableKeyValid(big));
-    big[TABLE_KEY_MAX] = 'k';
-    big[TABLE_KEY_MAX + 1] = '\0';
+    big[TABLE_KEY_UNITS] = 'k';
+    big[TABLE_KEY_UNITS + 1] = '\0';
+    assert_false(tableKeyValid(big)); /* 513 ASCII characters: 513 bytes, past the limit */
+    /* 511 ASCII + one emoji: 513 units (a supplementary character counts 2) */
+    memset(big, 'k', 511);
+    memcpy(big + 511, "\xf0\x9f\x8c\xa1", 5);
     assert_false(tableKeyValid(big));
+    memcpy(big + 510, "\xf0\x9f\x8c\xa1", 5); /* 510 + 2 = 512 */
+    assert_true(tableKeyValid(big));
+    /* 512 CJK characters: 1536 bytes of UTF-8, 512 units */
+    for (int i = 0; i < 512; i++)
+        memcpy(big + 3 * i, "\xe6\xb8\xa9", 3);
+    big[1536] = '\0';
+    assert_true(tableKeyValid(big));
+}
+
+static void test_utf16_length(void **state) {
+    (void)state;
+    assert_int_equal(tableUtf16Length("abc", 3), 3);
+    assert_int_equal(tableUtf16Length("\xe6\xb8\xa9\xf0\x9f\x8c\xa1", 7), 3);
+    assert_int_equal(tableUtf16Length("\xc3", 1), (size_t)-1);
+    /* a prefix never splits a character, nor goes past the units asked */
+    assert_int_equal(tableUtf16Prefix("a\xf0\x9f\x8c\xa1"
+                                      "b",
+                                      6, 2),
+                     1);
+    assert_int_equal(tableUtf16Prefix("a\xf0\x9f\x8c\xa1"
+                                      "b",
+                                      6, 3),
+                     5);
+    assert_int_equal(tableUtf16Prefix("a\xf0\x9f\x8c\xa1"
+                                      "b",
+                                      6, 9),
+                     6);
 }
 
 static void test_typed_properties(void **state) {
@@ -95,9 +127,8 @@ static void test_typed_properties(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_signature_vector),
-        cmocka_unit_test(test_escape_key),
-        cmocka_unit_test(test_key_valid),
+        cmocka_unit_test(test_signature_vector), cmocka_unit_test(test_escape_key),
+        cmocka_unit_test(test_key_valid),        cmocka_unit_test(test_utf16_length),
         cmocka_unit_test(test_typed_properties),
     };
     return cmocka_run_group_tests_name("table", tests, NULL, NULL);

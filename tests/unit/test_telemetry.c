@@ -73,6 +73,35 @@ static void test_wrong_types(void **state) {
     parse("\"text\"", 0, why);
 }
 
+static void test_string_bounds_and_nul(void **state) {
+    (void)state;
+    reading r;
+    char reason[TELEMETRY_REASON_LEN] = "";
+    /* NUL in a field the handler never reads: accepted */
+    json_t *b = json_loadb("{\"temperature\":20,\"note\":\"a\\u0000b\"}", 36, JSON_ALLOW_NUL, NULL);
+    assert_non_null(b);
+    assert_int_equal(telemetryNormalize(b, &r, reason, sizeof(reason)), 0);
+    json_decref(b);
+    /* NUL in a used string: rejected with that reason */
+    b = json_pack("{s:f,s:s%}", "temperature", 20.0, "messageId", "a\0b", (size_t)3);
+    assert_int_equal(telemetryNormalize(b, &r, reason, sizeof(reason)), -1);
+    assert_non_null(strstr(reason, "messageId must be a string without NUL"));
+    json_decref(b);
+    /* geo: 1024 UTF-16 units pass, 1025 do not */
+    char geo[1026];
+    memset(geo, 'g', 1025);
+    geo[1024] = '\0';
+    b = json_pack("{s:f,s:s}", "temperature", 20.0, "geo", geo);
+    assert_int_equal(telemetryNormalize(b, &r, reason, sizeof(reason)), 0);
+    json_decref(b);
+    geo[1024] = 'g';
+    geo[1025] = '\0';
+    b = json_pack("{s:f,s:s}", "temperature", 20.0, "geo", geo);
+    assert_int_equal(telemetryNormalize(b, &r, reason, sizeof(reason)), -1);
+    assert_non_null(strstr(reason, "geo is longer than 1024"));
+    json_decref(b);
+}
+
 static void test_calibration(void **state) {
     (void)state;
     reading r =
@@ -144,6 +173,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_string_bounds_and_nul),
         cmocka_unit_test(test_calibration),
         cmocka_unit_test(test_validation_limits),
         cmocka_unit_test(test_non_finite_after_calibration),

@@ -2,7 +2,6 @@
  * protocol records inside the messages, the handshake and message parsers, and a REST body.
  */
 #include "hubproto.h"
-#include "sha1.h"
 #include "ws.h"
 
 #include <assert.h>

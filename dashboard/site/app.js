@@ -569,7 +569,10 @@ function applyPayload(payload, source) {
         dirty.table.add(d.deviceId);
       }
     }
-    if (devices.length === 0 && source === 'push') showNotice(payload);
+    // An empty array is an empty device list (getdevicestate sent to this connection before any
+    // device reported), not a broadcast worth showing.
+    const empty = Array.isArray(payload) && payload.length === 0;
+    if (devices.length === 0 && source === 'push' && !empty) showNotice(payload);
     if (dirty.cards.size || dirty.table.size) queueRender();
   } catch (err) {
     console.warn('enviromon: ignored a message', err);

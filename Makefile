@@ -93,6 +93,7 @@ test: deps
 
 bench: deps all
 	ENVIROMON_BUILD=$(abspath $(BUILD)) node tests/bench/run.mjs
+	ENVIROMON_BUILD=$(abspath $(BUILD)) node tests/bench/dashboard.mjs
 
 run: deps all
 	@tools/run-local.sh

@@ -26,6 +26,7 @@ const RECONNECT_GIVE_UP_MS = 60000;
 const FOLLOW_UP_READ_MS = 10000;
 const REFRESH_MS = secondsParam('refresh', 300) * 1000;
 const PERF_SAMPLES = 1000;
+const RENDER_EVERY_MS = 200;
 
 const store = new DeviceStore({ historyMs: WINDOW_MS });
 const hiddenSeries = new Set();
@@ -328,6 +329,7 @@ function reorder(view, now) {
 
 function switchView(view) {
   shownView = view;
+  pointerInList = false; // a list that is hidden under the pointer gets no pointerleave
   $('cards').hidden = view !== 'cards';
   $('table-wrap').hidden = view !== 'table';
   for (const b of document.querySelectorAll('.view-toggle button')) b.setAttribute('aria-pressed', String(b.dataset.view === view));
@@ -400,7 +402,29 @@ function togglePick(id) {
 /** Works out which devices the charts show; when that changed, updates legend, swatches and note. */
 function refreshSelection(now, force = false) {
   const sel = chartSelection(store.all(), [...picks.keys()], now, STALE_MS);
-  const slots = new Map(sel.ids.map((id, i) => [id, sel.reason === 'picked' ? picks.get(id) : i]));
+  // Picked devices keep the colour they were picked with; otherwise a device keeps its colour while
+  // it stays charted (the attention set changes as rejects and silences come and go), and a
+  // newcomer takes the first free one.
+  const slots = new Map();
+  if (sel.reason === 'picked') {
+    for (const id of sel.ids) slots.set(id, picks.get(id));
+  } else {
+    const keep = chartState.reason === sel.reason ? chartState.slots : new Map();
+    const used = new Set();
+    for (const id of sel.ids) {
+      if (keep.has(id)) {
+        slots.set(id, keep.get(id));
+        used.add(keep.get(id));
+      }
+    }
+    let free = 0;
+    for (const id of sel.ids) {
+      if (slots.has(id)) continue;
+      while (used.has(free)) free++;
+      slots.set(id, free);
+      used.add(free);
+    }
+  }
   const key = `${sel.reason} ${[...slots].map(([id, s]) => `${s}:${id}`).join('\u0000')}`;
   if (key === chartState.key && !force) return;
   const before = chartState.slots;
@@ -476,9 +500,18 @@ function createCharts() {
     desc.id = `chart-${m.key}-desc`;
     fig.append(cap, svg, desc);
     box.append(fig);
-    charts.set(m.key, { svg, desc, m, lastDesc: '' });
+    charts.set(m.key, { svg, desc, m, lastDesc: '', size: null });
   }
-  new ResizeObserver(() => drawCharts()).observe(box);
+  // Each chart's size, kept from the observer, so drawing never has to ask for a layout.
+  const bySvg = new Map([...charts.values()].map((c) => [c.svg, c]));
+  const ro = new ResizeObserver((entries) => {
+    for (const e of entries) {
+      const c = bySvg.get(e.target);
+      if (c) c.size = { width: e.contentRect.width, height: e.contentRect.height };
+    }
+    drawCharts();
+  });
+  for (const c of charts.values()) ro.observe(c.svg);
 }
 
 let lastDraw = 0;
@@ -505,7 +538,7 @@ function drawCharts() {
       dashed: false,
       points: store.history(id, m.key),
     }));
-    drawChart(svg, { from, to: now, series, emptyText });
+    drawChart(svg, { from, to: now, series, emptyText, size: entry.size });
     const latest = [];
     for (const id of ids) {
       const v = store.get(id)?.[m.key] ?? null;
@@ -529,10 +562,24 @@ function scheduleCharts() {
 // ---------------------------------------------------------------- incoming data
 
 let renderQueued = false;
+let renderTimer = null;
+let lastRender = 0;
 
-/** Renders on the next animation frame (or within half a second in a hidden tab). */
-function queueRender() {
+/**
+ * Renders on an animation frame (or within half a second in a hidden tab). Live data renders at
+ * most every RENDER_EVERY_MS: with a fleet pushing all the time, every frame would mean a layout
+ * of the whole list 60 times a second for changes nobody can read that fast. A person's own
+ * action (now = true) renders on the next frame.
+ */
+function queueRender(now = false) {
   if (renderQueued) return;
+  const wait = now ? 0 : RENDER_EVERY_MS - (performance.now() - lastRender);
+  if (wait > 0) {
+    if (renderTimer === null) renderTimer = setTimeout(() => { renderTimer = null; queueRender(true); }, wait);
+    return;
+  }
+  clearTimeout(renderTimer);
+  renderTimer = null;
   renderQueued = true;
   requestAnimationFrame(render);
   setTimeout(() => renderQueued && render(), 500); // rAF does not run in hidden tabs
@@ -542,6 +589,7 @@ function queueRender() {
 function render() {
   renderQueued = false;
   const t0 = performance.now();
+  lastRender = t0;
   const now = Date.now();
   const view = activeView();
   if (view !== shownView) switchView(view);
@@ -573,7 +621,7 @@ function applyPayload(payload, source) {
     // device reported), not a broadcast worth showing.
     const empty = Array.isArray(payload) && payload.length === 0;
     if (devices.length === 0 && source === 'push' && !empty) showNotice(payload);
-    if (dirty.cards.size || dirty.table.size) queueRender();
+    if (dirty[activeView()].size) queueRender(); // the other layout catches up when shown
   } catch (err) {
     console.warn('enviromon: ignored a message', err);
   }
@@ -809,7 +857,7 @@ function setFilter(text, state) {
   saveUrl();
   orderDirty = true;
   orderForced = true;
-  queueRender();
+  queueRender(true);
 }
 
 /** Whether the person is selecting text inside el (then a click is not a pick). */
@@ -833,7 +881,7 @@ function wireControls() {
     b.addEventListener('click', () => {
       ui.view = b.dataset.view;
       saveUrl();
-      queueRender();
+      queueRender(true);
     });
   }
   $('table').querySelector('thead').addEventListener('click', (e) => {
@@ -849,7 +897,7 @@ function wireControls() {
     saveUrl();
     orderDirty = true;
     orderForced = true;
-    queueRender();
+    queueRender(true);
   });
   // Picking: a row's box (keyboard: Tab to it, Space), a click anywhere else on the row, a
   // card's Chart button (Enter or Space), or a click anywhere else on the card.

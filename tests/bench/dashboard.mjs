@@ -1,7 +1,9 @@
 // Benchmark (figures, not pass/fail): the dashboard in headless Debian Chromium with a fleet of
 // simulated devices pushing live through the local stack (Azurite, SignalR stand-in, handler).
 // For each page variant, over BENCH_DASH_SECONDS after a warm-up:
-//   - main-thread busy share: Chromium's TaskDuration (CDP Performance.getMetrics) per second
+//   - CPU used by Chromium (all its processes, /proc), as a share of one core
+//   - main-thread busy share: Chromium's TaskDuration (CDP Performance.getMetrics) per second;
+//     wall-clock, so it grows when the machine is busy
 //   - script, layout and style time per second (same source)
 //   - the page's own timings (window.enviromon.perf(), when it has them): ms per frame's render
 //     and per chart redraw, p50 / p95 / max
@@ -13,7 +15,7 @@
 // this many ms), BENCH_DASH_SECONDS (20), BENCH_DASH_REF (none).
 //   ENVIROMON_BUILD=$PWD/build node tests/bench/dashboard.mjs
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, sleep } from '../lib/harness.mjs';
@@ -41,6 +43,36 @@ function buildAt(ref, dir) {
   }
 }
 
+/**
+ * CPU seconds used so far by every Chromium process this script started (browser, renderers,
+ * GPU and utility processes), from /proc: what the page costs in CPU, unlike Chromium's task
+ * durations, which are wall-clock and grow when the machine is busy.
+ */
+function chromiumCpuSeconds() {
+  const tick = 100; // USER_HZ on Linux
+  const procs = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      procs.set(Number(name), { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / tick });
+    } catch { /* gone */ }
+  }
+  const mine = (pid) => {
+    for (let p = pid, n = 0; p > 1 && n < 20; p = procs.get(p)?.ppid ?? 0, n++) if (p === process.pid) return true;
+    return false;
+  };
+  let total = 0;
+  for (const [pid, p] of procs) {
+    if (!mine(pid)) continue;
+    let exe = '';
+    try { exe = readlinkSync(`/proc/${pid}/exe`); } catch { continue; }
+    if (/chrom/.test(path.basename(exe))) total += p.cpu;
+  }
+  return total;
+}
+
 const metricsOf = async (cdp) => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
 
 async function measure(browser, url, label) {
@@ -52,15 +84,18 @@ async function measure(browser, url, label) {
   await sleep(5000); // warm-up: the first full read, the first renders
   const hasPerf = await page.evaluate(() => typeof window.enviromon.perf === 'function');
   const m0 = await metricsOf(cdp);
+  const c0 = chromiumCpuSeconds();
   const t0 = performance.now();
   const p0 = hasPerf ? await page.evaluate(() => window.enviromon.perf()) : null;
   await sleep(SECONDS * 1000);
   const m1 = await metricsOf(cdp);
+  const c1 = chromiumCpuSeconds();
   const secs = (performance.now() - t0) / 1000;
   const perf = hasPerf ? await page.evaluate(() => window.enviromon.perf()) : null;
   const per = (k) => (1000 * (m1[k] - m0[k])) / secs; // ms per second
   const fmt = (x) => (x === null ? '-' : x.toFixed(2));
   console.log(`${label}:`);
+  console.log(`  Chromium CPU            ${((100 * (c1 - c0)) / secs).toFixed(1)} % of one core (all its processes, from /proc)`);
   console.log(`  main thread busy        ${(per('TaskDuration') / 10).toFixed(1)} % (${per('TaskDuration').toFixed(0)} ms/s)`);
   console.log(`  script / layout / style ${per('ScriptDuration').toFixed(0)} / ${per('LayoutDuration').toFixed(0)} / ${per('RecalcStyleDuration').toFixed(0)} ms/s`);
   console.log(`  layouts, style recalcs  ${((m1.LayoutCount - m0.LayoutCount) / secs).toFixed(1)} / ${((m1.RecalcStyleCount - m0.RecalcStyleCount) / secs).toFixed(1)} per second`);

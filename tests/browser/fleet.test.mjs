@@ -4,11 +4,14 @@
 // layout, filtering finds a device, sorting orders the rows, and picking a device charts it (and
 // only the picked devices), by mouse and keyboard, across a reload.
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { hostBatch, invoke } from '../lib/harness.mjs';
+import { ROOT, hostBatch, invoke } from '../lib/harness.mjs';
 import { connState, launchBrowser, openPage, readingSender, startStack, waitUntil } from './stack.mjs';
 
 const N = 300;
+const SHOTS = path.resolve(process.env.ENVIROMON_SCREENSHOTS || path.join(ROOT, 'build/screenshots'));
 const STALE_S = 600;
 const ids = Array.from({ length: N }, (_, i) => `fleet-${String(i + 1).padStart(3, '0')}`);
 const isStaleDev = (i) => i % 60 === 7; // 5 devices whose readings are 30 minutes old
@@ -98,6 +101,8 @@ test('the summary counts what was sent, and a fleet this size is shown as a tabl
   assert.equal(row.rejected, String(d.rejected));
   assert.ok(d.rejected > 0);
   assert.deepEqual(page.problems, []);
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SHOTS, 'dashboard-fleet.png'), fullPage: true }); // to look at; nothing asserted
 });
 
 test('filtering by id or by state finds the devices', async () => {

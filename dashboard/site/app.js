@@ -181,9 +181,16 @@ function fillCard(card, dev, now) {
 const ROW_NUMBERS = ['temperature', 'humidity', 'pressure', 'light', 'count', 'rejected'];
 
 function createRow(dev) {
+  // Roles spelled out: the rows are laid out as grids (style.css), which may hide the native ones.
   const tr = make('tr');
+  tr.setAttribute('role', 'row');
   tr.dataset.deviceId = dev.deviceId;
-  const pickCell = make('td', 'col-pick');
+  const cell = (cls) => {
+    const td = make('td', cls);
+    td.setAttribute('role', 'cell');
+    return td;
+  };
+  const pickCell = cell('col-pick');
   const label = make('label', 'pick');
   const box = make('input');
   box.type = 'checkbox';
@@ -194,19 +201,20 @@ function createRow(dev) {
   pickCell.append(label);
   const name = make('th', 'col-id', dev.deviceId);
   name.scope = 'row';
+  name.setAttribute('role', 'rowheader');
   name.title = dev.deviceId;
-  const stateCell = make('td');
+  const stateCell = cell();
   const badge = make('span', 'badge');
   stateCell.append(badge);
   tr.append(pickCell, name, stateCell);
   const cells = {};
   for (const key of ROW_NUMBERS) {
-    const td = make('td', 'num');
+    const td = cell('num');
     td.dataset.field = key;
     cells[key] = td;
     tr.append(td);
   }
-  const seenCell = make('td');
+  const seenCell = cell();
   seenCell.dataset.field = 'lastSeen';
   const time = make('time');
   seenCell.append(time);

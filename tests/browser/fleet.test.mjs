@@ -92,6 +92,22 @@ test('the summary counts what was sent, and a fleet this size is shown as a tabl
   assert.equal(await page.isVisible('#cards'), false);
   assert.equal(await page.$$eval('#cards > li', (l) => l.length), 0, 'no cards are made for the table layout');
   assert.deepEqual(await visibleRows(), ids, 'every device has a row, by id');
+  // The rows are laid out as grids (so off-screen rows skip layout); Chromium's accessibility
+  // tree must still see a table: a row per device, sortable column headers, and a device's id as
+  // its row's header, also for a row far below the scrolled view.
+  const cdp = await page.context().newCDPSession(page);
+  const { nodes } = await cdp.send('Accessibility.getFullAXTree');
+  const roles = {};
+  for (const n of nodes) roles[n.role?.value] = (roles[n.role?.value] ?? 0) + 1;
+  const { root } = await cdp.send('DOM.getDocument');
+  const far = await cdp.send('Accessibility.queryAXTree', { nodeId: root.nodeId, accessibleName: 'fleet-287', role: 'rowheader' });
+  const farBox = await cdp.send('Accessibility.queryAXTree', { nodeId: root.nodeId, accessibleName: 'Chart fleet-287', role: 'checkbox' });
+  await cdp.detach();
+  assert.equal(roles.table, 1, JSON.stringify(roles));
+  assert.equal(roles.columnheader, 10, JSON.stringify(roles));
+  assert.equal(roles.row, N + 1, JSON.stringify(roles));
+  assert.equal(far.nodes.length, 1, 'the row header of a row off screen');
+  assert.equal(farBox.nodes.length, 1, 'the pick box of a row off screen');
   // What one row says, field by field, against what was sent.
   const row = await page.$eval('#rows > tr[data-device-id="fleet-044"]', (tr) =>
     Object.fromEntries([...tr.querySelectorAll('[data-field]')].map((td) => [td.dataset.field, td.textContent])));

@@ -434,7 +434,13 @@ function refreshSelection(now, force = false) {
     }
   }
   const key = `${sel.reason} ${[...slots].map(([id, s]) => `${s}:${id}`).join('\u0000')}`;
-  if (key === chartState.key && !force) return;
+  if (key === chartState.key && !force) {
+    if (sel.needing !== chartState.needing) {
+      chartState.needing = sel.needing;
+      renderChartNote();
+    }
+    return;
+  }
   const before = chartState.slots;
   chartState = { key, reason: sel.reason, ids: sel.ids, needing: sel.needing, slots };
   const view = shownView ?? activeView();

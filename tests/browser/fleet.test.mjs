@@ -265,3 +265,29 @@ test('the layout toggle shows every device as a card, and back', async () => {
     page.isChecked('#rows > tr[data-device-id="fleet-007"] input[type="checkbox"]'));
   assert.deepEqual(page.problems, []);
 });
+
+test('hostile or malformed query parameters fall back to the defaults and never run as markup', async () => {
+  const hostile = '<img src=x onerror="window.__pwned=1">';
+  const q = new URLSearchParams([['stale', String(STALE_S)], ['pick', hostile], ['pick', ''], ['pick', 'fleet-010'],
+    ['pick', 'fleet-010'], ['sort', '__proto__-asc'], ['state', '<b>x</b>'], ['view', 'constructor'], ['q', 'x'.repeat(5000)]]);
+  const p2 = await openPage(browser, `${stack.handler.url}/?${q}`);
+  try {
+    await waitUntil('the page with every device and its picks', async () => (await connState(p2)) === 'connected' &&
+      (await p2.evaluate(() => window.enviromon.devices().length === 300 && window.enviromon.view() === 'table')) &&
+      JSON.stringify((await p2.evaluate(() => window.enviromon.charted())).ids) === JSON.stringify([hostile, 'fleet-010']),
+    { describe: () => p2.evaluate(() => window.enviromon.charted()) });
+    const seen = await p2.evaluate(() => ({
+      pwned: window.__pwned ?? null,
+      markup: document.querySelectorAll('#legend img, #legend b, main img, main b').length,
+      legend: [...document.querySelectorAll('#legend button')].map((b) => b.textContent),
+      view: window.enviromon.view(),
+      state: document.querySelector('#tiles [aria-pressed="true"]').dataset.state,
+      find: document.getElementById('find').value.length,
+      sorted: document.querySelector('#table th[aria-sort]')?.querySelector('button').dataset.sort,
+    }));
+    assert.deepEqual(seen, { pwned: null, markup: 0, legend: [hostile, 'fleet-010'], view: 'table', state: 'all', find: 128, sorted: 'deviceId' });
+    assert.deepEqual(p2.problems, []);
+  } finally {
+    await p2.context().close();
+  }
+});

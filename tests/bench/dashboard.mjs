@@ -103,7 +103,7 @@ async function measure(browser, url, label) {
   console.log(`  JS heap used            ${(m1.JSHeapUsedSize / 1048576).toFixed(1)} MiB`);
   if (perf) {
     const frames = perf.render.count - (p0?.render.count ?? 0);
-    console.log(`  renders                 ${frames} in ${secs.toFixed(1)} s (at most one per animation frame); ms each p50 ${fmt(perf.render.p50)}, p95 ${fmt(perf.render.p95)}, max ${fmt(perf.render.max)} (last ${perf.render.count})`);
+    console.log(`  renders                 ${frames} in ${secs.toFixed(1)} s (on animation frames, at most every 200 ms); ms each p50 ${fmt(perf.render.p50)}, p95 ${fmt(perf.render.p95)}, max ${fmt(perf.render.max)} (last ${perf.render.count})`);
     console.log(`  chart redraws           ms each p50 ${fmt(perf.draw.p50)}, p95 ${fmt(perf.draw.p95)}, max ${fmt(perf.draw.max)} (last ${perf.draw.count})`);
   }
   if (page.problems.length) console.log(`  page problems           ${page.problems.join('; ')}`);

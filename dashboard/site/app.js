@@ -261,13 +261,12 @@ function updateFreshness(part, dev, now) {
 function updatePickState(id, part) {
   const picked = picks.has(id);
   const slot = chartState.slots.get(id) ?? null;
+  // The box is compared with itself: a click toggles it before the page decides (a refused pick).
+  if (part.pick.type === 'checkbox' && part.pick.checked !== picked) part.pick.checked = picked;
   if (picked !== part.picked) {
     part.picked = picked;
-    if (part.pick.type === 'checkbox') part.pick.checked = picked;
-    else {
-      part.pick.setAttribute('aria-pressed', String(picked));
-      part.pick.textContent = picked ? 'Charted' : 'Chart';
-    }
+    // A toggle button keeps its label; aria-pressed (and its look) carries the state.
+    if (part.pick.type !== 'checkbox') part.pick.setAttribute('aria-pressed', String(picked));
     part.el.classList.toggle('picked', picked);
   }
   if (slot !== part.slot) {

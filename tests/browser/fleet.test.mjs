@@ -241,6 +241,11 @@ test('at most ten devices are picked; clearing the picks goes back to the attent
   await waitUntil('the eleventh refused, with a note', async () => /At most 10 devices/.test(await page.textContent('#pick-note')));
   assert.equal((await charted()).ids.includes('fleet-200'), false);
   assert.equal(await page.isChecked('#rows > tr[data-device-id="fleet-200"] input[type="checkbox"]'), false);
+  // The same through the box itself, which the click ticks before the page refuses.
+  await page.click('#rows > tr[data-device-id="fleet-201"] input[type="checkbox"]');
+  await waitUntil('the box of the refused pick unticked', async () =>
+    !(await page.isChecked('#rows > tr[data-device-id="fleet-201"] input[type="checkbox"]')));
+  assert.equal((await charted()).ids.includes('fleet-201'), false);
   const marks = await chartMarks();
   assert.ok(marks.every((m) => new Set(m.last).size === 10), `ten colours: ${JSON.stringify(marks)}`);
 

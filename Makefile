@@ -99,6 +99,7 @@ test: deps
 bench: deps all
 	ENVIROMON_BUILD=$(abspath $(BUILD)) node tests/bench/run.mjs
 	ENVIROMON_BUILD=$(abspath $(BUILD)) node tests/bench/rss.mjs
+	ENVIROMON_BUILD=$(abspath $(BUILD)) node tests/bench/dashboard.mjs
 
 run: deps all
 	@tools/run-local.sh

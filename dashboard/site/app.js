@@ -1,6 +1,11 @@
-// The dashboard page: connects to the SignalR hub through the Functions API, keeps one card per
-// device and draws every metric over time. Everything from the network is shown with textContent.
+// The dashboard page: connects to the SignalR hub through the Functions API and shows the fleet:
+// a summary, cards (small fleets) or a sortable, filterable table (large ones), and charts of the
+// devices a person picked (or the few that need attention). Updates are batched per animation
+// frame and touch only what changed. Everything from the network is shown with textContent.
 import { DeviceStore, METRICS, extractDevices, isStale } from './model.js';
+import {
+  CARD_LIMIT, PALETTE_SIZE, chartSelection, comparator, makeFilter, matches, parsePicks, parseSort, summarize,
+} from './fleet.js';
 import { drawChart } from './chart.js';
 
 const params = new URLSearchParams(location.search);
@@ -14,17 +19,17 @@ function secondsParam(name, def) {
 
 const STALE_MS = secondsParam('stale', 60) * 1000;
 const WINDOW_MS = secondsParam('window', 600) * 1000;
-const PALETTE_SIZE = 10;
 const RECONNECT_DELAYS_MS = [0, 1000, 2000, 4000, 8000, 10000];
 const RECONNECT_GIVE_UP_MS = 60000;
 // Pushes are best effort (the handler drops them while SignalR is unreachable, and for a few
 // seconds after), so the state is read again a little after each (re)connection, and now and then.
 const FOLLOW_UP_READ_MS = 10000;
 const REFRESH_MS = secondsParam('refresh', 300) * 1000;
+const PERF_SAMPLES = 1000;
+const RENDER_EVERY_MS = 200;
 
 const store = new DeviceStore({ historyMs: WINDOW_MS });
 const hiddenSeries = new Set();
-const cards = new Map(); // deviceId -> { li, stale, fields }
 const charts = new Map(); // metric key -> { svg, desc }
 const $ = (id) => document.getElementById(id);
 
@@ -36,6 +41,22 @@ const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeSt
 let apiBase = '';
 let ignoredItems = 0;
 let lastStateLoad = 0;
+
+// What a person chose; kept in the URL (history.replaceState), so a reload or a shared link
+// shows the same: pick= (repeated, in pick order), q=, state=, sort=, view=.
+const ui = {
+  view: ['cards', 'table'].includes(params.get('view')) ? params.get('view') : 'auto',
+  filter: makeFilter(params.get('q') ?? '', params.get('state') ?? 'all'),
+  sort: parseSort(params.get('sort')),
+};
+const picks = new Map(); // deviceId -> colour slot, in pick order
+for (const [i, id] of parsePicks(params.getAll('pick')).entries()) picks.set(id, i);
+
+const perf = { render: [], draw: [] };
+function sample(list, ms) {
+  list.push(ms);
+  if (list.length > PERF_SAMPLES) list.splice(0, list.length - PERF_SAMPLES);
+}
 
 // ---------------------------------------------------------------- formatting helpers
 
@@ -62,17 +83,35 @@ function make(tag, cls, text) {
   return e;
 }
 
-function colourClass(deviceId) {
-  return `s${store.order(deviceId) % PALETTE_SIZE}`;
+/** Writes text only when it differs, so an unchanged value costs no DOM work. */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
 }
 
-function dashed(deviceId) {
-  return store.order(deviceId) >= PALETTE_SIZE;
-}
+const fmtValue = (v) => (v === null ? '–' : valueFmt.format(v));
+const fmtCount = (v) => (v === null ? '–' : countFmt.format(v));
+const plural = (n, one, many) => `${countFmt.format(n)} ${n === 1 ? one : many}`;
 
-// ---------------------------------------------------------------- device cards
+// ---------------------------------------------------------------- devices: cards and table rows
+// Each device has a card and a table row, each made when first needed. Only the visible layout
+// is kept up to date; the other catches up (from its own dirty set) when a person switches.
 
+const items = new Map(); // deviceId -> { card, row }
+const dirty = { cards: new Set(), table: new Set() };
+let shownView = null; // 'cards' or 'table' once something was drawn
+let orderDirty = true; // order or visibility of the list may be wrong
+let orderForced = false; // a person asked for it: reorder even under the pointer
+let pointerInList = false;
+let chartState = { key: '', reason: 'none', ids: [], needing: 0, slots: new Map() };
 let cardSeq = 0;
+
+const activeView = () => (ui.view !== 'auto' ? ui.view : store.size <= CARD_LIMIT ? 'cards' : 'table');
+const listOf = (view) => (view === 'cards' ? $('cards') : $('rows'));
+const partOf = (view) => (view === 'cards' ? 'card' : 'row');
+
+function swatchClass(slot) {
+  return slot === null ? 'swatch none' : `swatch s${slot}`;
+}
 
 function createCard(dev) {
   const n = ++cardSeq;
@@ -81,13 +120,17 @@ function createCard(dev) {
   const article = make('article');
   article.setAttribute('aria-labelledby', `card-${n}-name`);
   const head = make('div', 'card-head');
-  const swatch = make('span', `swatch ${colourClass(dev.deviceId)}`);
+  const swatch = make('span', swatchClass(null));
   swatch.setAttribute('aria-hidden', 'true');
   const name = make('h3', 'card-name', dev.deviceId);
   name.id = `card-${n}-name`;
   name.title = dev.deviceId;
   const badge = make('span', 'badge');
-  head.append(swatch, name, badge);
+  const pick = make('button', 'pick-btn', 'Chart');
+  pick.type = 'button';
+  pick.setAttribute('aria-pressed', 'false');
+  pick.setAttribute('aria-describedby', name.id);
+  head.append(swatch, name, badge, pick);
   const geo = make('p', 'card-geo');
 
   const metrics = make('dl', 'metrics');
@@ -116,45 +159,86 @@ function createCard(dev) {
   }
   article.append(head, geo, metrics, meta);
   li.append(article);
-  return { li, badge, geo, fields, stale: null };
-}
-
-function insertCard(card, deviceId) {
-  const list = $('cards');
-  for (const other of list.children) {
-    if (other.dataset.deviceId > deviceId) {
-      list.insertBefore(card.li, other);
-      return;
-    }
-  }
-  list.append(card.li);
+  return { el: li, badge, geo, fields, swatch, pick, time: fields.lastSeen.value, stale: null, slot: undefined, picked: undefined };
 }
 
 function fillCard(card, dev, now) {
-  for (const m of [...METRICS, { key: 'light' }]) {
-    const f = card.fields[m.key];
-    const v = dev[m.key];
-    if (m.key === 'light') f.box.hidden = v === null;
-    f.value.textContent = v === null ? '–' : valueFmt.format(v);
+  for (const key of ['temperature', 'humidity', 'pressure', 'light']) {
+    const f = card.fields[key];
+    const v = dev[key];
+    if (key === 'light') f.box.hidden = v === null;
+    setText(f.value, fmtValue(v));
     f.unit.hidden = v === null;
     f.box.classList.toggle('missing', v === null);
   }
-  card.fields.count.value.textContent = dev.count === null ? '–' : countFmt.format(dev.count);
-  card.fields.rejected.value.textContent = dev.rejected === null ? '–' : countFmt.format(dev.rejected);
+  setText(card.fields.count.value, fmtCount(dev.count));
+  setText(card.fields.rejected.value, fmtCount(dev.rejected));
   card.fields.rejected.box.classList.toggle('has-rejected', (dev.rejected ?? 0) > 0);
-  card.geo.textContent = dev.geo ?? '';
+  setText(card.geo, dev.geo ?? '');
   card.geo.hidden = dev.geo === null;
-  updateFreshness(card, dev, now);
 }
 
-function updateFreshness(card, dev, now) {
-  const time = card.fields.lastSeen.value;
+const ROW_NUMBERS = ['temperature', 'humidity', 'pressure', 'light', 'count', 'rejected'];
+
+function createRow(dev) {
+  // Roles spelled out: the rows are laid out as grids (style.css), which may hide the native ones.
+  const tr = make('tr');
+  tr.setAttribute('role', 'row');
+  tr.dataset.deviceId = dev.deviceId;
+  const cell = (cls) => {
+    const td = make('td', cls);
+    td.setAttribute('role', 'cell');
+    return td;
+  };
+  const pickCell = cell('col-pick');
+  const label = make('label', 'pick');
+  const box = make('input');
+  box.type = 'checkbox';
+  box.setAttribute('aria-label', `Chart ${dev.deviceId}`);
+  const swatch = make('span', swatchClass(null));
+  swatch.setAttribute('aria-hidden', 'true');
+  label.append(box, swatch);
+  pickCell.append(label);
+  const name = make('th', 'col-id', dev.deviceId);
+  name.scope = 'row';
+  name.setAttribute('role', 'rowheader');
+  name.title = dev.deviceId;
+  const stateCell = cell();
+  const badge = make('span', 'badge');
+  stateCell.append(badge);
+  tr.append(pickCell, name, stateCell);
+  const cells = {};
+  for (const key of ROW_NUMBERS) {
+    const td = cell('num');
+    td.dataset.field = key;
+    cells[key] = td;
+    tr.append(td);
+  }
+  const seenCell = cell();
+  seenCell.dataset.field = 'lastSeen';
+  const time = make('time');
+  seenCell.append(time);
+  tr.append(seenCell);
+  return { el: tr, badge, cells, swatch, pick: box, time, stale: null, slot: undefined, picked: undefined };
+}
+
+function fillRow(row, dev) {
+  for (const key of ROW_NUMBERS) {
+    const v = dev[key];
+    setText(row.cells[key], key === 'count' || key === 'rejected' ? fmtCount(v) : fmtValue(v));
+  }
+  row.cells.rejected.classList.toggle('has-rejected', (dev.rejected ?? 0) > 0);
+}
+
+/** Last seen and the live/stale badge; returns true when the device changed between the two. */
+function updateFreshness(part, dev, now) {
+  const time = part.time;
   if (dev.lastSeen === null) {
-    time.textContent = 'never';
+    setText(time, 'never');
     time.removeAttribute('datetime');
     time.removeAttribute('title');
   } else {
-    time.textContent = ago(Math.min(dev.lastSeen, now), now);
+    setText(time, ago(Math.min(dev.lastSeen, now), now));
     const iso = new Date(dev.lastSeen).toISOString();
     if (time.getAttribute('datetime') !== iso) {
       time.setAttribute('datetime', iso);
@@ -162,63 +246,255 @@ function updateFreshness(card, dev, now) {
     }
   }
   const stale = isStale(dev, now, STALE_MS);
-  if (stale !== card.stale) {
-    card.stale = stale;
-    card.li.classList.toggle('stale', stale);
-    card.li.dataset.stale = String(stale);
-    card.badge.textContent = stale ? 'Stale' : 'Live';
-    card.badge.className = `badge ${stale ? 'badge-stale' : 'badge-live'}`;
-    card.badge.title = stale ? `No reading for more than ${duration(STALE_MS)}` : 'Reporting';
+  if (stale === part.stale) return false;
+  const flipped = part.stale !== null;
+  part.stale = stale;
+  part.el.classList.toggle('stale', stale);
+  part.el.dataset.stale = String(stale);
+  part.badge.textContent = stale ? 'Stale' : 'Live';
+  part.badge.className = `badge ${stale ? 'badge-stale' : 'badge-live'}`;
+  part.badge.title = stale ? `No reading for more than ${duration(STALE_MS)}` : 'Reporting';
+  return flipped;
+}
+
+/** The pick box or button and the colour swatch, from picks and what the charts show. */
+function updatePickState(id, part) {
+  const picked = picks.has(id);
+  const slot = chartState.slots.get(id) ?? null;
+  // The box is compared with itself: a click toggles it before the page decides (a refused pick).
+  if (part.pick.type === 'checkbox' && part.pick.checked !== picked) part.pick.checked = picked;
+  if (picked !== part.picked) {
+    part.picked = picked;
+    // A toggle button keeps its label; aria-pressed (and its look) carries the state.
+    if (part.pick.type !== 'checkbox') part.pick.setAttribute('aria-pressed', String(picked));
+    part.el.classList.toggle('picked', picked);
+  }
+  if (slot !== part.slot) {
+    part.slot = slot;
+    part.swatch.className = swatchClass(slot);
+    part.swatch.title = slot === null ? '' : 'Colour of this device in the charts';
   }
 }
 
-function renderDevice(deviceId, now) {
-  const dev = store.get(deviceId);
+/** Brings the device's element in view up to date, making it if needed. */
+function renderItem(id, view, now) {
+  const dev = store.get(id);
   if (!dev) return;
-  let card = cards.get(deviceId);
-  if (!card) {
-    card = createCard(dev);
-    cards.set(deviceId, card);
-    insertCard(card, deviceId);
-    addLegendItem(deviceId);
-    $('empty').hidden = true;
+  let it = items.get(id);
+  if (!it) {
+    it = { card: null, row: null };
+    items.set(id, it);
   }
-  fillCard(card, dev, now);
+  const key = partOf(view);
+  if (!it[key]) {
+    it[key] = view === 'cards' ? createCard(dev) : createRow(dev);
+    it[key].el.hidden = true; // until reorder() places it
+    listOf(view).append(it[key].el);
+    orderDirty = true;
+  }
+  if (view === 'cards') fillCard(it.card, dev, now);
+  else fillRow(it.row, dev, now);
+  if (updateFreshness(it[key], dev, now)) orderDirty = true;
+  updatePickState(id, it[key]);
+}
+
+/** Whether the list may move now: not under the pointer or keyboard focus, unless asked for. */
+function listMayMove(view) {
+  if (orderForced) return true;
+  if (pointerInList) return false;
+  const a = document.activeElement;
+  return !(a && listOf(view).contains(a) && a.matches(':focus-visible'));
+}
+
+/** Shows the devices that pass the filter, in the chosen order, moving only what is out of place. */
+function reorder(view, now) {
+  orderDirty = false;
+  orderForced = false;
+  const list = listOf(view);
+  const key = partOf(view);
+  const shown = [];
+  const all = store.all();
+  for (const d of all) {
+    const part = items.get(d.deviceId)?.[key];
+    if (!part) continue;
+    const ok = matches(d, ui.filter, now, STALE_MS);
+    if (part.el.hidden === ok) part.el.hidden = !ok;
+    if (ok) shown.push(d);
+  }
+  shown.sort(comparator(ui.sort, now, STALE_MS));
+  const kids = list.children;
+  for (let i = 0; i < shown.length; i++) {
+    const el = items.get(shown[i].deviceId)[key].el;
+    if (kids[i] !== el) list.insertBefore(el, kids[i] ?? null);
+  }
+  const filtered = ui.filter.text !== '' || ui.filter.state !== 'all';
+  setText($('shown'), all.length === 0 ? '' : filtered
+    ? `Showing ${countFmt.format(shown.length)} of ${plural(all.length, 'device', 'devices')}`
+    : plural(all.length, 'device', 'devices'));
+  $('no-match').hidden = !(all.length > 0 && shown.length === 0);
+}
+
+function switchView(view) {
+  shownView = view;
+  pointerInList = false; // a list that is hidden under the pointer gets no pointerleave
+  $('cards').hidden = view !== 'cards';
+  $('table-wrap').hidden = view !== 'table';
+  for (const b of document.querySelectorAll('.view-toggle button')) b.setAttribute('aria-pressed', String(b.dataset.view === view));
+  for (const id of store.ids()) dirty[view].add(id);
+  orderDirty = true;
+  orderForced = true;
 }
 
 function renderSummary(now) {
-  const devs = store.devices();
-  if (devs.length === 0) {
-    $('summary').textContent = 'No devices yet';
+  const s = summarize(store.all(), now, STALE_MS);
+  $('empty').hidden = s.devices > 0;
+  setText($('summary'), s.devices === 0 ? 'No devices yet'
+    : `${plural(s.devices, 'device', 'devices')} · ${countFmt.format(s.live)} live · ${countFmt.format(s.stale)} stale · ` +
+      `${countFmt.format(s.rejects)} with rejects`);
+  for (const k of ['all', 'live', 'stale', 'rejects', 'messages', 'rejected']) {
+    setText($(`n-${k}`), countFmt.format(k === 'all' ? s.devices : s[k]));
+  }
+}
+
+function renderSortHeaders() {
+  for (const b of document.querySelectorAll('#table thead button[data-sort]')) {
+    const th = b.parentElement;
+    if (b.dataset.sort === ui.sort.key) th.setAttribute('aria-sort', ui.sort.dir === 'asc' ? 'ascending' : 'descending');
+    else th.removeAttribute('aria-sort');
+  }
+}
+
+function renderFilterControls() {
+  for (const b of document.querySelectorAll('#tiles button')) b.setAttribute('aria-pressed', String(b.dataset.state === ui.filter.state));
+}
+
+/** Writes what a person chose into the URL, keeping every other parameter. */
+function saveUrl() {
+  const p = new URLSearchParams(location.search);
+  p.delete('pick');
+  for (const id of picks.keys()) p.append('pick', id);
+  const set = (k, v, def) => (v === def ? p.delete(k) : p.set(k, v));
+  set('q', ui.filter.text, '');
+  set('state', ui.filter.state, 'all');
+  set('sort', `${ui.sort.key}-${ui.sort.dir}`, 'deviceId-asc');
+  set('view', ui.view, 'auto');
+  const q = p.toString();
+  history.replaceState(history.state, '', `${location.pathname}${q ? `?${q}` : ''}${location.hash}`);
+}
+
+function pickNote(text) {
+  setText($('pick-note'), text);
+}
+
+function togglePick(id) {
+  if (picks.has(id)) {
+    picks.delete(id);
+    pickNote('');
+  } else if (picks.size >= PALETTE_SIZE) {
+    pickNote(`At most ${PALETTE_SIZE} devices are charted at once: unpick one first.`);
+  } else {
+    const used = new Set(picks.values());
+    let slot = 0;
+    while (used.has(slot)) slot++;
+    picks.set(id, slot);
+    pickNote('');
+  }
+  saveUrl();
+  refreshSelection(Date.now(), true);
+  const part = items.get(id)?.[partOf(shownView ?? activeView())];
+  if (part) updatePickState(id, part); // a refused pick puts the box back
+  drawCharts();
+}
+
+/** Works out which devices the charts show; when that changed, updates legend, swatches and note. */
+function refreshSelection(now, force = false) {
+  const sel = chartSelection(store.all(), [...picks.keys()], now, STALE_MS);
+  // Picked devices keep the colour they were picked with; otherwise a device keeps its colour while
+  // it stays charted (the attention set changes as rejects and silences come and go), and a
+  // newcomer takes the first free one.
+  const slots = new Map();
+  if (sel.reason === 'picked') {
+    for (const id of sel.ids) slots.set(id, picks.get(id));
+  } else {
+    const keep = chartState.reason === sel.reason ? chartState.slots : new Map();
+    const used = new Set();
+    for (const id of sel.ids) {
+      if (keep.has(id)) {
+        slots.set(id, keep.get(id));
+        used.add(keep.get(id));
+      }
+    }
+    let free = 0;
+    for (const id of sel.ids) {
+      if (slots.has(id)) continue;
+      while (used.has(free)) free++;
+      slots.set(id, free);
+      used.add(free);
+    }
+  }
+  const key = `${sel.reason} ${[...slots].map(([id, s]) => `${s}:${id}`).join('\u0000')}`;
+  if (key === chartState.key && !force) {
+    if (sel.needing !== chartState.needing) {
+      chartState.needing = sel.needing;
+      renderChartNote();
+    }
     return;
   }
-  const stale = devs.filter((d) => isStale(d, now, STALE_MS)).length;
-  const plural = devs.length === 1 ? 'device' : 'devices';
-  $('summary').textContent = `${devs.length} ${plural} · ${devs.length - stale} live · ${stale} stale`;
+  const before = chartState.slots;
+  chartState = { key, reason: sel.reason, ids: sel.ids, needing: sel.needing, slots };
+  const view = shownView ?? activeView();
+  for (const id of new Set([...before.keys(), ...slots.keys(), ...picks.keys()])) {
+    const part = items.get(id)?.[partOf(view)];
+    if (part) updatePickState(id, part);
+  }
+  renderLegend();
+  renderChartNote();
+  $('clear-picks').hidden = picks.size === 0;
+  scheduleCharts();
+}
+
+function renderChartNote() {
+  const n = chartState.ids.length;
+  let text;
+  switch (chartState.reason) {
+    case 'picked':
+      text = `Charting the ${plural(n, 'device', 'devices')} you picked (at most ${PALETTE_SIZE}). ` +
+        'Pick or unpick devices in the list above.';
+      break;
+    case 'all':
+      text = n === 0 ? 'The charts fill in as readings arrive.'
+        : `Charting all ${plural(n, 'device', 'devices')}. Pick devices in the list above to chart only those.`;
+      break;
+    case 'attention':
+      text = `No device picked: charting ${countFmt.format(n)} of the ${plural(chartState.needing, 'device', 'devices')} ` +
+        'that need attention (rejected readings first, then stale). Pick devices in the list above to chart those instead.';
+      break;
+    default:
+      text = 'No device picked, and none needs attention. Pick devices in the list above (click a row) to chart them.';
+  }
+  setText($('chart-note'), text);
 }
 
 // ---------------------------------------------------------------- charts
 
-function addLegendItem(deviceId) {
+function renderLegend() {
   const legend = $('legend');
-  const b = make('button', 'legend-item');
-  b.type = 'button';
-  b.dataset.deviceId = deviceId;
-  b.setAttribute('aria-pressed', 'true');
-  const sw = make('span', `swatch ${colourClass(deviceId)}${dashed(deviceId) ? ' dashed' : ''}`);
-  sw.setAttribute('aria-hidden', 'true');
-  b.append(sw, make('span', null, deviceId));
-  b.title = `Show or hide ${deviceId} in the charts`;
-  b.addEventListener('click', () => {
-    const shown = b.getAttribute('aria-pressed') === 'true';
-    b.setAttribute('aria-pressed', String(!shown));
-    if (shown) hiddenSeries.add(deviceId);
-    else hiddenSeries.delete(deviceId);
-    drawCharts();
-  });
-  const items = [...legend.children];
-  const after = items.find((e) => e.dataset.deviceId > deviceId);
-  legend.insertBefore(b, after ?? null);
+  const buttons = [];
+  for (const id of chartState.ids) {
+    const b = make('button', 'legend-item');
+    b.type = 'button';
+    b.dataset.deviceId = id;
+    b.setAttribute('aria-pressed', String(!hiddenSeries.has(id)));
+    const sw = make('span', swatchClass(chartState.slots.get(id)));
+    sw.setAttribute('aria-hidden', 'true');
+    b.append(sw, make('span', null, id));
+    b.title = `Show or hide ${id} in the charts`;
+    buttons.push(b);
+  }
+  // Keep keyboard focus on the same device's button when the legend is rebuilt.
+  const focused = legend.contains(document.activeElement) ? document.activeElement.dataset.deviceId : null;
+  legend.replaceChildren(...buttons);
+  if (focused !== null) buttons.find((b) => b.dataset.deviceId === focused)?.focus();
 }
 
 function createCharts() {
@@ -237,9 +513,18 @@ function createCharts() {
     desc.id = `chart-${m.key}-desc`;
     fig.append(cap, svg, desc);
     box.append(fig);
-    charts.set(m.key, { svg, desc, m, lastDesc: '' });
+    charts.set(m.key, { svg, desc, m, lastDesc: '', size: null });
   }
-  new ResizeObserver(() => drawCharts()).observe(box);
+  // Each chart's size, kept from the observer, so drawing never has to ask for a layout.
+  const bySvg = new Map([...charts.values()].map((c) => [c.svg, c]));
+  const ro = new ResizeObserver((entries) => {
+    for (const e of entries) {
+      const c = bySvg.get(e.target);
+      if (c) c.size = { width: e.contentRect.width, height: e.contentRect.height };
+    }
+    drawCharts();
+  });
+  for (const c of charts.values()) ro.observe(c.svg);
 }
 
 let lastDraw = 0;
@@ -248,31 +533,37 @@ let drawTimer = null;
 function drawCharts() {
   clearTimeout(drawTimer);
   drawTimer = null;
+  const t0 = performance.now();
   const now = Date.now();
   lastDraw = now;
   store.prune(now);
-  const devs = store.devices();
+  const ids = chartState.ids;
   // The axis starts at the oldest point kept (at least half a minute back), so that a page that
   // has just opened does not squeeze its first readings into the right edge of the window.
   let oldest = now;
-  for (const d of devs) for (const m of METRICS) oldest = Math.min(oldest, store.history(d.deviceId, m.key)[0]?.[0] ?? now);
+  for (const id of ids) for (const m of METRICS) oldest = Math.min(oldest, store.history(id, m.key)[0]?.[0] ?? now);
   const from = Math.max(now - WINDOW_MS, Math.min(oldest, now - 30000));
-  for (const { svg, desc, m } of charts.values()) {
-    const series = devs.filter((d) => !hiddenSeries.has(d.deviceId)).map((d) => ({
-      cls: colourClass(d.deviceId),
-      dashed: dashed(d.deviceId),
-      points: store.history(d.deviceId, m.key),
+  const emptyText = ids.length ? 'No readings in this window yet' : 'No device to chart';
+  for (const entry of charts.values()) {
+    const { svg, desc, m } = entry;
+    const series = ids.filter((id) => !hiddenSeries.has(id)).map((id) => ({
+      cls: `s${chartState.slots.get(id)}`,
+      dashed: false,
+      points: store.history(id, m.key),
     }));
-    drawChart(svg, { from, to: now, series });
-    const latest = devs.filter((d) => d[m.key] !== null).slice(0, 20)
-      .map((d) => `${d.deviceId} ${valueFmt.format(d[m.key])} ${m.unit}`);
+    drawChart(svg, { from, to: now, series, emptyText, size: entry.size });
+    const latest = [];
+    for (const id of ids) {
+      const v = store.get(id)?.[m.key] ?? null;
+      if (v !== null) latest.push(`${id} ${valueFmt.format(v)} ${m.unit}`);
+    }
     const text = latest.length ? `Latest ${m.label.toLowerCase()}: ${latest.join(', ')}.` : 'No readings yet.';
-    const entry = charts.get(m.key);
     if (entry.lastDesc !== text) {
       desc.textContent = text;
       entry.lastDesc = text;
     }
   }
+  sample(perf.draw, performance.now() - t0);
 }
 
 /** Redraws soon, at most four times a second however fast readings arrive. */
@@ -283,16 +574,47 @@ function scheduleCharts() {
 
 // ---------------------------------------------------------------- incoming data
 
-const dirty = new Set();
 let renderQueued = false;
+let renderTimer = null;
+let lastRender = 0;
 
+/**
+ * Renders on an animation frame (or within half a second in a hidden tab). Live data renders at
+ * most every RENDER_EVERY_MS: with a fleet pushing all the time, every frame would mean a layout
+ * of the whole list 60 times a second for changes nobody can read that fast. A person's own
+ * action (now = true) renders on the next frame.
+ */
+function queueRender(now = false) {
+  if (renderQueued) return;
+  const wait = now ? 0 : RENDER_EVERY_MS - (performance.now() - lastRender);
+  if (wait > 0) {
+    if (renderTimer === null) renderTimer = setTimeout(() => { renderTimer = null; queueRender(true); }, wait);
+    return;
+  }
+  clearTimeout(renderTimer);
+  renderTimer = null;
+  renderQueued = true;
+  requestAnimationFrame(render);
+  setTimeout(() => renderQueued && render(), 500); // rAF does not run in hidden tabs
+}
+
+/** One frame's work: the changed devices, the list order if needed, the summary, the chart set. */
 function render() {
   renderQueued = false;
+  const t0 = performance.now();
+  lastRender = t0;
   const now = Date.now();
-  for (const id of dirty) renderDevice(id, now);
-  dirty.clear();
+  const view = activeView();
+  if (view !== shownView) switchView(view);
+  const ids = dirty[view];
+  if (ids.size && (ui.sort.key !== 'deviceId' || ui.filter.state !== 'all')) orderDirty = true;
+  for (const id of ids) renderItem(id, view, now);
+  ids.clear();
+  if (orderDirty && listMayMove(view)) reorder(view, now);
   renderSummary(now);
+  refreshSelection(now);
   scheduleCharts();
+  sample(perf.render, performance.now() - t0);
 }
 
 /** Takes any newMessage argument or getdevicestate answer; never throws. */
@@ -303,14 +625,16 @@ function applyPayload(payload, source) {
     ignoredItems += ignored;
     for (const d of devices) {
       const r = store.apply(d, now);
-      if (r === 'new' || r === 'updated') dirty.add(d.deviceId);
+      if (r === 'new' || r === 'updated') {
+        dirty.cards.add(d.deviceId);
+        dirty.table.add(d.deviceId);
+      }
     }
-    if (devices.length === 0 && source === 'push') showNotice(payload);
-    if (dirty.size && !renderQueued) {
-      renderQueued = true;
-      requestAnimationFrame(render);
-      setTimeout(() => renderQueued && render(), 500); // rAF does not run in hidden tabs
-    }
+    // An empty array is an empty device list (getdevicestate sent to this connection before any
+    // device reported), not a broadcast worth showing.
+    const empty = Array.isArray(payload) && payload.length === 0;
+    if (devices.length === 0 && source === 'push' && !empty) showNotice(payload);
+    if (dirty[activeView()].size) queueRender(); // the other layout catches up when shown
   } catch (err) {
     console.warn('enviromon: ignored a message', err);
   }
@@ -521,19 +845,122 @@ async function loadConfig() {
 
 // ---------------------------------------------------------------- start
 
+/** Once a second: "last seen" texts, stale badges, the summary, the chart set, the charts. */
 function tick() {
   const now = Date.now();
-  for (const [id, card] of cards) {
-    const dev = store.get(id);
-    if (dev) updateFreshness(card, dev, now);
+  const view = shownView;
+  if (view) {
+    const key = partOf(view);
+    for (const [id, it] of items) {
+      const dev = store.get(id);
+      if (dev && it[key] && updateFreshness(it[key], dev, now)) orderDirty = true;
+    }
+    if (orderDirty) queueRender();
   }
   renderSummary(now);
+  refreshSelection(now);
   drawCharts();
+}
+
+function setFilter(text, state) {
+  const f = makeFilter(text, state);
+  if (f.text === ui.filter.text && f.state === ui.filter.state) return;
+  ui.filter = f;
+  renderFilterControls();
+  saveUrl();
+  orderDirty = true;
+  orderForced = true;
+  queueRender(true);
+}
+
+/** Whether the person is selecting text inside el (then a click is not a pick). */
+function selectingIn(el) {
+  const s = getSelection();
+  return !!s && !s.isCollapsed && el.contains(s.anchorNode);
+}
+
+function wireControls() {
+  $('find').value = ui.filter.text;
+  $('find').addEventListener('input', (e) => setFilter(e.target.value, ui.filter.state));
+  $('tiles').addEventListener('click', (e) => {
+    const b = e.target.closest('button[data-state]');
+    if (b) setFilter(ui.filter.text, b.dataset.state);
+  });
+  $('clear-filter').addEventListener('click', () => {
+    $('find').value = '';
+    setFilter('', 'all');
+  });
+  for (const b of document.querySelectorAll('.view-toggle button')) {
+    b.addEventListener('click', () => {
+      ui.view = b.dataset.view;
+      saveUrl();
+      queueRender(true);
+    });
+  }
+  $('table').querySelector('thead').addEventListener('click', (e) => {
+    const b = e.target.closest('button[data-sort]');
+    if (!b) return;
+    const key = b.dataset.sort;
+    // First click: highest first for numbers, A to Z for ids, stale first for state, longest
+    // silent first for last seen; a second click reverses.
+    const first = ['deviceId', 'state', 'lastSeen'].includes(key) ? 'asc' : 'desc';
+    const dir = ui.sort.key === key ? (ui.sort.dir === 'asc' ? 'desc' : 'asc') : first;
+    ui.sort = { key, dir };
+    renderSortHeaders();
+    saveUrl();
+    orderDirty = true;
+    orderForced = true;
+    queueRender(true);
+  });
+  // Picking: a row's box (keyboard: Tab to it, Space), a click anywhere else on the row, a
+  // card's Chart button (Enter or Space), or a click anywhere else on the card.
+  $('rows').addEventListener('change', (e) => {
+    const tr = e.target.closest('tr[data-device-id]');
+    if (tr && e.target.type === 'checkbox') togglePick(tr.dataset.deviceId);
+  });
+  $('rows').addEventListener('click', (e) => {
+    const tr = e.target.closest('tr[data-device-id]');
+    if (!tr || e.target.closest('label.pick') || selectingIn(tr)) return;
+    togglePick(tr.dataset.deviceId);
+  });
+  $('cards').addEventListener('click', (e) => {
+    const li = e.target.closest('li[data-device-id]');
+    if (!li || (!e.target.closest('.pick-btn') && selectingIn(li))) return;
+    togglePick(li.dataset.deviceId);
+  });
+  for (const list of [$('rows'), $('cards')]) {
+    list.addEventListener('pointerenter', () => { pointerInList = true; });
+    list.addEventListener('pointerleave', () => {
+      pointerInList = false;
+      if (orderDirty) queueRender();
+    });
+    list.addEventListener('focusout', () => orderDirty && queueRender());
+  }
+  $('clear-picks').addEventListener('click', () => {
+    picks.clear();
+    pickNote('');
+    saveUrl();
+    refreshSelection(Date.now(), true);
+    drawCharts();
+  });
+  $('legend').addEventListener('click', (e) => {
+    const b = e.target.closest('button[data-device-id]');
+    if (!b) return;
+    const id = b.dataset.deviceId;
+    const shown = b.getAttribute('aria-pressed') === 'true';
+    b.setAttribute('aria-pressed', String(!shown));
+    if (shown) hiddenSeries.add(id);
+    else hiddenSeries.delete(id);
+    drawCharts();
+  });
 }
 
 async function main() {
   $('window-text').textContent = `Last ${duration(WINDOW_MS)}, kept in this page`;
   createCharts();
+  wireControls();
+  renderSortHeaders();
+  renderFilterControls();
   apiBase = await loadConfig();
   $('settings-text').textContent =
     `Devices are marked stale after ${duration(STALE_MS)} without a reading. ` +
@@ -544,9 +971,16 @@ async function main() {
     if (document.visibilityState === 'visible' && conn.hub && Date.now() - lastStateLoad > 30000) loadState(conn.hub, false);
   });
   setInterval(tick, 1000);
+  render();
   tick();
   connect();
 }
+
+const quantile = (xs, q) => {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
 
 // Read-only view for tests and for poking around in the console.
 window.enviromon = Object.freeze({
@@ -555,6 +989,14 @@ window.enviromon = Object.freeze({
   devices: () => structuredClone(store.devices()),
   history: (id, metric) => structuredClone(store.history(id, metric)),
   ignored: () => ignoredItems,
+  view: () => shownView,
+  charted: () => ({ reason: chartState.reason, ids: [...chartState.ids], needing: chartState.needing }),
+  picked: () => [...picks.keys()],
+  /** Milliseconds per frame's render and per chart redraw (the last 1000 of each). */
+  perf: () => {
+    const f = (xs) => ({ count: xs.length, p50: quantile(xs, 0.5), p95: quantile(xs, 0.95), max: xs.length ? Math.max(...xs) : null });
+    return { render: f(perf.render), draw: f(perf.draw) };
+  },
 });
 
 main();

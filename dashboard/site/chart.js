@@ -59,12 +59,14 @@ let clipSeq = 0;
 
 /**
  * Draws into svg (replacing what was there). opts: { from, to (ms), series: [{ cls, dashed,
- * points: [[t, v], ...] }], emptyText }. The size is taken from the element's box, so the caller
- * redraws on resize.
+ * points: [[t, v], ...] }], emptyText, size }. The size is the given one or the element's box, so
+ * the caller redraws on resize.
  */
-export function drawChart(svg, { from, to, series, emptyText = 'No readings in this window yet' }) {
-  const width = Math.max(200, Math.round(svg.clientWidth || 600));
-  const height = Math.max(120, Math.round(svg.clientHeight || 220));
+export function drawChart(svg, { from, to, series, emptyText = 'No readings in this window yet', size = null }) {
+  // size: { width, height } known to the caller (e.g. from a ResizeObserver), which spares the
+  // browser a forced layout here; without it the element's box is read.
+  const width = Math.max(200, Math.round(size?.width || svg.clientWidth || 600));
+  const height = Math.max(120, Math.round(size?.height || svg.clientHeight || 220));
   svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
   const plotW = width - MARGIN.left - MARGIN.right;
   const plotH = height - MARGIN.top - MARGIN.bottom;

@@ -45,7 +45,7 @@ after(async () => {
 });
 
 test('the build copies the site and the pinned SignalR client, and writes config.json', () => {
-  for (const f of ['index.html', 'app.js', 'model.js', 'chart.js', 'style.css', 'favicon.svg', 'signalr.min.js']) {
+  for (const f of ['index.html', 'app.js', 'model.js', 'fleet.js', 'chart.js', 'style.css', 'favicon.svg', 'signalr.min.js']) {
     assert.ok(existsSync(path.join(dir, f)), f);
   }
   assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')), { apiBaseUrl: 'http://api.example.test' });

@@ -1,17 +1,22 @@
 // The dashboard in headless Debian Chromium against the whole local stack: simulated devices
 // appear, a known reading shows its exact value, the page comes back after the SignalR stand-in
-// restarts, a silent device goes stale. Saves docs/dashboard.png (the README's screenshot).
+// restarts, a silent device goes stale. Saves screenshots under build/screenshots/ (or the folder
+// ENVIROMON_SCREENSHOTS names); ENVIROMON_DOCS_SCREENSHOT=1 also refreshes docs/dashboard.png,
+// the README's picture, which a plain test run leaves alone so the checkout stays clean.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { mkdirSync } from 'node:fs';
 import { ROOT } from '../lib/harness.mjs';
 import {
-  connState, ensureOutDir, launchBrowser, openPage, readCards, readingSender, startSimulator, startStack, waitUntil,
+  connState, launchBrowser, openPage, readCards, readingSender, startSimulator, startStack, waitUntil,
 } from './stack.mjs';
 
 const SIM_DEVICES = 6;
 const STALE_S = 4;
 const PROBE = 'greenhouse-probe';
+const SHOTS = path.resolve(process.env.ENVIROMON_SCREENSHOTS || path.join(ROOT, 'build/screenshots'));
+const DOCS_SHOT = process.env.ENVIROMON_DOCS_SCREENSHOT === '1';
 
 let stack;
 let sim;
@@ -114,8 +119,10 @@ test('charts draw every device, and the screenshots are saved', async () => {
     const h = window.enviromon.history('sim-01', 'temperature');
     return h.length > 1 && h.at(-1)[0] - h[0][0] >= 60000;
   }), { timeout: 120000 });
-  await page.screenshot({ path: path.join(ROOT, 'docs/dashboard.png'), fullPage: true });
-  const out = ensureOutDir();
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SHOTS, 'dashboard.png'), fullPage: true });
+  if (DOCS_SHOT) await page.screenshot({ path: path.join(ROOT, 'docs/dashboard.png'), fullPage: true });
+  const out = SHOTS;
   const phone = await openPage(browser, `${stack.handler.url}/?stale=${STALE_S}`, { viewport: { width: 390, height: 844 } });
   await waitUntil('the phone page to show the devices', async () => (await readCards(phone)).length >= SIM_DEVICES + 1);
   await phone.waitForTimeout(3000); // a few points of history for the picture; nothing is asserted on it

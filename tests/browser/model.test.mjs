@@ -1,9 +1,12 @@
 // The dashboard's data model in Node (no browser): what it accepts from the wire, what it keeps,
-// and the history window.
+// the history window, and the fleet view's rules (summary, filter, sort, what is charted).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DeviceStore, extractDevices, isStale, parseDevice } from '../../dashboard/site/model.js';
 import { niceStep, segments } from '../../dashboard/site/chart.js';
+import {
+  PALETTE_SIZE, chartSelection, comparator, makeFilter, matches, parsePicks, parseSort, summarize,
+} from '../../dashboard/site/fleet.js';
 
 const T0 = Date.parse('2026-11-27T08:00:00Z');
 const iso = (ms) => new Date(ms).toISOString();
@@ -95,4 +98,66 @@ test('a long silence splits a line into segments', () => {
   const s = segments(pts([0, 2, 4, 6, 40, 42, 44]));
   assert.deepEqual(s.map((x) => x.length), [4, 3]);
   assert.deepEqual(segments(pts([0, 30])).length, 1, 'too few points to know the usual interval');
+});
+
+// ---- fleet.js: the fleet view's rules
+
+const fleetDevs = (now) => [
+  parseDevice({ deviceId: 'b', temperature: 25, count: 10, rejected: 0, lastSeen: iso(now - 1000) }),
+  parseDevice({ deviceId: 'a', temperature: 21, count: 5, rejected: 2, lastSeen: iso(now - 2000) }),
+  parseDevice({ deviceId: 'c', temperature: null, count: 7, rejected: 5, lastSeen: iso(now - 120000) }),
+  parseDevice({ deviceId: 'd', temperature: 30, count: 1, rejected: null, lastSeen: iso(now - 90000) }),
+  parseDevice({ deviceId: 'e', count: null }),
+];
+
+test('the summary counts devices, live, stale, with rejects, messages and rejected readings', () => {
+  assert.deepEqual(summarize(fleetDevs(T0), T0, 60000), { devices: 5, live: 2, stale: 3, rejects: 2, messages: 23, rejected: 7 });
+  assert.deepEqual(summarize([], T0, 60000), { devices: 0, live: 0, stale: 0, rejects: 0, messages: 0, rejected: 0 });
+});
+
+test('a filter matches part of the id in any case, and a state', () => {
+  const devs = fleetDevs(T0);
+  const ids = (f) => devs.filter((d) => matches(d, f, T0, 60000)).map((d) => d.deviceId);
+  assert.deepEqual(ids(makeFilter(' A ', 'all')), ['a']);
+  assert.deepEqual(ids(makeFilter('', 'live')), ['b', 'a']);
+  assert.deepEqual(ids(makeFilter('', 'stale')), ['c', 'd', 'e']);
+  assert.deepEqual(ids(makeFilter('', 'rejects')), ['a', 'c']);
+  assert.deepEqual(makeFilter(42, 'nonsense'), { text: '', state: 'all' });
+  assert.equal(makeFilter('x'.repeat(500), 'all').text.length, 128);
+});
+
+test('sorting: missing values last both ways, ties by id, unknown keys fall back to the id', () => {
+  const devs = fleetDevs(T0);
+  const order = (text) => [...devs].sort(comparator(parseSort(text), T0, 60000)).map((d) => d.deviceId);
+  assert.deepEqual(order('temperature-asc'), ['a', 'b', 'd', 'c', 'e']);
+  assert.deepEqual(order('temperature-desc'), ['d', 'b', 'a', 'c', 'e']);
+  assert.deepEqual(order('rejected-desc'), ['c', 'a', 'b', 'd', 'e']);
+  assert.deepEqual(order('state-asc'), ['c', 'd', 'e', 'a', 'b'], 'stale with rejects, stale, live with rejects, live');
+  assert.deepEqual(order('deviceId-desc'), ['e', 'd', 'c', 'b', 'a']);
+  assert.deepEqual(parseSort('constructor-asc'), { key: 'deviceId', dir: 'asc' });
+  assert.deepEqual(parseSort(null), { key: 'deviceId', dir: 'asc' });
+});
+
+test('the charts show the picked devices, a small fleet whole, else the few needing attention', () => {
+  const devs = fleetDevs(T0);
+  assert.deepEqual(chartSelection(devs, ['d', 'zz'], T0, 60000), { reason: 'picked', ids: ['d', 'zz'], needing: 0 });
+  assert.deepEqual(chartSelection(devs, [], T0, 60000).reason, 'all');
+  const many = [];
+  for (let i = 0; i < 40; i++) {
+    many.push(parseDevice({ deviceId: `n${String(i).padStart(2, '0')}`, count: 1, rejected: i % 10 === 0 ? i : 0,
+      lastSeen: iso(T0 - (i % 7 === 1 ? 100000 + i * 1000 : 0)) }));
+  }
+  const sel = chartSelection(many, [], T0, 60000);
+  assert.equal(sel.reason, 'attention');
+  assert.deepEqual(sel.ids, ['n30', 'n20', 'n10', 'n01', 'n08', 'n15', 'n22', 'n29', 'n36'], 'rejects (most first), then stale (latest first)');
+  assert.equal(sel.needing, 9);
+  const flood = many.map((d) => ({ ...d, rejected: 1 }));
+  assert.equal(chartSelection(flood, [], T0, 60000).ids.length, PALETTE_SIZE);
+  const calm = many.map((d) => ({ ...d, rejected: 0, lastSeen: T0 }));
+  assert.deepEqual(chartSelection(calm, [], T0, 60000), { reason: 'none', ids: [], needing: 0 });
+});
+
+test('picks from the URL: trimmed, unique, non-empty, at most the palette', () => {
+  assert.deepEqual(parsePicks([' a ', 'a', '', 'b', 'x'.repeat(129)]), ['a', 'b']);
+  assert.equal(parsePicks(Array.from({ length: 30 }, (_, i) => `d${i}`)).length, PALETTE_SIZE);
 });

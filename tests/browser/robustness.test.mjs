@@ -134,6 +134,16 @@ test('junk broadcasts and hostile device ids neither break the page nor run as m
   assert.equal(dom.name, hostile);
   assert.ok(dom.legend.includes(hostile));
   assert.ok(dom.ignored >= 5, `junk items counted as ignored: ${dom.ignored}`);
+  // The same in the table layout: the id is a row header's text, nothing in the table is markup.
+  await page.click('#view-table');
+  const row = await waitUntil('the hostile device\'s table row', () => page.evaluate((id) => {
+    const tr = [...document.querySelectorAll('#rows > tr')].find((r) => r.dataset.deviceId === id);
+    return tr && !tr.hidden && { name: tr.querySelector('th').textContent, temperature: tr.querySelector('[data-field="temperature"]').textContent };
+  }, hostile));
+  assert.deepEqual(row, { name: hostile, temperature: '22.5' });
+  assert.equal(await page.$$eval('#rows img, #rows script, #rows b', (l) => l.length), 0);
+  assert.equal(await page.evaluate(() => window.__pwned ?? null), null);
+  await page.click('#view-cards');
   assert.equal(await connState(page), 'connected');
   assert.deepEqual(page.problems, []);
 });

@@ -74,8 +74,7 @@ void devicestateForget(const char *deviceId) {
     pthread_mutex_unlock(&lock);
 }
 
-/* Copies the cached row and etag; returns 1 when the device is known. */
-static int recall(const char *id, json_t **row, char *etag, size_t etaglen) {
+int devicestateRecall(const char *id, json_t **row, char *etag, size_t etaglen) {
     pthread_mutex_lock(&lock);
     known *k = dictTouch(&cache, id);
     if (k) {
@@ -86,8 +85,7 @@ static int recall(const char *id, json_t **row, char *etag, size_t etaglen) {
     return k && *row;
 }
 
-/* Steals row. */
-static void remember(const char *id, json_t *row, const char *etag) {
+void devicestateRemember(const char *id, json_t *row, const char *etag) {
     known *k = calloc(1, sizeof(*k));
     if (!k || !etag || !etag[0]) {
         free(k);
@@ -444,6 +442,14 @@ static void log_replay(const deviceWork *w, const devicestateFoldResult *f) {
             f->legacy ? "legacy " : "", f->watermark);
 }
 
+void devicestateLogFold(const deviceWork *w, const devicestateFoldResult *f) {
+    if (f->replayed) log_replay(w, f);
+    if (f->dropped)
+        logWarn("device '%s': %zu least recently written watermark(s) dropped to keep '%s' within "
+                "%d characters",
+                w->deviceId, f->dropped, DEVICESTATE_WATERMARKS, DEVICESTATE_WATERMARKS_MAX);
+}
+
 int devicestateCommit(deviceWork *w) {
     json_t *row = NULL;
     char etag[160] = "";
@@ -453,7 +459,7 @@ int devicestateCommit(deviceWork *w) {
     /* The row this process remembers: good enough to write on (a stale etag fails with 412), not
      * to skip events on, since storage may have lost writes it acknowledged (an account failover
      * or restore, an operator resetting rows, an emulator started afresh). */
-    int fromCache = recall(w->deviceId, &row, etag, sizeof(etag));
+    int fromCache = devicestateRecall(w->deviceId, &row, etag, sizeof(etag));
     int mode = fromCache ? MODE_MERGE : MODE_INSERT;
     int guess = 1; /* the first try rests on what this process believes, not on a fresh read */
     int conflicts = 0;
@@ -508,7 +514,7 @@ int devicestateCommit(deviceWork *w) {
             w->ok = 1;
             if (row) {
                 w->state = devicestateToJson(row);
-                remember(w->deviceId, row, etag);
+                devicestateRemember(w->deviceId, row, etag);
                 row = NULL;
             }
             goto out;
@@ -529,7 +535,7 @@ int devicestateCommit(deviceWork *w) {
             json_decref(props);
             w->ok = w->changed = 1;
             w->state = devicestateToJson(row);
-            remember(w->deviceId, row, r.etag);
+            devicestateRemember(w->deviceId, row, r.etag);
             row = NULL;
             goto out;
         }
@@ -561,11 +567,7 @@ int devicestateCommit(deviceWork *w) {
     w->permanent = r.permanent;
     if (!w->error[0]) snprintf(w->error, sizeof(w->error), "gave up after %d attempts", conflicts);
 out:
-    if (w->ok && last.replayed) log_replay(w, &last);
-    if (w->ok && last.dropped)
-        logWarn("device '%s': %zu least recently written watermark(s) dropped to keep '%s' within "
-                "%d characters",
-                w->deviceId, last.dropped, DEVICESTATE_WATERMARKS, DEVICESTATE_WATERMARKS_MAX);
+    if (w->ok) devicestateLogFold(w, &last);
     json_decref(row);
     return w->ok ? 0 : -1;
 }

@@ -2,6 +2,7 @@
  * rows committed, rejected readings kept, live pushes out, a summary back. */
 #include "app.h"
 #include "calibration.h"
+#include "commit.h"
 #include "devicestate.h"
 #include "dict.h"
 #include "invocation.h"
@@ -47,7 +48,6 @@ typedef struct batchRun {
     size_t nworks;
     size_t *rejects; /* indices of rejected items */
     size_t nrejects;
-    size_t next;        /* the next task to take, shared by the workers */
     int rejectFailures; /* rejected readings not kept because of a transient failure */
     int rejectRefused;  /* rejected readings the store refuses to keep (logged) */
     char rejectError[256];
@@ -214,21 +214,24 @@ static int set_body(json_t *p, const char *text, size_t len) {
     return 0;
 }
 
-/* Keeps a rejected reading where an operator finds it: one row per reading, keyed by partition,
- * sequence number and position, so a replay writes the same row again instead of a new one.
- * Returns an enum quarantineStatus (OK, TRANSIENT: try later, REFUSED: never fits). */
-static int keep_rejected(batchRun *run, const item *it, char *err, size_t errlen) {
+/* A rejected reading's row, kept where an operator finds it: one row per reading, keyed by
+ * partition, sequence number and position, so a replay writes the same row again instead of a new
+ * one. Sets rk (160 bytes) and *props (caller decrefs). Returns an enum quarantineStatus (OK,
+ * TRANSIENT: try later, REFUSED: never fits). */
+static int rejected_row(batchRun *run, const item *it, char *rk, json_t **props, char *err,
+                        size_t errlen) {
     const hostEvent *e = &run->b.events[it->event];
     const char *part = tableKeyValid(run->b.partition) ? run->b.partition : "p";
-    char rk[160], when[40];
-    int rc = QUARANTINE_TRANSIENT;
+    char when[40];
+    int rc = QUARANTINE_OK;
+    *props = NULL;
     if (e->hasSeq)
-        snprintf(rk, sizeof(rk), "%s-%020" PRId64 "-%zu", part, e->seq, it->k);
+        snprintf(rk, 160, "%s-%020" PRId64 "-%zu", part, e->seq, it->k);
     else {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        snprintf(rk, sizeof(rk), "%s-t%" PRId64 "%09ld-%zu-%zu", part, (int64_t)ts.tv_sec,
-                 ts.tv_nsec, it->event, it->k);
+        snprintf(rk, 160, "%s-t%" PRId64 "%09ld-%zu-%zu", part, (int64_t)ts.tv_sec, ts.tv_nsec,
+                 it->event, it->k);
     }
     const char *text = it->text ? it->text : e->raw ? e->raw : "";
     size_t tl = it->text ? strlen(it->text) : e->raw ? e->rawlen : 0;
@@ -257,16 +260,28 @@ static int keep_rejected(batchRun *run, const item *it, char *err, size_t errlen
         quarantineId("r", text, tl, id);
         rc = quarantineKeep(&appSettings.storage, appSettings.quarantineTable, id, &q, text, tl,
                             NULL, err, errlen);
-        if (rc != QUARANTINE_OK) goto out;
+        if (rc != QUARANTINE_OK) {
+            json_decref(p);
+            return rc;
+        }
         tableSetString(p, "Body", "");
         tableSetString(p, "BodyQuarantineId", id);
     }
+    *props = p;
+    return QUARANTINE_OK;
+}
+
+/* Keeps one rejected reading (see rejected_row). Returns an enum quarantineStatus. */
+static int keep_rejected(batchRun *run, const item *it, char *err, size_t errlen) {
+    char rk[160];
+    json_t *p;
+    int rc = rejected_row(run, it, rk, &p, err, errlen);
+    if (rc != QUARANTINE_OK) return rc;
     tableResult r;
     int c = tableUpsert(&appSettings.storage, appSettings.rejectedTable, appSettings.partitionKey,
                         rk, p, &r);
     rc = c == TABLE_OK ? QUARANTINE_OK : r.permanent ? QUARANTINE_REFUSED : QUARANTINE_TRANSIENT;
     if (c != TABLE_OK) snprintf(err, errlen, "keeping rejected reading %s: %s", rk, r.message);
-out:
     json_decref(p);
     return rc;
 }
@@ -285,41 +300,42 @@ static void note_kept(batchRun *run, int rc, const char *err) {
         logError("rejected reading not kept, the store refuses it: %s", err);
 }
 
-static void *worker(void *arg) {
-    batchRun *run = arg;
-    size_t total = run->nworks + run->nrejects;
-    for (;;) {
-        size_t t = __atomic_fetch_add(&run->next, 1, __ATOMIC_RELAXED);
-        if (t >= total) break;
-        if (t < run->nworks) {
-            devicestateCommit(&run->works[t]);
-        } else {
-            char err[256] = "";
-            note_kept(
-                run,
-                keep_rejected(run, &run->items[run->rejects[t - run->nworks]], err, sizeof(err)),
-                err);
-        }
+/* Keeps every rejected reading of the batch: the rows in transactions of RejectedTelemetry (they
+ * all have the PartitionKey setting as PartitionKey), each a replace, so a replay rewrites them. */
+static void keep_rejects(batchRun *run) {
+    size_t n = run->nrejects;
+    commitRow *rows = calloc(n ? n : 1, sizeof(*rows));
+    char(*rks)[160] = calloc(n ? n : 1, sizeof(*rks));
+    char err[256];
+    if (!rows || !rks) {
+        for (size_t i = 0; i < n; i++)
+            note_kept(run, QUARANTINE_TRANSIENT, "keeping rejected readings: out of memory");
+        goto out;
     }
-    return NULL;
-}
-
-/* Runs every task on up to BatchConcurrency threads (the caller's thread is one of them). */
-static void run_tasks(batchRun *run) {
-    size_t total = run->nworks + run->nrejects;
-    size_t nthreads =
-        total < (size_t)appSettings.batchConcurrency ? total : (size_t)appSettings.batchConcurrency;
-    pthread_t tids[64];
-    size_t started = 0;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    for (size_t i = 1; i < nthreads; i++)
-        if (pthread_create(&tids[started], &attr, worker, run) == 0) started++;
-    pthread_attr_destroy(&attr);
-    worker(run);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(tids[i], NULL);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        err[0] = '\0';
+        json_t *p;
+        int rc = rejected_row(run, &run->items[run->rejects[i]], rks[m], &p, err, sizeof(err));
+        if (rc != QUARANTINE_OK) {
+            note_kept(run, rc, err);
+            continue;
+        }
+        rows[m].rk = rks[m];
+        rows[m++].props = p;
+    }
+    commitUpsertRows(&appSettings, appSettings.rejectedTable, appSettings.partitionKey, rows, m);
+    for (size_t i = 0; i < m; i++) {
+        if (!rows[i].ok) {
+            snprintf(err, sizeof(err), "keeping rejected reading %s: %s", rows[i].rk,
+                     rows[i].error);
+            note_kept(run, rows[i].permanent ? QUARANTINE_REFUSED : QUARANTINE_TRANSIENT, err);
+        }
+        json_decref(rows[i].props);
+    }
+out:
+    free(rows);
+    free(rks);
 }
 
 static void free_run(batchRun *run) {
@@ -511,7 +527,9 @@ void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
                 it->reason);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    run_tasks(&run);
+    /* The device rows in transactions (per device under contention), then the rejected rows. */
+    commitDevices(&appSettings, run.works, run.nworks);
+    keep_rejects(&run);
     clock_gettime(CLOCK_MONOTONIC, &t2);
 
     size_t updated = 0, failed = 0, replayed = 0, valid = 0;

@@ -212,7 +212,8 @@ static void submit(const settings *s, tableBatch *b, slot **ops, size_t nops, ro
          * will every time. The caller rejects its readings; the others go again. */
         slot *sl = ops[f];
         char why[256];
-        snprintf(why, sizeof(why), "HTTP %ld %s: %s", res.failedStatus, res.code, res.message);
+        snprintf(why, sizeof(why), "$batch operation %d (%.160s): HTTP %ld %s", f, res.message,
+                 res.failedStatus, res.code);
         fail(sl, why);
         sl->w->permanent = 1;
         devicestateForget(sl->w->deviceId);
@@ -410,8 +411,9 @@ size_t commitUpsertRows(const settings *s, const char *table, const char *pk, co
                            res.failedStatus != 404 && res.failedStatus != 408) {
                     commitRow *bad = &rows[idx[res.failed]];
                     bad->permanent = 1;
-                    snprintf(bad->error, sizeof(bad->error), "HTTP %ld %s: %s", res.failedStatus,
-                             res.code, res.message);
+                    snprintf(bad->error, sizeof(bad->error),
+                             "$batch operation %d (%.160s): HTTP %ld %s", res.failed, res.message,
+                             res.failedStatus, res.code);
                     again = 1; /* the others of this transaction go in the next pass */
                 } else {
                     for (size_t k = 0; k < nops; k++)

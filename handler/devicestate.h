@@ -43,6 +43,7 @@ typedef struct deviceWork {
     json_t *state;   /* the committed row as a camelCase device object (owned), or NULL */
     int permanent;   /* not committed because the store refuses this row every time (a 400 such
                         as PropertyValueTooLarge, or a key refused before sending) */
+    int tableGone;   /* not committed because the table does not exist (deleted while running) */
     char error[256];
 } deviceWork;
 
@@ -115,8 +116,5 @@ int devicestateBackoffMs(int base, int cap, int attempt, uint64_t *rnd);
 
 /* The row cache now: rows held, their estimated bytes (at most RowCacheBytes), rows evicted. */
 void devicestateCacheStats(size_t *entries, size_t *bytes, unsigned long *evicted);
-
-/* Forgets the etag cache (tests, and after a table error that leaves it unknown). */
-void devicestateForget(const char *deviceId);
 
 #endif

@@ -1,7 +1,7 @@
 /* fn_http: the HTTP functions the dashboard calls (negotiate, getdevicestate,
  * sendsignalrmessage), forwarded by the host as the original request, and in local mode the
  * dashboard's static files. */
-#include "app.h"
+#include "functions.h"
 #include "buf.h"
 #include "devicestate.h"
 #include "log.h"
@@ -46,21 +46,21 @@ static int reject_method(const serverRequest *req, serverResponse *res, int post
  * identities.md, ms.date 2021-03-29). With authentication off nothing strips them, so anyone could
  * name any user: they are believed only when the platform says authentication is on
  * (WEBSITE_AUTH_ENABLED). */
-static const char *principal(const serverRequest *req) {
-    if (!appSettings.platformAuth) return NULL;
+static const char *principal(const fnContext *ctx, const serverRequest *req) {
+    if (!ctx->s->platformAuth) return NULL;
     const char *id = serverHeader(req, "x-ms-client-principal-id");
     if (!id || !*id) id = serverHeader(req, "x-ms-client-principal-name");
     return id && *id ? id : NULL;
 }
 
-void fnNegotiate(const serverRequest *req, serverResponse *res) {
+void fnNegotiate(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
     if (reject_method(req, res, 0)) return;
     const signalrService *svc = signalrDefault();
     if (!svc) {
         serverSetError(res, 503, NOT_CONFIGURED);
         return;
     }
-    const char *user = principal(req);
+    const char *user = principal(ctx, req);
     if (user && strlen(user) > SIGNALR_ID_MAX) {
         serverSetError(res, 400, "the authenticated user id is longer than 256 bytes");
         return;
@@ -170,7 +170,7 @@ static int connection_id(const serverRequest *req, json_t **body, const char **i
     return 0;
 }
 
-void fnGetDeviceState(const serverRequest *req, serverResponse *res) {
+void fnGetDeviceState(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
     char err[512], filter[TABLE_KEY_MAX * 2 + 32];
     json_t *body = NULL;
     stateOut o = {.req = req, .res = res};
@@ -185,14 +185,14 @@ void fnGetDeviceState(const serverRequest *req, serverResponse *res) {
     }
     /* PartitionKey eq '<key, quotes doubled>' */
     size_t f = (size_t)snprintf(filter, sizeof(filter), "PartitionKey eq '");
-    for (const char *c = appSettings.partitionKey; *c && f + 3 < sizeof(filter); c++) {
+    for (const char *c = ctx->s->partitionKey; *c && f + 3 < sizeof(filter); c++) {
         if (*c == '\'') filter[f++] = '\'';
         filter[f++] = *c;
     }
     filter[f++] = '\'';
     filter[f] = '\0';
-    int c = tableQuerySelect(&appSettings.storage, appSettings.deviceTable, filter, STATE_COLUMNS,
-                             add_row, &o, &tr);
+    int c = tableQuerySelect(&ctx->s->storage, ctx->s->deviceTable, filter, STATE_COLUMNS, add_row,
+                             &o, &tr);
     if (o.stream) {
         /* The 200 went out with the first rows: a failure now can only cut the answer short, so
          * that the client sees an unfinished body rather than a complete-looking partial list. */
@@ -262,7 +262,8 @@ out:
 
 /* ---- sendsignalrmessage ---- */
 
-void fnSendSignalRMessage(const serverRequest *req, serverResponse *res) {
+void fnSendSignalRMessage(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
+    (void)ctx; /* the SignalR service is signalrDefault(), set up at start */
     char err[512];
     char *args = NULL;
     json_t *value = NULL;
@@ -342,15 +343,21 @@ static const char *content_type(const char *path) {
     return "application/octet-stream";
 }
 
+/* The dashboard folder, resolved on the first request for a file (an error is logged once). */
 static char static_root[PATH_MAX];
-static pthread_once_t static_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t static_lock = PTHREAD_MUTEX_INITIALIZER;
+static int static_resolved;
 
-static void resolve_root(void) {
-    if (!realpath(appSettings.dashboardDir, static_root)) {
-        logError("EnviromonDashboardDir: cannot open '%s': %s", appSettings.dashboardDir,
-                 strerror(errno));
+static const char *resolve_root(const char *dir) {
+    if (__atomic_load_n(&static_resolved, __ATOMIC_ACQUIRE)) return static_root;
+    pthread_mutex_lock(&static_lock);
+    if (!static_resolved && !realpath(dir, static_root)) {
+        logError("EnviromonDashboardDir: cannot open '%s': %s", dir, strerror(errno));
         static_root[0] = '\0';
     }
+    __atomic_store_n(&static_resolved, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&static_lock);
+    return static_root;
 }
 
 /* Reads a regular file of at most STATIC_MAX_BYTES. Returns the bytes (caller frees) or NULL with
@@ -388,15 +395,14 @@ out:
     return data;
 }
 
-int fnStatic(const serverRequest *req, serverResponse *res) {
+int fnStatic(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
     char want[PATH_MAX], real[PATH_MAX];
-    if (!appSettings.dashboardDir[0]) return 0;
+    if (!ctx->s->dashboardDir[0]) return 0;
     if (!method_is(req, "GET") && !method_is(req, "HEAD")) return 0;
     const char *path = req->path;
     if (strncasecmp(path, "/api/", 5) == 0 || strcasecmp(path, "/api") == 0 || path[0] != '/')
         return 0;
-    pthread_once(&static_once, resolve_root);
-    if (!static_root[0]) {
+    if (!resolve_root(ctx->s->dashboardDir)[0]) {
         serverSetError(res, 500, "EnviromonDashboardDir cannot be opened");
         return 1;
     }

@@ -275,111 +275,145 @@ static void retire_legacy(const json_t *row, json_t *p, const char *only) {
     }
 }
 
-json_t *devicestateFold(const json_t *row, const devicestateSource *src, const char *defaultGeo,
-                        const deviceEntry *e, size_t n, int64_t nowMs, devicestateFoldResult *res) {
-    char key[256], hub[DEVICESTATE_HUB_ID_LEN + 1], legacyName[64];
-    watermark *wm = NULL;
-    json_t *p = NULL;
-    memset(res, 0, sizeof(*res));
-    res->watermark = -1;
-    (void)devicestateWatermarkKey(src, key, sizeof(key)); /* 256 bytes always suffice */
-    memcpy(hub, key, DEVICESTATE_HUB_ID_LEN);
-    hub[DEVICESTATE_HUB_ID_LEN] = '\0';
-    devicestateSeqProperty(src->partition, legacyName, sizeof(legacyName));
+/* What a row says about one source before a fold: its watermarks and the legacy one. */
+typedef struct foldBase {
+    char key[256]; /* the source's watermark key */
+    size_t keylen;
+    char hub[DEVICESTATE_HUB_ID_LEN + 1];
+    char legacyName[64];
+    watermark *wm; /* the row's watermarks (owned) */
+    size_t nwm;
+    int hasOwn;   /* the row holds the source's own watermark, own */
+    int otherHub; /* the row holds a watermark of another hub */
+    int useLegacy;
+    int64_t own, legacy;
+    int64_t seenMs; /* the row's LastSeen, -1 when none */
+} foldBase;
 
-    size_t nwm =
-        parse_watermarks(json_string_value(json_object_get(row, DEVICESTATE_WATERMARKS)), &wm);
-    size_t keylen = strlen(key);
-    int hasOwn = 0, otherHub = 0;
-    int64_t own = -1, legacy = -1;
-    for (size_t i = 0; i < nwm; i++) {
-        if (wm[i].keylen == keylen && memcmp(wm[i].key, key, keylen) == 0) {
-            hasOwn = 1;
-            own = wm[i].seq;
+static void read_base(const json_t *row, const devicestateSource *src, foldBase *b) {
+    (void)devicestateWatermarkKey(src, b->key, sizeof(b->key)); /* 256 bytes always suffice */
+    b->keylen = strlen(b->key);
+    memcpy(b->hub, b->key, DEVICESTATE_HUB_ID_LEN);
+    b->hub[DEVICESTATE_HUB_ID_LEN] = '\0';
+    devicestateSeqProperty(src->partition, b->legacyName, sizeof(b->legacyName));
+    b->nwm =
+        parse_watermarks(json_string_value(json_object_get(row, DEVICESTATE_WATERMARKS)), &b->wm);
+    b->hasOwn = b->otherHub = 0;
+    b->own = b->legacy = -1;
+    for (size_t i = 0; i < b->nwm; i++) {
+        if (b->wm[i].keylen == b->keylen && memcmp(b->wm[i].key, b->key, b->keylen) == 0) {
+            b->hasOwn = 1;
+            b->own = b->wm[i].seq;
         }
-        if (memcmp(wm[i].key, hub, DEVICESTATE_HUB_ID_LEN) != 0) otherHub = 1;
+        if (memcmp(b->wm[i].key, b->hub, DEVICESTATE_HUB_ID_LEN) != 0) b->otherHub = 1;
     }
-    int useLegacy = legacy_applies(row, legacyName, hasOwn, otherHub, &legacy);
+    b->useLegacy = legacy_applies(row, b->legacyName, b->hasOwn, b->otherHub, &b->legacy);
     const char *seen = json_string_value(json_object_get(row, "LastSeen"));
-    int64_t seenMs = seen ? invocationParseTime(seen) : -1;
+    b->seenMs = seen ? invocationParseTime(seen) : -1;
+}
 
-    int64_t maxSeq = INT64_MIN, valid = 0, rejected = 0;
-    int sawSeq = 0;
-    const deviceEntry *latest = NULL;
-    int64_t latestMs = 0;
+/* The entries a fold applies: what they add up to. */
+typedef struct foldPick {
+    int64_t maxSeq, valid, rejected;
+    int sawSeq;
+    const deviceEntry *latest; /* the latest valid reading, or NULL */
+    int64_t latestMs;
+} foldPick;
+
+/* Skips the entries at or below a watermark (counted in res), sums up the others in k. */
+static void pick(const foldBase *b, const deviceEntry *e, size_t n, int64_t nowMs, foldPick *k,
+                 devicestateFoldResult *res) {
+    k->maxSeq = INT64_MIN;
     for (size_t i = 0; i < n; i++) {
         if (e[i].hasSeq) {
-            int byOwn = hasOwn && e[i].seq <= own;
-            int byLegacy = !byOwn && useLegacy && e[i].seq <= legacy && e[i].enqueuedMs > 0 &&
-                           e[i].enqueuedMs <= seenMs;
+            int byOwn = b->hasOwn && e[i].seq <= b->own;
+            int byLegacy = !byOwn && b->useLegacy && e[i].seq <= b->legacy && e[i].enqueuedMs > 0 &&
+                           e[i].enqueuedMs <= b->seenMs;
             if (byOwn || byLegacy) {
                 if (res->replayed == 0 || e[i].seq < res->replayFirst) res->replayFirst = e[i].seq;
                 if (res->replayed == 0 || e[i].seq > res->replayLast) res->replayLast = e[i].seq;
                 res->replayed++;
-                res->watermark = byOwn ? own : legacy;
+                res->watermark = byOwn ? b->own : b->legacy;
                 res->legacy = byLegacy;
                 continue;
             }
         }
         res->applied++;
         if (e[i].hasSeq) {
-            sawSeq = 1;
-            if (e[i].seq > maxSeq) maxSeq = e[i].seq;
+            k->sawSeq = 1;
+            if (e[i].seq > k->maxSeq) k->maxSeq = e[i].seq;
         }
         if (!e[i].r) {
-            rejected++;
+            k->rejected++;
             continue;
         }
-        valid++;
+        k->valid++;
         int64_t ms = e[i].enqueuedMs ? e[i].enqueuedMs : nowMs;
-        if (!latest || ms >= latestMs) latest = &e[i], latestMs = ms;
+        if (!k->latest || ms >= k->latestMs) k->latest = &e[i], k->latestMs = ms;
     }
-    if (res->applied == 0) goto out;
+}
 
+/* Sets the Watermarks text in p: this source's entry first, then the others from the most
+ * recently written on, as many as fit: what falls off the end is what an old hub left longest
+ * ago. Retires the legacy watermarks it supersedes. */
+static void set_watermarks(const json_t *row, const foldBase *b, int64_t maxSeq, json_t *p,
+                           devicestateFoldResult *res) {
+    char text[DEVICESTATE_WATERMARKS_MAX + 1];
+    int hubs2 = 0;
+    int len = snprintf(text, sizeof(text), "%s=%" PRId64, b->key,
+                       b->hasOwn && b->own > maxSeq ? b->own : maxSeq);
+    size_t o = len > 0 && (size_t)len < sizeof(text) ? (size_t)len : 0;
+    for (size_t i = 0; i < b->nwm; i++) {
+        const watermark *w = &b->wm[i];
+        if (w->keylen == b->keylen && memcmp(w->key, b->key, b->keylen) == 0) continue;
+        char entry[DEVICESTATE_WATERMARKS_MAX + 1];
+        int el = snprintf(entry, sizeof(entry), " %.*s=%" PRId64, (int)w->keylen, w->key, w->seq);
+        if (res->dropped || el < 0 || o + (size_t)el > DEVICESTATE_WATERMARKS_MAX) {
+            res->dropped++;
+            continue;
+        }
+        memcpy(text + o, entry, (size_t)el + 1);
+        o += (size_t)el;
+        if (memcmp(w->key, b->hub, DEVICESTATE_HUB_ID_LEN) != 0) hubs2 = 1;
+    }
+    text[o] = '\0';
+    tableSetString(p, DEVICESTATE_WATERMARKS, text);
+    retire_legacy(row, p, hubs2 ? NULL : b->legacyName);
+}
+
+/* The latest reading's values, unless the row already holds a later one (another partition may
+ * have delivered it first). Metrics it lacks keep their stored values. */
+static void set_latest(json_t *p, const foldPick *k, int64_t seenMs, const char *defaultGeo) {
+    if (!k->latest || k->latestMs < seenMs) return;
+    const reading *r = k->latest->r;
+    char iso[40];
+    invocationFormatTime(k->latestMs, iso, sizeof(iso));
+    tableSetDateTime(p, "LastSeen", iso);
+    for (int m = 0; m < METRIC_COUNT; m++)
+        if (r->has[m]) tableSetDouble(p, metric_props[m], r->value[m]);
+    const char *geo = r->geo ? r->geo : defaultGeo;
+    if (geo) tableSetString(p, "Geo", geo);
+    if (r->id[0]) tableSetString(p, "LastMessageId", r->id);
+}
+
+json_t *devicestateFold(const json_t *row, const devicestateSource *src, const char *defaultGeo,
+                        const deviceEntry *e, size_t n, int64_t nowMs, devicestateFoldResult *res) {
+    foldBase b;
+    foldPick k = {0};
+    json_t *p = NULL;
+    memset(res, 0, sizeof(*res));
+    res->watermark = -1;
+    read_base(row, src, &b);
+    pick(&b, e, n, nowMs, &k, res);
+    if (res->applied == 0) goto out;
     p = json_object();
     if (!p) goto out;
-    tableSetInt64(p, "Count", tableGetInt64(row, "Count", 0) + valid);
-    tableSetInt64(p, "Rejected", tableGetInt64(row, "Rejected", 0) + rejected);
-    if (sawSeq) {
-        /* This source's entry first, then the others from the most recently written on, as many
-         * as fit: what falls off the end is what an old hub left longest ago. */
-        char text[DEVICESTATE_WATERMARKS_MAX + 1];
-        int hubs2 = 0;
-        int len =
-            snprintf(text, sizeof(text), "%s=%" PRId64, key, hasOwn && own > maxSeq ? own : maxSeq);
-        size_t o = len > 0 && (size_t)len < sizeof(text) ? (size_t)len : 0;
-        for (size_t i = 0; i < nwm; i++) {
-            if (wm[i].keylen == keylen && memcmp(wm[i].key, key, keylen) == 0) continue;
-            char entry[DEVICESTATE_WATERMARKS_MAX + 1];
-            int el = snprintf(entry, sizeof(entry), " %.*s=%" PRId64, (int)wm[i].keylen, wm[i].key,
-                              wm[i].seq);
-            if (res->dropped || el < 0 || o + (size_t)el > DEVICESTATE_WATERMARKS_MAX) {
-                res->dropped++;
-                continue;
-            }
-            memcpy(text + o, entry, (size_t)el + 1);
-            o += (size_t)el;
-            if (memcmp(wm[i].key, hub, DEVICESTATE_HUB_ID_LEN) != 0) hubs2 = 1;
-        }
-        text[o] = '\0';
-        tableSetString(p, DEVICESTATE_WATERMARKS, text);
-        retire_legacy(row, p, hubs2 ? NULL : legacyName);
-    }
-
-    /* The latest reading's values, unless the row already holds a later one (another partition
-     * may have delivered it first). Metrics it lacks keep their stored values. */
-    if (latest && latestMs >= seenMs) {
-        char iso[40];
-        invocationFormatTime(latestMs, iso, sizeof(iso));
-        tableSetDateTime(p, "LastSeen", iso);
-        for (int m = 0; m < METRIC_COUNT; m++)
-            if (latest->r->has[m]) tableSetDouble(p, metric_props[m], latest->r->value[m]);
-        const char *geo = latest->r->geo ? latest->r->geo : defaultGeo;
-        if (geo) tableSetString(p, "Geo", geo);
-        if (latest->r->id[0]) tableSetString(p, "LastMessageId", latest->r->id);
-    }
+    tableSetInt64(p, "Count", tableGetInt64(row, "Count", 0) + k.valid);
+    tableSetInt64(p, "Rejected", tableGetInt64(row, "Rejected", 0) + k.rejected);
+    if (k.sawSeq) set_watermarks(row, &b, k.maxSeq, p, res);
+    set_latest(p, &k, b.seenMs, defaultGeo);
 out:
-    free(wm);
+    free(b.wm);
     return p;
 }
 

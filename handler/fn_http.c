@@ -170,6 +170,38 @@ static int connection_id(const serverRequest *req, json_t **body, const char **i
     return 0;
 }
 
+/* Sends the device list (text, len bytes) to one connection as newMessage. Returns what became
+ * of it for the X-Enviromon-SignalR header: a constant, or note (notelen bytes). */
+static const char *send_state(const char *conn, const char *text, size_t len, char *note,
+                              size_t notelen) {
+    const signalrService *svc = signalrDefault();
+    signalrResult sr;
+    if (!svc) return "not sent: SignalR is not configured";
+    /* The arguments array: the device list is its one element. */
+    char *args = malloc(len + 3);
+    if (!args) return "not sent: out of memory";
+    snprintf(args, len + 3, "[%s]", text);
+    int s = signalrSend(svc, SIGNALR_TO_CONNECTION, conn, "newMessage", args, len + 2,
+                        SEND_TIMEOUT_MS, &sr);
+    free(args);
+    if (s == SIGNALR_OK) return "sent";
+    snprintf(note, notelen, "not sent: %s", sr.message);
+    logWarn("getdevicestate: sending to connection %.64s: %s", conn, sr.message);
+    return note;
+}
+
+/* Ends a streamed answer: the closing bracket, or cut short when the query failed. */
+static void finish_stream(stateOut *o, int c, const tableResult *tr) {
+    /* The 200 went out with the first rows: a failure now can only cut the answer short, so that
+     * the client sees an unfinished body rather than a complete-looking partial list. */
+    int ok = !o->oom && !o->gone && c == TABLE_OK;
+    if (ok) ok = serverStreamWrite(o->stream, "]", 1) == 0;
+    if (!ok && !o->gone)
+        logWarn("getdevicestate: the answer was cut short after %zu devices: %s", o->count,
+                o->oom ? "out of memory" : tr->message);
+    serverStreamClose(o->stream, ok);
+}
+
 void fnGetDeviceState(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
     char err[512], filter[TABLE_KEY_MAX * 2 + 32];
     json_t *body = NULL;
@@ -194,14 +226,7 @@ void fnGetDeviceState(const fnContext *ctx, const serverRequest *req, serverResp
     int c = tableQuerySelect(&ctx->s->storage, ctx->s->deviceTable, filter, STATE_COLUMNS, add_row,
                              &o, &tr);
     if (o.stream) {
-        /* The 200 went out with the first rows: a failure now can only cut the answer short, so
-         * that the client sees an unfinished body rather than a complete-looking partial list. */
-        int ok = !o.oom && !o.gone && c == TABLE_OK;
-        if (ok) ok = serverStreamWrite(o.stream, "]", 1) == 0;
-        if (!ok && !o.gone)
-            logWarn("getdevicestate: the answer was cut short after %zu devices: %s", o.count,
-                    o.oom ? "out of memory" : tr.message);
-        serverStreamClose(o.stream, ok);
+        finish_stream(&o, c, &tr);
         goto out;
     }
     if (o.oom) {
@@ -221,33 +246,8 @@ void fnGetDeviceState(const fnContext *ctx, const serverRequest *req, serverResp
     }
     size_t len = o.text.len;
     text = bufDetach(&o.text);
-    const char *outcome = NULL;
     char note[300];
-    if (o.conn) {
-        const signalrService *svc = signalrDefault();
-        signalrResult sr;
-        if (!svc) {
-            outcome = "not sent: SignalR is not configured";
-        } else {
-            /* The arguments array: the device list is its one element. */
-            char *args = malloc(len + 3);
-            if (!args) {
-                outcome = "not sent: out of memory";
-            } else {
-                snprintf(args, len + 3, "[%s]", text);
-                int s = signalrSend(svc, SIGNALR_TO_CONNECTION, o.conn, "newMessage", args, len + 2,
-                                    SEND_TIMEOUT_MS, &sr);
-                free(args);
-                if (s == SIGNALR_OK) {
-                    outcome = "sent";
-                } else {
-                    snprintf(note, sizeof(note), "not sent: %s", sr.message);
-                    outcome = note;
-                    logWarn("getdevicestate: sending to connection %.64s: %s", o.conn, sr.message);
-                }
-            }
-        }
-    }
+    const char *outcome = o.conn ? send_state(o.conn, text, len, note, sizeof(note)) : NULL;
     /* The answer holds the state whatever became of the send, so a dashboard never waits on a
      * push that did not come; the header says what happened. */
     serverSetBody(res, 200, "application/json; charset=utf-8", text, len);

@@ -56,7 +56,7 @@ void devicestateShutdown(void);
  * wait, a re-read and a re-apply), at most BackoffAttempts writes. Events are skipped as replays
  * only on what storage holds: when the row this process remembers says "already applied", the
  * row is read once to confirm. Sets w's results. Returns 0, or -1 when the row could not be
- * committed (w->error says why). Thread-safe. */
+ * committed (w->error says why; w->permanent and w->tableGone say what kind). Thread-safe. */
 int devicestateCommit(deviceWork *w);
 
 /* What a fold decided. */

@@ -18,8 +18,8 @@ int tablesetEnsure(tableSet *t, char *err, size_t errlen) {
     int rc = 0;
     if (__atomic_load_n(&t->ready, __ATOMIC_ACQUIRE)) return 0;
     pthread_mutex_lock(&t->lock);
-    int ready =
-        __atomic_load_n(&t->ready, __ATOMIC_ACQUIRE); /* another thread may have made them */
+    /* another thread may have made them while this one waited for the lock */
+    int ready = __atomic_load_n(&t->ready, __ATOMIC_ACQUIRE);
     for (size_t i = 0; !ready && i < sizeof(tables) / sizeof(tables[0]); i++) {
         tableResult r;
         if (tableCreate(&t->s->storage, tables[i], &r) != TABLE_OK) {

@@ -43,6 +43,7 @@ typedef struct deviceWork {
     json_t *state;   /* the committed row as a camelCase device object (owned), or NULL */
     int permanent;   /* not committed because the store refuses this row every time (a 400 such
                         as PropertyValueTooLarge, or a key refused before sending) */
+    int tableGone;   /* not committed because the table does not exist (deleted while running) */
     char error[256];
 } deviceWork;
 
@@ -55,7 +56,7 @@ void devicestateShutdown(void);
  * wait, a re-read and a re-apply), at most BackoffAttempts writes. Events are skipped as replays
  * only on what storage holds: when the row this process remembers says "already applied", the
  * row is read once to confirm. Sets w's results. Returns 0, or -1 when the row could not be
- * committed (w->error says why). Thread-safe. */
+ * committed (w->error says why; w->permanent and w->tableGone say what kind). Thread-safe. */
 int devicestateCommit(deviceWork *w);
 
 /* What a fold decided. */
@@ -115,8 +116,5 @@ int devicestateBackoffMs(int base, int cap, int attempt, uint64_t *rnd);
 
 /* The row cache now: rows held, their estimated bytes (at most RowCacheBytes), rows evicted. */
 void devicestateCacheStats(size_t *entries, size_t *bytes, unsigned long *evicted);
-
-/* Forgets the etag cache (tests, and after a table error that leaves it unknown). */
-void devicestateForget(const char *deviceId);
 
 #endif

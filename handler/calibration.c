@@ -45,12 +45,6 @@ int calibrationInit(const settings *s) {
 
 void calibrationShutdown(void) { dictFree(&cache); }
 
-void calibrationClear(void) {
-    pthread_mutex_lock(&lock);
-    dictClear(&cache);
-    pthread_mutex_unlock(&lock);
-}
-
 static int fresh(const entry *e, time_t now) {
     return e && now - e->loaded < cfg->calibrationCacheSeconds;
 }
@@ -108,14 +102,15 @@ static void cache_entries(const char *const *ids, size_t n, dict *found, const c
 }
 
 /* Loads the calibration of ids (one query). Returns 0; 1 when the store refuses the query every
- * time (err says why); -1 when it failed and may succeed later. */
+ * time (err says why); CALIBRATION_TRANSIENT or CALIBRATION_TABLE_GONE when it failed and may
+ * succeed later. */
 static int load(const char *const *ids, size_t n, time_t now, char *err, size_t errlen) {
     dict found;
     buf f;
     tableResult r;
     loaded l = {.found = &found};
-    int rc = -1;
-    if (dictInit(&found, 64, free_entry)) return -1;
+    int rc = CALIBRATION_TRANSIENT;
+    if (dictInit(&found, 64, free_entry)) return CALIBRATION_TRANSIENT;
     bufInit(&f, 64 * 1024);
     if (bufAppend(&f, "PartitionKey eq ", 16) || literal(&f, cfg->partitionKey) ||
         bufAppend(&f, " and (", 6))
@@ -127,7 +122,7 @@ static int load(const char *const *ids, size_t n, time_t now, char *err, size_t 
     if (bufAppend(&f, ")", 1)) goto out;
     if (tableQuery(&cfg->storage, cfg->calibrationTable, f.data, on_row, &l, &r) != TABLE_OK) {
         snprintf(err, errlen, "reading %s failed: %s", cfg->calibrationTable, r.message);
-        rc = r.permanent ? 1 : -1;
+        rc = r.permanent ? 1 : r.tableGone ? CALIBRATION_TABLE_GONE : CALIBRATION_TRANSIENT;
         goto out;
     }
     cache_entries(ids, n, &found, NULL, now);
@@ -141,13 +136,14 @@ out:
 
 /* Loads a group; when the store refuses the query every time, each device alone, so that only
  * the devices it refuses are marked (their readings are then rejected, not retried forever).
- * Returns 0, or -1 (err) when a query failed and may succeed later. */
+ * Returns 0, or a negative enum calibrationStatus (err) when a query failed and may succeed
+ * later. */
 static int load_group(const char *const *ids, size_t n, time_t now, char *err, size_t errlen) {
     int rc = load(ids, n, now, err, errlen);
     if (rc <= 0) return rc;
     for (size_t i = 0; i < n; i++) {
         if (n > 1) rc = load(&ids[i], 1, now, err, errlen);
-        if (rc < 0) return -1;
+        if (rc < 0) return rc;
         if (rc > 0) {
             char why[TELEMETRY_REASON_LEN];
             logError("calibration of device '%.200s' cannot be read: %s", ids[i], err);
@@ -190,13 +186,15 @@ int calibrationPrepare(const char *const *ids, size_t n, char *err, size_t errle
         if (dup) continue;
         size_t cost = encoded_clause(ids[i]);
         if (k && base + used + cost > FILTER_URL_MAX) {
-            if (load_group(need, k, now, err, errlen)) return -1;
+            int rc = load_group(need, k, now, err, errlen);
+            if (rc) return rc;
             k = used = 0;
         }
         need[k++] = ids[i];
         used += cost;
         if (k == IDS_PER_QUERY) {
-            if (load_group(need, k, now, err, errlen)) return -1;
+            int rc = load_group(need, k, now, err, errlen);
+            if (rc) return rc;
             k = used = 0;
         }
     }

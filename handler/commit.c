@@ -70,13 +70,14 @@ static int read_row(const settings *s, slot *sl) {
         sl->mode = MODE_MERGE;
         return 0;
     }
-    if (c == TABLE_NOT_FOUND && strcmp(r.code, "TableNotFound") != 0) {
+    if (c == TABLE_NOT_FOUND && !r.tableGone) {
         sl->etag[0] = '\0';
         sl->mode = MODE_INSERT;
         return 0;
     }
     /* The table is gone, or no answer: the host retries the batch. */
     fail(sl, r.message);
+    sl->w->tableGone = r.tableGone;
     return -1;
 }
 
@@ -166,8 +167,10 @@ static void submit(const settings *s, tableBatch *b, slot **ops, size_t nops, ro
         char why[300];
         snprintf(why, sizeof(why), "TableNotFound: %s", res.message);
         rd->gone = 1;
-        for (size_t i = 0; i < nops; i++)
+        for (size_t i = 0; i < nops; i++) {
             fail(ops[i], why);
+            ops[i]->w->tableGone = 1;
+        }
         return;
     }
     if (res.status == 0) {
@@ -296,6 +299,7 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
         x->w = &works[i];
         x->w->ok = x->w->changed = 0;
         x->w->writes = 0;
+        x->w->tableGone = 0;
         x->fromCache = devicestateRecall(x->w->deviceId, &x->row, x->etag, sizeof(x->etag));
         x->mode = x->fromCache ? MODE_MERGE : MODE_INSERT;
         x->guess = 1;
@@ -323,7 +327,10 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
         send_round(s, sl, n, &rd, &guessFailures);
         if (rd.gone || rd.unreachable) {
             for (size_t i = 0; i < n; i++)
-                if (!sl[i].done) fail(&sl[i], rd.gone ? "TableNotFound" : "no answer");
+                if (!sl[i].done) {
+                    fail(&sl[i], rd.gone ? "TableNotFound" : "no answer");
+                    sl[i].w->tableGone = rd.gone;
+                }
             break;
         }
         if (guessFailures >= 2)
@@ -371,8 +378,10 @@ size_t commitUpsertRows(const settings *s, const char *table, const char *pk, co
                         size_t n) {
     size_t idx[TABLEBATCH_MAX_OPS], notOk = 0;
     char err[256];
-    for (size_t i = 0; i < n; i++)
-        rows[i].ok = rows[i].permanent = 0, rows[i].error[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        rows[i].ok = rows[i].permanent = rows[i].tableGone = 0;
+        rows[i].error[0] = '\0';
+    }
     /* Each pass sends every row not yet settled; a refused row is settled (permanent), so at
      * most n + 1 passes. A transient failure settles the rows it carried as not ok. */
     for (size_t pass = 0; pass <= n; pass++) {
@@ -416,9 +425,12 @@ size_t commitUpsertRows(const settings *s, const char *table, const char *pk, co
                              res.failedStatus, res.code);
                     again = 1; /* the others of this transaction go in the next pass */
                 } else {
-                    for (size_t k = 0; k < nops; k++)
-                        snprintf(rows[idx[k]].error, sizeof(rows[idx[k]].error), "%s",
+                    for (size_t k = 0; k < nops; k++) {
+                        snprintf(rows[idx[k]].error, sizeof(rows[idx[k]].error), "%s%s%s", res.code,
+                                 res.code[0] ? ": " : "",
                                  res.message[0] ? res.message : "transaction failed");
+                        rows[idx[k]].tableGone = strcmp(res.code, "TableNotFound") == 0;
+                    }
                 }
             }
             tableBatchFree(b);

@@ -33,6 +33,7 @@ typedef struct commitRow {
     /* results */
     int ok;
     int permanent; /* the store refuses this row every time */
+    int tableGone; /* the table does not exist (deleted while running) */
     char error[256];
 } commitRow;
 

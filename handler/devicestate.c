@@ -272,111 +272,145 @@ static void retire_legacy(const json_t *row, json_t *p, const char *only) {
     }
 }
 
-json_t *devicestateFold(const json_t *row, const devicestateSource *src, const char *defaultGeo,
-                        const deviceEntry *e, size_t n, int64_t nowMs, devicestateFoldResult *res) {
-    char key[256], hub[DEVICESTATE_HUB_ID_LEN + 1], legacyName[64];
-    watermark *wm = NULL;
-    json_t *p = NULL;
-    memset(res, 0, sizeof(*res));
-    res->watermark = -1;
-    (void)devicestateWatermarkKey(src, key, sizeof(key)); /* 256 bytes always suffice */
-    memcpy(hub, key, DEVICESTATE_HUB_ID_LEN);
-    hub[DEVICESTATE_HUB_ID_LEN] = '\0';
-    devicestateSeqProperty(src->partition, legacyName, sizeof(legacyName));
+/* What a row says about one source before a fold: its watermarks and the legacy one. */
+typedef struct foldBase {
+    char key[256]; /* the source's watermark key */
+    size_t keylen;
+    char hub[DEVICESTATE_HUB_ID_LEN + 1];
+    char legacyName[64];
+    watermark *wm; /* the row's watermarks (owned) */
+    size_t nwm;
+    int hasOwn;   /* the row holds the source's own watermark, own */
+    int otherHub; /* the row holds a watermark of another hub */
+    int useLegacy;
+    int64_t own, legacy;
+    int64_t seenMs; /* the row's LastSeen, -1 when none */
+} foldBase;
 
-    size_t nwm =
-        parse_watermarks(json_string_value(json_object_get(row, DEVICESTATE_WATERMARKS)), &wm);
-    size_t keylen = strlen(key);
-    int hasOwn = 0, otherHub = 0;
-    int64_t own = -1, legacy = -1;
-    for (size_t i = 0; i < nwm; i++) {
-        if (wm[i].keylen == keylen && memcmp(wm[i].key, key, keylen) == 0) {
-            hasOwn = 1;
-            own = wm[i].seq;
+static void read_base(const json_t *row, const devicestateSource *src, foldBase *b) {
+    (void)devicestateWatermarkKey(src, b->key, sizeof(b->key)); /* 256 bytes always suffice */
+    b->keylen = strlen(b->key);
+    memcpy(b->hub, b->key, DEVICESTATE_HUB_ID_LEN);
+    b->hub[DEVICESTATE_HUB_ID_LEN] = '\0';
+    devicestateSeqProperty(src->partition, b->legacyName, sizeof(b->legacyName));
+    b->nwm =
+        parse_watermarks(json_string_value(json_object_get(row, DEVICESTATE_WATERMARKS)), &b->wm);
+    b->hasOwn = b->otherHub = 0;
+    b->own = b->legacy = -1;
+    for (size_t i = 0; i < b->nwm; i++) {
+        if (b->wm[i].keylen == b->keylen && memcmp(b->wm[i].key, b->key, b->keylen) == 0) {
+            b->hasOwn = 1;
+            b->own = b->wm[i].seq;
         }
-        if (memcmp(wm[i].key, hub, DEVICESTATE_HUB_ID_LEN) != 0) otherHub = 1;
+        if (memcmp(b->wm[i].key, b->hub, DEVICESTATE_HUB_ID_LEN) != 0) b->otherHub = 1;
     }
-    int useLegacy = legacy_applies(row, legacyName, hasOwn, otherHub, &legacy);
+    b->useLegacy = legacy_applies(row, b->legacyName, b->hasOwn, b->otherHub, &b->legacy);
     const char *seen = json_string_value(json_object_get(row, "LastSeen"));
-    int64_t seenMs = seen ? invocationParseTime(seen) : -1;
+    b->seenMs = seen ? invocationParseTime(seen) : -1;
+}
 
-    int64_t maxSeq = INT64_MIN, valid = 0, rejected = 0;
-    int sawSeq = 0;
-    const deviceEntry *latest = NULL;
-    int64_t latestMs = 0;
+/* The entries a fold applies: what they add up to. */
+typedef struct foldPick {
+    int64_t maxSeq, valid, rejected;
+    int sawSeq;
+    const deviceEntry *latest; /* the latest valid reading, or NULL */
+    int64_t latestMs;
+} foldPick;
+
+/* Skips the entries at or below a watermark (counted in res), sums up the others in k. */
+static void pick(const foldBase *b, const deviceEntry *e, size_t n, int64_t nowMs, foldPick *k,
+                 devicestateFoldResult *res) {
+    k->maxSeq = INT64_MIN;
     for (size_t i = 0; i < n; i++) {
         if (e[i].hasSeq) {
-            int byOwn = hasOwn && e[i].seq <= own;
-            int byLegacy = !byOwn && useLegacy && e[i].seq <= legacy && e[i].enqueuedMs > 0 &&
-                           e[i].enqueuedMs <= seenMs;
+            int byOwn = b->hasOwn && e[i].seq <= b->own;
+            int byLegacy = !byOwn && b->useLegacy && e[i].seq <= b->legacy && e[i].enqueuedMs > 0 &&
+                           e[i].enqueuedMs <= b->seenMs;
             if (byOwn || byLegacy) {
                 if (res->replayed == 0 || e[i].seq < res->replayFirst) res->replayFirst = e[i].seq;
                 if (res->replayed == 0 || e[i].seq > res->replayLast) res->replayLast = e[i].seq;
                 res->replayed++;
-                res->watermark = byOwn ? own : legacy;
+                res->watermark = byOwn ? b->own : b->legacy;
                 res->legacy = byLegacy;
                 continue;
             }
         }
         res->applied++;
         if (e[i].hasSeq) {
-            sawSeq = 1;
-            if (e[i].seq > maxSeq) maxSeq = e[i].seq;
+            k->sawSeq = 1;
+            if (e[i].seq > k->maxSeq) k->maxSeq = e[i].seq;
         }
         if (!e[i].r) {
-            rejected++;
+            k->rejected++;
             continue;
         }
-        valid++;
+        k->valid++;
         int64_t ms = e[i].enqueuedMs ? e[i].enqueuedMs : nowMs;
-        if (!latest || ms >= latestMs) latest = &e[i], latestMs = ms;
+        if (!k->latest || ms >= k->latestMs) k->latest = &e[i], k->latestMs = ms;
     }
-    if (res->applied == 0) goto out;
+}
 
+/* Sets the Watermarks text in p: this source's entry first, then the others from the most
+ * recently written on, as many as fit: what falls off the end is what an old hub left longest
+ * ago. Retires the legacy watermarks it supersedes. */
+static void set_watermarks(const json_t *row, const foldBase *b, int64_t maxSeq, json_t *p,
+                           devicestateFoldResult *res) {
+    char text[DEVICESTATE_WATERMARKS_MAX + 1];
+    int hubs2 = 0;
+    int len = snprintf(text, sizeof(text), "%s=%" PRId64, b->key,
+                       b->hasOwn && b->own > maxSeq ? b->own : maxSeq);
+    size_t o = len > 0 && (size_t)len < sizeof(text) ? (size_t)len : 0;
+    for (size_t i = 0; i < b->nwm; i++) {
+        const watermark *w = &b->wm[i];
+        if (w->keylen == b->keylen && memcmp(w->key, b->key, b->keylen) == 0) continue;
+        char entry[DEVICESTATE_WATERMARKS_MAX + 1];
+        int el = snprintf(entry, sizeof(entry), " %.*s=%" PRId64, (int)w->keylen, w->key, w->seq);
+        if (res->dropped || el < 0 || o + (size_t)el > DEVICESTATE_WATERMARKS_MAX) {
+            res->dropped++;
+            continue;
+        }
+        memcpy(text + o, entry, (size_t)el + 1);
+        o += (size_t)el;
+        if (memcmp(w->key, b->hub, DEVICESTATE_HUB_ID_LEN) != 0) hubs2 = 1;
+    }
+    text[o] = '\0';
+    tableSetString(p, DEVICESTATE_WATERMARKS, text);
+    retire_legacy(row, p, hubs2 ? NULL : b->legacyName);
+}
+
+/* The latest reading's values, unless the row already holds a later one (another partition may
+ * have delivered it first). Metrics it lacks keep their stored values. */
+static void set_latest(json_t *p, const foldPick *k, int64_t seenMs, const char *defaultGeo) {
+    if (!k->latest || k->latestMs < seenMs) return;
+    const reading *r = k->latest->r;
+    char iso[40];
+    invocationFormatTime(k->latestMs, iso, sizeof(iso));
+    tableSetDateTime(p, "LastSeen", iso);
+    for (int m = 0; m < METRIC_COUNT; m++)
+        if (r->has[m]) tableSetDouble(p, metric_props[m], r->value[m]);
+    const char *geo = r->geo ? r->geo : defaultGeo;
+    if (geo) tableSetString(p, "Geo", geo);
+    if (r->id[0]) tableSetString(p, "LastMessageId", r->id);
+}
+
+json_t *devicestateFold(const json_t *row, const devicestateSource *src, const char *defaultGeo,
+                        const deviceEntry *e, size_t n, int64_t nowMs, devicestateFoldResult *res) {
+    foldBase b;
+    foldPick k = {0};
+    json_t *p = NULL;
+    memset(res, 0, sizeof(*res));
+    res->watermark = -1;
+    read_base(row, src, &b);
+    pick(&b, e, n, nowMs, &k, res);
+    if (res->applied == 0) goto out;
     p = json_object();
     if (!p) goto out;
-    tableSetInt64(p, "Count", tableGetInt64(row, "Count", 0) + valid);
-    tableSetInt64(p, "Rejected", tableGetInt64(row, "Rejected", 0) + rejected);
-    if (sawSeq) {
-        /* This source's entry first, then the others from the most recently written on, as many
-         * as fit: what falls off the end is what an old hub left longest ago. */
-        char text[DEVICESTATE_WATERMARKS_MAX + 1];
-        int hubs2 = 0;
-        int len =
-            snprintf(text, sizeof(text), "%s=%" PRId64, key, hasOwn && own > maxSeq ? own : maxSeq);
-        size_t o = len > 0 && (size_t)len < sizeof(text) ? (size_t)len : 0;
-        for (size_t i = 0; i < nwm; i++) {
-            if (wm[i].keylen == keylen && memcmp(wm[i].key, key, keylen) == 0) continue;
-            char entry[DEVICESTATE_WATERMARKS_MAX + 1];
-            int el = snprintf(entry, sizeof(entry), " %.*s=%" PRId64, (int)wm[i].keylen, wm[i].key,
-                              wm[i].seq);
-            if (res->dropped || el < 0 || o + (size_t)el > DEVICESTATE_WATERMARKS_MAX) {
-                res->dropped++;
-                continue;
-            }
-            memcpy(text + o, entry, (size_t)el + 1);
-            o += (size_t)el;
-            if (memcmp(wm[i].key, hub, DEVICESTATE_HUB_ID_LEN) != 0) hubs2 = 1;
-        }
-        text[o] = '\0';
-        tableSetString(p, DEVICESTATE_WATERMARKS, text);
-        retire_legacy(row, p, hubs2 ? NULL : legacyName);
-    }
-
-    /* The latest reading's values, unless the row already holds a later one (another partition
-     * may have delivered it first). Metrics it lacks keep their stored values. */
-    if (latest && latestMs >= seenMs) {
-        char iso[40];
-        invocationFormatTime(latestMs, iso, sizeof(iso));
-        tableSetDateTime(p, "LastSeen", iso);
-        for (int m = 0; m < METRIC_COUNT; m++)
-            if (latest->r->has[m]) tableSetDouble(p, metric_props[m], latest->r->value[m]);
-        const char *geo = latest->r->geo ? latest->r->geo : defaultGeo;
-        if (geo) tableSetString(p, "Geo", geo);
-        if (latest->r->id[0]) tableSetString(p, "LastMessageId", latest->r->id);
-    }
+    tableSetInt64(p, "Count", tableGetInt64(row, "Count", 0) + k.valid);
+    tableSetInt64(p, "Rejected", tableGetInt64(row, "Rejected", 0) + k.rejected);
+    if (k.sawSeq) set_watermarks(row, &b, k.maxSeq, p, res);
+    set_latest(p, &k, b.seenMs, defaultGeo);
 out:
-    free(wm);
+    free(b.wm);
     return p;
 }
 
@@ -442,6 +476,163 @@ static void log_replay(const deviceWork *w, const devicestateFoldResult *f) {
             f->legacy ? "legacy " : "", f->watermark);
 }
 
+/* One device's commit in progress: what devicestateCommit's rounds share. */
+typedef struct commit {
+    deviceWork *w;
+    devicestateSource src;
+    json_t *row; /* the row as last read or written, or NULL (owned) */
+    char etag[160];
+    int fromCache; /* row is what this process remembers, not a fresh read */
+    int mode;      /* MODE_MERGE, MODE_INSERT or MODE_READ (re-read first) */
+    int guess;     /* the next write rests on what this process believes, not on a fresh read */
+    int conflicts; /* failed writes and reads so far */
+    size_t cachedReplays;
+    devicestateFoldResult last; /* the fold written, logged once committed */
+    tableResult r;              /* the last round trip's result */
+    uint64_t rnd;
+} commit;
+
+enum { STEP_AGAIN, STEP_DONE, STEP_FAIL };
+
+static void backoff(commit *c) {
+    sleep_ms(
+        devicestateBackoffMs(cfg->backoffBaseMs, cfg->backoffCapMs, c->conflicts - 1, &c->rnd));
+}
+
+/* After a write the service refused for the etag or the row's existence (412, 409, 404): re-read
+ * at once when the write rested on a belief, after a wait when on a fresh read. */
+static int after_conflict(commit *c) {
+    c->mode = MODE_READ;
+    c->conflicts++;
+    if (c->guess) {
+        c->guess = 0; /* a stale belief, not contention: re-read at once */
+        return STEP_AGAIN;
+    }
+    if (c->conflicts >= cfg->backoffAttempts) return STEP_FAIL;
+    backoff(c);
+    return STEP_AGAIN;
+}
+
+/* After no answer or a server error: the write may or may not have landed, so re-read, after a
+ * wait; a 4xx or no answer at all ends the commit. */
+static int after_unknown(commit *c) {
+    c->guess = 0;
+    c->mode = MODE_READ;
+    if (++c->conflicts >= cfg->backoffAttempts || c->r.status == 0 ||
+        (c->r.status >= 400 && c->r.status < 500))
+        return STEP_FAIL;
+    backoff(c);
+    return STEP_AGAIN;
+}
+
+/* Reads the row afresh. Returns STEP_DONE when the round goes on with the fold (read, or no row:
+ * an insert), STEP_FAIL when the table is gone, STEP_AGAIN when the read failed (retry). */
+static int read_row(commit *c) {
+    deviceWork *w = c->w;
+    json_decref(c->row);
+    c->row = NULL;
+    w->writes++;
+    int t = tableGetEntity(&cfg->storage, cfg->deviceTable, cfg->partitionKey, w->deviceId, &c->row,
+                           &c->r);
+    c->fromCache = 0;
+    if (t == TABLE_OK) {
+        snprintf(c->etag, sizeof(c->etag), "%s", c->r.etag);
+        c->mode = MODE_MERGE;
+        return STEP_DONE;
+    }
+    if (c->r.tableGone) {
+        snprintf(w->error, sizeof(w->error), "%s", c->r.message); /* no retry helps */
+        w->tableGone = 1;
+        return STEP_FAIL;
+    }
+    if (t == TABLE_NOT_FOUND) {
+        c->mode = MODE_INSERT;
+        return STEP_DONE;
+    }
+    snprintf(w->error, sizeof(w->error), "%s", c->r.message);
+    return STEP_AGAIN;
+}
+
+/* Committed (or nothing to commit): the row becomes the device's state and is remembered. */
+static void settle(commit *c, const char *etag) {
+    deviceWork *w = c->w;
+    w->ok = 1;
+    if (!c->row) return;
+    w->state = devicestateToJson(c->row);
+    devicestateRemember(w->deviceId, c->row, etag);
+    c->row = NULL;
+}
+
+/* Writes props (stolen) with a merge on the etag or an insert. Returns an enum tableStatus. */
+static int write_row(commit *c, json_t *props) {
+    deviceWork *w = c->w;
+    int t;
+    w->writes++;
+    if (c->mode == MODE_MERGE) {
+        t = tableMerge(&cfg->storage, cfg->deviceTable, cfg->partitionKey, w->deviceId, props,
+                       c->etag, &c->r);
+    } else {
+        json_object_set_new(props, "PartitionKey", json_string(cfg->partitionKey));
+        json_object_set_new(props, "RowKey", json_string(w->deviceId));
+        t = tableInsert(&cfg->storage, cfg->deviceTable, props, &c->r);
+    }
+    if (t == TABLE_OK) {
+        if (!c->row) c->row = json_object();
+        json_object_update(c->row, props);
+        json_object_set_new(c->row, "RowKey", json_string(w->deviceId));
+        w->changed = 1;
+        settle(c, c->r.etag);
+    } else {
+        snprintf(w->error, sizeof(w->error), "%s", c->r.message);
+    }
+    json_decref(props);
+    return t;
+}
+
+/* One round: a re-read when due, the fold, the write. Returns STEP_DONE (committed), STEP_AGAIN
+ * or STEP_FAIL (give up). */
+static int commit_round(commit *c) {
+    deviceWork *w = c->w;
+    if (c->mode == MODE_READ) {
+        int step = read_row(c);
+        if (step == STEP_FAIL) return STEP_FAIL;
+        if (step == STEP_AGAIN) return after_unknown(c);
+    }
+    devicestateFoldResult f;
+    json_t *props =
+        devicestateFold(c->row, &c->src, cfg->partitionKey, w->entries, w->count, now_ms(), &f);
+    if (f.replayed && c->fromCache) {
+        /* "Already applied" according to memory only: confirm with one read. Steady state
+         * (nothing to skip) never comes here, so it stays one write per device per batch. */
+        json_decref(props);
+        c->cachedReplays = f.replayed;
+        c->fromCache = c->guess = 0;
+        c->mode = MODE_READ;
+        return STEP_AGAIN;
+    }
+    if (c->cachedReplays > f.replayed)
+        logWarn("device '%s': this process remembered %zu more event(s) as applied than "
+                "storage holds (lost writes: a restore, failover or reset?); applying them",
+                w->deviceId, c->cachedReplays - f.replayed);
+    c->cachedReplays = 0;
+    w->applied = f.applied;
+    w->replayed = f.replayed;
+    c->last = f; /* logged once committed, not on every try */
+    if (!props) {
+        settle(c, c->etag); /* every event was applied already (a replay) */
+        return STEP_DONE;
+    }
+    int t = write_row(c, props);
+    if (t == TABLE_OK) return STEP_DONE;
+    if (c->r.tableGone) {
+        w->tableGone = 1;
+        return STEP_FAIL;
+    }
+    if (t == TABLE_PRECONDITION || t == TABLE_CONFLICT || t == TABLE_NOT_FOUND)
+        return after_conflict(c);
+    return after_unknown(c);
+}
+
 void devicestateLogFold(const deviceWork *w, const devicestateFoldResult *f) {
     if (f->replayed) log_replay(w, f);
     if (f->dropped)
@@ -451,123 +642,31 @@ void devicestateLogFold(const deviceWork *w, const devicestateFoldResult *f) {
 }
 
 int devicestateCommit(deviceWork *w) {
-    json_t *row = NULL;
-    char etag[160] = "";
-    uint64_t rnd = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)w;
-    const storageAccount *a = &cfg->storage;
-    const devicestateSource src = {w->eventHubNamespace, w->eventHubName, w->partition};
+    commit c = {.w = w,
+                .src = {w->eventHubNamespace, w->eventHubName, w->partition},
+                .guess = 1, /* the first try rests on what this process believes */
+                .rnd = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)w};
+    int step = STEP_FAIL;
     /* The row this process remembers: good enough to write on (a stale etag fails with 412), not
      * to skip events on, since storage may have lost writes it acknowledged (an account failover
      * or restore, an operator resetting rows, an emulator started afresh). */
-    int fromCache = devicestateRecall(w->deviceId, &row, etag, sizeof(etag));
-    int mode = fromCache ? MODE_MERGE : MODE_INSERT;
-    int guess = 1; /* the first try rests on what this process believes, not on a fresh read */
-    int conflicts = 0;
-    size_t cachedReplays = 0;
-    devicestateFoldResult last = {0};
-    tableResult r;
+    c.fromCache = devicestateRecall(w->deviceId, &c.row, c.etag, sizeof(c.etag));
+    c.mode = c.fromCache ? MODE_MERGE : MODE_INSERT;
     w->ok = w->changed = 0;
     w->writes = 0;
+    w->tableGone = 0;
 
     for (int rounds = 0; rounds < cfg->backoffAttempts * 2 + 2; rounds++) {
-        if (mode == MODE_READ) {
-            json_decref(row);
-            row = NULL;
-            w->writes++;
-            int c = tableGetEntity(a, cfg->deviceTable, cfg->partitionKey, w->deviceId, &row, &r);
-            fromCache = 0;
-            if (c == TABLE_OK) {
-                snprintf(etag, sizeof(etag), "%s", r.etag);
-                mode = MODE_MERGE;
-            } else if (c == TABLE_NOT_FOUND && strcmp(r.code, "TableNotFound") == 0) {
-                snprintf(w->error, sizeof(w->error), "%s", r.message); /* no retry helps */
-                break;
-            } else if (c == TABLE_NOT_FOUND) {
-                mode = MODE_INSERT;
-            } else {
-                snprintf(w->error, sizeof(w->error), "%s", r.message);
-                goto retry;
-            }
-        }
-        devicestateFoldResult f;
-        json_t *props =
-            devicestateFold(row, &src, cfg->partitionKey, w->entries, w->count, now_ms(), &f);
-        if (f.replayed && fromCache) {
-            /* "Already applied" according to memory only: confirm with one read. Steady state
-             * (nothing to skip) never comes here, so it stays one write per device per batch. */
-            json_decref(props);
-            cachedReplays = f.replayed;
-            fromCache = guess = 0;
-            mode = MODE_READ;
-            continue;
-        }
-        if (cachedReplays > f.replayed)
-            logWarn("device '%s': this process remembered %zu more event(s) as applied than "
-                    "storage holds (lost writes: a restore, failover or reset?); applying them",
-                    w->deviceId, cachedReplays - f.replayed);
-        cachedReplays = 0;
-        w->applied = f.applied;
-        w->replayed = f.replayed;
-        last = f; /* logged once committed, not on every try */
-        if (!props) {
-            /* Every event was applied already (a replay). */
-            w->ok = 1;
-            if (row) {
-                w->state = devicestateToJson(row);
-                devicestateRemember(w->deviceId, row, etag);
-                row = NULL;
-            }
-            goto out;
-        }
-        int c;
-        w->writes++;
-        if (mode == MODE_MERGE) {
-            c = tableMerge(a, cfg->deviceTable, cfg->partitionKey, w->deviceId, props, etag, &r);
-        } else {
-            json_object_set_new(props, "PartitionKey", json_string(cfg->partitionKey));
-            json_object_set_new(props, "RowKey", json_string(w->deviceId));
-            c = tableInsert(a, cfg->deviceTable, props, &r);
-        }
-        if (c == TABLE_OK) {
-            if (!row) row = json_object();
-            json_object_update(row, props);
-            json_object_set_new(row, "RowKey", json_string(w->deviceId));
-            json_decref(props);
-            w->ok = w->changed = 1;
-            w->state = devicestateToJson(row);
-            devicestateRemember(w->deviceId, row, r.etag);
-            row = NULL;
-            goto out;
-        }
-        json_decref(props);
-        snprintf(w->error, sizeof(w->error), "%s", r.message);
-        if (c == TABLE_NOT_FOUND && strcmp(r.code, "TableNotFound") == 0) break;
-        if (c == TABLE_PRECONDITION || c == TABLE_CONFLICT || c == TABLE_NOT_FOUND) {
-            mode = MODE_READ;
-            conflicts++;
-            if (guess) {
-                guess = 0; /* a stale belief, not contention: re-read at once */
-                continue;
-            }
-            if (conflicts >= cfg->backoffAttempts) break;
-            sleep_ms(
-                devicestateBackoffMs(cfg->backoffBaseMs, cfg->backoffCapMs, conflicts - 1, &rnd));
-            continue;
-        }
-    retry:
-        /* No answer or a server error: the write may or may not have landed, so re-read. */
-        guess = 0;
-        mode = MODE_READ;
-        if (++conflicts >= cfg->backoffAttempts || r.status == 0 ||
-            (r.status >= 400 && r.status < 500))
-            break;
-        sleep_ms(devicestateBackoffMs(cfg->backoffBaseMs, cfg->backoffCapMs, conflicts - 1, &rnd));
+        step = commit_round(&c);
+        if (step != STEP_AGAIN) break;
     }
-    devicestateForget(w->deviceId);
-    w->permanent = r.permanent;
-    if (!w->error[0]) snprintf(w->error, sizeof(w->error), "gave up after %d attempts", conflicts);
-out:
-    if (w->ok) devicestateLogFold(w, &last);
-    json_decref(row);
+    if (step != STEP_DONE) {
+        devicestateForget(w->deviceId);
+        w->permanent = c.r.permanent;
+        if (!w->error[0])
+            snprintf(w->error, sizeof(w->error), "gave up after %d attempts", c.conflicts);
+    }
+    if (w->ok) devicestateLogFold(w, &c.last);
+    json_decref(c.row);
     return w->ok ? 0 : -1;
 }

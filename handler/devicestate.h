@@ -43,6 +43,7 @@ typedef struct deviceWork {
     json_t *state;   /* the committed row as a camelCase device object (owned), or NULL */
     int permanent;   /* not committed because the store refuses this row every time (a 400 such
                         as PropertyValueTooLarge, or a key refused before sending) */
+    int tableGone;   /* not committed because the table does not exist (deleted while running) */
     char error[256];
 } deviceWork;
 
@@ -55,7 +56,7 @@ void devicestateShutdown(void);
  * wait, a re-read and a re-apply), at most BackoffAttempts writes. Events are skipped as replays
  * only on what storage holds: when the row this process remembers says "already applied", the
  * row is read once to confirm. Sets w's results. Returns 0, or -1 when the row could not be
- * committed (w->error says why). Thread-safe. */
+ * committed (w->error says why; w->permanent and w->tableGone say what kind). Thread-safe. */
 int devicestateCommit(deviceWork *w);
 
 /* What a fold decided. */
@@ -119,14 +120,13 @@ void devicestateCacheStats(size_t *entries, size_t *bytes, unsigned long *evicte
 /* The etag cache, for the transaction committer (commit.c). Recall copies the row this process
  * last wrote or read for the device (caller decrefs *row) and its etag; returns 1 when the device
  * is known, 0 when not. Remember keeps row (stolen) and etag as the device's; an empty etag
- * forgets the device instead. Thread-safe. */
+ * forgets the device instead. Forget drops the device (after an error that leaves its row
+ * unknown). Thread-safe. */
 int devicestateRecall(const char *id, json_t **row, char *etag, size_t etaglen);
 void devicestateRemember(const char *id, json_t *row, const char *etag);
+void devicestateForget(const char *deviceId);
 
 /* Logs what a committed fold skipped as replays and the watermarks it dropped, if any. */
 void devicestateLogFold(const deviceWork *w, const devicestateFoldResult *f);
-
-/* Forgets the etag cache (tests, and after a table error that leaves it unknown). */
-void devicestateForget(const char *deviceId);
 
 #endif

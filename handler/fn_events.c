@@ -1,10 +1,10 @@
 /* fn_events: the EnvironmentEventTrigger function: an Event Hubs batch from the host in, device
  * rows committed, rejected readings kept, live pushes out, a summary back. */
-#include "app.h"
 #include "calibration.h"
 #include "commit.h"
 #include "devicestate.h"
 #include "dict.h"
+#include "functions.h"
 #include "invocation.h"
 #include "livepush.h"
 #include "log.h"
@@ -41,6 +41,7 @@ typedef struct item {
 } item;
 
 typedef struct batchRun {
+    const fnContext *ctx;
     hostBatch b;
     item *items;
     size_t nitems;
@@ -51,6 +52,7 @@ typedef struct batchRun {
     int rejectFailures; /* rejected readings not kept because of a transient failure */
     int rejectRefused;  /* rejected readings the store refuses to keep (logged) */
     char rejectError[256];
+    int tablesGone; /* a table the batch needs does not exist (deleted while running) */
     pthread_mutex_t lock;
 } batchRun;
 
@@ -174,6 +176,7 @@ static int calibrate(batchRun *run, char *err, size_t errlen) {
         if (!run->items[i].rejected && run->items[i].device) ids[n++] = run->items[i].device;
     int rc = calibrationPrepare(ids, n, err, errlen);
     free(ids);
+    if (rc == CALIBRATION_TABLE_GONE) run->tablesGone = 1;
     if (rc) return -1;
     for (size_t i = 0; i < run->nitems; i++) {
         item *it = &run->items[i];
@@ -217,13 +220,13 @@ static int set_body(json_t *p, const char *text, size_t len) {
 /* A rejected reading's row, kept where an operator finds it: one row per reading, keyed by
  * partition, sequence number and position, so a replay writes the same row again instead of a new
  * one. Sets rk (160 bytes) and *props (caller decrefs). Returns an enum quarantineStatus (OK,
- * TRANSIENT: try later, REFUSED: never fits). */
+ * TRANSIENT: try later, REFUSED: never fits, TABLE_GONE). */
 static int rejected_row(batchRun *run, const item *it, char *rk, json_t **props, char *err,
                         size_t errlen) {
+    const settings *s = run->ctx->s;
     const hostEvent *e = &run->b.events[it->event];
     const char *part = tableKeyValid(run->b.partition) ? run->b.partition : "p";
     char when[40];
-    int rc = QUARANTINE_OK;
     *props = NULL;
     if (e->hasSeq)
         snprintf(rk, 160, "%s-%020" PRId64 "-%zu", part, e->seq, it->k);
@@ -258,8 +261,8 @@ static int rejected_row(batchRun *run, const item *it, char *rk, json_t **props,
                             .seqFirst = e->seq,
                             .seqLast = e->seq};
         quarantineId("r", text, tl, id);
-        rc = quarantineKeep(&appSettings.storage, appSettings.quarantineTable, id, &q, text, tl,
-                            NULL, err, errlen);
+        int rc =
+            quarantineKeep(&s->storage, s->quarantineTable, id, &q, text, tl, NULL, err, errlen);
         if (rc != QUARANTINE_OK) {
             json_decref(p);
             return rc;
@@ -273,14 +276,17 @@ static int rejected_row(batchRun *run, const item *it, char *rk, json_t **props,
 
 /* Keeps one rejected reading (see rejected_row). Returns an enum quarantineStatus. */
 static int keep_rejected(batchRun *run, const item *it, char *err, size_t errlen) {
+    const settings *s = run->ctx->s;
     char rk[160];
     json_t *p;
     int rc = rejected_row(run, it, rk, &p, err, errlen);
     if (rc != QUARANTINE_OK) return rc;
     tableResult r;
-    int c = tableUpsert(&appSettings.storage, appSettings.rejectedTable, appSettings.partitionKey,
-                        rk, p, &r);
-    rc = c == TABLE_OK ? QUARANTINE_OK : r.permanent ? QUARANTINE_REFUSED : QUARANTINE_TRANSIENT;
+    int c = tableUpsert(&s->storage, s->rejectedTable, s->partitionKey, rk, p, &r);
+    rc = c == TABLE_OK ? QUARANTINE_OK
+         : r.tableGone ? QUARANTINE_TABLE_GONE
+         : r.permanent ? QUARANTINE_REFUSED
+                       : QUARANTINE_TRANSIENT;
     if (c != TABLE_OK) snprintf(err, errlen, "keeping rejected reading %s: %s", rk, r.message);
     json_decref(p);
     return rc;
@@ -294,16 +300,19 @@ static void note_kept(batchRun *run, int rc, const char *err) {
         run->rejectRefused++;
     else
         run->rejectFailures++;
+    if (rc == QUARANTINE_TABLE_GONE) run->tablesGone = 1;
     snprintf(run->rejectError, sizeof(run->rejectError), "%s", err);
     pthread_mutex_unlock(&run->lock);
     if (rc == QUARANTINE_REFUSED)
         logError("rejected reading not kept, the store refuses it: %s", err);
 }
 
-/* Keeps every rejected reading of the batch: the rows in transactions of RejectedTelemetry (they
- * all have the PartitionKey setting as PartitionKey), each a replace, so a replay rewrites them. */
+/* Keeps every rejected reading of the batch: the rows in transactions of the rejected table
+ * (they all have the PartitionKey setting as PartitionKey), each a replace, so a replay rewrites
+ * them. */
 static void keep_rejects(batchRun *run) {
-    size_t n = run->nrejects;
+    const settings *s = run->ctx->s;
+    size_t n = run->nrejects, m = 0;
     commitRow *rows = calloc(n ? n : 1, sizeof(*rows));
     char(*rks)[160] = calloc(n ? n : 1, sizeof(*rks));
     char err[256];
@@ -312,10 +321,9 @@ static void keep_rejects(batchRun *run) {
             note_kept(run, QUARANTINE_TRANSIENT, "keeping rejected readings: out of memory");
         goto out;
     }
-    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        err[0] = '\0';
         json_t *p;
+        err[0] = '\0';
         int rc = rejected_row(run, &run->items[run->rejects[i]], rks[m], &p, err, sizeof(err));
         if (rc != QUARANTINE_OK) {
             note_kept(run, rc, err);
@@ -324,12 +332,16 @@ static void keep_rejects(batchRun *run) {
         rows[m].rk = rks[m];
         rows[m++].props = p;
     }
-    commitUpsertRows(&appSettings, appSettings.rejectedTable, appSettings.partitionKey, rows, m);
+    commitUpsertRows(s, s->rejectedTable, s->partitionKey, rows, m);
     for (size_t i = 0; i < m; i++) {
         if (!rows[i].ok) {
             snprintf(err, sizeof(err), "keeping rejected reading %s: %s", rows[i].rk,
                      rows[i].error);
-            note_kept(run, rows[i].permanent ? QUARANTINE_REFUSED : QUARANTINE_TRANSIENT, err);
+            note_kept(run,
+                      rows[i].tableGone   ? QUARANTINE_TABLE_GONE
+                      : rows[i].permanent ? QUARANTINE_REFUSED
+                                          : QUARANTINE_TRANSIENT,
+                      err);
         }
         json_decref(rows[i].props);
     }
@@ -356,24 +368,14 @@ static double ms_between(const struct timespec *a, const struct timespec *b) {
     return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
 }
 
+/* Answers with the host's invocation result (logs stolen). */
 static void answer(serverResponse *res, int status, json_t *logs, const char *error) {
     char *text = invocationAnswer(logs, error);
     serverSetBody(res, text ? status : 500, "application/json", text, text ? strlen(text) : 0);
 }
 
-/* Quarantines the whole invocation (from memory, or from the server's spool file) and answers:
- * 200 when it is kept or the store refuses it (nothing later would change that; logged), 500
- * when the store could not be reached (the host retries). */
-static void quarantine_batch(const serverRequest *req, serverResponse *res, const hostBatch *b,
-                             const char *reason, json_t *logs) {
-    char id[QUARANTINE_ID_LEN], err[512] = "", line[768];
-    const char *inv = serverHeader(req, "X-Azure-Functions-InvocationId");
-    quarantineItem q = {.reason = reason,
-                        .partition = b->partition,
-                        .hasSeqRange = b->hasSeqRange,
-                        .seqFirst = b->seqFirst,
-                        .seqLast = b->seqLast,
-                        .invocationId = inv};
+/* The quarantine id of an invocation (out: QUARANTINE_ID_LEN bytes). */
+static void batch_id(const serverRequest *req, const hostBatch *b, const char *inv, char *id) {
     if (req->spool) {
         /* not read into memory, so not hashed: named by the invocation and the time */
         char seed[256];
@@ -382,36 +384,55 @@ static void quarantine_batch(const serverRequest *req, serverResponse *res, cons
         int n = snprintf(seed, sizeof(seed), "%s %zu %lld %ld", inv ? inv : "", req->bodylen,
                          (long long)ts.tv_sec, ts.tv_nsec);
         quarantineId("s", seed, n > 0 ? (size_t)n : 0, id);
-    } else if (b->events) {
-        /* A decoded batch is named by its events, not by the whole body: the host's sys.UtcNow
-         * and sys.RandGuid differ on every delivery, the events do not. */
-        const size_t slot = QUARANTINE_ID_LEN + sizeof(int64_t);
-        size_t n = b->count * slot + sizeof(b->partition);
-        char *digests = calloc(1, n);
-        if (digests) {
-            memcpy(digests, b->partition, sizeof(b->partition));
-            for (size_t i = 0; i < b->count; i++) {
-                char *d = digests + sizeof(b->partition) + i * slot;
-                const hostEvent *e = &b->events[i];
-                quarantineId(e->hasSeq ? "e" : "n", e->raw, e->raw ? e->rawlen : 0, d);
-                if (e->hasSeq) memcpy(d + QUARANTINE_ID_LEN, &e->seq, sizeof(e->seq));
-            }
-            quarantineId("b", digests, n, id);
-        } else {
-            quarantineId("b", req->body, req->bodylen, id);
-        }
-        free(digests);
-    } else {
-        quarantineId("b", req->body, req->bodylen, id);
+        return;
     }
-    int rc =
-        quarantineKeep(&appSettings.storage, appSettings.quarantineTable, id, &q,
-                       req->spool ? NULL : req->body, req->bodylen, req->spool, err, sizeof(err));
+    if (!b->events) {
+        quarantineId("b", req->body, req->bodylen, id);
+        return;
+    }
+    /* A decoded batch is named by its events, not by the whole body: the host's sys.UtcNow and
+     * sys.RandGuid differ on every delivery, the events do not. */
+    const size_t slot = QUARANTINE_ID_LEN + sizeof(int64_t);
+    size_t n = b->count * slot + sizeof(b->partition);
+    char *digests = calloc(1, n);
+    if (!digests) {
+        quarantineId("b", req->body, req->bodylen, id);
+        return;
+    }
+    memcpy(digests, b->partition, sizeof(b->partition));
+    for (size_t i = 0; i < b->count; i++) {
+        char *d = digests + sizeof(b->partition) + i * slot;
+        const hostEvent *e = &b->events[i];
+        quarantineId(e->hasSeq ? "e" : "n", e->raw, e->raw ? e->rawlen : 0, d);
+        if (e->hasSeq) memcpy(d + QUARANTINE_ID_LEN, &e->seq, sizeof(e->seq));
+    }
+    quarantineId("b", digests, n, id);
+    free(digests);
+}
+
+/* Quarantines the whole invocation (from memory, or from the server's spool file) and answers
+ * (logs stolen): 200 when it is kept or the store refuses it (nothing later would change that;
+ * logged), 500 when the store could not be reached (the host retries). */
+static void quarantine_batch(const batchRun *run, const serverRequest *req, serverResponse *res,
+                             const char *reason, json_t *logs) {
+    const settings *s = run->ctx->s;
+    const hostBatch *b = &run->b;
+    char id[QUARANTINE_ID_LEN], err[512] = "", line[768];
+    const char *inv = serverHeader(req, "X-Azure-Functions-InvocationId");
+    quarantineItem q = {.reason = reason,
+                        .partition = b->partition,
+                        .hasSeqRange = b->hasSeqRange,
+                        .seqFirst = b->seqFirst,
+                        .seqLast = b->seqLast,
+                        .invocationId = inv};
+    batch_id(req, b, inv, id);
+    int rc = quarantineKeep(&s->storage, s->quarantineTable, id, &q, req->spool ? NULL : req->body,
+                            req->bodylen, req->spool, err, sizeof(err));
     char range[64] = "unknown";
     if (b->hasSeqRange)
         snprintf(range, sizeof(range), "%" PRId64 "..%" PRId64, b->seqFirst, b->seqLast);
-    if (rc == QUARANTINE_TRANSIENT) {
-        if (strstr(err, "TableNotFound")) appTablesLost();
+    if (rc == QUARANTINE_TRANSIENT || rc == QUARANTINE_TABLE_GONE) {
+        if (rc == QUARANTINE_TABLE_GONE) tablesetLost(run->ctx->tables);
         logError("EnvironmentEventTrigger: cannot quarantine the batch (%s), the host will retry: "
                  "%s",
                  reason, err);
@@ -427,7 +448,7 @@ static void quarantine_batch(const serverRequest *req, serverResponse *res, cons
     else
         snprintf(line, sizeof(line),
                  "batch quarantined as %s in %s: %zu bytes, partition '%s', sequence %s: %s", id,
-                 appSettings.quarantineTable, req->bodylen, b->partition, range, reason);
+                 s->quarantineTable, req->bodylen, b->partition, range, reason);
     logError("EnvironmentEventTrigger: %s", line);
     json_array_append_new(logs, json_string(line));
     answer(res, 200, logs, NULL);
@@ -465,84 +486,85 @@ static int reject_device(batchRun *run, deviceWork *w) {
     return -1;
 }
 
-void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
-    batchRun run;
+/* Takes the invocation in: the method, the tables, the envelope. Returns 0 when the batch can be
+ * applied, 1 when it was answered (logs stolen): refused, failed, or quarantined whole. */
+static int admit(batchRun *run, const serverRequest *req, serverResponse *res, json_t *logs) {
+    const fnContext *ctx = run->ctx;
     char err[INVOCATION_ERR_LEN] = "", line[512];
-    json_t *logs = json_array();
-    memset(&run, 0, sizeof(run));
-    pthread_mutex_init(&run.lock, NULL);
-
     if (strcmp(req->method, "POST") != 0) {
         answer(res, 405, logs, "EnvironmentEventTrigger takes POST");
-        logs = NULL;
-        goto out;
+        return 1;
     }
-    struct timespec t0, t1, t2;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (appEnsureTables(err, sizeof(err)) != 0) {
+    if (tablesetEnsure(ctx->tables, err, sizeof(err)) != 0) {
         logError("EnvironmentEventTrigger: %s", err);
         answer(res, 500, logs, err);
-        logs = NULL;
-        goto out;
+        return 1;
     }
     /* Deterministic failures of the whole envelope: quarantined whole, answered 200 (a non-2xx
      * answer would be retried forever and stop the partition). */
     if (req->spool) {
         snprintf(line, sizeof(line), "request body of %zu bytes is over MaxRequestBodyBytes (%zu)",
-                 req->bodylen, appSettings.maxBodyBytes);
-        quarantine_batch(req, res, &run.b, line, logs);
-        logs = NULL;
-        goto out;
+                 req->bodylen, ctx->s->maxBodyBytes);
+        quarantine_batch(run, req, res, line, logs);
+        return 1;
     }
-    if (invocationDecodeBatch(req->body, req->bodylen, &run.b, err, sizeof(err)) != 0) {
+    if (invocationDecodeBatch(req->body, req->bodylen, &run->b, err, sizeof(err)) != 0) {
         snprintf(line, sizeof(line), "the envelope cannot be read: %s", err);
-        quarantine_batch(req, res, &run.b, line, logs);
-        logs = NULL;
-        goto out;
+        quarantine_batch(run, req, res, line, logs);
+        return 1;
     }
-    if (run.b.count && (!run.b.partition[0] || !run.b.allSeq)) {
+    if (run->b.count && (!run->b.partition[0] || !run->b.allSeq)) {
         /* Exactly-once rests on (partition, sequence number): without them every delivery of
          * this batch would be counted again. */
-        quarantine_batch(req, res, &run.b,
-                         !run.b.partition[0]
+        quarantine_batch(run, req, res,
+                         !run->b.partition[0]
                              ? "no partition id in the metadata: cannot be applied exactly once"
                              : "events without sequence numbers: cannot be applied exactly once",
                          logs);
-        logs = NULL;
-        goto out;
+        return 1;
     }
-    if (collect(&run) != 0 || calibrate(&run, err, sizeof(err)) != 0 || group(&run) != 0) {
+    return 0;
+}
+
+/* Splits, calibrates and groups the readings, and logs the rejected ones. Returns 0, or 1 when it
+ * failed and was answered (logs stolen). */
+static int prepare(batchRun *run, serverResponse *res, json_t *logs) {
+    char err[INVOCATION_ERR_LEN] = "";
+    if (collect(run) != 0 || calibrate(run, err, sizeof(err)) != 0 || group(run) != 0) {
         if (!err[0]) snprintf(err, sizeof(err), "out of memory");
-        if (strstr(err, "TableNotFound")) appTablesLost();
+        if (run->tablesGone) tablesetLost(run->ctx->tables);
         logError("EnvironmentEventTrigger: %s", err);
         answer(res, 500, logs, err);
-        logs = NULL;
-        goto out;
+        return 1;
     }
-    for (size_t i = 0; i < run.nrejects; i++) {
-        const item *it = &run.items[run.rejects[i]];
-        const hostEvent *e = &run.b.events[it->event];
+    for (size_t i = 0; i < run->nrejects; i++) {
+        const item *it = &run->items[run->rejects[i]];
+        const hostEvent *e = &run->b.events[it->event];
         logWarn("rejected reading: device '%.200s', partition '%s', sequence %" PRId64 ": %s",
-                it->device ? it->device : "(none)", run.b.partition, e->hasSeq ? e->seq : -1,
+                it->device ? it->device : "(none)", run->b.partition, e->hasSeq ? e->seq : -1,
                 it->reason);
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    /* The device rows in transactions (per device under contention), then the rejected rows. */
-    commitDevices(&appSettings, run.works, run.nworks);
-    keep_rejects(&run);
-    clock_gettime(CLOCK_MONOTONIC, &t2);
+    return 0;
+}
 
-    size_t updated = 0, failed = 0, replayed = 0, valid = 0;
-    json_t *changed = json_array();
-    for (size_t i = 0; i < run.nworks; i++) {
-        deviceWork *w = &run.works[i];
-        if (!w->ok && w->permanent && reject_device(&run, w) != 0) {
+/* What the batch did, counted once its tasks ran. */
+typedef struct tally {
+    size_t updated, failed, replayed, valid;
+} tally;
+
+/* Goes over the devices once their commits ran: rejects those the store refuses, logs those not
+ * committed, collects the changed states (into changed) for the live push. */
+static void count_devices(batchRun *run, json_t *logs, json_t *changed, tally *t) {
+    char line[512];
+    for (size_t i = 0; i < run->nworks; i++) {
+        deviceWork *w = &run->works[i];
+        if (!w->ok && w->permanent && reject_device(run, w) != 0) {
             /* logged below as not committed */
         }
-        replayed += w->replayed;
+        t->replayed += w->replayed;
         if (!w->ok) {
-            failed++;
-            if (strstr(w->error, "TableNotFound")) appTablesLost(); /* created again on retry */
+            t->failed++;
+            if (w->tableGone) tablesetLost(run->ctx->tables); /* created again on retry */
             snprintf(line, sizeof(line), "device '%.200s' not committed: %s", w->deviceId,
                      w->error);
             logError("%s", line);
@@ -550,41 +572,68 @@ void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
             continue;
         }
         if (w->changed) {
-            updated++;
+            t->updated++;
             if (w->state) json_array_append(changed, w->state);
         }
     }
-    for (size_t i = 0; i < run.nitems; i++)
-        valid += !run.items[i].rejected;
+    for (size_t i = 0; i < run->nitems; i++)
+        t->valid += !run->items[i].rejected;
+}
+
+/* Answers once the tasks ran (logs stolen): 500 when a row or a rejected reading was not
+ * committed (the host retries the batch), else 200 after the live push. */
+static void conclude(batchRun *run, serverResponse *res, json_t *logs, double decodeMs,
+                     double commitMs) {
+    char err[INVOCATION_ERR_LEN], line[512];
+    tally t = {0};
+    json_t *changed = json_array();
+    count_devices(run, logs, changed, &t);
     snprintf(line, sizeof(line),
              "batch: %zu events, %zu valid readings, %zu devices updated, %zu rejected, "
              "%zu replayed, %zu failed",
-             run.b.count, valid, updated, run.nrejects, replayed, failed);
+             run->b.count, t.valid, t.updated, run->nrejects, t.replayed, t.failed);
     json_array_append_new(logs, json_string(line));
-    if (run.rejectRefused) {
+    if (run->rejectRefused) {
+        /* line is reused, as before this function was split: the log line below then shows this
+         * message instead of the summary (the summary is in logs) */
         snprintf(line, sizeof(line), "%d rejected reading(s) could not be kept: %s",
-                 run.rejectRefused, run.rejectError);
+                 run->rejectRefused, run->rejectError);
         json_array_append_new(logs, json_string(line));
     }
-    if (failed || run.rejectFailures) {
-        if (strstr(run.rejectError, "TableNotFound")) appTablesLost();
-        if (run.rejectFailures) json_array_append_new(logs, json_string(run.rejectError));
+    if (t.failed || run->rejectFailures) {
+        if (run->tablesGone) tablesetLost(run->ctx->tables);
+        if (run->rejectFailures) json_array_append_new(logs, json_string(run->rejectError));
         snprintf(err, sizeof(err), "%zu device row(s) and %d rejected reading(s) not committed",
-                 failed, run.rejectFailures);
+                 t.failed, run->rejectFailures);
         logError("EnvironmentEventTrigger: %s (the host will retry the batch)", err);
         answer(res, 500, logs, err);
-        logs = NULL;
         json_decref(changed);
-        goto out;
+        return;
     }
-    logInfo("%s; %.2f ms to decode and calibrate, %.2f ms to commit", line, ms_between(&t0, &t1),
-            ms_between(&t1, &t2));
+    logInfo("%s; %.2f ms to decode and calibrate, %.2f ms to commit", line, decodeMs, commitMs);
     /* The rows are safe: a failed push is logged inside and does not fail the invocation. */
     if (json_array_size(changed)) livepushDevices(changed);
     json_decref(changed);
     answer(res, 200, logs, NULL);
-    logs = NULL;
-out:
-    json_decref(logs);
+}
+
+void fnEnvironmentEventTrigger(const fnContext *ctx, const serverRequest *req,
+                               serverResponse *res) {
+    batchRun run;
+    struct timespec t0, t1, t2;
+    json_t *logs = json_array();
+    memset(&run, 0, sizeof(run));
+    run.ctx = ctx;
+    pthread_mutex_init(&run.lock, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (admit(&run, req, res, logs) == 0 && prepare(&run, res, logs) == 0) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        /* The device rows in transactions (one device at a time under contention), then the
+         * rejected readings' rows. */
+        commitDevices(ctx->s, run.works, run.nworks);
+        keep_rejects(&run);
+        clock_gettime(CLOCK_MONOTONIC, &t2);
+        conclude(&run, res, logs, ms_between(&t0, &t1), ms_between(&t1, &t2));
+    }
     free_run(&run);
 }

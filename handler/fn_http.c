@@ -1,7 +1,7 @@
 /* fn_http: the HTTP functions the dashboard calls (negotiate, getdevicestate,
  * sendsignalrmessage), forwarded by the host as the original request, and in local mode the
  * dashboard's static files. */
-#include "app.h"
+#include "functions.h"
 #include "buf.h"
 #include "devicestate.h"
 #include "log.h"
@@ -46,21 +46,21 @@ static int reject_method(const serverRequest *req, serverResponse *res, int post
  * identities.md, ms.date 2021-03-29). With authentication off nothing strips them, so anyone could
  * name any user: they are believed only when the platform says authentication is on
  * (WEBSITE_AUTH_ENABLED). */
-static const char *principal(const serverRequest *req) {
-    if (!appSettings.platformAuth) return NULL;
+static const char *principal(const fnContext *ctx, const serverRequest *req) {
+    if (!ctx->s->platformAuth) return NULL;
     const char *id = serverHeader(req, "x-ms-client-principal-id");
     if (!id || !*id) id = serverHeader(req, "x-ms-client-principal-name");
     return id && *id ? id : NULL;
 }
 
-void fnNegotiate(const serverRequest *req, serverResponse *res) {
+void fnNegotiate(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
     if (reject_method(req, res, 0)) return;
     const signalrService *svc = signalrDefault();
     if (!svc) {
         serverSetError(res, 503, NOT_CONFIGURED);
         return;
     }
-    const char *user = principal(req);
+    const char *user = principal(ctx, req);
     if (user && strlen(user) > SIGNALR_ID_MAX) {
         serverSetError(res, 400, "the authenticated user id is longer than 256 bytes");
         return;
@@ -170,7 +170,39 @@ static int connection_id(const serverRequest *req, json_t **body, const char **i
     return 0;
 }
 
-void fnGetDeviceState(const serverRequest *req, serverResponse *res) {
+/* Sends the device list (text, len bytes) to one connection as newMessage. Returns what became
+ * of it for the X-Enviromon-SignalR header: a constant, or note (notelen bytes). */
+static const char *send_state(const char *conn, const char *text, size_t len, char *note,
+                              size_t notelen) {
+    const signalrService *svc = signalrDefault();
+    signalrResult sr;
+    if (!svc) return "not sent: SignalR is not configured";
+    /* The arguments array: the device list is its one element. */
+    char *args = malloc(len + 3);
+    if (!args) return "not sent: out of memory";
+    snprintf(args, len + 3, "[%s]", text);
+    int s = signalrSend(svc, SIGNALR_TO_CONNECTION, conn, "newMessage", args, len + 2,
+                        SEND_TIMEOUT_MS, &sr);
+    free(args);
+    if (s == SIGNALR_OK) return "sent";
+    snprintf(note, notelen, "not sent: %s", sr.message);
+    logWarn("getdevicestate: sending to connection %.64s: %s", conn, sr.message);
+    return note;
+}
+
+/* Ends a streamed answer: the closing bracket, or cut short when the query failed. */
+static void finish_stream(stateOut *o, int c, const tableResult *tr) {
+    /* The 200 went out with the first rows: a failure now can only cut the answer short, so that
+     * the client sees an unfinished body rather than a complete-looking partial list. */
+    int ok = !o->oom && !o->gone && c == TABLE_OK;
+    if (ok) ok = serverStreamWrite(o->stream, "]", 1) == 0;
+    if (!ok && !o->gone)
+        logWarn("getdevicestate: the answer was cut short after %zu devices: %s", o->count,
+                o->oom ? "out of memory" : tr->message);
+    serverStreamClose(o->stream, ok);
+}
+
+void fnGetDeviceState(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
     char err[512], filter[TABLE_KEY_MAX * 2 + 32];
     json_t *body = NULL;
     stateOut o = {.req = req, .res = res};
@@ -185,23 +217,16 @@ void fnGetDeviceState(const serverRequest *req, serverResponse *res) {
     }
     /* PartitionKey eq '<key, quotes doubled>' */
     size_t f = (size_t)snprintf(filter, sizeof(filter), "PartitionKey eq '");
-    for (const char *c = appSettings.partitionKey; *c && f + 3 < sizeof(filter); c++) {
+    for (const char *c = ctx->s->partitionKey; *c && f + 3 < sizeof(filter); c++) {
         if (*c == '\'') filter[f++] = '\'';
         filter[f++] = *c;
     }
     filter[f++] = '\'';
     filter[f] = '\0';
-    int c = tableQuerySelect(&appSettings.storage, appSettings.deviceTable, filter, STATE_COLUMNS,
-                             add_row, &o, &tr);
+    int c = tableQuerySelect(&ctx->s->storage, ctx->s->deviceTable, filter, STATE_COLUMNS, add_row,
+                             &o, &tr);
     if (o.stream) {
-        /* The 200 went out with the first rows: a failure now can only cut the answer short, so
-         * that the client sees an unfinished body rather than a complete-looking partial list. */
-        int ok = !o.oom && !o.gone && c == TABLE_OK;
-        if (ok) ok = serverStreamWrite(o.stream, "]", 1) == 0;
-        if (!ok && !o.gone)
-            logWarn("getdevicestate: the answer was cut short after %zu devices: %s", o.count,
-                    o.oom ? "out of memory" : tr.message);
-        serverStreamClose(o.stream, ok);
+        finish_stream(&o, c, &tr);
         goto out;
     }
     if (o.oom) {
@@ -221,33 +246,8 @@ void fnGetDeviceState(const serverRequest *req, serverResponse *res) {
     }
     size_t len = o.text.len;
     text = bufDetach(&o.text);
-    const char *outcome = NULL;
     char note[300];
-    if (o.conn) {
-        const signalrService *svc = signalrDefault();
-        signalrResult sr;
-        if (!svc) {
-            outcome = "not sent: SignalR is not configured";
-        } else {
-            /* The arguments array: the device list is its one element. */
-            char *args = malloc(len + 3);
-            if (!args) {
-                outcome = "not sent: out of memory";
-            } else {
-                snprintf(args, len + 3, "[%s]", text);
-                int s = signalrSend(svc, SIGNALR_TO_CONNECTION, o.conn, "newMessage", args, len + 2,
-                                    SEND_TIMEOUT_MS, &sr);
-                free(args);
-                if (s == SIGNALR_OK) {
-                    outcome = "sent";
-                } else {
-                    snprintf(note, sizeof(note), "not sent: %s", sr.message);
-                    outcome = note;
-                    logWarn("getdevicestate: sending to connection %.64s: %s", o.conn, sr.message);
-                }
-            }
-        }
-    }
+    const char *outcome = o.conn ? send_state(o.conn, text, len, note, sizeof(note)) : NULL;
     /* The answer holds the state whatever became of the send, so a dashboard never waits on a
      * push that did not come; the header says what happened. */
     serverSetBody(res, 200, "application/json; charset=utf-8", text, len);
@@ -262,7 +262,8 @@ out:
 
 /* ---- sendsignalrmessage ---- */
 
-void fnSendSignalRMessage(const serverRequest *req, serverResponse *res) {
+void fnSendSignalRMessage(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
+    (void)ctx; /* the SignalR service is signalrDefault(), set up at start */
     char err[512];
     char *args = NULL;
     json_t *value = NULL;
@@ -342,15 +343,21 @@ static const char *content_type(const char *path) {
     return "application/octet-stream";
 }
 
+/* The dashboard folder, resolved on the first request for a file (an error is logged once). */
 static char static_root[PATH_MAX];
-static pthread_once_t static_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t static_lock = PTHREAD_MUTEX_INITIALIZER;
+static int static_resolved;
 
-static void resolve_root(void) {
-    if (!realpath(appSettings.dashboardDir, static_root)) {
-        logError("EnviromonDashboardDir: cannot open '%s': %s", appSettings.dashboardDir,
-                 strerror(errno));
+static const char *resolve_root(const char *dir) {
+    if (__atomic_load_n(&static_resolved, __ATOMIC_ACQUIRE)) return static_root;
+    pthread_mutex_lock(&static_lock);
+    if (!static_resolved && !realpath(dir, static_root)) {
+        logError("EnviromonDashboardDir: cannot open '%s': %s", dir, strerror(errno));
         static_root[0] = '\0';
     }
+    __atomic_store_n(&static_resolved, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&static_lock);
+    return static_root;
 }
 
 /* Reads a regular file of at most STATIC_MAX_BYTES. Returns the bytes (caller frees) or NULL with
@@ -388,15 +395,14 @@ out:
     return data;
 }
 
-int fnStatic(const serverRequest *req, serverResponse *res) {
+int fnStatic(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
     char want[PATH_MAX], real[PATH_MAX];
-    if (!appSettings.dashboardDir[0]) return 0;
+    if (!ctx->s->dashboardDir[0]) return 0;
     if (!method_is(req, "GET") && !method_is(req, "HEAD")) return 0;
     const char *path = req->path;
     if (strncasecmp(path, "/api/", 5) == 0 || strcasecmp(path, "/api") == 0 || path[0] != '/')
         return 0;
-    pthread_once(&static_once, resolve_root);
-    if (!static_root[0]) {
+    if (!resolve_root(ctx->s->dashboardDir)[0]) {
         serverSetError(res, 500, "EnviromonDashboardDir cannot be opened");
         return 1;
     }

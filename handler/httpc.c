@@ -83,6 +83,7 @@ static int hashed_cert_dir(const char *dir) {
     return found;
 }
 
+/* Only for the tests (tests/unit/hooks.h declares it). */
 const char *httpcCaFile(void) { return ca_file; }
 
 int httpcCaInit(const char *bundle, const char *setting, int required, char *err, size_t errlen) {

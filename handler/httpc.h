@@ -24,9 +24,6 @@ int httpcGlobalInit(void);
  * HTTP works). Returns 0, or -1 with a message in err. Without this call libcurl's defaults
  * apply. */
 int httpcCaInit(const char *bundle, const char *setting, int required, char *err, size_t errlen);
-/* The CA bundle httpcCaInit chose, as an absolute path (borrowed, static); "" when libcurl's
- * own defaults (the system's certificates) apply or there are none. */
-const char *httpcCaFile(void);
 /* Frees the pooled handles (and their connections). */
 void httpcGlobalCleanup(void);
 

@@ -101,9 +101,13 @@ static void note_failure(int status, const signalrResult *r) {
         failing = 1;
         burst_failed = burst_skipped = 0;
         warned_at = now;
+        char paused[64] = "";
+        if (pause)
+            snprintf(paused, sizeof(paused), ", pushes paused for %d ms after each failure",
+                     LIVEPUSH_PAUSE_MS);
         logWarn("live push: %s; device updates are not reaching dashboards%s (logged once until "
                 "it recovers)",
-                r->message, pause ? ", pushes paused for 5 s after each failure" : "");
+                r->message, paused);
     } else if (now - warned_at >= LIVEPUSH_REWARN_MS) {
         warned_at = now;
         logWarn("live push: still failing: %s (%lu failed, %lu skipped so far)", r->message,
@@ -246,6 +250,7 @@ void livepushGetStats(livepushStats *out) {
     pthread_mutex_unlock(&lock);
 }
 
+/* Only for the tests (tests/unit/hooks.h declares it). */
 void livepushReset(void) {
     pthread_mutex_lock(&lock);
     failing = 0;

@@ -21,14 +21,11 @@ void livepushInit(size_t missedBytes);
  * answering. Logs a failure once per burst. Thread-safe. */
 void livepushDevices(json_t *devices);
 
-/* Counters since start, for tests and logs. */
+/* Counters since start, for the SIGUSR1 log line and the benchmark. */
 typedef struct livepushStats {
     unsigned long sent, failed, skipped;
     unsigned long dropped; /* missed pushes forgotten for MissedPushBytes */
 } livepushStats;
 void livepushGetStats(livepushStats *out);
-
-/* Forgets the failure state (tests). */
-void livepushReset(void);
 
 #endif

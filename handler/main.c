@@ -1,11 +1,16 @@
-/* main: starts the Enviromon custom handler: settings, the HTTP server, the tables; stops it
- * gracefully on SIGTERM or SIGINT. */
-#include "app.h"
+/* main: starts the Enviromon custom handler: settings, the modules, the HTTP server, the
+ * tables; wires the functions' context into the router; stops gracefully on SIGTERM or SIGINT. */
+#include "calibration.h"
 #include "devicestate.h"
+#include "dispatch.h"
+#include "functions.h"
+#include "httpc.h"
 #include "livepush.h"
 #include "log.h"
 #include "server.h"
+#include "signalr.h"
 #include "table.h"
+#include "tableset.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -19,6 +24,32 @@ static double ms_since(const struct timespec *t0) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static settings cfg;
+static tableSet tables;
+static const fnContext context = {.s = &cfg, .tables = &tables};
+
+/* Loads the settings and starts the modules. Returns 0, or -1 with err. */
+static int start(char *err, size_t errlen) {
+    if (settingsLoad(&cfg, err, errlen) != 0) return -1;
+    if (httpcGlobalInit() != 0 || calibrationInit(&cfg) != 0 || devicestateInit(&cfg) != 0) {
+        snprintf(err, errlen, "out of memory at start");
+        return -1;
+    }
+    if (httpcCaInit(cfg.caBundle, cfg.caBundleSetting, cfg.caBundleRequired, err, errlen) != 0)
+        return -1;
+    if (signalrInit(&cfg, err, errlen) != 0) return -1;
+    livepushInit(cfg.missedPushBytes);
+    tablesetInit(&tables, &cfg);
+    dispatchInit(&context);
+    return 0;
+}
+
+static void shutdown_modules(void) {
+    calibrationShutdown();
+    devicestateShutdown();
+    httpcGlobalCleanup();
 }
 
 int main(void) {
@@ -40,30 +71,30 @@ int main(void) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (appInit(err, sizeof(err)) != 0) {
+    if (start(err, sizeof(err)) != 0) {
         logError("enviromon: cannot start: %s", err);
         return 2;
     }
     /* A trigger body over MaxRequestBodyBytes is spooled to disk and quarantined whole (a 413
      * would be retried forever); past 1 GiB it is refused. README, "Failure handling". */
-    serverOptions so = {.port = appSettings.port,
-                        .maxBody = appSettings.maxBodyBytes,
-                        .deadlineSeconds = appSettings.requestDeadlineSeconds,
-                        .handler = appDispatch,
-                        .quick = appIsQuick,
+    serverOptions so = {.port = cfg.port,
+                        .maxBody = cfg.maxBodyBytes,
+                        .deadlineSeconds = cfg.requestDeadlineSeconds,
+                        .handler = dispatchRequest,
+                        .quick = dispatchIsQuick,
                         .spoolPath = "/EnvironmentEventTrigger",
                         .spoolCeiling = (size_t)1 << 30};
     if (serverStart(&so, err, sizeof(err))) {
         logError("enviromon: %s", err);
-        appShutdown();
+        shutdown_modules();
         return 1;
     }
     logInfo("enviromon: listening on 127.0.0.1:%d after %.2f ms (tables in %s, partition '%s')",
-            appSettings.port, ms_since(&t0), appSettings.storageSetting, appSettings.partitionKey);
+            cfg.port, ms_since(&t0), cfg.storageSetting, cfg.partitionKey);
     /* Tables are created once listening, so the host's readiness probe is answered at once; an
      * invocation that comes first waits for them. A storage outage here is not fatal: every
      * invocation retries the creation. */
-    if (appEnsureTables(err, sizeof(err)) != 0) logWarn("enviromon: %s (will retry)", err);
+    if (tablesetEnsure(&tables, err, sizeof(err)) != 0) logWarn("enviromon: %s (will retry)", err);
 
     /* SIGUSR1 prints the counters (the benchmark reads them); SIGTERM/SIGINT stop. */
     while (sigwait(&set, &sig) == 0 && sig == SIGUSR1) {
@@ -86,7 +117,7 @@ int main(void) {
         logWarn("enviromon: stopped with %d handler(s) still running", running);
         return 0;
     }
-    appShutdown();
+    shutdown_modules();
     logInfo("enviromon: stopped after %lu table round trips", tableRequestCount());
     return 0;
 }

@@ -31,6 +31,7 @@ void quarantineId(const char *prefix, const void *data, size_t len, char *out) {
 
 static int status_of(int c, const tableResult *r) {
     if (c == TABLE_OK) return QUARANTINE_OK;
+    if (r->tableGone) return QUARANTINE_TABLE_GONE;
     return r->permanent ? QUARANTINE_REFUSED : QUARANTINE_TRANSIENT;
 }
 

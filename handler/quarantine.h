@@ -25,7 +25,9 @@
 enum quarantineStatus {
     QUARANTINE_OK = 0,    /* kept */
     QUARANTINE_TRANSIENT, /* the store did not answer or answered 5xx/408/429: try again later */
-    QUARANTINE_REFUSED    /* the store refuses it every time: not kept (the caller logs it) */
+    QUARANTINE_REFUSED,   /* the store refuses it every time: not kept (the caller logs it) */
+    QUARANTINE_TABLE_GONE /* the table does not exist (deleted while running): try again once
+                             the tables are created again (tablesetLost) */
 };
 
 typedef struct quarantineItem {

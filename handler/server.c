@@ -1,7 +1,7 @@
 /* server: the HTTP server the Functions host talks to (libmicrohttpd behind it): loopback only,
  * a few I/O threads (epoll) for any number of connections, handlers on worker threads, a capped
  * request body (413 past it), a deadline for every request, streamed answers, graceful stop. The
- * only module that calls libmicrohttpd.
+ * handler's only module that calls libmicrohttpd (the stand-in has its own, standin/httpd.c).
  *
  * Why this shape: with one thread per connection, 1,000 idle or slow local clients took every
  * slot and the host's own invocations were refused. Here a connection costs a socket and a small
@@ -496,97 +496,110 @@ static enum MHD_Result queue_stream(struct MHD_Connection *c, request *rq, serve
 
 /* ---- libmicrohttpd's callbacks ---- */
 
+/* The first call for a request: its state, and an early answer for bad framing or a
+ * Content-Length over the limit. */
+static enum MHD_Result open_request(struct MHD_Connection *c, const char *url, const char *method,
+                                    void **con_cls) {
+    enum MHD_Result ret;
+    request *rq = calloc(1, sizeof(*rq));
+    if (!rq) return MHD_NO;
+    rq->refs = 1;
+    rq->res.status = 500;
+    bufInit(&rq->body, opt.maxBody);
+    rq->conn = c;
+    rq->ci = conn_info(c);
+    rq->method = method;
+    rq->url = url;
+    /* Functions host invocations (POST /<FunctionName>) get their own lane. */
+    rq->lane = !(strcmp(method, "POST") == 0 && strncasecmp(url, "/api/", 5) != 0);
+    rq->spoolable =
+        opt.spoolPath && strcmp(method, "POST") == 0 && strcasecmp(url, opt.spoolPath) == 0;
+    *con_cls = rq;
+    pthread_mutex_lock(&lock);
+    inflight++;
+    pthread_mutex_unlock(&lock);
+    if (bad_framing(c, &ret)) {
+        rq->state = RQ_ANSWERED;
+        return ret;
+    }
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > (rq->spoolable ? opt.spoolCeiling : opt.maxBody)) {
+        rq->tooLarge = 1;
+        rq->state = RQ_ANSWERED;
+        return too_large(c); /* answered before the body is read */
+    }
+    return MHD_YES;
+}
+
+/* A piece of the body: kept (in memory or in the spool file) or, past the limit, dropped. */
+static enum MHD_Result take_upload(request *rq, const char *data, size_t *size) {
+    if (rq->state == RQ_ANSWERED) { /* answered early: the rest of the body is dropped */
+        *size = 0;
+        return MHD_YES;
+    }
+    if (!rq->tooLarge && take_body(rq, data, *size) != 0) {
+        rq->tooLarge = 1;
+        bufFree(&rq->body);
+        if (rq->spool) fclose(rq->spool);
+        rq->spool = NULL;
+    }
+    *size = 0;
+    return MHD_YES;
+}
+
+/* The body is complete (called with the lock held; releases it): a 413, a quick answer on this
+ * thread, or the request queued for a worker (a 503 when its lane's queue is full). */
+static enum MHD_Result body_read(struct MHD_Connection *c, request *rq, const char *method,
+                                 const char *url) {
+    if (!rq->tooLarge && rq->spool &&
+        (fflush(rq->spool) != 0 || fseek(rq->spool, 0, SEEK_SET) != 0)) {
+        fclose(rq->spool);
+        rq->spool = NULL;
+        rq->tooLarge = 1;
+    }
+    if (rq->tooLarge) {
+        rq->state = RQ_ANSWERED;
+        pthread_mutex_unlock(&lock);
+        return too_large(c);
+    }
+    if (opt.quick && opt.quick(method, url)) {
+        rq->state = RQ_ANSWERED;
+        set_phase(rq->ci, PHASE_SENDING);
+        pthread_mutex_unlock(&lock);
+        serverRequest req = {.method = method,
+                             .path = url,
+                             .body = rq->body.data ? rq->body.data : "",
+                             .bodylen = rq->body.len,
+                             .conn = c};
+        opt.handler(&req, &rq->res);
+        return send_response(c, &rq->res, 0);
+    }
+    rq->state = RQ_WORKING;
+    if (enqueue(rq) != 0) {
+        rq->state = RQ_ANSWERED;
+        pthread_mutex_unlock(&lock);
+        logWarn("http server: %s %.100s refused: %d requests already wait for a worker", method,
+                url, SERVER_LANE_QUEUE);
+        return refuse(c, 503, "the server is busy; retry shortly", "1");
+    }
+    set_phase(rq->ci, PHASE_WORKING);
+    MHD_suspend_connection(c);
+    pthread_mutex_unlock(&lock);
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls) {
     (void)cls;
     (void)version;
     request *rq = *con_cls;
-    enum MHD_Result ret;
-    if (!rq) {
-        rq = calloc(1, sizeof(*rq));
-        if (!rq) return MHD_NO;
-        rq->refs = 1;
-        rq->res.status = 500;
-        bufInit(&rq->body, opt.maxBody);
-        rq->conn = c;
-        rq->ci = conn_info(c);
-        rq->method = method;
-        rq->url = url;
-        /* Functions host invocations (POST /<FunctionName>) get their own lane. */
-        rq->lane = !(strcmp(method, "POST") == 0 && strncasecmp(url, "/api/", 5) != 0);
-        rq->spoolable =
-            opt.spoolPath && strcmp(method, "POST") == 0 && strcasecmp(url, opt.spoolPath) == 0;
-        *con_cls = rq;
-        pthread_mutex_lock(&lock);
-        inflight++;
-        pthread_mutex_unlock(&lock);
-        if (bad_framing(c, &ret)) {
-            rq->state = RQ_ANSWERED;
-            return ret;
-        }
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > (rq->spoolable ? opt.spoolCeiling : opt.maxBody)) {
-            rq->tooLarge = 1;
-            rq->state = RQ_ANSWERED;
-            return too_large(c); /* answered before the body is read */
-        }
-        return MHD_YES;
-    }
-    if (*upload_data_size) {
-        if (rq->state == RQ_ANSWERED) { /* answered early: the rest of the body is dropped */
-            *upload_data_size = 0;
-            return MHD_YES;
-        }
-        if (!rq->tooLarge && take_body(rq, upload_data, *upload_data_size) != 0) {
-            rq->tooLarge = 1;
-            bufFree(&rq->body);
-            if (rq->spool) fclose(rq->spool);
-            rq->spool = NULL;
-        }
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
+    if (!rq) return open_request(c, url, method, con_cls);
+    if (*upload_data_size) return take_upload(rq, upload_data, upload_data_size);
 
     pthread_mutex_lock(&lock);
     int state = rq->state;
-    if (state == RQ_READING) {
-        if (!rq->tooLarge && rq->spool &&
-            (fflush(rq->spool) != 0 || fseek(rq->spool, 0, SEEK_SET) != 0)) {
-            fclose(rq->spool);
-            rq->spool = NULL;
-            rq->tooLarge = 1;
-        }
-        if (rq->tooLarge) {
-            rq->state = RQ_ANSWERED;
-            pthread_mutex_unlock(&lock);
-            return too_large(c);
-        }
-        if (opt.quick && opt.quick(method, url)) {
-            rq->state = RQ_ANSWERED;
-            set_phase(rq->ci, PHASE_SENDING);
-            pthread_mutex_unlock(&lock);
-            serverRequest req = {.method = method,
-                                 .path = url,
-                                 .body = rq->body.data ? rq->body.data : "",
-                                 .bodylen = rq->body.len,
-                                 .conn = c};
-            opt.handler(&req, &rq->res);
-            return send_response(c, &rq->res, 0);
-        }
-        rq->state = RQ_WORKING;
-        if (enqueue(rq) != 0) {
-            rq->state = RQ_ANSWERED;
-            pthread_mutex_unlock(&lock);
-            logWarn("http server: %s %.100s refused: %d requests already wait for a worker", method,
-                    url, SERVER_LANE_QUEUE);
-            return refuse(c, 503, "the server is busy; retry shortly", "1");
-        }
-        set_phase(rq->ci, PHASE_WORKING);
-        MHD_suspend_connection(c);
-        pthread_mutex_unlock(&lock);
-        return MHD_YES;
-    }
+    if (state == RQ_READING) return body_read(c, rq, method, url);
     if (state == RQ_ANSWER) {
         rq->state = RQ_ANSWERED;
         set_phase(rq->ci, PHASE_SENDING);

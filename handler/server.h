@@ -1,7 +1,7 @@
 /* server: the HTTP server the Functions host talks to (libmicrohttpd behind it): loopback only,
  * a few I/O threads (epoll) for any number of connections, handlers on worker threads, a capped
  * request body (413 past it), a deadline for every request, streamed answers, graceful stop. The
- * only module that calls libmicrohttpd. */
+ * handler's only module that calls libmicrohttpd (the stand-in has its own, standin/httpd.c). */
 #ifndef ENVIROMON_SERVER_H
 #define ENVIROMON_SERVER_H
 

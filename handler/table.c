@@ -167,6 +167,11 @@ static void set_error(tableResult *r, const httpcResponse *resp, const char *wha
      * change when an operator fixes a key, so they stay transient. */
     r->permanent =
         resp->status == 400 || resp->status == 413 || resp->status == 414 || resp->status == 431;
+    /* The code the service gives a request to a table that does not exist: TableNotFound
+     * (Azure.Data.Tables TableErrorCode.TableNotFound, learn.microsoft.com, read 2026-12-02),
+     * with a 404 (Azurite does the same: tests/integration/failure.test.mjs deletes a table
+     * under a running handler). */
+    r->tableGone = resp->status == 404 && strcmp(r->code, "TableNotFound") == 0;
 }
 
 static int classify(long status) {

@@ -36,6 +36,7 @@ typedef struct tableResult {
     char message[256]; /* what went wrong, for a log line */
     int permanent;     /* the request itself is refused and will be every time: a 400, 413, 414
                           or 431 answer, or refused here before sending (bad key, URL too long) */
+    int tableGone;     /* the table does not exist (404 TableNotFound): deleted while running */
 } tableResult;
 
 /* Every call below is thread-safe, reuses pooled connections, and returns an enum tableStatus

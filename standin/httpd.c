@@ -1,5 +1,6 @@
-/* httpd: the stand-in's HTTP server, the only module that calls libmicrohttpd: request bodies
- * under a cap, CORS on every answer, preflights, keep-alive, and the WebSocket upgrade hand-off. */
+/* httpd: the stand-in's HTTP server, its only module that calls libmicrohttpd (the handler's is
+ * handler/server.c): request bodies under a cap, CORS on every answer, preflights, keep-alive, and
+ * the WebSocket upgrade hand-off. */
 #include "httpd.h"
 
 #include "log.h"

@@ -82,3 +82,48 @@ test('a table deleted while the handler runs: the invocation fails, the retry cr
   assert.equal(Number(row.Count), 1); // the table is new: only the retried batch is in it
   assert.equal(row.Celsius, 21);
 });
+
+// The same for each table the handler writes besides DeviceState: the "table is gone" status
+// travels from the store's answer to the next invocation's re-creation of the tables, whichever
+// path met it (calibration read, rejected reading kept, batch quarantined whole).
+const dropTable = async (name) => {
+  const del = await h.tableRequest(az, 'DELETE', `Tables('${name}')`);
+  assert.equal(del.status, 204, `${name}: ${del.status}`);
+};
+
+test('the Calibration table deleted: the invocation fails, the retry creates it again', async () => {
+  await dropTable('Calibration');
+  // a device the handler has not seen, so its calibration is read from the table
+  const batch = h.hostBatch([{ deviceId: 'calgone-1', seq: 1, body: { temperature: 22 } }], { partition: 'calgone' });
+  const failed = await h.invoke(handler.url, 'EnvironmentEventTrigger', batch);
+  assert.ok(failed.status >= 500, `${failed.status}`);
+  assert.match(failed.text, /TableNotFound/);
+  const again = await h.invoke(handler.url, 'EnvironmentEventTrigger', batch);
+  assert.equal(again.status, 200, again.text);
+  assert.equal(Number((await h.tableGet(az, 'DeviceState', 'Sydney', 'calgone-1')).Count), 1);
+});
+
+test('the RejectedTelemetry table deleted: the invocation fails, the retry keeps the reading', async () => {
+  await dropTable('RejectedTelemetry');
+  const batch = h.hostBatch([{ deviceId: 'rejgone-1', seq: 1, body: { temperature: 900 } }], { partition: 'rejgone' });
+  const failed = await h.invoke(handler.url, 'EnvironmentEventTrigger', batch);
+  assert.ok(failed.status >= 500, `${failed.status}`);
+  const again = await h.invoke(handler.url, 'EnvironmentEventTrigger', batch);
+  assert.equal(again.status, 200, again.text);
+  const rows = await h.tableAll(az, 'RejectedTelemetry', "EventHubPartition eq 'rejgone'");
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].DeviceId, 'rejgone-1');
+});
+
+test('the quarantine table deleted: the invocation fails, the retry quarantines the batch', async () => {
+  await dropTable('QuarantinedBatches');
+  const body = '{"Data": {"events": 42}, "Metadata": {}}';
+  const failed = await h.invoke(handler.url, 'EnvironmentEventTrigger', body, { raw: true });
+  assert.ok(failed.status >= 500, `${failed.status}`);
+  const again = await h.invoke(handler.url, 'EnvironmentEventTrigger', body, { raw: true });
+  assert.equal(again.status, 200, again.text);
+  const m = /quarantined as (\S+) in QuarantinedBatches/.exec(again.text);
+  assert.ok(m, again.text.slice(0, 300));
+  const rows = await h.tableAll(az, 'QuarantinedBatches', `PartitionKey eq '${m[1]}'`);
+  assert.ok(rows.some((r) => r.RowKey === 'batch'), 'the header row');
+});

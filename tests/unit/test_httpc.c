@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "hooks.h"
 #include "httpc.h"
 
 #include <stdio.h>

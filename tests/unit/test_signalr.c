@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "crypto.h"
+#include "hooks.h"
 #include "httpc.h"
 #include "livepush.h"
 #include "settings.h"

@@ -12,6 +12,7 @@
 #include "table.h"
 #include "tablebatch.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,6 +285,64 @@ static void send_round(const settings *s, slot *sl, size_t n, round *rd, int *gu
     tableBatchFree(b);
 }
 
+enum { FAN_READ, FAN_COMMIT };
+
+/* Work shared by the threads of fan(). */
+typedef struct fanout {
+    const settings *s;
+    slot *sl;
+    size_t n;
+    int kind;
+    size_t next; /* the next slot to take */
+} fanout;
+
+static int fan_wants(const fanout *f, const slot *x) {
+    if (f->kind == FAN_READ) return !x->done && !x->fallback && x->mode == MODE_READ;
+    return !x->done;
+}
+
+static void *fan_worker(void *arg) {
+    fanout *f = arg;
+    for (;;) {
+        size_t i = __atomic_fetch_add(&f->next, 1, __ATOMIC_RELAXED);
+        if (i >= f->n) break;
+        slot *x = &f->sl[i];
+        if (!fan_wants(f, x)) continue;
+        if (f->kind == FAN_READ) {
+            read_row(f->s, x);
+        } else {
+            int writes = x->w->writes;
+            devicestateCommit(x->w);
+            x->w->writes += writes;
+            x->done = 1;
+        }
+    }
+    return NULL;
+}
+
+/* Reads the rows waiting for a read (FAN_READ), or commits every slot not done one device at a
+ * time (FAN_COMMIT), on up to BatchConcurrency threads (this one among them): each is a round
+ * trip of its own, so they go at once rather than one after another. */
+static void fan(const settings *s, slot *sl, size_t n, int kind) {
+    fanout f = {s, sl, n, kind, 0};
+    size_t want = 0, most = s->batchConcurrency > 0 ? (size_t)s->batchConcurrency : 1, started = 0;
+    pthread_t tids[64];
+    for (size_t i = 0; i < n; i++)
+        want += fan_wants(&f, &sl[i]);
+    if (want == 0) return;
+    size_t nthreads = want < most ? want : most;
+    if (nthreads > 64) nthreads = 64;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (size_t i = 1; i < nthreads; i++)
+        if (pthread_create(&tids[started], &attr, fan_worker, &f) == 0) started++;
+    pthread_attr_destroy(&attr);
+    fan_worker(&f);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+}
+
 size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
     slot *sl = calloc(n ? n : 1, sizeof(*sl));
     size_t notOk = 0;
@@ -314,10 +373,10 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
          * memory, so the second pass folds every slot. */
         for (int pass = 0, reads = 1; pass < 2 && reads; pass++) {
             reads = 0;
+            fan(s, sl, n, FAN_READ);
             for (size_t i = 0; i < n; i++) {
                 slot *x = &sl[i];
-                if (x->done || x->fallback) continue;
-                if (x->mode == MODE_READ && read_row(s, x) != 0) continue;
+                if (x->done || x->fallback || x->mode == MODE_READ) continue;
                 if (!x->props) reads += fold(s, x);
             }
         }
@@ -357,11 +416,8 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
             x->row = NULL;
         }
         left++;
-        int writes = x->w->writes;
-        devicestateCommit(x->w);
-        x->w->writes += writes;
-        x->done = 1;
     }
+    fan(s, sl, n, FAN_COMMIT);
     if (left)
         logWarn("%zu DeviceState row(s) committed one by one after %d contended transaction(s)",
                 left, contended);

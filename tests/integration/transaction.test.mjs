@@ -93,6 +93,11 @@ describe('through a proxy standing in for Azure', () => {
           return true;
         }
       }
+      if (device && mode === 'contended') {
+        // another writer wins every time: the first row's etag is always stale (nothing applied)
+        batchFailure(res, 0, 412, 'UpdateConditionNotSatisfied', 'The update condition specified in the request was not satisfied.');
+        return true;
+      }
       if (device && mode === 'drop-second' && batches.length >= 2) {
         // applied by the store, but the answer never comes back (a connection lost); libcurl
         // sends a request again when a reused connection dies before answering, so every
@@ -124,6 +129,20 @@ describe('through a proxy standing in for Azure', () => {
     assert.equal(kept.length, 1);
     assert.match(kept[0].Reason, /refuses the device's row: .*400 EntityTooLarge/);
     mode = null;
+  });
+
+  test('transactions lost to contention every time: after three, the rows go one by one, exact', async () => {
+    const ids = ['tx-c-0', 'tx-c-1', 'tx-c-2', 'tx-c-3'];
+    assert.equal((await post(hd.url, batchOf(ids), 'cont')).status, 200);
+    mode = 'contended';
+    batches = [];
+    const r = await post(hd.url, batchOf(ids), 'cont');
+    mode = null;
+    assert.equal(r.status, 200, r.text);
+    // one refusal of a remembered etag (re-read at once), then three contended ones
+    assert.equal(batches.length, 4);
+    assert.match(hd.logs.text, /4 DeviceState row\(s\) committed one by one after 3 contended transaction\(s\)/);
+    for (const id of ids) assert.equal(await count(id), 2, id);
   });
 
   test('250 devices: three transactions (100, 100, 50)', async () => {

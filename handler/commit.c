@@ -268,10 +268,14 @@ static void send_round(const settings *s, slot *sl, size_t n, round *rd, int *gu
                 break;
             }
             if (x && (a == TABLEBATCH_INVALID || (a == TABLEBATCH_FULL && nops == 0))) {
-                /* never sendable (a key or value the writer refuses, or over the byte limit
-                 * alone) */
-                fail(x, err);
-                x->w->permanent = 1;
+                /* Not sendable in a transaction (a value the writer cannot put in one, or over
+                 * the byte limit alone): this row goes on its own, where the store's answer
+                 * decides. */
+                logWarn("device '%s': not in a transaction (%s); committed on its own",
+                        x->w->deviceId, err);
+                json_decref(x->props);
+                x->props = NULL;
+                x->fallback = 1;
                 break;
             }
             /* full, or the end: send what is there */
@@ -461,8 +465,17 @@ size_t commitUpsertRows(const settings *s, const char *table, const char *pk, co
                 continue;
             }
             if (x && (a == TABLEBATCH_INVALID || (a == TABLEBATCH_FULL && nops == 0))) {
-                x->permanent = 1;
-                snprintf(x->error, sizeof(x->error), "%s", err);
+                /* not sendable in a transaction: on its own, where the store's answer decides */
+                tableResult r;
+                json_t *copy = json_deep_copy(x->props);
+                int c = copy ? tableUpsert(&s->storage, table, pk, x->rk, copy, &r) : TABLE_ERROR;
+                json_decref(copy);
+                x->ok = c == TABLE_OK;
+                if (!x->ok) {
+                    x->permanent = copy ? r.permanent : 0;
+                    x->tableGone = copy ? r.tableGone : 0;
+                    snprintf(x->error, sizeof(x->error), "%s", copy ? r.message : "out of memory");
+                }
                 continue;
             }
             if (b && nops) {

@@ -93,6 +93,13 @@ describe('through a proxy standing in for Azure', () => {
           return true;
         }
       }
+      if (!device && mode === 'refuse') {
+        const i = ops.findIndex((op) => /RejectedTelemetry/.test(op.url) && op.text.includes('refuse-me'));
+        if (i >= 0) {
+          batchFailure(res, i, 400, 'PropertyValueTooLarge', 'The property value exceeds the maximum allowed size (64KB).');
+          return true;
+        }
+      }
       if (device && mode === 'contended') {
         // another writer wins every time: the first row's etag is always stale (nothing applied)
         batchFailure(res, 0, 412, 'UpdateConditionNotSatisfied', 'The update condition specified in the request was not satisfied.');
@@ -129,6 +136,22 @@ describe('through a proxy standing in for Azure', () => {
     assert.equal(kept.length, 1);
     assert.match(kept[0].Reason, /refuses the device's row: .*400 EntityTooLarge/);
     mode = null;
+  });
+
+  test('a rejected reading the store refuses: the other rejected readings are kept, 200', async () => {
+    mode = 'refuse';
+    const events = [
+      { deviceId: 'tx-r-0', seq: seq++, body: { temperature: 999, note: 'keep-1' } },
+      { deviceId: 'tx-r-0', seq: seq++, body: { temperature: 999, note: 'refuse-me' } },
+      { deviceId: 'tx-r-1', seq: seq++, body: { temperature: 999, note: 'keep-2' } },
+    ];
+    const r = await post(hd.url, events, 'rej');
+    mode = null;
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.text, /1 rejected reading\(s\) could not be kept: .*400 PropertyValueTooLarge/);
+    const kept = (await h.tableAll(az, 'RejectedTelemetry')).filter((k) => k.EventHubPartition === 'rej');
+    assert.deepEqual(kept.map((k) => JSON.parse(k.Body).note).sort(), ['keep-1', 'keep-2']);
+    assert.equal(Number((await row('tx-r-0')).Rejected), 2);
   });
 
   test('transactions lost to contention every time: after three, the rows go one by one, exact', async () => {

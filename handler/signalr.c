@@ -4,6 +4,7 @@
 #include "signalr.h"
 
 #include "buf.h"
+#include "connstr.h"
 #include "crypto.h"
 #include "httpc.h"
 #include "log.h"
@@ -75,7 +76,7 @@ static int normalize_url(const char *what, const char *in, long port, char *out,
             return logSetError(err, errlen, SIGNALR_SETTING ": %s has an invalid port", what);
         memcpy(digits, hend + 1, n);
         digits[n] = '\0';
-        if (settingsParseInt(digits, 1, 65535, &own) != 0)
+        if (connstrParseLong(digits, n, 1, 65535, &own) != 0)
             return logSetError(err, errlen, SIGNALR_SETTING ": %s has an invalid port", what);
     }
     if (port > 0 && own > 0 && own != port)
@@ -114,25 +115,25 @@ int signalrParse(const char *cs, const char *hub, signalrService *out, char *err
     int r;
     memset(out, 0, sizeof(*out));
     if (!cs || !*cs) return logSetError(err, errlen, SIGNALR_SETTING " is not set");
-    if (settingsConnCheck(cs, known, msg, sizeof(msg)) != 0)
+    if (connstrCheck(cs, known, msg, sizeof(msg)) != 0)
         return logSetError(err, errlen, SIGNALR_SETTING " is malformed: %s", msg);
-    r = settingsConnGet(cs, "AuthType", v, sizeof(v));
+    r = connstrGet(cs, "AuthType", v, sizeof(v));
     if (r != 0 && (r < 0 || v[0]))
         return logSetError(err, errlen,
                            SIGNALR_SETTING
                            ": AuthType (a Microsoft Entra ID connection) is not supported; "
                            "use the connection string with an AccessKey");
 
-    r = settingsConnGet(cs, "Endpoint", v, sizeof(v));
+    r = connstrGet(cs, "Endpoint", v, sizeof(v));
     if (r < 0) return logSetError(err, errlen, SIGNALR_SETTING ": Endpoint is too long");
     if (r == 0 || !v[0]) return logSetError(err, errlen, SIGNALR_SETTING " has no Endpoint");
-    r = settingsConnGet(cs, "Port", msg, sizeof(msg));
-    if (r < 0 || (r == 1 && settingsParseInt(msg, 1, 65535, &port) != 0))
+    r = connstrGet(cs, "Port", msg, sizeof(msg));
+    if (r < 0 || (r == 1 && connstrParseLong(msg, strlen(msg), 1, 65535, &port) != 0))
         return logSetError(err, errlen,
                            SIGNALR_SETTING ": Port must be a whole number from 1 to 65535");
     if (normalize_url("Endpoint", v, port, endpoint, sizeof(endpoint), err, errlen) != 0) return -1;
 
-    r = settingsConnGet(cs, "ClientEndpoint", v, sizeof(v));
+    r = connstrGet(cs, "ClientEndpoint", v, sizeof(v));
     if (r < 0) return logSetError(err, errlen, SIGNALR_SETTING ": ClientEndpoint is too long");
     if (r == 1 && v[0] &&
         normalize_url("ClientEndpoint", v, -1, client, sizeof(client), err, errlen) != 0)
@@ -144,17 +145,17 @@ int signalrParse(const char *cs, const char *hub, signalrService *out, char *err
      * AudienceBaseUrl, which ServiceEndpoint.cs builds from Endpoint; Azure/azure-signalr
      * 31686ed71ff8140f5b02c24b4bb08a7a04f4d788). Port= applies to Endpoint only
      * (ConnectionStringParser.cs), so ServerEndpoint carries its own port if any. */
-    r = settingsConnGet(cs, "ServerEndpoint", v, sizeof(v));
+    r = connstrGet(cs, "ServerEndpoint", v, sizeof(v));
     if (r < 0) return logSetError(err, errlen, SIGNALR_SETTING ": ServerEndpoint is too long");
     if (r == 1 && v[0] &&
         normalize_url("ServerEndpoint", v, -1, server, sizeof(server), err, errlen) != 0)
         return -1;
 
-    r = settingsConnGet(cs, "Version", msg, sizeof(msg));
+    r = connstrGet(cs, "Version", msg, sizeof(msg));
     if (r != 0 && (r < 0 || strcmp(msg, "1.0") != 0))
         return logSetError(err, errlen, SIGNALR_SETTING ": Version must be 1.0");
 
-    r = settingsConnGet(cs, "AccessKey", (char *)out->key, sizeof(out->key));
+    r = connstrGet(cs, "AccessKey", (char *)out->key, sizeof(out->key));
     if (r < 0) {
         memset(out, 0, sizeof(*out));
         return logSetError(err, errlen, SIGNALR_SETTING ": AccessKey is longer than %d bytes",

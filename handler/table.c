@@ -6,6 +6,7 @@
 #include "buf.h"
 #include "crypto.h"
 #include "httpc.h"
+#include "utf8.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,39 +21,11 @@
 
 /* ---- keys ---- */
 
-/* Decodes one UTF-8 character at p (n bytes left): its code point, or -1 when it is not valid
- * UTF-8 (overlong, surrogate, past U+10FFFF, truncated). *used: its byte length. */
-static long utf8_next(const unsigned char *p, size_t n, size_t *used) {
-    unsigned c = p[0];
-    size_t extra;
-    if (c < 0x80)
-        extra = 0;
-    else if ((c & 0xe0) == 0xc0 && c >= 0xc2)
-        extra = 1;
-    else if ((c & 0xf0) == 0xe0)
-        extra = 2;
-    else if ((c & 0xf8) == 0xf0 && c <= 0xf4)
-        extra = 3;
-    else
-        return -1;
-    if (extra >= n) return -1;
-    unsigned long cp = extra ? c & (0x3fu >> extra) : c;
-    for (size_t i = 1; i <= extra; i++) {
-        if ((p[i] & 0xc0) != 0x80) return -1;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return -1;
-    *used = extra + 1;
-    return (long)cp;
-}
-
 size_t tableUtf16Length(const char *text, size_t len) {
     const unsigned char *p = (const unsigned char *)text;
     size_t units = 0, used;
     for (size_t i = 0; i < len; i += used) {
-        long cp = utf8_next(p + i, len - i, &used);
+        long cp = utf8Next(p + i, len - i, &used);
         if (cp < 0) return (size_t)-1;
         units += cp >= 0x10000 ? 2 : 1;
     }
@@ -63,7 +36,7 @@ size_t tableUtf16Prefix(const char *text, size_t len, size_t units) {
     const unsigned char *p = (const unsigned char *)text;
     size_t i = 0, u = 0, used;
     while (i < len) {
-        long cp = utf8_next(p + i, len - i, &used);
+        long cp = utf8Next(p + i, len - i, &used);
         size_t w = cp >= 0x10000 ? 2 : 1;
         if (cp < 0 || u + w > units) break;
         u += w;
@@ -77,7 +50,7 @@ int tableKeyValid(const char *key) {
     size_t len = strlen(key), used, units = 0;
     const unsigned char *p = (const unsigned char *)key;
     for (size_t i = 0; i < len; i += used) {
-        long cp = utf8_next(p + i, len - i, &used);
+        long cp = utf8Next(p + i, len - i, &used);
         if (cp < 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == '/' ||
             cp == '\\' || cp == '#' || cp == '?')
             return 0;

@@ -3,6 +3,7 @@
 #include "ws.h"
 
 #include "crypto.h"
+#include "utf8.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -135,7 +136,7 @@ int wsReaderNext(struct wsReader *r, struct wsEvent *ev) {
                 if (len >= 2) {
                     unsigned code = (unsigned)r->control[0] << 8 | r->control[1];
                     if (!closeCodeValid(code)) return fail(ev, WS_CLOSE_PROTOCOL_ERROR);
-                    if (!wsUtf8Valid(r->control + 2, (size_t)len - 2))
+                    if (!utf8Valid(r->control + 2, (size_t)len - 2))
                         return fail(ev, WS_CLOSE_INVALID_DATA);
                     ev->closeCode = (int)code;
                     ev->data = r->control + 2;
@@ -147,7 +148,7 @@ int wsReaderNext(struct wsReader *r, struct wsEvent *ev) {
         r->msgLen += (size_t)len;
         if (op != WS_OP_CONTINUATION) r->msgOp = op;
         if (!fin) continue;
-        if (r->msgOp == WS_OP_TEXT && !wsUtf8Valid(r->msg, r->msgLen))
+        if (r->msgOp == WS_OP_TEXT && !utf8Valid(r->msg, r->msgLen))
             return fail(ev, WS_CLOSE_INVALID_DATA);
         ev->opcode = r->msgOp;
         ev->data = r->msg ? r->msg : (const unsigned char *)"";
@@ -198,39 +199,4 @@ out:
     free(raw);
     free(b64);
     return rc;
-}
-
-int wsUtf8Valid(const unsigned char *s, size_t len) {
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        size_t more;
-        unsigned lo = 0x80, hi = 0xbf; /* allowed range of the first continuation byte */
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf)
-            more = 1;
-        else if (c == 0xe0)
-            more = 2, lo = 0xa0;
-        else if ((c >= 0xe1 && c <= 0xec) || c == 0xee || c == 0xef)
-            more = 2;
-        else if (c == 0xed)
-            more = 2, hi = 0x9f; /* no UTF-16 surrogates */
-        else if (c == 0xf0)
-            more = 3, lo = 0x90;
-        else if (c >= 0xf1 && c <= 0xf3)
-            more = 3;
-        else if (c == 0xf4)
-            more = 3, hi = 0x8f; /* nothing past U+10FFFF */
-        else
-            return 0;
-        if (len - i - 1 < more) return 0;
-        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
-        for (size_t k = 2; k <= more; k++)
-            if ((s[i + k] & 0xc0) != 0x80) return 0;
-        i += more + 1;
-    }
-    return 1;
 }

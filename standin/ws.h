@@ -76,8 +76,4 @@ size_t wsFrameHeader(unsigned char out[WS_MAX_HEADER], int opcode, size_t len);
  * Returns 0, or -1 when the key is not the base64 of 16 bytes. */
 int wsAcceptKey(const char *clientKey, char out[WS_ACCEPT_LEN + 1]);
 
-/* 1 when s[0..len) is well-formed UTF-8 (no overlongs, surrogates or code points past
- * U+10FFFF), else 0. */
-int wsUtf8Valid(const unsigned char *s, size_t len);
-
 #endif

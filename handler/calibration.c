@@ -4,6 +4,7 @@
 
 #include "buf.h"
 #include "dict.h"
+#include "escape.h"
 #include "log.h"
 #include "table.h"
 
@@ -53,14 +54,6 @@ void calibrationClear(void) {
 
 static int fresh(const entry *e, time_t now) {
     return e && now - e->loaded < cfg->calibrationCacheSeconds;
-}
-
-/* Appends 'text' as an OData string literal (quotes doubled). */
-static int literal(buf *b, const char *text) {
-    if (bufAppend(b, "'", 1)) return -1;
-    for (const char *p = text; *p; p++)
-        if (bufAppend(b, p, 1) || (*p == '\'' && bufAppend(b, p, 1))) return -1;
-    return bufAppend(b, "'", 1);
 }
 
 typedef struct loaded {
@@ -117,12 +110,12 @@ static int load(const char *const *ids, size_t n, time_t now, char *err, size_t 
     int rc = -1;
     if (dictInit(&found, 64, free_entry)) return -1;
     bufInit(&f, 64 * 1024);
-    if (bufAppend(&f, "PartitionKey eq ", 16) || literal(&f, cfg->partitionKey) ||
+    if (bufAppend(&f, "PartitionKey eq ", 16) || escapeODataString(&f, cfg->partitionKey, 1) ||
         bufAppend(&f, " and (", 6))
         goto out;
     for (size_t i = 0; i < n; i++)
         if ((i && bufAppend(&f, " or ", 4)) || bufAppend(&f, "RowKey eq ", 10) ||
-            literal(&f, ids[i]))
+            escapeODataString(&f, ids[i], 1))
             goto out;
     if (bufAppend(&f, ")", 1)) goto out;
     if (tableQuery(&cfg->storage, cfg->calibrationTable, f.data, on_row, &l, &r) != TABLE_OK) {
@@ -163,12 +156,9 @@ static int load_group(const char *const *ids, size_t n, time_t now, char *err, s
  * unreserved characters is percent-encoded. */
 static size_t encoded_clause(const char *id) {
     size_t n = 3 * 2 + 2 + 3 + 6 + 3 + 2 + 3 + 3 + 3; /* %20or%20RowKey%20eq%20%27...%27 */
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
-        int unreserved = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                         (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
-                         *p == '~';
-        n += *p == '\'' ? 6 : unreserved ? 1 : 3;
-    }
+    n += escapePercentLength(id, strlen(id));
+    for (const char *q = strchr(id, '\''); q; q = strchr(q + 1, '\''))
+        n += 3; /* the doubled quote's %27 */
     return n;
 }
 

@@ -6,6 +6,7 @@
 #include "buf.h"
 #include "connstr.h"
 #include "crypto.h"
+#include "escape.h"
 #include "httpc.h"
 #include "log.h"
 
@@ -265,26 +266,6 @@ json_t *signalrNegotiate(const signalrService *svc, const char *userId, long lon
 
 /* ---- REST ---- */
 
-int signalrEscape(const char *s, char *out, size_t outlen) {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        int keep = isalnum(*c) || *c == '-' || *c == '_' || *c == '.' || *c == '~';
-        size_t need = keep ? 1 : 3;
-        if (o + need >= outlen) return -1;
-        if (keep) {
-            out[o++] = (char)*c;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[*c >> 4];
-            out[o++] = hex[*c & 15];
-        }
-    }
-    if (o >= outlen) return -1;
-    out[o] = '\0';
-    return 0;
-}
-
 /* base, or base/connections/<id> or base/users/<id>, id percent-encoded. */
 static int rest_path(const char *base, int to, const char *id, char *out, size_t outlen) {
     char enc[SIGNALR_ID_MAX * 3 + 1];
@@ -292,7 +273,7 @@ static int rest_path(const char *base, int to, const char *id, char *out, size_t
     if (to == SIGNALR_TO_ALL) {
         n = snprintf(out, outlen, "%s", base);
     } else {
-        if (!id || !*id || strlen(id) > SIGNALR_ID_MAX || signalrEscape(id, enc, sizeof(enc)))
+        if (!id || !*id || strlen(id) > SIGNALR_ID_MAX || escapePercentTo(id, enc, sizeof(enc)))
             return -1;
         n = snprintf(out, outlen, "%s/%s/%s", base,
                      to == SIGNALR_TO_CONNECTION ? "connections" : "users", enc);

@@ -5,6 +5,7 @@
 
 #include "buf.h"
 #include "crypto.h"
+#include "escape.h"
 #include "httpc.h"
 #include "utf8.h"
 
@@ -60,36 +61,25 @@ int tableKeyValid(const char *key) {
     return 1;
 }
 
-static int unreserved(unsigned char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~';
-}
-
-/* Percent-encodes text (quotes doubled when dbl) into b. Returns 0 or -1. */
-static int append_encoded(buf *b, const char *text, int dbl) {
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        int reps = (dbl && *p == '\'') ? 2 : 1;
-        for (int i = 0; i < reps; i++) {
-            if (unreserved(*p)) {
-                if (bufAppend(b, p, 1)) return -1;
-            } else {
-                char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-                if (bufAppend(b, e, 3)) return -1;
-            }
-        }
+/* Appends key as it goes between the quotes of PartitionKey='...' in a URL: quotes doubled (an
+ * OData string), then percent-encoded. Returns 0, or -1 with b freed. */
+static int append_key(buf *b, const char *key) {
+    buf d;
+    bufInit(&d, b->cap);
+    if (escapeODataString(&d, key, 0) != 0) {
+        bufFree(b);
+        return -1;
     }
-    return 0;
+    int rc = escapePercent(b, d.data, d.len);
+    bufFree(&d);
+    return rc;
 }
 
 int tableEscapeKey(const char *key, char *out, size_t outlen) {
     buf b;
-    bufInit(&b, outlen ? outlen - 1 : 0);
-    if (append_encoded(&b, key, 1) != 0 || (b.len == 0 && outlen == 0)) return -1;
-    if (b.len == 0) {
-        out[0] = '\0';
-        return 0;
-    }
+    if (outlen == 0) return -1;
+    bufInit(&b, outlen - 1);
+    if (append_key(&b, key) != 0) return -1;
     memcpy(out, b.data, b.len + 1);
     bufFree(&b);
     return 0;
@@ -228,8 +218,8 @@ static int entity_resource(const char *table, const char *pk, const char *rk, ch
                            size_t outlen) {
     buf b;
     bufInit(&b, outlen - 1);
-    if (bufPrintf(&b, "%s(PartitionKey='", table) || append_encoded(&b, pk, 1) ||
-        bufAppend(&b, "',RowKey='", 10) || append_encoded(&b, rk, 1) || bufAppend(&b, "')", 2))
+    if (bufPrintf(&b, "%s(PartitionKey='", table) || append_key(&b, pk) ||
+        bufAppend(&b, "',RowKey='", 10) || append_key(&b, rk) || bufAppend(&b, "')", 2))
         return -1;
     memcpy(out, b.data, b.len + 1);
     bufFree(&b);
@@ -349,16 +339,16 @@ int tableQuerySelect(const storageAccount *a, const char *table, const char *fil
         buf q;
         httpcResponse resp;
         bufInit(&q, URL_MAX);
-        if (filter && (bufAppend(&q, "$filter=", 8) || append_encoded(&q, filter, 0)))
+        if (filter && (bufAppend(&q, "$filter=", 8) || escapePercent(&q, filter, strlen(filter))))
             goto too_long;
-        if (select &&
-            (bufPrintf(&q, "%s$select=", q.len ? "&" : "") || append_encoded(&q, select, 0)))
+        if (select && (bufPrintf(&q, "%s$select=", q.len ? "&" : "") ||
+                       escapePercent(&q, select, strlen(select))))
             goto too_long;
         if (top && bufPrintf(&q, "%s$top=%d", q.len ? "&" : "", top)) goto too_long;
-        if (npk[0] &&
-            (bufPrintf(&q, "%sNextPartitionKey=", q.len ? "&" : "") || append_encoded(&q, npk, 0)))
+        if (npk[0] && (bufPrintf(&q, "%sNextPartitionKey=", q.len ? "&" : "") ||
+                       escapePercent(&q, npk, strlen(npk))))
             goto too_long;
-        if (nrk[0] && (bufAppend(&q, "&NextRowKey=", 12) || append_encoded(&q, nrk, 0)))
+        if (nrk[0] && (bufAppend(&q, "&NextRowKey=", 12) || escapePercent(&q, nrk, strlen(nrk))))
             goto too_long;
         c = request(a, "GET", res, q.data, NULL, NULL, PAGE_CAP, &resp, r, "query");
         bufFree(&q);

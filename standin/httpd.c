@@ -2,6 +2,7 @@
  * under a cap, CORS on every answer, preflights, keep-alive, and the WebSocket upgrade hand-off. */
 #include "httpd.h"
 
+#include "escape.h"
 #include "log.h"
 #include "path.h"
 
@@ -63,7 +64,7 @@ char *httpdQuery(const struct httpdRequest *req, const char *name) {
     /* libmicrohttpd leaves values raw: the unescape callback below does nothing. */
     const char *raw = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
     if (!raw) return NULL;
-    return pathUnescape(raw, strlen(raw), 1);
+    return escapePercentDecode(raw, strlen(raw), 1);
 }
 
 /* ---- responses ---- */

@@ -3,6 +3,7 @@
 #include "devicestate.h"
 
 #include "crypto.h"
+#include "clock.h"
 #include "dict.h"
 #include "invocation.h"
 #include "log.h"
@@ -404,12 +405,6 @@ static void sleep_ms(int ms) {
     }
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 json_t *devicestateToJson(const json_t *row) {
     static const char *const names[METRIC_COUNT] = {"temperature", "humidity", "pressure", "light"};
     json_t *o = json_object();
@@ -447,7 +442,7 @@ static void log_replay(const deviceWork *w, const devicestateFoldResult *f) {
 int devicestateCommit(deviceWork *w) {
     json_t *row = NULL;
     char etag[160] = "";
-    uint64_t rnd = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)w;
+    uint64_t rnd = (uint64_t)clockWallMs() ^ (uint64_t)(uintptr_t)w;
     const storageAccount *a = &cfg->storage;
     const devicestateSource src = {w->eventHubNamespace, w->eventHubName, w->partition};
     /* The row this process remembers: good enough to write on (a stale etag fails with 412), not
@@ -485,7 +480,7 @@ int devicestateCommit(deviceWork *w) {
         }
         devicestateFoldResult f;
         json_t *props =
-            devicestateFold(row, &src, cfg->partitionKey, w->entries, w->count, now_ms(), &f);
+            devicestateFold(row, &src, cfg->partitionKey, w->entries, w->count, clockWallMs(), &f);
         if (f.replayed && fromCache) {
             /* "Already applied" according to memory only: confirm with one read. Steady state
              * (nothing to skip) never comes here, so it stays one write per device per batch. */

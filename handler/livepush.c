@@ -9,6 +9,7 @@
  * does not add a connect timeout to every batch. */
 #include "livepush.h"
 
+#include "clock.h"
 #include "dict.h"
 #include "log.h"
 #include "signalr.h"
@@ -71,12 +72,6 @@ static void remember_missed(const char *id, char *args) {
     pthread_mutex_unlock(&lock);
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void note_success(void) {
     pthread_mutex_lock(&lock);
     stats.sent++;
@@ -93,7 +88,7 @@ static void note_failure(int status, const signalrResult *r) {
     /* No answer, or the service is overloaded: stop trying for a while. A refusal (401, 404) is
      * quick and tried every time, so the first push after a fix gets through. */
     int pause = status == SIGNALR_UNREACHABLE || r->status >= 500 || r->status == 429;
-    int64_t now = now_ms();
+    int64_t now = clockNowMs();
     pthread_mutex_lock(&lock);
     stats.failed++;
     if (pause) __atomic_store_n(&paused_until, now + LIVEPUSH_PAUSE_MS, __ATOMIC_RELAXED);
@@ -122,7 +117,7 @@ static void note_skipped(size_t n) {
     pthread_mutex_unlock(&lock);
 }
 
-static int paused(void) { return __atomic_load_n(&paused_until, __ATOMIC_RELAXED) > now_ms(); }
+static int paused(void) { return __atomic_load_n(&paused_until, __ATOMIC_RELAXED) > clockNowMs(); }
 
 static void *pusher(void *arg) {
     pushRun *run = arg;

@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "dict.h"
+#include "fanout.h"
 #include "log.h"
 #include "signalr.h"
 
@@ -26,7 +27,6 @@ typedef struct pushRun {
     char **args; /* the arguments array of each push, "[<device>]" (owned) */
     char **ids;  /* the device of each push (owned) */
     size_t n;
-    size_t next; /* the next push to make, shared by the threads */
 } pushRun;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -119,29 +119,25 @@ static void note_skipped(size_t n) {
 
 static int paused(void) { return __atomic_load_n(&paused_until, __ATOMIC_RELAXED) > clockNowMs(); }
 
-static void *pusher(void *arg) {
+/* One push (a task of fanoutRun). */
+static void pusher(size_t i, void *arg) {
     pushRun *run = arg;
-    for (;;) {
-        size_t i = __atomic_fetch_add(&run->next, 1, __ATOMIC_RELAXED);
-        if (i >= run->n) break;
-        if (paused()) { /* an earlier push of this batch found SignalR down */
-            note_skipped(1);
-            remember_missed(run->ids[i], run->args[i]);
-            run->args[i] = NULL;
-            continue;
-        }
-        signalrResult r;
-        int c = signalrSend(run->svc, SIGNALR_TO_ALL, NULL, "newMessage", run->args[i],
-                            strlen(run->args[i]), LIVEPUSH_TIMEOUT_MS, &r);
-        if (c == SIGNALR_OK) {
-            note_success();
-        } else {
-            note_failure(c, &r);
-            remember_missed(run->ids[i], run->args[i]);
-            run->args[i] = NULL;
-        }
+    if (paused()) { /* an earlier push of this batch found SignalR down */
+        note_skipped(1);
+        remember_missed(run->ids[i], run->args[i]);
+        run->args[i] = NULL;
+        return;
     }
-    return NULL;
+    signalrResult r;
+    int c = signalrSend(run->svc, SIGNALR_TO_ALL, NULL, "newMessage", run->args[i],
+                        strlen(run->args[i]), LIVEPUSH_TIMEOUT_MS, &r);
+    if (c == SIGNALR_OK) {
+        note_success();
+    } else {
+        note_failure(c, &r);
+        remember_missed(run->ids[i], run->args[i]);
+        run->args[i] = NULL;
+    }
 }
 
 /* The arguments of a device's push, "[<device>]". Caller frees; NULL on OOM. */
@@ -210,20 +206,7 @@ void livepushDevices(json_t *devices) {
     }
     if (earlier.buckets) dictTakeEach(&earlier, take_missed, &run);
 
-    size_t nthreads = run.n < LIVEPUSH_CONCURRENCY ? run.n : LIVEPUSH_CONCURRENCY;
-    pthread_t tids[LIVEPUSH_CONCURRENCY];
-    size_t started = 0;
-    if (nthreads > 1) {
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, 256 * 1024);
-        for (size_t i = 1; i < nthreads; i++)
-            if (pthread_create(&tids[started], &attr, pusher, &run) == 0) started++;
-        pthread_attr_destroy(&attr);
-    }
-    if (run.n) pusher(&run); /* the caller's thread is one of the pushers */
-    for (size_t i = 0; i < started; i++)
-        pthread_join(tids[i], NULL);
+    fanoutRun(run.n, LIVEPUSH_CONCURRENCY, pusher, &run); /* the caller is one of the pushers */
 
 out:
     for (size_t i = 0; i < run.n; i++) {

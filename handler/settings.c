@@ -5,6 +5,7 @@
 #include "connstr.h"
 #include "crypto.h"
 #include "log.h"
+#include "url.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -20,15 +21,8 @@
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 static int valid_url(const char *u) {
-    const char *rest = NULL;
-    if (strncasecmp(u, "https://", 8) == 0)
-        rest = u + 8;
-    else if (strncasecmp(u, "http://", 7) == 0)
-        rest = u + 7;
-    if (!rest || !*rest || *rest == '/') return 0;
-    for (const char *c = u; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == '"' || *c == '<' || *c == '>' || *c == '\\') return 0;
-    return 1;
+    urlParts parts;
+    return urlParse(u, strlen(u), &parts) == URL_OK;
 }
 
 int settingsParseStorage(const char *name, const char *cs, storageAccount *out, char *err,

@@ -9,6 +9,7 @@
 #include "escape.h"
 #include "httpc.h"
 #include "log.h"
+#include "url.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -33,76 +34,16 @@ static int configured;
  * the URL must then agree). what names the part for messages; the URL itself is never quoted. */
 static int normalize_url(const char *what, const char *in, long port, char *out, size_t outlen,
                          char *err, size_t errlen) {
-    const char *rest;
-    int https = 0;
-    if (strncasecmp(in, "https://", 8) == 0) {
-        rest = in + 8;
-        https = 1;
-    } else if (strncasecmp(in, "http://", 7) == 0) {
-        rest = in + 7;
-    } else {
-        return logSetError(err, errlen, SIGNALR_SETTING ": %s must start with http:// or https://",
-                           what);
-    }
-    for (const unsigned char *c = (const unsigned char *)rest; *c; c++) {
-        if (*c <= ' ' || *c >= 0x7f || strchr("\"<>\\^`{|}", *c))
-            return logSetError(err, errlen,
-                               SIGNALR_SETTING ": %s holds a character a URL may not hold", what);
-        if (*c == '?' || *c == '#' || *c == '@')
-            return logSetError(err, errlen,
-                               SIGNALR_SETTING
-                               ": %s must be scheme://host[:port][/path], with no user "
-                               "name, query or fragment",
-                               what);
-    }
-    const char *slash = strchr(rest, '/');
-    const char *aend = slash ? slash : rest + strlen(rest); /* end of host[:port] */
-    const char *hend = aend;                                /* end of the host */
-    if (rest[0] == '[') {
-        const char *br = memchr(rest, ']', (size_t)(aend - rest));
-        if (!br) return logSetError(err, errlen, SIGNALR_SETTING ": %s has an unclosed '['", what);
-        hend = br + 1;
-        if (hend < aend && *hend != ':')
-            return logSetError(err, errlen, SIGNALR_SETTING ": %s has text after ']'", what);
-    } else {
-        const char *colon = memchr(rest, ':', (size_t)(aend - rest));
-        if (colon) hend = colon;
-    }
-    if (hend == rest) return logSetError(err, errlen, SIGNALR_SETTING ": %s has no host", what);
-    long own = -1;
-    if (hend < aend) { /* ":port" */
-        char digits[8];
-        size_t n = (size_t)(aend - hend - 1);
-        if (n == 0 || n >= sizeof(digits))
-            return logSetError(err, errlen, SIGNALR_SETTING ": %s has an invalid port", what);
-        memcpy(digits, hend + 1, n);
-        digits[n] = '\0';
-        if (connstrParseLong(digits, n, 1, 65535, &own) != 0)
-            return logSetError(err, errlen, SIGNALR_SETTING ": %s has an invalid port", what);
-    }
-    if (port > 0 && own > 0 && own != port)
+    urlParts u;
+    int rc = urlParse(in, strlen(in), &u);
+    if (rc != URL_OK)
+        return logSetError(err, errlen, SIGNALR_SETTING ": %s %s", what, urlError(rc));
+    if (port > 0 && u.port > 0 && u.port != port)
         return logSetError(err, errlen, SIGNALR_SETTING ": %s names port %ld but Port is %ld", what,
-                           own, port);
-    if (port <= 0) port = own;
-
-    buf b;
-    bufInit(&b, outlen - 1);
-    if (bufAppend(&b, https ? "https://" : "http://", https ? 8 : 7) != 0) goto too_long;
-    for (const char *c = rest; c < hend; c++) {
-        char lc = (char)tolower((unsigned char)*c);
-        if (bufAppend(&b, &lc, 1) != 0) goto too_long;
-    }
-    if (port > 0 && bufPrintf(&b, ":%ld", port) != 0) goto too_long;
-    size_t plen = strlen(aend);
-    while (plen > 0 && aend[plen - 1] == '/')
-        plen--;
-    if (plen && bufAppend(&b, aend, plen) != 0) goto too_long;
-    memcpy(out, b.data, b.len + 1);
-    bufFree(&b);
+                           u.port, port);
+    if (urlFormat(&u, port, 1, out, outlen) != 0)
+        return logSetError(err, errlen, SIGNALR_SETTING ": %s is too long", what);
     return 0;
-too_long:
-    bufFree(&b);
-    return logSetError(err, errlen, SIGNALR_SETTING ": %s is too long", what);
 }
 
 int signalrParse(const char *cs, const char *hub, signalrService *out, char *err, size_t errlen) {

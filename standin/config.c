@@ -3,9 +3,9 @@
 
 #include "connstr.h"
 #include "log.h"
+#include "url.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,7 +16,7 @@
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PING_SECONDS 15
 #define MAX_PING_SECONDS 3600
-#define MAX_HOSTNAME_LEN 253
+#define URL_HOST_BASE_MAX 300 /* "http://" and a host name of up to 253 bytes */
 
 static int keyIs(const char *k, size_t klen, const char *name) {
     return strlen(name) == klen && strncasecmp(k, name, klen) == 0;
@@ -26,66 +26,26 @@ static int keyIs(const char *k, size_t klen, const char *name) {
  * *out is malloc'd; caller frees. Returns 0, or -1 with the reason in err. */
 static int parseEndpoint(const char *v, size_t len, char **out, long *port, char *err,
                          size_t errlen) {
-    static const char http[] = "http://";
-    const size_t plen = sizeof(http) - 1;
-    const char *host, *end = v + len, *p;
-    size_t hostlen;
-    char *text = NULL;
+    char text[URL_HOST_BASE_MAX];
+    urlParts u;
+    int rc;
 
     *out = NULL;
     *port = 0;
-    if (len >= 8 && strncasecmp(v, "https://", 8) == 0) {
-        logSetError(err, errlen,
-                    "Endpoint must start with http:// (the stand-in serves plain HTTP, not TLS)");
-        return -1;
-    }
-    if (len < plen || strncasecmp(v, http, plen) != 0) {
-        logSetError(err, errlen, "Endpoint must be an http:// URL");
-        return -1;
-    }
-    host = v + plen;
-    p = host;
-    if (p < end && *p == '[') { /* IPv6 literal */
-        while (p < end && *p != ']')
-            p++;
-        if (p == end) {
-            logSetError(err, errlen, "Endpoint has an unterminated [IPv6] host");
-            return -1;
-        }
-        p++;
-    } else {
-        while (p < end && (isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_'))
-            p++;
-    }
-    hostlen = (size_t)(p - host);
-    if (hostlen == 0 || hostlen > MAX_HOSTNAME_LEN) {
-        logSetError(err, errlen, "Endpoint has no valid host name");
-        return -1;
-    }
-    if (p < end && *p == ':') {
-        const char *digits = ++p;
-        while (p < end && *p != '/')
-            p++;
-        if (connstrParseLong(digits, (size_t)(p - digits), 1, 65535, port) != 0) {
-            logSetError(err, errlen, "Endpoint has an invalid port");
-            return -1;
-        }
-    }
-    if (p < end && *p == '/') p++;
-    if (p != end) {
-        logSetError(err, errlen, "Endpoint must be http://host[:port] with no path or query");
-        return -1;
-    }
-    text = malloc(plen + hostlen + 1);
-    if (!text) {
-        logSetError(err, errlen, "out of memory");
-        return -1;
-    }
-    memcpy(text, http, plen);
-    for (size_t i = 0; i < hostlen; i++)
-        text[plen + i] = (char)tolower((unsigned char)host[i]);
-    text[plen + hostlen] = '\0';
-    *out = text;
+    if (len >= 8 && strncasecmp(v, "https://", 8) == 0)
+        return logSetError(
+            err, errlen,
+            "Endpoint must start with http:// (the stand-in serves plain HTTP, not TLS)");
+    rc = urlParse(v, len, &u);
+    if (rc != URL_OK) return logSetError(err, errlen, "Endpoint %s", urlError(rc));
+    if (u.pathLen > 1 || (u.pathLen == 1 && u.path[0] != '/'))
+        return logSetError(err, errlen,
+                           "Endpoint must be http://host[:port] with no path or query");
+    long own = u.port;
+    u.port = -1; /* the base alone; the port is given apart */
+    if (urlFormat(&u, -1, 0, text, sizeof(text)) != 0 || !(*out = strdup(text)))
+        return logSetError(err, errlen, "out of memory");
+    *port = own > 0 ? own : 0;
     return 0;
 }
 

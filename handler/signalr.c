@@ -3,6 +3,7 @@
  * connection or one user. The local stand-in speaks the same. */
 #include "signalr.h"
 
+#include "audience.h"
 #include "buf.h"
 #include "connstr.h"
 #include "crypto.h"
@@ -116,17 +117,12 @@ int signalrParse(const char *cs, const char *hub, signalrService *out, char *err
         out->hub[i] = (char)tolower((unsigned char)hub[i]);
     snprintf(out->endpoint, sizeof(out->endpoint), "%s", endpoint);
     snprintf(out->serverEndpoint, sizeof(out->serverEndpoint), "%s", server[0] ? server : endpoint);
-    r = snprintf(out->clientUrl, sizeof(out->clientUrl), "%s/client/?hub=%s",
-                 client[0] ? client : endpoint, out->hub);
-    int r2 =
-        snprintf(out->clientAud, sizeof(out->clientAud), "%s/client/?hub=%s", endpoint, out->hub);
-    int r3 = snprintf(out->restBase, sizeof(out->restBase), "%s/api/v1/hubs/%s",
-                      out->serverEndpoint, out->hub);
-    int r4 = snprintf(out->restAudBase, sizeof(out->restAudBase), "%s/api/v1/hubs/%s", endpoint,
-                      out->hub);
-    if (r < 0 || r2 < 0 || r3 < 0 || r4 < 0 || (size_t)r >= sizeof(out->clientUrl) ||
-        (size_t)r2 >= sizeof(out->clientAud) || (size_t)r3 >= sizeof(out->restBase) ||
-        (size_t)r4 >= sizeof(out->restAudBase)) {
+    /* The browsers' URL has the client audience's form under ClientEndpoint. */
+    if (audienceClient(client[0] ? client : endpoint, out->hub, out->clientUrl,
+                       sizeof(out->clientUrl)) ||
+        audienceClient(endpoint, out->hub, out->clientAud, sizeof(out->clientAud)) ||
+        audienceRest(out->serverEndpoint, out->hub, out->restBase, sizeof(out->restBase)) ||
+        audienceRest(endpoint, out->hub, out->restAudBase, sizeof(out->restAudBase))) {
         memset(out, 0, sizeof(*out));
         return logSetError(err, errlen, SIGNALR_SETTING ": Endpoint is too long");
     }

@@ -21,6 +21,10 @@ int bufAppend(buf *b, const void *data, size_t len);
 /* Appends formatted text, as bufAppend. */
 int bufPrintf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Drops the first n bytes (all of them when n >= len), moving the rest to the front; keeps the
+ * storage. */
+void bufDrop(buf *b, size_t n);
+
 /* Empties the buffer and keeps its storage. */
 void bufReset(buf *b);
 

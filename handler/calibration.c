@@ -59,6 +59,7 @@ static int fresh(const entry *e, time_t now) {
 typedef struct loaded {
     dict *found; /* id -> entry */
     char err[160];
+    int oom; /* a row could not be kept: the answer is incomplete */
 } loaded;
 
 static int on_row(json_t *row, void *ctx) {
@@ -66,6 +67,7 @@ static int on_row(json_t *row, void *ctx) {
     const char *id = json_string_value(json_object_get(row, "RowKey"));
     entry *e = calloc(1, sizeof(*e));
     if (!id || !e) {
+        l->oom |= id != NULL;
         free(e);
         return 0;
     }
@@ -75,7 +77,7 @@ static int on_row(json_t *row, void *ctx) {
         telemetryIdentity(&e->cal);
         l->err[0] = '\0';
     }
-    dictSet(l->found, id, e);
+    if (dictSet(l->found, id, e) != 0) l->oom = 1; /* e freed */
     return 0;
 }
 
@@ -84,7 +86,7 @@ static int on_row(json_t *row, void *ctx) {
 static void cache_entries(const char *const *ids, size_t n, dict *found, const char *refused,
                           time_t now) {
     pthread_mutex_lock(&lock);
-    if (cache.count > CACHE_MAX) dictClear(&cache);
+    if (dictSize(&cache) > CACHE_MAX) dictClear(&cache);
     for (size_t i = 0; i < n; i++) {
         entry *e = calloc(1, sizeof(*e));
         if (!e) continue;
@@ -95,7 +97,7 @@ static void cache_entries(const char *const *ids, size_t n, dict *found, const c
             telemetryIdentity(&e->cal);
         if (refused) e->refused = strdup(refused);
         e->loaded = now;
-        dictSet(&cache, ids[i], e);
+        if (dictSet(&cache, ids[i], e) != 0) continue; /* OOM: not cached (e freed) */
     }
     pthread_mutex_unlock(&lock);
 }
@@ -121,6 +123,10 @@ static int load(const char *const *ids, size_t n, time_t now, char *err, size_t 
     if (tableQuery(&cfg->storage, cfg->calibrationTable, f.data, on_row, &l, &r) != TABLE_OK) {
         snprintf(err, errlen, "reading %s failed: %s", cfg->calibrationTable, r.message);
         rc = r.permanent ? 1 : -1;
+        goto out;
+    }
+    if (l.oom) { /* a row that was read but not kept would pass for no calibration */
+        snprintf(err, errlen, "reading %s: out of memory", cfg->calibrationTable);
         goto out;
     }
     cache_entries(ids, n, &found, NULL, now);

@@ -61,9 +61,9 @@ static size_t row_bytes(const json_t *row) {
 
 void devicestateCacheStats(size_t *entries, size_t *bytes, unsigned long *evicted) {
     pthread_mutex_lock(&lock);
-    *entries = cache.count;
-    *bytes = cache.bytes;
-    *evicted = cache.evicted;
+    *entries = dictSize(&cache);
+    *bytes = dictBytes(&cache);
+    *evicted = dictEvicted(&cache);
     pthread_mutex_unlock(&lock);
 }
 
@@ -100,7 +100,9 @@ static void remember(const char *id, json_t *row, const char *etag) {
     snprintf(k->etag, sizeof(k->etag), "%s", etag);
     size_t bytes = row_bytes(row);
     pthread_mutex_lock(&lock);
-    dictSetSized(&cache, id, k, bytes); /* a row over the whole budget is not kept */
+    if (dictSetSized(&cache, id, k, bytes) != 0) {
+        /* Over the whole budget, or OOM: not kept (k freed); the next commit reads the row. */
+    }
     pthread_mutex_unlock(&lock);
 }
 

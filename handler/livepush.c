@@ -52,14 +52,14 @@ void livepushInit(size_t missedBytes) { missed_budget = missedBytes; }
 static void remember_missed(const char *id, char *args) {
     if (!args) return;
     pthread_mutex_lock(&lock);
-    if (!missed.buckets && dictInit(&missed, 256, free) != 0) {
+    if (!dictReady(&missed) && dictInit(&missed, 256, free) != 0) {
         free(args);
         stats.dropped++;
     } else {
         dictSetBudget(&missed, missed_budget);
-        unsigned long before = missed.evicted;
+        unsigned long before = dictEvicted(&missed);
         int rc = dictSetSized(&missed, id, args, strlen(args) + 1);
-        unsigned long lost = missed.evicted - before + (rc != 0);
+        unsigned long lost = dictEvicted(&missed) - before + (rc != 0);
         if (lost && stats.dropped == dropped_warned)
             logWarn(
                 "live push: MissedPushBytes (%zu) is full: the oldest missed device updates are "
@@ -190,7 +190,7 @@ void livepushDevices(json_t *devices) {
     earlier = missed;
     memset(&missed, 0, sizeof(missed));
     pthread_mutex_unlock(&lock);
-    size_t total = n + earlier.count;
+    size_t total = n + dictSize(&earlier);
     run.args = calloc(total, sizeof(char *));
     run.ids = calloc(total, sizeof(char *));
     if (!run.args || !run.ids) {
@@ -202,9 +202,9 @@ void livepushDevices(json_t *devices) {
         const char *id = json_string_value(json_object_get(dev, "deviceId"));
         if (!id) continue;
         if (add_push(&run, id, push_args(dev)) != 0) logError("live push: out of memory");
-        if (earlier.buckets) dictDelete(&earlier, id); /* this batch's state is newer */
+        if (dictReady(&earlier)) dictDelete(&earlier, id); /* this batch's state is newer */
     }
-    if (earlier.buckets) dictTakeEach(&earlier, take_missed, &run);
+    if (dictReady(&earlier)) dictTakeEach(&earlier, take_missed, &run);
 
     fanoutRun(run.n, LIVEPUSH_CONCURRENCY, pusher, &run); /* the caller is one of the pushers */
 

@@ -4,6 +4,7 @@
 #include "devicestate.h"
 #include "dict.h"
 #include "functions.h"
+#include "fanout.h"
 #include "invocation.h"
 #include "livepush.h"
 #include "log.h"
@@ -48,7 +49,6 @@ typedef struct batchRun {
     size_t nworks;
     size_t *rejects; /* indices of rejected items */
     size_t nrejects;
-    size_t next;        /* the next task to take, shared by the workers */
     int rejectFailures; /* rejected readings not kept because of a transient failure */
     int rejectRefused;  /* rejected readings the store refuses to keep (logged) */
     char rejectError[256];
@@ -291,41 +291,22 @@ static void note_kept(batchRun *run, int rc, const char *err) {
         logError("rejected reading not kept, the store refuses it: %s", err);
 }
 
-static void *worker(void *arg) {
+/* One task of a batch: a device's commit, or the keeping of one rejected reading. */
+static void run_task(size_t t, void *arg) {
     batchRun *run = arg;
-    size_t total = run->nworks + run->nrejects;
-    for (;;) {
-        size_t t = __atomic_fetch_add(&run->next, 1, __ATOMIC_RELAXED);
-        if (t >= total) break;
-        if (t < run->nworks) {
-            devicestateCommit(&run->works[t]);
-        } else {
-            char err[256] = "";
-            note_kept(
-                run,
-                keep_rejected(run, &run->items[run->rejects[t - run->nworks]], err, sizeof(err)),
-                err);
-        }
+    if (t < run->nworks) {
+        devicestateCommit(&run->works[t]);
+    } else {
+        char err[256] = "";
+        note_kept(run,
+                  keep_rejected(run, &run->items[run->rejects[t - run->nworks]], err, sizeof(err)),
+                  err);
     }
-    return NULL;
 }
 
 /* Runs every task on up to BatchConcurrency threads (the caller's thread is one of them). */
 static void run_tasks(batchRun *run) {
-    size_t total = run->nworks + run->nrejects;
-    size_t most = (size_t)run->ctx->s->batchConcurrency;
-    size_t nthreads = total < most ? total : most;
-    pthread_t tids[64];
-    size_t started = 0;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    for (size_t i = 1; i < nthreads; i++)
-        if (pthread_create(&tids[started], &attr, worker, run) == 0) started++;
-    pthread_attr_destroy(&attr);
-    worker(run);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(tids[i], NULL);
+    fanoutRun(run->nworks + run->nrejects, (size_t)run->ctx->s->batchConcurrency, run_task, run);
 }
 
 static void free_run(batchRun *run) {

@@ -28,6 +28,8 @@ CFLAGS += $(CFLAGS_BASE) $(SANFLAGS)
 LDFLAGS += $(SANFLAGS) -pthread
 LIBS := -lmicrohttpd -ljansson -lcurl -lcrypto -lm
 
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 HANDLER_MAIN := handler/main.c
 LIB_SRC := $(filter-out $(HANDLER_MAIN),$(wildcard handler/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -49,29 +51,38 @@ all: $(HANDLER) $(STANDIN) $(TOOLS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Ihandler $(INCLUDES_EXTRA) -c $< -o $@
+	$(CC) $(CFLAGS) $(INCLUDES) -c $< -o $@
 
-# Unit tests see both programs' headers: the stand-in's pure modules are tested too.
-$(BUILD)/tests/unit/%.o: INCLUDES_EXTRA := -Istandin
+# Each directory sees the base (common/) and its own headers only: the stand-in never includes
+# the handler's. Unit tests and fuzz harnesses see all three.
+$(BUILD)/common/%.o: INCLUDES := -Icommon
+$(BUILD)/handler/%.o: INCLUDES := -Icommon -Ihandler
+$(BUILD)/standin/%.o: INCLUDES := -Icommon -Istandin
+$(BUILD)/tests/tools/%.o: INCLUDES := -Icommon -Ihandler
+$(BUILD)/tests/unit/%.o: INCLUDES := -Icommon -Ihandler -Istandin
+
+$(BUILD)/libcommon.a: $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
 
 $(BUILD)/libenviromon.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(HANDLER): $(BUILD)/handler/main.o $(BUILD)/libenviromon.a
+$(HANDLER): $(BUILD)/handler/main.o $(BUILD)/libenviromon.a $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
 
-$(BUILD)/%-tool: $(BUILD)/tests/tools/%_tool.o $(BUILD)/libenviromon.a
+$(BUILD)/%-tool: $(BUILD)/tests/tools/%_tool.o $(BUILD)/libenviromon.a $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
 
 $(BUILD)/libstandin.a: $(STANDIN_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(STANDIN): $(BUILD)/standin/main.o $(BUILD)/libstandin.a $(BUILD)/libenviromon.a
+$(STANDIN): $(BUILD)/standin/main.o $(BUILD)/libstandin.a $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libstandin.a $(BUILD)/libenviromon.a
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libstandin.a $(BUILD)/libenviromon.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LIBS) -lcmocka -o $@
 
@@ -107,8 +118,8 @@ run: deps all
 fuzz:
 	@mkdir -p build/fuzz
 	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Ihandler -Istandin $$f \
-	    $(LIB_SRC) $(STANDIN_SRC) $(LIBS) -o build/fuzz/$$n; \
+	  clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Icommon -Ihandler -Istandin $$f \
+	    $(COMMON_SRC) $(LIB_SRC) $(STANDIN_SRC) $(LIBS) -o build/fuzz/$$n; \
 	  mkdir -p build/fuzz/corpus/$$n; cp tests/fuzz/corpus/$$n/* build/fuzz/corpus/$$n/ 2>/dev/null || true; \
 	  build/fuzz/$$n -max_total_time=$${FUZZ_SECONDS:-20} -rss_limit_mb=1024 build/fuzz/corpus/$$n 2>&1 | tail -3; done
 
@@ -121,7 +132,7 @@ start: app
 	deploy/start.sh app
 
 format:
-	clang-format -i handler/*.[ch] standin/*.[ch] tests/unit/*.c tests/fuzz/*.c tests/tools/*.c
+	clang-format -i common/*.[ch] handler/*.[ch] standin/*.[ch] tests/unit/*.c tests/fuzz/*.c tests/tools/*.c
 
 clean:
 	rm -rf build app

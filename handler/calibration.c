@@ -4,6 +4,7 @@
 
 #include "buf.h"
 #include "dict.h"
+#include "escape.h"
 #include "log.h"
 #include "table.h"
 
@@ -49,17 +50,10 @@ static int fresh(const entry *e, time_t now) {
     return e && now - e->loaded < cfg->calibrationCacheSeconds;
 }
 
-/* Appends 'text' as an OData string literal (quotes doubled). */
-static int literal(buf *b, const char *text) {
-    if (bufAppend(b, "'", 1)) return -1;
-    for (const char *p = text; *p; p++)
-        if (bufAppend(b, p, 1) || (*p == '\'' && bufAppend(b, p, 1))) return -1;
-    return bufAppend(b, "'", 1);
-}
-
 typedef struct loaded {
     dict *found; /* id -> entry */
     char err[160];
+    int oom; /* a row could not be kept: the answer is incomplete */
 } loaded;
 
 static int on_row(json_t *row, void *ctx) {
@@ -67,6 +61,7 @@ static int on_row(json_t *row, void *ctx) {
     const char *id = json_string_value(json_object_get(row, "RowKey"));
     entry *e = calloc(1, sizeof(*e));
     if (!id || !e) {
+        l->oom |= id != NULL;
         free(e);
         return 0;
     }
@@ -76,7 +71,7 @@ static int on_row(json_t *row, void *ctx) {
         telemetryIdentity(&e->cal);
         l->err[0] = '\0';
     }
-    dictSet(l->found, id, e);
+    if (dictSet(l->found, id, e) != 0) l->oom = 1; /* e freed */
     return 0;
 }
 
@@ -85,7 +80,7 @@ static int on_row(json_t *row, void *ctx) {
 static void cache_entries(const char *const *ids, size_t n, dict *found, const char *refused,
                           time_t now) {
     pthread_mutex_lock(&lock);
-    if (cache.count > CACHE_MAX) dictClear(&cache);
+    if (dictSize(&cache) > CACHE_MAX) dictClear(&cache);
     for (size_t i = 0; i < n; i++) {
         entry *e = calloc(1, sizeof(*e));
         if (!e) continue;
@@ -96,7 +91,7 @@ static void cache_entries(const char *const *ids, size_t n, dict *found, const c
             telemetryIdentity(&e->cal);
         if (refused) e->refused = strdup(refused);
         e->loaded = now;
-        dictSet(&cache, ids[i], e);
+        if (dictSet(&cache, ids[i], e) != 0) continue; /* OOM: not cached (e freed) */
     }
     pthread_mutex_unlock(&lock);
 }
@@ -112,17 +107,21 @@ static int load(const char *const *ids, size_t n, time_t now, char *err, size_t 
     int rc = CALIBRATION_TRANSIENT;
     if (dictInit(&found, 64, free_entry)) return CALIBRATION_TRANSIENT;
     bufInit(&f, 64 * 1024);
-    if (bufAppend(&f, "PartitionKey eq ", 16) || literal(&f, cfg->partitionKey) ||
+    if (bufAppend(&f, "PartitionKey eq ", 16) || escapeODataString(&f, cfg->partitionKey, 1) ||
         bufAppend(&f, " and (", 6))
         goto out;
     for (size_t i = 0; i < n; i++)
         if ((i && bufAppend(&f, " or ", 4)) || bufAppend(&f, "RowKey eq ", 10) ||
-            literal(&f, ids[i]))
+            escapeODataString(&f, ids[i], 1))
             goto out;
     if (bufAppend(&f, ")", 1)) goto out;
     if (tableQuery(&cfg->storage, cfg->calibrationTable, f.data, on_row, &l, &r) != TABLE_OK) {
         snprintf(err, errlen, "reading %s failed: %s", cfg->calibrationTable, r.message);
         rc = r.permanent ? 1 : r.tableGone ? CALIBRATION_TABLE_GONE : CALIBRATION_TRANSIENT;
+        goto out;
+    }
+    if (l.oom) { /* a row that was read but not kept would pass for no calibration */
+        snprintf(err, errlen, "reading %s: out of memory", cfg->calibrationTable);
         goto out;
     }
     cache_entries(ids, n, &found, NULL, now);
@@ -159,12 +158,9 @@ static int load_group(const char *const *ids, size_t n, time_t now, char *err, s
  * unreserved characters is percent-encoded. */
 static size_t encoded_clause(const char *id) {
     size_t n = 3 * 2 + 2 + 3 + 6 + 3 + 2 + 3 + 3 + 3; /* %20or%20RowKey%20eq%20%27...%27 */
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
-        int unreserved = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                         (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
-                         *p == '~';
-        n += *p == '\'' ? 6 : unreserved ? 1 : 3;
-    }
+    n += escapePercentLength(id, strlen(id));
+    for (const char *q = strchr(id, '\''); q; q = strchr(q + 1, '\''))
+        n += 3; /* the doubled quote's %27 */
     return n;
 }
 

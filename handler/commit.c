@@ -8,11 +8,12 @@
  * reads that index into tableBatchResult.failed. */
 #include "commit.h"
 
+#include "clock.h"
+#include "fanout.h"
 #include "log.h"
 #include "table.h"
 #include "tablebatch.h"
 
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,12 +36,6 @@ typedef struct slot {
     json_t *props;        /* this round's fold, NULL when none */
     devicestateFoldResult f;
 } slot;
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -89,8 +84,8 @@ static int fold(const settings *s, slot *sl) {
     deviceWork *w = sl->w;
     const devicestateSource src = {w->eventHubNamespace, w->eventHubName, w->partition};
     json_decref(sl->props);
-    sl->props =
-        devicestateFold(sl->row, &src, s->partitionKey, w->entries, w->count, now_ms(), &sl->f);
+    sl->props = devicestateFold(sl->row, &src, s->partitionKey, w->entries, w->count, clockWallMs(),
+                                &sl->f);
     if (sl->f.replayed && sl->fromCache) {
         /* "Already applied" according to memory only: confirm with one read, as
          * devicestateCommit does (storage may have lost writes it acknowledged). */
@@ -292,65 +287,48 @@ static void send_round(const settings *s, slot *sl, size_t n, round *rd, int *gu
 enum { FAN_READ, FAN_COMMIT };
 
 /* Work shared by the threads of fan(). */
-typedef struct fanout {
+typedef struct fanwork {
     const settings *s;
     slot *sl;
-    size_t n;
     int kind;
-    size_t next; /* the next slot to take */
-} fanout;
+} fanwork;
 
-static int fan_wants(const fanout *f, const slot *x) {
-    if (f->kind == FAN_READ) return !x->done && !x->fallback && x->mode == MODE_READ;
+static int fan_wants(int kind, const slot *x) {
+    if (kind == FAN_READ) return !x->done && !x->fallback && x->mode == MODE_READ;
     return !x->done;
 }
 
-static void *fan_worker(void *arg) {
-    fanout *f = arg;
-    for (;;) {
-        size_t i = __atomic_fetch_add(&f->next, 1, __ATOMIC_RELAXED);
-        if (i >= f->n) break;
-        slot *x = &f->sl[i];
-        if (!fan_wants(f, x)) continue;
-        if (f->kind == FAN_READ) {
-            read_row(f->s, x);
-        } else {
-            int writes = x->w->writes;
-            devicestateCommit(x->w);
-            x->w->writes += writes;
-            x->done = 1;
-        }
+static void fan_task(size_t i, void *arg) {
+    fanwork *f = arg;
+    slot *x = &f->sl[i];
+    if (!fan_wants(f->kind, x)) return;
+    if (f->kind == FAN_READ) {
+        read_row(f->s, x);
+    } else {
+        int writes = x->w->writes;
+        devicestateCommit(x->w);
+        x->w->writes += writes;
+        x->done = 1;
     }
-    return NULL;
 }
 
 /* Reads the rows waiting for a read (FAN_READ), or commits every slot not done one device at a
  * time (FAN_COMMIT), on up to BatchConcurrency threads (this one among them): each is a round
  * trip of its own, so they go at once rather than one after another. */
 static void fan(const settings *s, slot *sl, size_t n, int kind) {
-    fanout f = {s, sl, n, kind, 0};
-    size_t want = 0, most = s->batchConcurrency > 0 ? (size_t)s->batchConcurrency : 1, started = 0;
-    pthread_t tids[64];
+    fanwork f = {s, sl, kind};
+    size_t want = 0;
     for (size_t i = 0; i < n; i++)
-        want += fan_wants(&f, &sl[i]);
+        want += fan_wants(kind, &sl[i]);
     if (want == 0) return;
-    size_t nthreads = want < most ? want : most;
-    if (nthreads > 64) nthreads = 64;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    for (size_t i = 1; i < nthreads; i++)
-        if (pthread_create(&tids[started], &attr, fan_worker, &f) == 0) started++;
-    pthread_attr_destroy(&attr);
-    fan_worker(&f);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(tids[i], NULL);
+    size_t most = s->batchConcurrency > 0 ? (size_t)s->batchConcurrency : 1;
+    fanoutRun(n, want < most ? want : most, fan_task, &f);
 }
 
 size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
     slot *sl = calloc(n ? n : 1, sizeof(*sl));
     size_t notOk = 0;
-    uint64_t rnd = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)works;
+    uint64_t rnd = (uint64_t)clockWallMs() ^ (uint64_t)(uintptr_t)works;
     int contended = 0, guessFailures = 0;
     if (!sl) {
         for (size_t i = 0; i < n; i++)

@@ -3,6 +3,7 @@
 #include "devicestate.h"
 
 #include "crypto.h"
+#include "clock.h"
 #include "dict.h"
 #include "invocation.h"
 #include "log.h"
@@ -60,9 +61,9 @@ static size_t row_bytes(const json_t *row) {
 
 void devicestateCacheStats(size_t *entries, size_t *bytes, unsigned long *evicted) {
     pthread_mutex_lock(&lock);
-    *entries = cache.count;
-    *bytes = cache.bytes;
-    *evicted = cache.evicted;
+    *entries = dictSize(&cache);
+    *bytes = dictBytes(&cache);
+    *evicted = dictEvicted(&cache);
     pthread_mutex_unlock(&lock);
 }
 
@@ -97,7 +98,9 @@ void devicestateRemember(const char *id, json_t *row, const char *etag) {
     snprintf(k->etag, sizeof(k->etag), "%s", etag);
     size_t bytes = row_bytes(row);
     pthread_mutex_lock(&lock);
-    dictSetSized(&cache, id, k, bytes); /* a row over the whole budget is not kept */
+    if (dictSetSized(&cache, id, k, bytes) != 0) {
+        /* Over the whole budget, or OOM: not kept (k freed); the next commit reads the row. */
+    }
     pthread_mutex_unlock(&lock);
 }
 
@@ -436,12 +439,6 @@ static void sleep_ms(int ms) {
     }
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 json_t *devicestateToJson(const json_t *row) {
     static const char *const names[METRIC_COUNT] = {"temperature", "humidity", "pressure", "light"};
     json_t *o = json_object();
@@ -599,8 +596,8 @@ static int commit_round(commit *c) {
         if (step == STEP_AGAIN) return after_unknown(c);
     }
     devicestateFoldResult f;
-    json_t *props =
-        devicestateFold(c->row, &c->src, cfg->partitionKey, w->entries, w->count, now_ms(), &f);
+    json_t *props = devicestateFold(c->row, &c->src, cfg->partitionKey, w->entries, w->count,
+                                    clockWallMs(), &f);
     if (f.replayed && c->fromCache) {
         /* "Already applied" according to memory only: confirm with one read. Steady state
          * (nothing to skip) never comes here, so it stays one write per device per batch. */
@@ -645,7 +642,7 @@ int devicestateCommit(deviceWork *w) {
     commit c = {.w = w,
                 .src = {w->eventHubNamespace, w->eventHubName, w->partition},
                 .guess = 1, /* the first try rests on what this process believes */
-                .rnd = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)w};
+                .rnd = (uint64_t)clockWallMs() ^ (uint64_t)(uintptr_t)w};
     int step = STEP_FAIL;
     /* The row this process remembers: good enough to write on (a stale etag fails with 412), not
      * to skip events on, since storage may have lost writes it acknowledged (an account failover

@@ -4,6 +4,7 @@
 #include "functions.h"
 #include "buf.h"
 #include "devicestate.h"
+#include "escape.h"
 #include "log.h"
 #include "signalr.h"
 #include "table.h"
@@ -203,28 +204,29 @@ static void finish_stream(stateOut *o, int c, const tableResult *tr) {
 }
 
 void fnGetDeviceState(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
-    char err[512], filter[TABLE_KEY_MAX * 2 + 32];
+    char err[512];
+    buf filter;
     json_t *body = NULL;
     stateOut o = {.req = req, .res = res};
     char *text = NULL;
     tableResult tr;
 
     bufInit(&o.text, STATE_WHOLE_MAX + 2);
+    bufInit(&filter, TABLE_KEY_MAX * 8 + 32);
     if (reject_method(req, res, 0)) goto out;
     if (connection_id(req, &body, &o.conn, err, sizeof(err)) != 0) {
         serverSetError(res, 400, err);
         goto out;
     }
-    /* PartitionKey eq '<key, quotes doubled>' */
-    size_t f = (size_t)snprintf(filter, sizeof(filter), "PartitionKey eq '");
-    for (const char *c = ctx->s->partitionKey; *c && f + 3 < sizeof(filter); c++) {
-        if (*c == '\'') filter[f++] = '\'';
-        filter[f++] = *c;
+    /* PartitionKey eq '<key, quotes doubled>': a key too long for the filter is an error, never
+     * cut short (a shorter key would name another partition). */
+    if (bufAppend(&filter, "PartitionKey eq ", 16) ||
+        escapeODataString(&filter, ctx->s->partitionKey, 1)) {
+        serverSetError(res, 500, "the partition key does not fit in a query filter");
+        goto out;
     }
-    filter[f++] = '\'';
-    filter[f] = '\0';
-    int c = tableQuerySelect(&ctx->s->storage, ctx->s->deviceTable, filter, STATE_COLUMNS, add_row,
-                             &o, &tr);
+    int c = tableQuerySelect(&ctx->s->storage, ctx->s->deviceTable, filter.data, STATE_COLUMNS,
+                             add_row, &o, &tr);
     if (o.stream) {
         finish_stream(&o, c, &tr);
         goto out;
@@ -256,6 +258,7 @@ void fnGetDeviceState(const fnContext *ctx, const serverRequest *req, serverResp
     if (outcome) serverAddHeader(res, "X-Enviromon-SignalR", outcome);
 out:
     json_decref(body);
+    bufFree(&filter);
     bufFree(&o.text);
     free(text);
 }

@@ -9,7 +9,9 @@
  * does not add a connect timeout to every batch. */
 #include "livepush.h"
 
+#include "clock.h"
 #include "dict.h"
+#include "fanout.h"
 #include "log.h"
 #include "signalr.h"
 
@@ -25,7 +27,6 @@ typedef struct pushRun {
     char **args; /* the arguments array of each push, "[<device>]" (owned) */
     char **ids;  /* the device of each push (owned) */
     size_t n;
-    size_t next; /* the next push to make, shared by the threads */
 } pushRun;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -51,14 +52,14 @@ void livepushInit(size_t missedBytes) { missed_budget = missedBytes; }
 static void remember_missed(const char *id, char *args) {
     if (!args) return;
     pthread_mutex_lock(&lock);
-    if (!missed.buckets && dictInit(&missed, 256, free) != 0) {
+    if (!dictReady(&missed) && dictInit(&missed, 256, free) != 0) {
         free(args);
         stats.dropped++;
     } else {
         dictSetBudget(&missed, missed_budget);
-        unsigned long before = missed.evicted;
+        unsigned long before = dictEvicted(&missed);
         int rc = dictSetSized(&missed, id, args, strlen(args) + 1);
-        unsigned long lost = missed.evicted - before + (rc != 0);
+        unsigned long lost = dictEvicted(&missed) - before + (rc != 0);
         if (lost && stats.dropped == dropped_warned)
             logWarn(
                 "live push: MissedPushBytes (%zu) is full: the oldest missed device updates are "
@@ -69,12 +70,6 @@ static void remember_missed(const char *id, char *args) {
         if (lost) dropped_warned = stats.dropped;
     }
     pthread_mutex_unlock(&lock);
-}
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void note_success(void) {
@@ -93,7 +88,7 @@ static void note_failure(int status, const signalrResult *r) {
     /* No answer, or the service is overloaded: stop trying for a while. A refusal (401, 404) is
      * quick and tried every time, so the first push after a fix gets through. */
     int pause = status == SIGNALR_UNREACHABLE || r->status >= 500 || r->status == 429;
-    int64_t now = now_ms();
+    int64_t now = clockNowMs();
     pthread_mutex_lock(&lock);
     stats.failed++;
     if (pause) __atomic_store_n(&paused_until, now + LIVEPUSH_PAUSE_MS, __ATOMIC_RELAXED);
@@ -126,31 +121,27 @@ static void note_skipped(size_t n) {
     pthread_mutex_unlock(&lock);
 }
 
-static int paused(void) { return __atomic_load_n(&paused_until, __ATOMIC_RELAXED) > now_ms(); }
+static int paused(void) { return __atomic_load_n(&paused_until, __ATOMIC_RELAXED) > clockNowMs(); }
 
-static void *pusher(void *arg) {
+/* One push (a task of fanoutRun). */
+static void pusher(size_t i, void *arg) {
     pushRun *run = arg;
-    for (;;) {
-        size_t i = __atomic_fetch_add(&run->next, 1, __ATOMIC_RELAXED);
-        if (i >= run->n) break;
-        if (paused()) { /* an earlier push of this batch found SignalR down */
-            note_skipped(1);
-            remember_missed(run->ids[i], run->args[i]);
-            run->args[i] = NULL;
-            continue;
-        }
-        signalrResult r;
-        int c = signalrSend(run->svc, SIGNALR_TO_ALL, NULL, "newMessage", run->args[i],
-                            strlen(run->args[i]), LIVEPUSH_TIMEOUT_MS, &r);
-        if (c == SIGNALR_OK) {
-            note_success();
-        } else {
-            note_failure(c, &r);
-            remember_missed(run->ids[i], run->args[i]);
-            run->args[i] = NULL;
-        }
+    if (paused()) { /* an earlier push of this batch found SignalR down */
+        note_skipped(1);
+        remember_missed(run->ids[i], run->args[i]);
+        run->args[i] = NULL;
+        return;
     }
-    return NULL;
+    signalrResult r;
+    int c = signalrSend(run->svc, SIGNALR_TO_ALL, NULL, "newMessage", run->args[i],
+                        strlen(run->args[i]), LIVEPUSH_TIMEOUT_MS, &r);
+    if (c == SIGNALR_OK) {
+        note_success();
+    } else {
+        note_failure(c, &r);
+        remember_missed(run->ids[i], run->args[i]);
+        run->args[i] = NULL;
+    }
 }
 
 /* The arguments of a device's push, "[<device>]". Caller frees; NULL on OOM. */
@@ -203,7 +194,7 @@ void livepushDevices(json_t *devices) {
     earlier = missed;
     memset(&missed, 0, sizeof(missed));
     pthread_mutex_unlock(&lock);
-    size_t total = n + earlier.count;
+    size_t total = n + dictSize(&earlier);
     run.args = calloc(total, sizeof(char *));
     run.ids = calloc(total, sizeof(char *));
     if (!run.args || !run.ids) {
@@ -215,24 +206,11 @@ void livepushDevices(json_t *devices) {
         const char *id = json_string_value(json_object_get(dev, "deviceId"));
         if (!id) continue;
         if (add_push(&run, id, push_args(dev)) != 0) logError("live push: out of memory");
-        if (earlier.buckets) dictDelete(&earlier, id); /* this batch's state is newer */
+        if (dictReady(&earlier)) dictDelete(&earlier, id); /* this batch's state is newer */
     }
-    if (earlier.buckets) dictTakeEach(&earlier, take_missed, &run);
+    if (dictReady(&earlier)) dictTakeEach(&earlier, take_missed, &run);
 
-    size_t nthreads = run.n < LIVEPUSH_CONCURRENCY ? run.n : LIVEPUSH_CONCURRENCY;
-    pthread_t tids[LIVEPUSH_CONCURRENCY];
-    size_t started = 0;
-    if (nthreads > 1) {
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, 256 * 1024);
-        for (size_t i = 1; i < nthreads; i++)
-            if (pthread_create(&tids[started], &attr, pusher, &run) == 0) started++;
-        pthread_attr_destroy(&attr);
-    }
-    if (run.n) pusher(&run); /* the caller's thread is one of the pushers */
-    for (size_t i = 0; i < started; i++)
-        pthread_join(tids[i], NULL);
+    fanoutRun(run.n, LIVEPUSH_CONCURRENCY, pusher, &run); /* the caller is one of the pushers */
 
 out:
     for (size_t i = 0; i < run.n; i++) {

@@ -3,6 +3,7 @@
  * large for one row. Kept in Table Storage as chunk rows of Edm.Binary properties under one id. */
 #include "quarantine.h"
 
+#include "clock.h"
 #include "crypto.h"
 #include "invocation.h"
 #include "table.h"
@@ -111,9 +112,7 @@ int quarantineKeep(const storageAccount *a, const char *table, const char *id,
     tableSetInt64(h, "Chunks", (int64_t)chunks);
     if (q->invocationId && tableUtf16Length(q->invocationId, strlen(q->invocationId)) <= 256)
         tableSetString(h, "InvocationId", q->invocationId);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    invocationFormatTime((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, when, sizeof(when));
+    invocationFormatTime(clockWallMs(), when, sizeof(when));
     tableSetDateTime(h, "ReceivedAt", when);
     rc = status_of(tableUpsert(a, table, id, "batch", h, &r), &r);
     if (rc != QUARANTINE_OK) snprintf(err, errlen, "quarantine %s header: %s", id, r.message);

@@ -21,6 +21,7 @@
 #include "server.h"
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -103,27 +104,11 @@ static pthread_t sweeper;
 static int stopping;
 static pthread_cond_t sweep_wake = PTHREAD_COND_INITIALIZER;
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void abs_deadline(struct timespec *ts, int64_t ms) {
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Under the lock. */
 static void set_phase(conninfo *ci, int phase) {
     if (!ci) return;
     ci->phase = phase;
-    ci->since = now_ms();
+    ci->since = clockNowMs();
 }
 
 static conninfo *conn_info(struct MHD_Connection *c) {
@@ -321,7 +306,7 @@ static void *worker(void *arg) {
     for (;;) {
         while (!l->head) {
             struct timespec ts;
-            abs_deadline(&ts, 30000);
+            clockDeadline(&ts, CLOCK_REALTIME, 30000);
             l->idle++;
             int rc = pthread_cond_timedwait(&l->wake, &lock, &ts);
             l->idle--;
@@ -439,14 +424,14 @@ int serverStreamWrite(serverStream *s, const char *data, size_t len) {
         }
         size_t room = SERVER_STREAM_BUFFER - s->len;
         if (room == 0) {
-            int64_t now = now_ms(), limit = (int64_t)opt.deadlineSeconds * 1000;
+            int64_t now = clockNowMs(), limit = (int64_t)opt.deadlineSeconds * 1000;
             if (!stuck) stuck = now;
             if (now - stuck >= limit) {
                 rc = -1; /* the client took nothing for the deadline */
                 break;
             }
             struct timespec ts;
-            abs_deadline(&ts, stuck + limit - now);
+            clockDeadline(&ts, CLOCK_REALTIME, stuck + limit - now);
             wake_reader(s);
             pthread_cond_timedwait(&changed, &lock, &ts);
             continue;
@@ -668,9 +653,9 @@ static void *sweep(void *arg) {
     pthread_mutex_lock(&lock);
     while (!stopping) {
         struct timespec ts;
-        abs_deadline(&ts, 500);
+        clockDeadline(&ts, CLOCK_REALTIME, 500);
         pthread_cond_timedwait(&sweep_wake, &lock, &ts);
-        int64_t limit = now_ms() - (int64_t)opt.deadlineSeconds * 1000;
+        int64_t limit = clockNowMs() - (int64_t)opt.deadlineSeconds * 1000;
         int cut = 0;
         for (conninfo *ci = conns; ci; ci = ci->next) {
             if (ci->shut || ci->phase == PHASE_WORKING || ci->since > limit) continue;
@@ -747,7 +732,7 @@ int serverStop(int drainSeconds) {
     MHD_socket fd = MHD_quiesce_daemon(daemon_);
     if (fd != MHD_INVALID_SOCKET) close(fd);
     struct timespec until;
-    abs_deadline(&until, (int64_t)drainSeconds * 1000);
+    clockDeadline(&until, CLOCK_REALTIME, (int64_t)drainSeconds * 1000);
     pthread_mutex_lock(&lock);
     while (inflight > 0)
         if (pthread_cond_timedwait(&changed, &lock, &until) != 0) break;

@@ -2,8 +2,10 @@
  * here, so a malformed one stops the handler at start with a message naming the setting. */
 #include "settings.h"
 
+#include "connstr.h"
 #include "crypto.h"
 #include "log.h"
+#include "url.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,81 +20,9 @@
 #define DEV_KEY                                                                                    \
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
-static const char *trim_span(const char *s, const char *e, size_t *len) {
-    while (s < e && isspace((unsigned char)*s))
-        s++;
-    while (e > s && isspace((unsigned char)e[-1]))
-        e--;
-    *len = (size_t)(e - s);
-    return s;
-}
-
-int settingsConnGet(const char *cs, const char *key, char *out, size_t outlen) {
-    size_t klen = strlen(key);
-    const char *p = cs;
-    while (p && *p) {
-        const char *end = strchr(p, ';');
-        if (!end) end = p + strlen(p);
-        const char *eq = memchr(p, '=', (size_t)(end - p));
-        if (eq) {
-            size_t nlen, vlen;
-            const char *n = trim_span(p, eq, &nlen);
-            const char *v = trim_span(eq + 1, end, &vlen);
-            if (nlen == klen && strncasecmp(n, key, klen) == 0) {
-                if (vlen >= outlen) return -1;
-                memcpy(out, v, vlen);
-                out[vlen] = '\0';
-                return 1;
-            }
-        }
-        p = *end ? end + 1 : end;
-    }
-    return 0;
-}
-
-int settingsConnCheck(const char *cs, const char *const *known, char *err, size_t errlen) {
-    const char *p = cs;
-    int seg = 0;
-    while (*p) {
-        const char *end = strchr(p, ';');
-        if (!end) end = p + strlen(p);
-        size_t len;
-        const char *s = trim_span(p, end, &len);
-        seg++;
-        if (len > 0) {
-            const char *eq = memchr(s, '=', len);
-            if (!eq)
-                return logSetError(err, errlen, "part %d has no '=' (expected Name=value)", seg);
-            size_t nlen;
-            const char *n = trim_span(s, eq, &nlen);
-            int ok = 0;
-            for (const char *const *k = known; *k; k++)
-                if (strlen(*k) == nlen && strncasecmp(*k, n, nlen) == 0) ok = 1;
-            if (!ok) {
-                /* The name is not quoted: it may be a pasted secret. */
-                char names[512] = "";
-                size_t o = 0;
-                for (const char *const *k = known; *k && o < sizeof(names); k++)
-                    o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", o ? ", " : "", *k);
-                return logSetError(err, errlen, "part %d has an unknown name (known: %s)", seg,
-                                   names);
-            }
-        }
-        p = *end ? end + 1 : end;
-    }
-    return 0;
-}
-
 static int valid_url(const char *u) {
-    const char *rest = NULL;
-    if (strncasecmp(u, "https://", 8) == 0)
-        rest = u + 8;
-    else if (strncasecmp(u, "http://", 7) == 0)
-        rest = u + 7;
-    if (!rest || !*rest || *rest == '/') return 0;
-    for (const char *c = u; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == '"' || *c == '<' || *c == '>' || *c == '\\') return 0;
-    return 1;
+    urlParts parts;
+    return urlParse(u, strlen(u), &parts) == URL_OK;
 }
 
 int settingsParseStorage(const char *name, const char *cs, storageAccount *out, char *err,
@@ -113,15 +43,15 @@ int settingsParseStorage(const char *name, const char *cs, storageAccount *out, 
     char key[256] = "";
     memset(out, 0, sizeof(*out));
     if (!cs || !*cs) return logSetError(err, errlen, "%s is not set", name);
-    if (settingsConnCheck(cs, known, msg, sizeof(msg)) != 0)
+    if (connstrCheck(cs, known, msg, sizeof(msg)) != 0)
         return logSetError(err, errlen, "%s is malformed: %s", name, msg);
 
-    int dev = settingsConnGet(cs, "UseDevelopmentStorage", v, sizeof(v));
+    int dev = connstrGet(cs, "UseDevelopmentStorage", v, sizeof(v));
     if (dev == 1) {
         if (strcasecmp(v, "true") != 0)
             return logSetError(err, errlen, "%s: UseDevelopmentStorage must be 'true'", name);
         char proxy[256] = "http://127.0.0.1";
-        if (settingsConnGet(cs, "DevelopmentStorageProxyUri", v, sizeof(v)) == 1) {
+        if (connstrGet(cs, "DevelopmentStorageProxyUri", v, sizeof(v)) == 1) {
             if (!valid_url(v) || strlen(v) >= sizeof(proxy))
                 return logSetError(err, errlen,
                                    "%s: DevelopmentStorageProxyUri is not an http(s) URL", name);
@@ -139,15 +69,15 @@ int settingsParseStorage(const char *name, const char *cs, storageAccount *out, 
         return 0;
     }
 
-    int r = settingsConnGet(cs, "AccountName", out->account, sizeof(out->account));
+    int r = connstrGet(cs, "AccountName", out->account, sizeof(out->account));
     if (r < 0) return logSetError(err, errlen, "%s: AccountName is too long", name);
     for (const char *c = out->account; *c; c++)
         if (!isalnum((unsigned char)*c))
             return logSetError(err, errlen, "%s: AccountName may hold only letters and digits",
                                name);
-    r = settingsConnGet(cs, "AccountKey", key, sizeof(key));
+    r = connstrGet(cs, "AccountKey", key, sizeof(key));
     if (r < 0) return logSetError(err, errlen, "%s: AccountKey is too long", name);
-    r = settingsConnGet(cs, "SharedAccessSignature", out->sas, sizeof(out->sas));
+    r = connstrGet(cs, "SharedAccessSignature", out->sas, sizeof(out->sas));
     if (r < 0) return logSetError(err, errlen, "%s: SharedAccessSignature is too long", name);
     if (out->sas[0] == '?') memmove(out->sas, out->sas + 1, strlen(out->sas));
     if (key[0] && out->sas[0])
@@ -169,7 +99,7 @@ int settingsParseStorage(const char *name, const char *cs, storageAccount *out, 
         free(k);
     }
 
-    r = settingsConnGet(cs, "TableEndpoint", v, sizeof(v));
+    r = connstrGet(cs, "TableEndpoint", v, sizeof(v));
     if (r < 0) return logSetError(err, errlen, "%s: TableEndpoint is too long", name);
     if (r == 1) {
         if (!valid_url(v) || strlen(v) >= sizeof(out->endpoint))
@@ -178,11 +108,11 @@ int settingsParseStorage(const char *name, const char *cs, storageAccount *out, 
     } else {
         if (!out->account[0])
             return logSetError(err, errlen, "%s: needs AccountName or TableEndpoint", name);
-        if (settingsConnGet(cs, "DefaultEndpointsProtocol", proto, sizeof(proto)) != 0 &&
+        if (connstrGet(cs, "DefaultEndpointsProtocol", proto, sizeof(proto)) != 0 &&
             strcasecmp(proto, "http") != 0 && strcasecmp(proto, "https") != 0)
             return logSetError(err, errlen, "%s: DefaultEndpointsProtocol must be http or https",
                                name);
-        if (settingsConnGet(cs, "EndpointSuffix", suffix, sizeof(suffix)) < 0 || !suffix[0])
+        if (connstrGet(cs, "EndpointSuffix", suffix, sizeof(suffix)) < 0 || !suffix[0])
             return logSetError(err, errlen, "%s: EndpointSuffix is not valid", name);
         snprintf(out->endpoint, sizeof(out->endpoint), "%s://%s.table.%s", proto, out->account,
                  suffix);
@@ -193,16 +123,6 @@ int settingsParseStorage(const char *name, const char *cs, storageAccount *out, 
     return 0;
 }
 
-int settingsParseInt(const char *text, long min, long max, long *out) {
-    char *end;
-    if (!text || !*text) return -1;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || *end || end == text || v < min || v > max) return -1;
-    *out = v;
-    return 0;
-}
-
 static int int_setting(const char *name, long def, long min, long max, long *out, char *err,
                        size_t errlen) {
     const char *v = getenv(name);
@@ -210,7 +130,7 @@ static int int_setting(const char *name, long def, long min, long max, long *out
         *out = def;
         return 0;
     }
-    if (settingsParseInt(v, min, max, out) != 0)
+    if (connstrParseLong(v, strlen(v), min, max, out) != 0)
         return logSetError(err, errlen, "%s must be a whole number from %ld to %ld (got '%.40s')",
                            name, min, max, v);
     return 0;

@@ -48,20 +48,9 @@ typedef struct settings {
  * (naming the setting and what is wrong, never a key's value). */
 int settingsLoad(settings *s, char *err, size_t errlen);
 
-/* Finds key (case-insensitive) in a "k1=v1;k2=v2" connection string, each pair split at its
- * first '='. Copies the value into out. Returns 1 found, 0 absent, -1 too long for out. */
-int settingsConnGet(const char *cs, const char *key, char *out, size_t outlen);
-
-/* Checks that every non-empty segment of a connection string has a '=' and a known key
- * (known: NULL-terminated list, case-insensitive). Returns 0, or -1 with a message in err. */
-int settingsConnCheck(const char *cs, const char *const *known, char *err, size_t errlen);
-
 /* Parses a storage connection string (account key, SAS, UseDevelopmentStorage=true, explicit
  * TableEndpoint). name is the setting's name for messages. Returns 0, or -1 with err. */
 int settingsParseStorage(const char *name, const char *cs, storageAccount *out, char *err,
                          size_t errlen);
-
-/* Parses a whole decimal integer within [min, max]. Returns 0, or -1. */
-int settingsParseInt(const char *text, long min, long max, long *out);
 
 #endif

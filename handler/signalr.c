@@ -3,10 +3,14 @@
  * connection or one user. The local stand-in speaks the same. */
 #include "signalr.h"
 
+#include "audience.h"
 #include "buf.h"
+#include "connstr.h"
 #include "crypto.h"
+#include "escape.h"
 #include "httpc.h"
 #include "log.h"
+#include "url.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -31,76 +35,16 @@ static int configured;
  * the URL must then agree). what names the part for messages; the URL itself is never quoted. */
 static int normalize_url(const char *what, const char *in, long port, char *out, size_t outlen,
                          char *err, size_t errlen) {
-    const char *rest;
-    int https = 0;
-    if (strncasecmp(in, "https://", 8) == 0) {
-        rest = in + 8;
-        https = 1;
-    } else if (strncasecmp(in, "http://", 7) == 0) {
-        rest = in + 7;
-    } else {
-        return logSetError(err, errlen, SIGNALR_SETTING ": %s must start with http:// or https://",
-                           what);
-    }
-    for (const unsigned char *c = (const unsigned char *)rest; *c; c++) {
-        if (*c <= ' ' || *c >= 0x7f || strchr("\"<>\\^`{|}", *c))
-            return logSetError(err, errlen,
-                               SIGNALR_SETTING ": %s holds a character a URL may not hold", what);
-        if (*c == '?' || *c == '#' || *c == '@')
-            return logSetError(err, errlen,
-                               SIGNALR_SETTING
-                               ": %s must be scheme://host[:port][/path], with no user "
-                               "name, query or fragment",
-                               what);
-    }
-    const char *slash = strchr(rest, '/');
-    const char *aend = slash ? slash : rest + strlen(rest); /* end of host[:port] */
-    const char *hend = aend;                                /* end of the host */
-    if (rest[0] == '[') {
-        const char *br = memchr(rest, ']', (size_t)(aend - rest));
-        if (!br) return logSetError(err, errlen, SIGNALR_SETTING ": %s has an unclosed '['", what);
-        hend = br + 1;
-        if (hend < aend && *hend != ':')
-            return logSetError(err, errlen, SIGNALR_SETTING ": %s has text after ']'", what);
-    } else {
-        const char *colon = memchr(rest, ':', (size_t)(aend - rest));
-        if (colon) hend = colon;
-    }
-    if (hend == rest) return logSetError(err, errlen, SIGNALR_SETTING ": %s has no host", what);
-    long own = -1;
-    if (hend < aend) { /* ":port" */
-        char digits[8];
-        size_t n = (size_t)(aend - hend - 1);
-        if (n == 0 || n >= sizeof(digits))
-            return logSetError(err, errlen, SIGNALR_SETTING ": %s has an invalid port", what);
-        memcpy(digits, hend + 1, n);
-        digits[n] = '\0';
-        if (settingsParseInt(digits, 1, 65535, &own) != 0)
-            return logSetError(err, errlen, SIGNALR_SETTING ": %s has an invalid port", what);
-    }
-    if (port > 0 && own > 0 && own != port)
+    urlParts u;
+    int rc = urlParse(in, strlen(in), &u);
+    if (rc != URL_OK)
+        return logSetError(err, errlen, SIGNALR_SETTING ": %s %s", what, urlError(rc));
+    if (port > 0 && u.port > 0 && u.port != port)
         return logSetError(err, errlen, SIGNALR_SETTING ": %s names port %ld but Port is %ld", what,
-                           own, port);
-    if (port <= 0) port = own;
-
-    buf b;
-    bufInit(&b, outlen - 1);
-    if (bufAppend(&b, https ? "https://" : "http://", https ? 8 : 7) != 0) goto too_long;
-    for (const char *c = rest; c < hend; c++) {
-        char lc = (char)tolower((unsigned char)*c);
-        if (bufAppend(&b, &lc, 1) != 0) goto too_long;
-    }
-    if (port > 0 && bufPrintf(&b, ":%ld", port) != 0) goto too_long;
-    size_t plen = strlen(aend);
-    while (plen > 0 && aend[plen - 1] == '/')
-        plen--;
-    if (plen && bufAppend(&b, aend, plen) != 0) goto too_long;
-    memcpy(out, b.data, b.len + 1);
-    bufFree(&b);
+                           u.port, port);
+    if (urlFormat(&u, port, 1, out, outlen) != 0)
+        return logSetError(err, errlen, SIGNALR_SETTING ": %s is too long", what);
     return 0;
-too_long:
-    bufFree(&b);
-    return logSetError(err, errlen, SIGNALR_SETTING ": %s is too long", what);
 }
 
 int signalrParse(const char *cs, const char *hub, signalrService *out, char *err, size_t errlen) {
@@ -114,25 +58,25 @@ int signalrParse(const char *cs, const char *hub, signalrService *out, char *err
     int r;
     memset(out, 0, sizeof(*out));
     if (!cs || !*cs) return logSetError(err, errlen, SIGNALR_SETTING " is not set");
-    if (settingsConnCheck(cs, known, msg, sizeof(msg)) != 0)
+    if (connstrCheck(cs, known, msg, sizeof(msg)) != 0)
         return logSetError(err, errlen, SIGNALR_SETTING " is malformed: %s", msg);
-    r = settingsConnGet(cs, "AuthType", v, sizeof(v));
+    r = connstrGet(cs, "AuthType", v, sizeof(v));
     if (r != 0 && (r < 0 || v[0]))
         return logSetError(err, errlen,
                            SIGNALR_SETTING
                            ": AuthType (a Microsoft Entra ID connection) is not supported; "
                            "use the connection string with an AccessKey");
 
-    r = settingsConnGet(cs, "Endpoint", v, sizeof(v));
+    r = connstrGet(cs, "Endpoint", v, sizeof(v));
     if (r < 0) return logSetError(err, errlen, SIGNALR_SETTING ": Endpoint is too long");
     if (r == 0 || !v[0]) return logSetError(err, errlen, SIGNALR_SETTING " has no Endpoint");
-    r = settingsConnGet(cs, "Port", msg, sizeof(msg));
-    if (r < 0 || (r == 1 && settingsParseInt(msg, 1, 65535, &port) != 0))
+    r = connstrGet(cs, "Port", msg, sizeof(msg));
+    if (r < 0 || (r == 1 && connstrParseLong(msg, strlen(msg), 1, 65535, &port) != 0))
         return logSetError(err, errlen,
                            SIGNALR_SETTING ": Port must be a whole number from 1 to 65535");
     if (normalize_url("Endpoint", v, port, endpoint, sizeof(endpoint), err, errlen) != 0) return -1;
 
-    r = settingsConnGet(cs, "ClientEndpoint", v, sizeof(v));
+    r = connstrGet(cs, "ClientEndpoint", v, sizeof(v));
     if (r < 0) return logSetError(err, errlen, SIGNALR_SETTING ": ClientEndpoint is too long");
     if (r == 1 && v[0] &&
         normalize_url("ClientEndpoint", v, -1, client, sizeof(client), err, errlen) != 0)
@@ -144,17 +88,17 @@ int signalrParse(const char *cs, const char *hub, signalrService *out, char *err
      * AudienceBaseUrl, which ServiceEndpoint.cs builds from Endpoint; Azure/azure-signalr
      * 31686ed71ff8140f5b02c24b4bb08a7a04f4d788). Port= applies to Endpoint only
      * (ConnectionStringParser.cs), so ServerEndpoint carries its own port if any. */
-    r = settingsConnGet(cs, "ServerEndpoint", v, sizeof(v));
+    r = connstrGet(cs, "ServerEndpoint", v, sizeof(v));
     if (r < 0) return logSetError(err, errlen, SIGNALR_SETTING ": ServerEndpoint is too long");
     if (r == 1 && v[0] &&
         normalize_url("ServerEndpoint", v, -1, server, sizeof(server), err, errlen) != 0)
         return -1;
 
-    r = settingsConnGet(cs, "Version", msg, sizeof(msg));
+    r = connstrGet(cs, "Version", msg, sizeof(msg));
     if (r != 0 && (r < 0 || strcmp(msg, "1.0") != 0))
         return logSetError(err, errlen, SIGNALR_SETTING ": Version must be 1.0");
 
-    r = settingsConnGet(cs, "AccessKey", (char *)out->key, sizeof(out->key));
+    r = connstrGet(cs, "AccessKey", (char *)out->key, sizeof(out->key));
     if (r < 0) {
         memset(out, 0, sizeof(*out));
         return logSetError(err, errlen, SIGNALR_SETTING ": AccessKey is longer than %d bytes",
@@ -173,17 +117,12 @@ int signalrParse(const char *cs, const char *hub, signalrService *out, char *err
         out->hub[i] = (char)tolower((unsigned char)hub[i]);
     snprintf(out->endpoint, sizeof(out->endpoint), "%s", endpoint);
     snprintf(out->serverEndpoint, sizeof(out->serverEndpoint), "%s", server[0] ? server : endpoint);
-    r = snprintf(out->clientUrl, sizeof(out->clientUrl), "%s/client/?hub=%s",
-                 client[0] ? client : endpoint, out->hub);
-    int r2 =
-        snprintf(out->clientAud, sizeof(out->clientAud), "%s/client/?hub=%s", endpoint, out->hub);
-    int r3 = snprintf(out->restBase, sizeof(out->restBase), "%s/api/v1/hubs/%s",
-                      out->serverEndpoint, out->hub);
-    int r4 = snprintf(out->restAudBase, sizeof(out->restAudBase), "%s/api/v1/hubs/%s", endpoint,
-                      out->hub);
-    if (r < 0 || r2 < 0 || r3 < 0 || r4 < 0 || (size_t)r >= sizeof(out->clientUrl) ||
-        (size_t)r2 >= sizeof(out->clientAud) || (size_t)r3 >= sizeof(out->restBase) ||
-        (size_t)r4 >= sizeof(out->restAudBase)) {
+    /* The browsers' URL has the client audience's form under ClientEndpoint. */
+    if (audienceClient(client[0] ? client : endpoint, out->hub, out->clientUrl,
+                       sizeof(out->clientUrl)) ||
+        audienceClient(endpoint, out->hub, out->clientAud, sizeof(out->clientAud)) ||
+        audienceRest(out->serverEndpoint, out->hub, out->restBase, sizeof(out->restBase)) ||
+        audienceRest(endpoint, out->hub, out->restAudBase, sizeof(out->restAudBase))) {
         memset(out, 0, sizeof(*out));
         return logSetError(err, errlen, SIGNALR_SETTING ": Endpoint is too long");
     }
@@ -264,26 +203,6 @@ json_t *signalrNegotiate(const signalrService *svc, const char *userId, long lon
 
 /* ---- REST ---- */
 
-int signalrEscape(const char *s, char *out, size_t outlen) {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        int keep = isalnum(*c) || *c == '-' || *c == '_' || *c == '.' || *c == '~';
-        size_t need = keep ? 1 : 3;
-        if (o + need >= outlen) return -1;
-        if (keep) {
-            out[o++] = (char)*c;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[*c >> 4];
-            out[o++] = hex[*c & 15];
-        }
-    }
-    if (o >= outlen) return -1;
-    out[o] = '\0';
-    return 0;
-}
-
 /* base, or base/connections/<id> or base/users/<id>, id percent-encoded. */
 static int rest_path(const char *base, int to, const char *id, char *out, size_t outlen) {
     char enc[SIGNALR_ID_MAX * 3 + 1];
@@ -291,7 +210,7 @@ static int rest_path(const char *base, int to, const char *id, char *out, size_t
     if (to == SIGNALR_TO_ALL) {
         n = snprintf(out, outlen, "%s", base);
     } else {
-        if (!id || !*id || strlen(id) > SIGNALR_ID_MAX || signalrEscape(id, enc, sizeof(enc)))
+        if (!id || !*id || strlen(id) > SIGNALR_ID_MAX || escapePercentTo(id, enc, sizeof(enc)))
             return -1;
         n = snprintf(out, outlen, "%s/%s/%s", base,
                      to == SIGNALR_TO_CONNECTION ? "connections" : "users", enc);

@@ -83,10 +83,6 @@ int signalrRestUrl(const signalrService *svc, int to, const char *id, char *out,
 int signalrRestAudience(const signalrService *svc, int to, const char *id, char *out,
                         size_t outlen);
 
-/* Percent-encodes s as UTF-8 bytes for a URL path segment (unreserved characters kept). Returns
- * 0, or -1 when out is too small. */
-int signalrEscape(const char *s, char *out, size_t outlen);
-
 /* Sends {"target": target, "arguments": argsJson} to the hub, a connection or a user (id is NULL
  * for SIGNALR_TO_ALL). argsJson is the JSON text of the arguments array (borrowed, not checked).
  * Waits at most timeoutMs, on a pooled keep-alive connection. Returns an enum signalrStatus, with

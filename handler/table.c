@@ -5,7 +5,9 @@
 
 #include "buf.h"
 #include "crypto.h"
+#include "escape.h"
 #include "httpc.h"
+#include "utf8.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,39 +22,11 @@
 
 /* ---- keys ---- */
 
-/* Decodes one UTF-8 character at p (n bytes left): its code point, or -1 when it is not valid
- * UTF-8 (overlong, surrogate, past U+10FFFF, truncated). *used: its byte length. */
-static long utf8_next(const unsigned char *p, size_t n, size_t *used) {
-    unsigned c = p[0];
-    size_t extra;
-    if (c < 0x80)
-        extra = 0;
-    else if ((c & 0xe0) == 0xc0 && c >= 0xc2)
-        extra = 1;
-    else if ((c & 0xf0) == 0xe0)
-        extra = 2;
-    else if ((c & 0xf8) == 0xf0 && c <= 0xf4)
-        extra = 3;
-    else
-        return -1;
-    if (extra >= n) return -1;
-    unsigned long cp = extra ? c & (0x3fu >> extra) : c;
-    for (size_t i = 1; i <= extra; i++) {
-        if ((p[i] & 0xc0) != 0x80) return -1;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return -1;
-    *used = extra + 1;
-    return (long)cp;
-}
-
 size_t tableUtf16Length(const char *text, size_t len) {
     const unsigned char *p = (const unsigned char *)text;
     size_t units = 0, used;
     for (size_t i = 0; i < len; i += used) {
-        long cp = utf8_next(p + i, len - i, &used);
+        long cp = utf8Next(p + i, len - i, &used);
         if (cp < 0) return (size_t)-1;
         units += cp >= 0x10000 ? 2 : 1;
     }
@@ -63,7 +37,7 @@ size_t tableUtf16Prefix(const char *text, size_t len, size_t units) {
     const unsigned char *p = (const unsigned char *)text;
     size_t i = 0, u = 0, used;
     while (i < len) {
-        long cp = utf8_next(p + i, len - i, &used);
+        long cp = utf8Next(p + i, len - i, &used);
         size_t w = cp >= 0x10000 ? 2 : 1;
         if (cp < 0 || u + w > units) break;
         u += w;
@@ -77,7 +51,7 @@ int tableKeyValid(const char *key) {
     size_t len = strlen(key), used, units = 0;
     const unsigned char *p = (const unsigned char *)key;
     for (size_t i = 0; i < len; i += used) {
-        long cp = utf8_next(p + i, len - i, &used);
+        long cp = utf8Next(p + i, len - i, &used);
         if (cp < 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == '/' ||
             cp == '\\' || cp == '#' || cp == '?')
             return 0;
@@ -87,36 +61,25 @@ int tableKeyValid(const char *key) {
     return 1;
 }
 
-static int unreserved(unsigned char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~';
-}
-
-/* Percent-encodes text (quotes doubled when dbl) into b. Returns 0 or -1. */
-static int append_encoded(buf *b, const char *text, int dbl) {
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        int reps = (dbl && *p == '\'') ? 2 : 1;
-        for (int i = 0; i < reps; i++) {
-            if (unreserved(*p)) {
-                if (bufAppend(b, p, 1)) return -1;
-            } else {
-                char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-                if (bufAppend(b, e, 3)) return -1;
-            }
-        }
+/* Appends key as it goes between the quotes of PartitionKey='...' in a URL: quotes doubled (an
+ * OData string), then percent-encoded. Returns 0, or -1 with b freed. */
+static int append_key(buf *b, const char *key) {
+    buf d;
+    bufInit(&d, b->cap);
+    if (escapeODataString(&d, key, 0) != 0) {
+        bufFree(b);
+        return -1;
     }
-    return 0;
+    int rc = escapePercent(b, d.data, d.len);
+    bufFree(&d);
+    return rc;
 }
 
 int tableEscapeKey(const char *key, char *out, size_t outlen) {
     buf b;
-    bufInit(&b, outlen ? outlen - 1 : 0);
-    if (append_encoded(&b, key, 1) != 0 || (b.len == 0 && outlen == 0)) return -1;
-    if (b.len == 0) {
-        out[0] = '\0';
-        return 0;
-    }
+    if (outlen == 0) return -1;
+    bufInit(&b, outlen - 1);
+    if (append_key(&b, key) != 0) return -1;
     memcpy(out, b.data, b.len + 1);
     bufFree(&b);
     return 0;
@@ -260,8 +223,8 @@ static int entity_resource(const char *table, const char *pk, const char *rk, ch
                            size_t outlen) {
     buf b;
     bufInit(&b, outlen - 1);
-    if (bufPrintf(&b, "%s(PartitionKey='", table) || append_encoded(&b, pk, 1) ||
-        bufAppend(&b, "',RowKey='", 10) || append_encoded(&b, rk, 1) || bufAppend(&b, "')", 2))
+    if (bufPrintf(&b, "%s(PartitionKey='", table) || append_key(&b, pk) ||
+        bufAppend(&b, "',RowKey='", 10) || append_key(&b, rk) || bufAppend(&b, "')", 2))
         return -1;
     memcpy(out, b.data, b.len + 1);
     bufFree(&b);
@@ -381,16 +344,16 @@ int tableQuerySelect(const storageAccount *a, const char *table, const char *fil
         buf q;
         httpcResponse resp;
         bufInit(&q, URL_MAX);
-        if (filter && (bufAppend(&q, "$filter=", 8) || append_encoded(&q, filter, 0)))
+        if (filter && (bufAppend(&q, "$filter=", 8) || escapePercent(&q, filter, strlen(filter))))
             goto too_long;
-        if (select &&
-            (bufPrintf(&q, "%s$select=", q.len ? "&" : "") || append_encoded(&q, select, 0)))
+        if (select && (bufPrintf(&q, "%s$select=", q.len ? "&" : "") ||
+                       escapePercent(&q, select, strlen(select))))
             goto too_long;
         if (top && bufPrintf(&q, "%s$top=%d", q.len ? "&" : "", top)) goto too_long;
-        if (npk[0] &&
-            (bufPrintf(&q, "%sNextPartitionKey=", q.len ? "&" : "") || append_encoded(&q, npk, 0)))
+        if (npk[0] && (bufPrintf(&q, "%sNextPartitionKey=", q.len ? "&" : "") ||
+                       escapePercent(&q, npk, strlen(npk))))
             goto too_long;
-        if (nrk[0] && (bufAppend(&q, "&NextRowKey=", 12) || append_encoded(&q, nrk, 0)))
+        if (nrk[0] && (bufAppend(&q, "&NextRowKey=", 12) || escapePercent(&q, nrk, strlen(nrk))))
             goto too_long;
         c = request(a, "GET", res, q.data, NULL, NULL, PAGE_CAP, &resp, r, "query");
         bufFree(&q);

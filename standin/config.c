@@ -1,9 +1,11 @@
 /* config: the stand-in's settings, from its command line and the SignalR connection string. */
 #include "config.h"
+
+#include "connstr.h"
 #include "log.h"
+#include "url.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,29 +16,7 @@
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PING_SECONDS 15
 #define MAX_PING_SECONDS 3600
-#define MAX_HOSTNAME_LEN 253
-
-/* Parses a whole decimal number in [min, max] from s[0..len). Returns 0, or -1. */
-static int parseRange(const char *s, size_t len, long min, long max, long *out) {
-    long v = 0;
-    if (len == 0 || len > 9) return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < min || v > max) return -1;
-    *out = v;
-    return 0;
-}
-
-static int isSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-static void trim(const char **s, size_t *len) {
-    while (*len && isSpace(**s))
-        (*s)++, (*len)--;
-    while (*len && isSpace((*s)[*len - 1]))
-        (*len)--;
-}
+#define URL_HOST_BASE_MAX 300 /* "http://" and a host name of up to 253 bytes */
 
 static int keyIs(const char *k, size_t klen, const char *name) {
     return strlen(name) == klen && strncasecmp(k, name, klen) == 0;
@@ -46,66 +26,26 @@ static int keyIs(const char *k, size_t klen, const char *name) {
  * *out is malloc'd; caller frees. Returns 0, or -1 with the reason in err. */
 static int parseEndpoint(const char *v, size_t len, char **out, long *port, char *err,
                          size_t errlen) {
-    static const char http[] = "http://";
-    const size_t plen = sizeof(http) - 1;
-    const char *host, *end = v + len, *p;
-    size_t hostlen;
-    char *text = NULL;
+    char text[URL_HOST_BASE_MAX];
+    urlParts u;
+    int rc;
 
     *out = NULL;
     *port = 0;
-    if (len >= 8 && strncasecmp(v, "https://", 8) == 0) {
-        logSetError(err, errlen,
-                    "Endpoint must start with http:// (the stand-in serves plain HTTP, not TLS)");
-        return -1;
-    }
-    if (len < plen || strncasecmp(v, http, plen) != 0) {
-        logSetError(err, errlen, "Endpoint must be an http:// URL");
-        return -1;
-    }
-    host = v + plen;
-    p = host;
-    if (p < end && *p == '[') { /* IPv6 literal */
-        while (p < end && *p != ']')
-            p++;
-        if (p == end) {
-            logSetError(err, errlen, "Endpoint has an unterminated [IPv6] host");
-            return -1;
-        }
-        p++;
-    } else {
-        while (p < end && (isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_'))
-            p++;
-    }
-    hostlen = (size_t)(p - host);
-    if (hostlen == 0 || hostlen > MAX_HOSTNAME_LEN) {
-        logSetError(err, errlen, "Endpoint has no valid host name");
-        return -1;
-    }
-    if (p < end && *p == ':') {
-        const char *digits = ++p;
-        while (p < end && *p != '/')
-            p++;
-        if (parseRange(digits, (size_t)(p - digits), 1, 65535, port) != 0) {
-            logSetError(err, errlen, "Endpoint has an invalid port");
-            return -1;
-        }
-    }
-    if (p < end && *p == '/') p++;
-    if (p != end) {
-        logSetError(err, errlen, "Endpoint must be http://host[:port] with no path or query");
-        return -1;
-    }
-    text = malloc(plen + hostlen + 1);
-    if (!text) {
-        logSetError(err, errlen, "out of memory");
-        return -1;
-    }
-    memcpy(text, http, plen);
-    for (size_t i = 0; i < hostlen; i++)
-        text[plen + i] = (char)tolower((unsigned char)host[i]);
-    text[plen + hostlen] = '\0';
-    *out = text;
+    if (len >= 8 && strncasecmp(v, "https://", 8) == 0)
+        return logSetError(
+            err, errlen,
+            "Endpoint must start with http:// (the stand-in serves plain HTTP, not TLS)");
+    rc = urlParse(v, len, &u);
+    if (rc != URL_OK) return logSetError(err, errlen, "Endpoint %s", urlError(rc));
+    if (u.pathLen > 1 || (u.pathLen == 1 && u.path[0] != '/'))
+        return logSetError(err, errlen,
+                           "Endpoint must be http://host[:port] with no path or query");
+    long own = u.port;
+    u.port = -1; /* the base alone; the port is given apart */
+    if (urlFormat(&u, -1, 0, text, sizeof(text)) != 0 || !(*out = strdup(text)))
+        return logSetError(err, errlen, "out of memory");
+    *port = own > 0 ? own : 0;
     return 0;
 }
 
@@ -115,61 +55,44 @@ int configParseConnectionString(struct config *cfg, const char *text, char *err,
     char *hostBase = NULL;
     long endpointPort = 0, port = 0;
     int part = 0, rc = -1;
-    const char *s = text;
+    const char *pos = text;
+    connstrPart p;
+    int r;
 
     if (!text || !*text) {
         logSetError(err, errlen, "connection string is empty");
         goto out;
     }
-    while (*s) {
-        const char *semi = strchr(s, ';');
-        size_t seglen = semi ? (size_t)(semi - s) : strlen(s);
-        const char *eq = memchr(s, '=', seglen);
-        const char *k = s, *v;
-        size_t klen, vlen;
+    while ((r = connstrNext(&pos, &part, &p)) != 0) {
         const char **slot = NULL;
         size_t *slotLen = NULL;
-
-        part++;
-        s += seglen + (semi ? 1 : 0);
-        {
-            const char *seg = k;
-            size_t l = seglen;
-            trim(&seg, &l);
-            if (l == 0) continue; /* empty part, e.g. after the final ';' */
-        }
         /* Never quote a part: a pasted key without its "AccessKey=" would be printed. */
-        if (!eq) {
-            logSetError(err, errlen, "connection string part %d has no '='", part);
+        if (r < 0) {
+            logSetError(err, errlen, "connection string part %d has no '='", p.index);
             goto out;
         }
-        klen = (size_t)(eq - k);
-        v = eq + 1;
-        vlen = seglen - klen - 1;
-        trim(&k, &klen);
-        trim(&v, &vlen);
-        if (klen == 0) {
-            logSetError(err, errlen, "connection string part %d has an empty key", part);
+        if (p.nameLen == 0) {
+            logSetError(err, errlen, "connection string part %d has an empty key", p.index);
             goto out;
         }
-        if (keyIs(k, klen, "Endpoint"))
+        if (connstrNameIs(&p, "Endpoint"))
             slot = &endpoint, slotLen = &endpointLen;
-        else if (keyIs(k, klen, "AccessKey"))
+        else if (connstrNameIs(&p, "AccessKey"))
             slot = &key, slotLen = &keyLen;
-        else if (keyIs(k, klen, "Port"))
+        else if (connstrNameIs(&p, "Port"))
             slot = &portText, slotLen = &portLen;
-        else if (keyIs(k, klen, "Version"))
+        else if (connstrNameIs(&p, "Version"))
             slot = &version, slotLen = &versionLen;
-        else if (keyIs(k, klen, "AuthType"))
+        else if (connstrNameIs(&p, "AuthType"))
             slot = &auth, slotLen = &authLen;
         if (!slot) continue; /* ClientEndpoint, ServerEndpoint and the like: not used here */
         if (*slot) {
             /* The key name is one of the known names above, safe to print. */
-            logSetError(err, errlen, "connection string names %.*s twice", (int)klen, k);
+            logSetError(err, errlen, "connection string names %.*s twice", (int)p.nameLen, p.name);
             goto out;
         }
-        *slot = v;
-        *slotLen = vlen;
+        *slot = p.value;
+        *slotLen = p.valueLen;
     }
     if (!endpoint || endpointLen == 0) {
         logSetError(err, errlen, "connection string has no Endpoint");
@@ -189,7 +112,7 @@ int configParseConnectionString(struct config *cfg, const char *text, char *err,
                     "AccessKey tokens only");
         goto out;
     }
-    if (portText && parseRange(portText, portLen, 1, 65535, &port) != 0) {
+    if (portText && connstrParseLong(portText, portLen, 1, 65535, &port) != 0) {
         logSetError(err, errlen, "connection string Port must be a number from 1 to 65535");
         goto out;
     }
@@ -286,7 +209,7 @@ int configFromArgs(struct config *cfg, int argc, char **argv, char *err, size_t 
                     "AzureSignalRConnectionString");
         return -1;
     }
-    if (ping && parseRange(ping, strlen(ping), 1, MAX_PING_SECONDS, &pingSeconds) != 0) {
+    if (ping && connstrParseLong(ping, strlen(ping), 1, MAX_PING_SECONDS, &pingSeconds) != 0) {
         logSetError(err, errlen, "--ping-seconds must be a whole number from 1 to %d",
                     MAX_PING_SECONDS);
         return -1;

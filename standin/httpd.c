@@ -3,6 +3,8 @@
  * the WebSocket upgrade hand-off. */
 #include "httpd.h"
 
+#include "buf.h"
+#include "escape.h"
 #include "log.h"
 #include "path.h"
 
@@ -33,8 +35,7 @@ struct httpdRequest {
     struct MHD_Connection *conn;
     const char *method;
     char *path;
-    char *body;
-    size_t bodyLen, bodyAlloc;
+    buf body;                    /* capped at the server's maxBody */
     int bodyReady;               /* the full call: the body is all here */
     int discard;                 /* the answer is decided: drop body bytes */
     int preflight;               /* an OPTIONS request */
@@ -55,16 +56,16 @@ const char *httpdHeader(const struct httpdRequest *req, const char *name) {
 }
 
 const char *httpdBody(const struct httpdRequest *req, size_t *len) {
-    if (len) *len = req->bodyReady ? req->bodyLen : 0;
+    if (len) *len = req->bodyReady ? req->body.len : 0;
     if (!req->bodyReady) return NULL;
-    return req->body ? req->body : "";
+    return req->body.data ? req->body.data : "";
 }
 
 char *httpdQuery(const struct httpdRequest *req, const char *name) {
     /* libmicrohttpd leaves values raw: the unescape callback below does nothing. */
     const char *raw = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
     if (!raw) return NULL;
-    return pathUnescape(raw, strlen(raw), 1);
+    return escapePercentDecode(raw, strlen(raw), 1);
 }
 
 /* ---- responses ---- */
@@ -204,25 +205,6 @@ static void tooLarge(struct httpd *d, struct httpdResponse *resp) {
     httpdSetText(resp, MHD_HTTP_CONTENT_TOO_LARGE, "text/plain; charset=utf-8", text);
 }
 
-/* Appends to the body under the cap. Returns 0, or -1 past the cap or on OOM. */
-static int appendBody(struct httpd *d, struct httpdRequest *r, const char *data, size_t len) {
-    if (len > d->maxBody || r->bodyLen > d->maxBody - len) return -1;
-    if (r->bodyLen + len + 1 > r->bodyAlloc) {
-        size_t n = r->bodyAlloc ? r->bodyAlloc : 4096;
-        char *p;
-        while (n < r->bodyLen + len + 1)
-            n *= 2;
-        p = realloc(r->body, n);
-        if (!p) return -1;
-        r->body = p;
-        r->bodyAlloc = n;
-    }
-    memcpy(r->body + r->bodyLen, data, len);
-    r->bodyLen += len;
-    r->body[r->bodyLen] = '\0';
-    return 0;
-}
-
 static enum MHD_Result onRequest(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload,
                                  size_t *uploadSize, void **reqCls) {
@@ -237,6 +219,7 @@ static enum MHD_Result onRequest(void *cls, struct MHD_Connection *conn, const c
         if (!r) return MHD_NO;
         r->conn = conn;
         r->method = method;
+        bufInit(&r->body, d->maxBody);
         r->path = strdup(url);
         *reqCls = r;
         if (!r->path) return MHD_NO;
@@ -259,10 +242,7 @@ static enum MHD_Result onRequest(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     if (*uploadSize) {
-        if (!r->discard && appendBody(d, r, upload, *uploadSize) != 0) {
-            free(r->body);
-            r->body = NULL;
-            r->bodyLen = r->bodyAlloc = 0;
+        if (!r->discard && bufAppend(&r->body, upload, *uploadSize) != 0) { /* body freed */
             tooLarge(d, &r->answer);
             r->discard = 1;
         }
@@ -289,7 +269,7 @@ static void onCompleted(void *cls, struct MHD_Connection *conn, void **reqCls,
     if (r->upgradeFree && r->upgradeCtx) r->upgradeFree(r->upgradeCtx); /* never switched */
     responseClear(&r->answer);
     free(r->path);
-    free(r->body);
+    bufFree(&r->body);
     free(r);
     *reqCls = NULL;
 }

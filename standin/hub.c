@@ -23,12 +23,6 @@ static int stopping;
 
 void hubInit(const struct hubOptions *options) { hubOpts = *options; }
 
-long long hubNowMs(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- connections ---- */
 
 void hubConnInit(struct hubConn *c, const struct hubTransport *t, struct hubClaim *claim) {
@@ -177,7 +171,7 @@ int hubSend(enum hubScope scope, const char *hub, const char *who, const char *r
     int reached = 0;
     if (!m) return -1;
     pthread_mutex_lock(&hubLock);
-    hubReapLocked(hubNowMs());
+    hubReapLocked(clockNowMs());
     for (struct hubConn *c = conns; c; c = c->next) {
         if (!c->ready || c->closing || !matches(c, scope, hub, who)) continue;
         if (hubEnqueueLocked(c, m) == 0) reached++;
@@ -211,10 +205,7 @@ int hubDisconnect(const char *hub, const char *who) {
 
 void hubShutdown(int waitMs) {
     struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += waitMs / 1000;
-    deadline.tv_nsec += (long)(waitMs % 1000) * 1000000;
-    if (deadline.tv_nsec >= 1000000000) deadline.tv_sec++, deadline.tv_nsec -= 1000000000;
+    clockDeadline(&deadline, CLOCK_REALTIME, waitMs);
 
     hubClaimsShutdown();
     pthread_mutex_lock(&hubLock);

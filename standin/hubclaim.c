@@ -62,7 +62,7 @@ int hubNegotiate(const char *hub, const char *user, char id[HUB_ID_LEN],
         goto out;
     memcpy(p->hub, hub, strlen(hub) + 1);
     if (user && !(p->user = strdup(user))) goto out;
-    p->created = hubNowMs();
+    p->created = clockNowMs();
     /* A good moment to drop long-polling connections that stopped polling. */
     pthread_mutex_lock(&hubLock);
     hubReapLocked(p->created);
@@ -94,7 +94,7 @@ int hubClaimToken(const char *token, const char *hub, const char *user, struct h
     struct hubClaim **pp, *found = NULL;
     *claim = NULL;
     pthread_mutex_lock(&lock);
-    expireLocked(hubNowMs());
+    expireLocked(clockNowMs());
     for (pp = &pending; *pp; pp = &(*pp)->next) {
         if (cryptoSecretEqual((*pp)->token, token)) {
             found = *pp;

@@ -11,6 +11,7 @@
 #ifndef STANDIN_HUBCONN_H
 #define STANDIN_HUBCONN_H
 
+#include "clock.h"
 #include "hub.h"
 #include "hubproto.h"
 
@@ -75,9 +76,6 @@ struct hubConn {
 
 extern pthread_mutex_t hubLock;
 extern struct hubOptions hubOpts;
-
-/* ms on the monotonic clock. */
-long long hubNowMs(void);
 
 /* Initialises the base of a new connection from claim (takes its user). */
 void hubConnInit(struct hubConn *c, const struct hubTransport *t, struct hubClaim *claim);

@@ -125,7 +125,7 @@ static int findLocked(const char *token, const char *hub, const char *user, stru
     if (strcmp(found->base.hub, hub) != 0 || !sameUser(found->base.user, user))
         return HUB_POLL_MISMATCH;
     found->users++;
-    found->lastSeen = hubNowMs();
+    found->lastSeen = clockNowMs();
     *out = found;
     return HUB_POLL_OK;
 }
@@ -133,7 +133,7 @@ static int findLocked(const char *token, const char *hub, const char *user, stru
 /* Gives back a use taken by findLocked. */
 static void releaseLocked(struct pollConn *p) {
     p->users--;
-    p->lastSeen = hubNowMs();
+    p->lastSeen = clockNowMs();
     if (!p->linked && !p->users) pollFree(p);
 }
 
@@ -159,7 +159,7 @@ static int pollOpen(const char *token, const char *hub, const char *user) {
     pthread_mutex_init(&p->postLock, NULL);
     pthread_mutex_lock(&hubLock);
     if (hubLinkLocked(&p->base) == 0) {
-        p->lastSeen = hubNowMs();
+        p->lastSeen = clockNowMs();
         p->linked = 1;
         registered = 1;
     }
@@ -198,15 +198,14 @@ int hubPoll(const char *token, const char *hub, const char *user, char **body, s
     *body = NULL;
     *len = 0;
     pthread_mutex_lock(&hubLock);
-    hubReapLocked(hubNowMs());
+    hubReapLocked(clockNowMs());
     status = findLocked(token, hub, user, &p);
     pthread_mutex_unlock(&hubLock);
     if (status == HUB_POLL_UNKNOWN) return pollOpen(token, hub, user);
     if (status != HUB_POLL_OK) return status;
     c = &p->base;
 
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += hubOpts.pollSeconds;
+    clockDeadline(&deadline, CLOCK_MONOTONIC, (int64_t)hubOpts.pollSeconds * 1000);
     pthread_mutex_lock(&hubLock);
     while (p->linked && !c->ringCount && !c->closing && !c->dropped && !hubStoppingLocked())
         if (pthread_cond_timedwait(&p->cond, &hubLock, &deadline) == ETIMEDOUT) break;

@@ -1,6 +1,7 @@
 /* hubproto: the SignalR JSON hub protocol, version 1: records ended by 0x1E, the handshake, and
  * the messages the stand-in reads and writes. Pure: no sockets, no threads. */
 #include "hubproto.h"
+
 #include "log.h"
 
 #include <jansson.h>
@@ -12,43 +13,29 @@
 #define MAX_TARGET_LEN 1024
 
 void hubprotoRecordsInit(struct hubprotoRecords *r, size_t max) {
-    memset(r, 0, sizeof(*r));
-    r->max = max;
+    bufInit(&r->text, max);
+    r->pos = 0;
 }
 
 void hubprotoRecordsFree(struct hubprotoRecords *r) {
     if (!r) return;
-    free(r->data);
-    memset(r, 0, sizeof(*r));
+    bufFree(&r->text);
+    r->pos = 0;
 }
 
 int hubprotoRecordsAppend(struct hubprotoRecords *r, const void *data, size_t len) {
-    size_t keep = r->len - r->pos;
-    if (r->pos) {
-        memmove(r->data, r->data + r->pos, keep);
-        r->len = keep;
+    if (r->pos) { /* drop the records handed out */
+        bufDrop(&r->text, r->pos);
         r->pos = 0;
     }
-    if (len > r->max || keep > r->max - len) return -1;
-    if (keep + len > r->alloc) {
-        size_t n = r->alloc ? r->alloc : 1024;
-        char *p;
-        while (n < keep + len)
-            n = n > r->max / 2 ? r->max : n * 2;
-        p = realloc(r->data, n);
-        if (!p) return -1;
-        r->data = p;
-        r->alloc = n;
-    }
-    if (len) memcpy(r->data + keep, data, len);
-    r->len = keep + len;
-    return 0;
+    return bufAppend(&r->text, data, len);
 }
 
 int hubprotoRecordsNext(struct hubprotoRecords *r, const char **rec, size_t *len) {
-    const char *start = r->data + r->pos, *end;
-    if (r->pos >= r->len) return 0;
-    end = memchr(start, HUBPROTO_RS, r->len - r->pos);
+    const char *start, *end;
+    if (r->pos >= r->text.len) return 0;
+    start = r->text.data + r->pos;
+    end = memchr(start, HUBPROTO_RS, r->text.len - r->pos);
     if (!end) return 0;
     *rec = start;
     *len = (size_t)(end - start);

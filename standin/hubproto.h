@@ -3,6 +3,8 @@
 #ifndef STANDIN_HUBPROTO_H
 #define STANDIN_HUBPROTO_H
 
+#include "buf.h"
+
 #include <stddef.h>
 
 #define HUBPROTO_RS '\x1e'
@@ -24,8 +26,8 @@ enum hubprotoType {
 
 /* Collects incoming text and yields whole records; a record may span several messages. */
 struct hubprotoRecords {
-    char *data;
-    size_t len, pos, alloc, max;
+    buf text; /* received text; from pos on not yet handed out */
+    size_t pos;
 };
 
 /* Prepares r to hold at most max bytes of unfinished records. */
@@ -34,7 +36,8 @@ void hubprotoRecordsInit(struct hubprotoRecords *r, size_t max);
 /* Frees what r holds. Accepts NULL. */
 void hubprotoRecordsFree(struct hubprotoRecords *r);
 
-/* Appends text (copied). Returns 0, or -1 past the cap or on OOM. */
+/* Appends text (copied). Returns 0, or -1 past the cap or on OOM (what was held is then
+ * dropped: the connection is closed). */
 int hubprotoRecordsAppend(struct hubprotoRecords *r, const void *data, size_t len);
 
 /* Takes the next whole record, without its 0x1E, borrowed until the next append. Returns 1, or

@@ -98,7 +98,7 @@ static void startClose(struct wsConn *w, int code, int hubClose, const char *err
     w->base.closing = 1;
     pthread_mutex_unlock(&hubLock);
     w->sentClose = 1;
-    w->closeDeadline = hubNowMs() + CLOSE_WAIT_MS;
+    w->closeDeadline = clockNowMs() + CLOSE_WAIT_MS;
 }
 
 /* The session's end: its hub close message, if any, is already queued. */
@@ -159,7 +159,7 @@ static void readSocket(struct wsConn *w) {
     for (int i = 0; i < READS_PER_WAKE && !w->readFailed && !w->dead; i++) {
         ssize_t n = recv(w->fd, buf, sizeof(buf), 0);
         if (n > 0) {
-            w->lastRecv = hubNowMs();
+            w->lastRecv = clockNowMs();
             handleInput(w, buf, (size_t)n);
             if ((size_t)n < sizeof(buf)) return;
         } else if (n == 0) {
@@ -196,7 +196,7 @@ static void writeSocket(struct wsConn *w) {
         pthread_mutex_lock(&hubLock);
         hubQueuePopLocked(&w->base);
         pthread_mutex_unlock(&hubLock);
-        w->lastSent = hubNowMs();
+        w->lastSent = clockNowMs();
     }
 }
 
@@ -232,7 +232,7 @@ static int housekeep(struct wsConn *w, long long now, size_t queued, int stopCod
 }
 
 static void serve(struct wsConn *w) {
-    long long now = hubNowMs();
+    long long now = clockNowMs();
     w->lastRecv = w->lastSent = now;
     w->handshakeDeadline = now + HANDSHAKE_TIMEOUT_MS;
     if (w->extraLen) handleInput(w, w->extra, w->extraLen);
@@ -249,7 +249,7 @@ static void serve(struct wsConn *w) {
         stopCode = w->stopCode;
         stopReconnect = w->stopReconnect;
         pthread_mutex_unlock(&hubLock);
-        now = hubNowMs();
+        now = clockNowMs();
         if (dropped) {
             logWarn("hub %s connection %s: dropped, it does not keep up with its messages",
                     w->base.hub, w->base.id);

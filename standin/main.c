@@ -4,6 +4,7 @@
  * Out of memory, everywhere in standin/: every allocation is checked; a failure answers the
  * request concerned with 500 or 503, or closes the WebSocket concerned, and the process goes on.
  * Exit codes: 0 after a signal or --help, 1 when the port cannot be bound, 2 for bad settings. */
+#include "audience.h"
 #include "config.h"
 #include "httpd.h"
 #include "hub.h"
@@ -69,8 +70,9 @@ int main(int argc, char **argv) {
     printf("signalr-standin listening on http://%s%s%s:%d\n", strchr(cfg.host, ':') ? "[" : "",
            cfg.host, strchr(cfg.host, ':') ? "]" : "", cfg.port);
     fflush(stdout);
-    logInfo("audiences: %s/client/?hub=<hub>, %s/api/v1/hubs/<hub>; ping every %d s", cfg.base,
-            cfg.base, cfg.ping_seconds);
+    logInfo("audiences: %s" AUDIENCE_CLIENT_PATH "<hub>, %s" AUDIENCE_REST_PATH
+            "<hub>; ping every %d s",
+            cfg.base, cfg.base, cfg.ping_seconds);
 
     if (sigwait(&stop, &sig) != 0) sig = SIGTERM;
     logInfo("signal %d: closing WebSockets and stopping", sig);

@@ -2,43 +2,14 @@
  * side and of the REST API, and audiences compared by meaning with a request's route. */
 #include "path.h"
 
+#include "escape.h"
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define MAX_SEGMENTS 8
-
-static int hexValue(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-char *pathUnescape(const char *text, size_t len, int plus) {
-    char *out = malloc(len + 1);
-    size_t o = 0;
-    if (!out) return NULL;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == '%') {
-            int hi = len - i >= 3 ? hexValue(text[i + 1]) : -1;
-            int lo = len - i >= 3 ? hexValue(text[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) { /* bad escape, or an encoded NUL */
-                free(out);
-                return NULL;
-            }
-            out[o++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else if (plus && text[i] == '+') {
-            out[o++] = ' ';
-        } else {
-            out[o++] = text[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
 
 int pathHubName(const char *name, size_t len, char out[PATH_HUB_MAX + 1]) {
     if (len == 0 || len > PATH_HUB_MAX || !isalpha((unsigned char)name[0])) return -1;
@@ -108,7 +79,7 @@ int pathParse(const char *path, struct pathRoute *r) {
         return 0;
     }
     {
-        char *hub = pathUnescape(seg[base], len[base], 0);
+        char *hub = escapePercentDecode(seg[base], len[base], 0);
         int bad = !hub || pathHubName(hub, strlen(hub), r->hub) != 0;
         free(hub);
         if (bad) return 0;
@@ -124,7 +95,7 @@ int pathParse(const char *path, struct pathRoute *r) {
         r->kind = PATH_USER;
     else
         return 0;
-    r->who = pathUnescape(seg[base + 2], len[base + 2], 0);
+    r->who = escapePercentDecode(seg[base + 2], len[base + 2], 0);
     if (r->who) return 0;
     r->kind = PATH_NONE; /* a bad escape: no such route (or no memory: no route either) */
     return 0;
@@ -171,7 +142,7 @@ int pathClientAudience(const char *base, const char *aud, const char *hub) {
         p++;
     }
     p += 4;
-    decoded = pathUnescape(p, strcspn(p, "&#"), 1);
+    decoded = escapePercentDecode(p, strcspn(p, "&#"), 1);
     if (!decoded) return 0;
     ok = pathHubName(decoded, strlen(decoded), name) == 0 && strcmp(name, hub) == 0;
     free(decoded);

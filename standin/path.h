@@ -25,10 +25,6 @@ struct pathRoute {
     char *who;                  /* connection or user id, decoded; owned, free with pathRouteFree */
 };
 
-/* Decodes %XX escapes (and '+' as a space when plus is set) of text[0..len) into a new string.
- * Returns it (caller frees), or NULL on a bad escape, an encoded NUL or OOM. */
-char *pathUnescape(const char *text, size_t len, int plus);
-
 /* Checks a hub name (a letter, then letters, digits and _`,.[]) and copies it lowercased into
  * out. Returns 0, or -1 when it is not a valid name. */
 int pathHubName(const char *name, size_t len, char out[PATH_HUB_MAX + 1]);

@@ -3,6 +3,7 @@
 #include "ws.h"
 
 #include "crypto.h"
+#include "utf8.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,46 +16,24 @@
 void wsReaderInit(struct wsReader *r, size_t maxMessage) {
     memset(r, 0, sizeof(*r));
     r->maxMessage = maxMessage;
+    bufInit(&r->in, maxMessage + WS_MAX_HEADER + WS_FEED_SLACK);
+    bufInit(&r->msg, maxMessage);
 }
 
 void wsReaderFree(struct wsReader *r) {
     if (!r) return;
-    free(r->in);
-    free(r->msg);
-    r->in = r->msg = NULL;
-    r->inLen = r->inPos = r->inAlloc = r->msgLen = r->msgAlloc = 0;
-}
-
-/* Grows *buf to hold need bytes, doubling, never past cap. Returns 0, or -1. */
-static int reserve(unsigned char **buf, size_t *alloc, size_t need, size_t cap) {
-    size_t n;
-    unsigned char *p;
-    if (need <= *alloc) return 0;
-    if (need > cap) return -1;
-    n = *alloc ? *alloc : 4096;
-    while (n < need)
-        n = n > cap / 2 ? cap : n * 2;
-    p = realloc(*buf, n);
-    if (!p) return -1;
-    *buf = p;
-    *alloc = n;
-    return 0;
+    bufFree(&r->in);
+    bufFree(&r->msg);
+    r->inPos = 0;
 }
 
 int wsReaderFeed(struct wsReader *r, const void *data, size_t len) {
-    size_t keep = r->inLen - r->inPos;
     if (r->inPos) { /* drop what was consumed */
-        memmove(r->in, r->in + r->inPos, keep);
-        r->inLen = keep;
+        bufDrop(&r->in, r->inPos);
         r->inPos = 0;
     }
     if (len == 0) return 0;
-    if (keep + len < keep ||
-        reserve(&r->in, &r->inAlloc, keep + len, r->maxMessage + WS_MAX_HEADER + WS_FEED_SLACK))
-        return -1;
-    memcpy(r->in + keep, data, len);
-    r->inLen = keep + len;
-    return 0;
+    return bufAppend(&r->in, data, len); /* past the cap: the connection is closed */
 }
 
 static int closeCodeValid(unsigned code) {
@@ -72,12 +51,12 @@ static int fail(struct wsEvent *ev, int code) {
 
 int wsReaderNext(struct wsReader *r, struct wsEvent *ev) {
     if (r->msgDone) {
-        r->msgLen = 0;
+        bufReset(&r->msg);
         r->msgDone = 0;
     }
     for (;;) {
-        const unsigned char *p = r->in + r->inPos;
-        size_t avail = r->inLen - r->inPos, hdr = 2;
+        const unsigned char *p = (const unsigned char *)r->in.data + r->inPos;
+        size_t avail = r->in.len - r->inPos, hdr = 2;
         uint64_t len;
         int fin, op;
         const unsigned char *mask;
@@ -108,17 +87,16 @@ int wsReaderNext(struct wsReader *r, struct wsEvent *ev) {
             if (op > WS_OP_BINARY) return fail(ev, WS_CLOSE_PROTOCOL_ERROR);
             if ((op == WS_OP_CONTINUATION) != (r->msgOp != 0))
                 return fail(ev, WS_CLOSE_PROTOCOL_ERROR); /* stray or interrupted fragment */
-            if (len > r->maxMessage - r->msgLen) return fail(ev, WS_CLOSE_TOO_BIG);
+            if (len > r->maxMessage - r->msg.len) return fail(ev, WS_CLOSE_TOO_BIG);
         }
         if (avail - hdr < 4 + len) return WS_READ_MORE;
         mask = p + hdr;
         p += hdr + 4;
         if (op >= WS_OP_CLOSE) {
             dst = r->control;
-        } else {
-            if (reserve(&r->msg, &r->msgAlloc, r->msgLen + (size_t)len, r->maxMessage))
-                return fail(ev, WS_CLOSE_INTERNAL_ERROR);
-            dst = r->msg + r->msgLen;
+        } else { /* appended masked, then unmasked in place */
+            if (bufAppend(&r->msg, p, (size_t)len)) return fail(ev, WS_CLOSE_INTERNAL_ERROR);
+            dst = (unsigned char *)r->msg.data + r->msg.len - (size_t)len;
         }
         for (size_t i = 0; i < len; i++)
             dst[i] = p[i] ^ mask[i & 3];
@@ -135,7 +113,7 @@ int wsReaderNext(struct wsReader *r, struct wsEvent *ev) {
                 if (len >= 2) {
                     unsigned code = (unsigned)r->control[0] << 8 | r->control[1];
                     if (!closeCodeValid(code)) return fail(ev, WS_CLOSE_PROTOCOL_ERROR);
-                    if (!wsUtf8Valid(r->control + 2, (size_t)len - 2))
+                    if (!utf8Valid(r->control + 2, (size_t)len - 2))
                         return fail(ev, WS_CLOSE_INVALID_DATA);
                     ev->closeCode = (int)code;
                     ev->data = r->control + 2;
@@ -144,14 +122,13 @@ int wsReaderNext(struct wsReader *r, struct wsEvent *ev) {
             }
             return WS_READ_EVENT;
         }
-        r->msgLen += (size_t)len;
         if (op != WS_OP_CONTINUATION) r->msgOp = op;
         if (!fin) continue;
-        if (r->msgOp == WS_OP_TEXT && !wsUtf8Valid(r->msg, r->msgLen))
+        if (r->msgOp == WS_OP_TEXT && !utf8Valid(r->msg.data, r->msg.len))
             return fail(ev, WS_CLOSE_INVALID_DATA);
         ev->opcode = r->msgOp;
-        ev->data = r->msg ? r->msg : (const unsigned char *)"";
-        ev->len = r->msgLen;
+        ev->data = r->msg.data ? (const unsigned char *)r->msg.data : (const unsigned char *)"";
+        ev->len = r->msg.len;
         ev->closeCode = 0;
         r->msgOp = 0;
         r->msgDone = 1;
@@ -198,39 +175,4 @@ out:
     free(raw);
     free(b64);
     return rc;
-}
-
-int wsUtf8Valid(const unsigned char *s, size_t len) {
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        size_t more;
-        unsigned lo = 0x80, hi = 0xbf; /* allowed range of the first continuation byte */
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf)
-            more = 1;
-        else if (c == 0xe0)
-            more = 2, lo = 0xa0;
-        else if ((c >= 0xe1 && c <= 0xec) || c == 0xee || c == 0xef)
-            more = 2;
-        else if (c == 0xed)
-            more = 2, hi = 0x9f; /* no UTF-16 surrogates */
-        else if (c == 0xf0)
-            more = 3, lo = 0x90;
-        else if (c >= 0xf1 && c <= 0xf3)
-            more = 3;
-        else if (c == 0xf4)
-            more = 3, hi = 0x8f; /* nothing past U+10FFFF */
-        else
-            return 0;
-        if (len - i - 1 < more) return 0;
-        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
-        for (size_t k = 2; k <= more; k++)
-            if ((s[i + k] & 0xc0) != 0x80) return 0;
-        i += more + 1;
-    }
-    return 1;
 }

@@ -3,6 +3,8 @@
 #ifndef STANDIN_WS_H
 #define STANDIN_WS_H
 
+#include "buf.h"
+
 #include <stddef.h>
 
 #define WS_MAX_HEADER 14 /* 2 + 8 (length) + 4 (mask) */
@@ -32,10 +34,9 @@ enum wsCloseCode {
  * fragmented messages, checks the rules of section 5 and the UTF-8 of text, and caps a message
  * at max_message bytes. */
 struct wsReader {
-    unsigned char *in; /* received bytes not yet consumed, from in[inPos] to in[inLen] */
-    size_t inLen, inPos, inAlloc;
-    unsigned char *msg; /* the data message being reassembled */
-    size_t msgLen, msgAlloc;
+    buf in; /* received bytes; those from inPos on are not consumed yet */
+    size_t inPos;
+    buf msg;     /* the data message being reassembled */
     int msgOp;   /* opcode of the message in progress, 0 when none */
     int msgDone; /* msg was handed out: start afresh on the next call */
     size_t maxMessage;
@@ -75,9 +76,5 @@ size_t wsFrameHeader(unsigned char out[WS_MAX_HEADER], int opcode, size_t len);
 /* The Sec-WebSocket-Accept value for a client's Sec-WebSocket-Key, NUL-terminated into out.
  * Returns 0, or -1 when the key is not the base64 of 16 bytes. */
 int wsAcceptKey(const char *clientKey, char out[WS_ACCEPT_LEN + 1]);
-
-/* 1 when s[0..len) is well-formed UTF-8 (no overlongs, surrogates or code points past
- * U+10FFFF), else 0. */
-int wsUtf8Valid(const unsigned char *s, size_t len);
 
 #endif

@@ -2,6 +2,7 @@
  * protocol records inside the messages, the handshake and message parsers, and a REST body.
  */
 #include "hubproto.h"
+#include "utf8.h"
 #include "ws.h"
 
 #include <assert.h>
@@ -36,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         n = size - off < chunk ? size - off : chunk;
         if (wsReaderFeed(&reader, data + off, n) != 0) break;
         while ((res = wsReaderNext(&reader, &ev)) == WS_READ_EVENT) {
-            assert(ev.opcode != WS_OP_TEXT || wsUtf8Valid(ev.data, ev.len));
+            assert(ev.opcode != WS_OP_TEXT || utf8Valid(ev.data, ev.len));
             assert(ev.opcode == WS_OP_CLOSE || ev.opcode == WS_OP_PING || ev.opcode == WS_OP_PONG ||
                    ev.opcode == WS_OP_TEXT || ev.opcode == WS_OP_BINARY);
             if (ev.opcode == WS_OP_TEXT || ev.opcode == WS_OP_BINARY)

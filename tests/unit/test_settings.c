@@ -1,4 +1,4 @@
-/* Unit tests: settings (connection strings, numeric settings, start-up errors). */
+/* Unit tests: settings (storage connection strings, numeric settings, start-up errors). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -80,30 +80,6 @@ static void test_storage_bad(void **state) {
     }
 }
 
-static void test_conn_get(void **state) {
-    (void)state;
-    char v[64];
-    /* split at the first '=': base64 keys end in '=' */
-    assert_int_equal(settingsConnGet("Endpoint=https://x;AccessKey=abc==;Version=1.0;", "accesskey",
-                                     v, sizeof(v)),
-                     1);
-    assert_string_equal(v, "abc==");
-    assert_int_equal(settingsConnGet("A=1", "B", v, sizeof(v)), 0);
-    char tiny[3];
-    assert_int_equal(settingsConnGet("A=12345", "A", tiny, sizeof(tiny)), -1);
-}
-
-static void test_parse_int(void **state) {
-    (void)state;
-    long v;
-    assert_int_equal(settingsParseInt("42", 0, 100, &v), 0);
-    assert_int_equal(v, 42);
-    assert_int_equal(settingsParseInt("101", 0, 100, &v), -1);
-    assert_int_equal(settingsParseInt("4x", 0, 100, &v), -1);
-    assert_int_equal(settingsParseInt("", 0, 100, &v), -1);
-    assert_int_equal(settingsParseInt("99999999999999999999999", 0, 100, &v), -1);
-}
-
 static void test_load(void **state) {
     (void)state;
     settings s;
@@ -179,9 +155,10 @@ static void test_ca_bundle(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_storage_good), cmocka_unit_test(test_storage_bad),
-        cmocka_unit_test(test_conn_get),     cmocka_unit_test(test_parse_int),
-        cmocka_unit_test(test_load),         cmocka_unit_test(test_ca_bundle),
+        cmocka_unit_test(test_storage_good),
+        cmocka_unit_test(test_storage_bad),
+        cmocka_unit_test(test_load),
+        cmocka_unit_test(test_ca_bundle),
     };
     return cmocka_run_group_tests_name("settings", tests, NULL, NULL);
 }

@@ -286,9 +286,6 @@ static void test_rest_urls(void **state) {
     assert_int_equal(signalrRestUrl(&s, SIGNALR_TO_CONNECTION, NULL, url, sizeof(url)), -1);
     /* Too small an output. */
     assert_int_equal(signalrRestUrl(&s, SIGNALR_TO_ALL, NULL, url, 20), -1);
-    char small[4];
-    assert_int_equal(signalrEscape("a b", small, sizeof(small)), -1);
-    assert_int_equal(signalrEscape("abc", small, sizeof(small)), 0);
 }
 
 static void test_send_errors(void **state) {

@@ -132,21 +132,11 @@ static void test_reader_close_code(void **state) {
     wsReaderFree(&r);
 }
 
-static void test_utf8(void **state) {
-    (void)state;
-    assert_int_equal(wsUtf8Valid((const unsigned char *)"caf\xc3\xa9 \xe2\x82\xac", 9), 1);
-    assert_int_equal(wsUtf8Valid((const unsigned char *)"\xf0\x9f\x98\x80", 4), 1);
-    assert_int_equal(wsUtf8Valid((const unsigned char *)"\xc0\xaf", 2), 0);         /* overlong */
-    assert_int_equal(wsUtf8Valid((const unsigned char *)"\xed\xa0\x80", 3), 0);     /* surrogate */
-    assert_int_equal(wsUtf8Valid((const unsigned char *)"\xf4\x90\x80\x80", 4), 0); /* > U+10FFFF */
-    assert_int_equal(wsUtf8Valid((const unsigned char *)"\xe2\x82", 2), 0);         /* truncated */
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accept_key),        cmocka_unit_test(test_frame_header),
         cmocka_unit_test(test_reader_fragments),  cmocka_unit_test(test_reader_violations),
-        cmocka_unit_test(test_reader_close_code), cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_reader_close_code),
     };
     return cmocka_run_group_tests_name("ws", tests, NULL, NULL);
 }

@@ -6,14 +6,10 @@
 
 #include <stddef.h>
 
-typedef struct dictEntry {
-    char *key;
-    void *value;
-    struct dictEntry *next;          /* in its bucket */
-    struct dictEntry *older, *newer; /* use order */
-    size_t bytes;                    /* as given to dictSetSized, plus the key and the entry */
-} dictEntry;
+typedef struct dictEntry dictEntry; /* private to dict.c */
 
+/* Private: read and change it only through the functions below (an all-zero dict is one not
+ * initialised yet). */
 typedef struct dict {
     dictEntry **buckets;
     size_t nbuckets;
@@ -26,7 +22,16 @@ typedef struct dict {
 } dict;
 
 /* Returns 0, or -1 on OOM. */
-int dictInit(dict *d, size_t nbuckets, void (*freeValue)(void *));
+int dictInit(dict *d, size_t nbuckets, void (*freeValue)(void *))
+    __attribute__((warn_unused_result));
+/* 1 once dictInit has succeeded (and until dictFree), else 0. */
+int dictReady(const dict *d);
+/* The number of entries. */
+size_t dictSize(const dict *d);
+/* The bytes the entries count against the budget (see dictEntryBytes). */
+size_t dictBytes(const dict *d);
+/* Entries evicted for the budget since dictInit. */
+unsigned long dictEvicted(const dict *d);
 /* Sets the byte budget (0: none); evicts at once past it. */
 void dictSetBudget(dict *d, size_t maxBytes);
 /* The value stored under key (borrowed), or NULL. */
@@ -35,12 +40,15 @@ void *dictGet(const dict *d, const char *key);
 void *dictTouch(dict *d, const char *key);
 /* Stores value under key (the key is copied; the dict owns value from now on, even on failure).
  * Returns 0, or -1 on OOM. */
-int dictSet(dict *d, const char *key, void *value);
+int dictSet(dict *d, const char *key, void *value) __attribute__((warn_unused_result));
 /* dictSet for an entry that costs bytes of memory (its value's; the key and the entry itself are
  * added here). Entries least recently set or touched are evicted while the total is over the
  * budget; an entry over the whole budget on its own is not kept. Returns 0 when it was stored,
  * 1 when it was not kept (value freed), -1 on OOM (value freed). */
-int dictSetSized(dict *d, const char *key, void *value, size_t bytes);
+int dictSetSized(dict *d, const char *key, void *value, size_t bytes)
+    __attribute__((warn_unused_result));
+/* What an entry of key whose value costs bytes counts against the budget. */
+size_t dictEntryBytes(const char *key, size_t bytes);
 /* Removes key; returns 1 when it was there. */
 int dictDelete(dict *d, const char *key);
 /* Removes everything. */
@@ -51,5 +59,15 @@ void dictFree(dict *d);
  * value by returning 1, and the entry is then removed without freeing it). */
 typedef int (*dictVisitFn)(const char *key, void *value, void *ctx);
 void dictTakeEach(dict *d, dictVisitFn fn, void *ctx);
+
+/* Walks the entries, oldest first, without changing the use order. The dict must not change
+ * during the walk (dictGet is fine; dictTouch, set, delete or clear are not). */
+typedef struct dictIter {
+    const dictEntry *next;
+} dictIter;
+void dictIterInit(dictIter *it, const dict *d);
+/* The next entry's key and value (both borrowed; either pointer may be NULL). Returns 1, or 0
+ * when the walk is over. */
+int dictIterNext(dictIter *it, const char **key, void **value);
 
 #endif

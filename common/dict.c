@@ -7,6 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct dictEntry {
+    char *key;
+    void *value;
+    struct dictEntry *next;          /* in its bucket */
+    struct dictEntry *older, *newer; /* use order */
+    size_t bytes;                    /* as given to dictSetSized, plus the key and the entry */
+};
+
 static size_t hash(const char *s) {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
     for (; *s; s++)
@@ -91,7 +99,7 @@ void *dictTouch(dict *d, const char *key) {
 
 int dictSetSized(dict *d, const char *key, void *value, size_t bytes) {
     size_t klen = strlen(key);
-    bytes += klen + 1 + sizeof(dictEntry);
+    bytes = dictEntryBytes(key, bytes);
     if (d->maxBytes && bytes > d->maxBytes) {
         /* Too large to keep at all: whatever was stored under key is stale now too. */
         dictDelete(d, key);
@@ -162,4 +170,27 @@ void dictTakeEach(dict *d, dictVisitFn fn, void *ctx) {
         if (fn(e->key, e->value, ctx)) remove_entry(d, e, 0);
         e = next;
     }
+}
+
+int dictReady(const dict *d) { return d->buckets != NULL; }
+
+size_t dictSize(const dict *d) { return d->count; }
+
+size_t dictBytes(const dict *d) { return d->bytes; }
+
+unsigned long dictEvicted(const dict *d) { return d->evicted; }
+
+void dictIterInit(dictIter *it, const dict *d) { it->next = d->oldest; }
+
+int dictIterNext(dictIter *it, const char **key, void **value) {
+    const dictEntry *e = it->next;
+    if (!e) return 0;
+    if (key) *key = e->key;
+    if (value) *value = e->value;
+    it->next = e->newer;
+    return 1;
+}
+
+size_t dictEntryBytes(const char *key, size_t bytes) {
+    return bytes + strlen(key) + 1 + sizeof(dictEntry);
 }

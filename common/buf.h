@@ -16,10 +16,15 @@ void bufInit(buf *b, size_t cap);
 
 /* Appends len bytes. Returns 0, or -1 when the cap would be passed or memory ran out; on -1 the
  * buffer is freed and emptied, so a caller can stop reading and report the error. */
-int bufAppend(buf *b, const void *data, size_t len);
+int bufAppend(buf *b, const void *data, size_t len) __attribute__((warn_unused_result));
 
 /* Appends formatted text, as bufAppend. */
-int bufPrintf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int bufPrintf(buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), warn_unused_result));
+
+/* Drops the first n bytes (all of them when n >= len), moving the rest to the front; keeps the
+ * storage. */
+void bufDrop(buf *b, size_t n);
 
 /* Empties the buffer and keeps its storage. */
 void bufReset(buf *b);

@@ -59,6 +59,16 @@ int bufPrintf(buf *b, const char *fmt, ...) {
     return 0;
 }
 
+void bufDrop(buf *b, size_t n) {
+    if (n >= b->len) {
+        bufReset(b);
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    b->data[b->len] = '\0';
+}
+
 void bufReset(buf *b) {
     b->len = 0;
     if (b->data) b->data[0] = '\0';

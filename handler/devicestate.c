@@ -69,15 +69,13 @@ void devicestateCacheStats(size_t *entries, size_t *bytes, unsigned long *evicte
 
 void devicestateShutdown(void) { dictFree(&cache); }
 
-/* Forgets a device's cached row (after a table error that leaves it unknown). */
-static void forget(const char *deviceId) {
+void devicestateForget(const char *deviceId) {
     pthread_mutex_lock(&lock);
     dictDelete(&cache, deviceId);
     pthread_mutex_unlock(&lock);
 }
 
-/* Copies the cached row and etag; returns 1 when the device is known. */
-static int recall(const char *id, json_t **row, char *etag, size_t etaglen) {
+int devicestateRecall(const char *id, json_t **row, char *etag, size_t etaglen) {
     pthread_mutex_lock(&lock);
     known *k = dictTouch(&cache, id);
     if (k) {
@@ -88,13 +86,12 @@ static int recall(const char *id, json_t **row, char *etag, size_t etaglen) {
     return k && *row;
 }
 
-/* Steals row. */
-static void remember(const char *id, json_t *row, const char *etag) {
+void devicestateRemember(const char *id, json_t *row, const char *etag) {
     known *k = calloc(1, sizeof(*k));
     if (!k || !etag || !etag[0]) {
         free(k);
         json_decref(row);
-        forget(id);
+        devicestateForget(id);
         return;
     }
     k->row = row;
@@ -559,7 +556,7 @@ static void settle(commit *c, const char *etag) {
     w->ok = 1;
     if (!c->row) return;
     w->state = devicestateToJson(c->row);
-    remember(w->deviceId, c->row, etag);
+    devicestateRemember(w->deviceId, c->row, etag);
     c->row = NULL;
 }
 
@@ -633,6 +630,14 @@ static int commit_round(commit *c) {
     return after_unknown(c);
 }
 
+void devicestateLogFold(const deviceWork *w, const devicestateFoldResult *f) {
+    if (f->replayed) log_replay(w, f);
+    if (f->dropped)
+        logWarn("device '%s': %zu least recently written watermark(s) dropped to keep '%s' within "
+                "%d characters",
+                w->deviceId, f->dropped, DEVICESTATE_WATERMARKS, DEVICESTATE_WATERMARKS_MAX);
+}
+
 int devicestateCommit(deviceWork *w) {
     commit c = {.w = w,
                 .src = {w->eventHubNamespace, w->eventHubName, w->partition},
@@ -642,7 +647,7 @@ int devicestateCommit(deviceWork *w) {
     /* The row this process remembers: good enough to write on (a stale etag fails with 412), not
      * to skip events on, since storage may have lost writes it acknowledged (an account failover
      * or restore, an operator resetting rows, an emulator started afresh). */
-    c.fromCache = recall(w->deviceId, &c.row, c.etag, sizeof(c.etag));
+    c.fromCache = devicestateRecall(w->deviceId, &c.row, c.etag, sizeof(c.etag));
     c.mode = c.fromCache ? MODE_MERGE : MODE_INSERT;
     w->ok = w->changed = 0;
     w->writes = 0;
@@ -653,16 +658,12 @@ int devicestateCommit(deviceWork *w) {
         if (step != STEP_AGAIN) break;
     }
     if (step != STEP_DONE) {
-        forget(w->deviceId);
+        devicestateForget(w->deviceId);
         w->permanent = c.r.permanent;
         if (!w->error[0])
             snprintf(w->error, sizeof(w->error), "gave up after %d attempts", c.conflicts);
     }
-    if (w->ok && c.last.replayed) log_replay(w, &c.last);
-    if (w->ok && c.last.dropped)
-        logWarn("device '%s': %zu least recently written watermark(s) dropped to keep '%s' within "
-                "%d characters",
-                w->deviceId, c.last.dropped, DEVICESTATE_WATERMARKS, DEVICESTATE_WATERMARKS_MAX);
+    if (w->ok) devicestateLogFold(w, &c.last);
     json_decref(c.row);
     return w->ok ? 0 : -1;
 }

@@ -117,4 +117,16 @@ int devicestateBackoffMs(int base, int cap, int attempt, uint64_t *rnd);
 /* The row cache now: rows held, their estimated bytes (at most RowCacheBytes), rows evicted. */
 void devicestateCacheStats(size_t *entries, size_t *bytes, unsigned long *evicted);
 
+/* The etag cache, for the transaction committer (commit.c). Recall copies the row this process
+ * last wrote or read for the device (caller decrefs *row) and its etag; returns 1 when the device
+ * is known, 0 when not. Remember keeps row (stolen) and etag as the device's; an empty etag
+ * forgets the device instead. Forget drops the device (after an error that leaves its row
+ * unknown). Thread-safe. */
+int devicestateRecall(const char *id, json_t **row, char *etag, size_t etaglen);
+void devicestateRemember(const char *id, json_t *row, const char *etag);
+void devicestateForget(const char *deviceId);
+
+/* Logs what a committed fold skipped as replays and the watermarks it dropped, if any. */
+void devicestateLogFold(const deviceWork *w, const devicestateFoldResult *f);
+
 #endif

@@ -1,10 +1,10 @@
 /* fn_events: the EnvironmentEventTrigger function: an Event Hubs batch from the host in, device
  * rows committed, rejected readings kept, live pushes out, a summary back. */
 #include "calibration.h"
+#include "commit.h"
 #include "devicestate.h"
 #include "dict.h"
 #include "functions.h"
-#include "fanout.h"
 #include "invocation.h"
 #include "livepush.h"
 #include "log.h"
@@ -217,22 +217,24 @@ static int set_body(json_t *p, const char *text, size_t len) {
     return 0;
 }
 
-/* Keeps a rejected reading where an operator finds it: one row per reading, keyed by partition,
- * sequence number and position, so a replay writes the same row again instead of a new one.
- * Returns an enum quarantineStatus (OK, TRANSIENT: try later, REFUSED: never fits, TABLE_GONE). */
-static int keep_rejected(batchRun *run, const item *it, char *err, size_t errlen) {
+/* A rejected reading's row, kept where an operator finds it: one row per reading, keyed by
+ * partition, sequence number and position, so a replay writes the same row again instead of a new
+ * one. Sets rk (160 bytes) and *props (caller decrefs). Returns an enum quarantineStatus (OK,
+ * TRANSIENT: try later, REFUSED: never fits, TABLE_GONE). */
+static int rejected_row(batchRun *run, const item *it, char *rk, json_t **props, char *err,
+                        size_t errlen) {
     const settings *s = run->ctx->s;
     const hostEvent *e = &run->b.events[it->event];
     const char *part = tableKeyValid(run->b.partition) ? run->b.partition : "p";
-    char rk[160], when[40];
-    int rc = QUARANTINE_TRANSIENT;
+    char when[40];
+    *props = NULL;
     if (e->hasSeq)
-        snprintf(rk, sizeof(rk), "%s-%020" PRId64 "-%zu", part, e->seq, it->k);
+        snprintf(rk, 160, "%s-%020" PRId64 "-%zu", part, e->seq, it->k);
     else {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        snprintf(rk, sizeof(rk), "%s-t%" PRId64 "%09ld-%zu-%zu", part, (int64_t)ts.tv_sec,
-                 ts.tv_nsec, it->event, it->k);
+        snprintf(rk, 160, "%s-t%" PRId64 "%09ld-%zu-%zu", part, (int64_t)ts.tv_sec, ts.tv_nsec,
+                 it->event, it->k);
     }
     const char *text = it->text ? it->text : e->raw ? e->raw : "";
     size_t tl = it->text ? strlen(it->text) : e->raw ? e->rawlen : 0;
@@ -259,11 +261,26 @@ static int keep_rejected(batchRun *run, const item *it, char *err, size_t errlen
                             .seqFirst = e->seq,
                             .seqLast = e->seq};
         quarantineId("r", text, tl, id);
-        rc = quarantineKeep(&s->storage, s->quarantineTable, id, &q, text, tl, NULL, err, errlen);
-        if (rc != QUARANTINE_OK) goto out;
+        int rc =
+            quarantineKeep(&s->storage, s->quarantineTable, id, &q, text, tl, NULL, err, errlen);
+        if (rc != QUARANTINE_OK) {
+            json_decref(p);
+            return rc;
+        }
         tableSetString(p, "Body", "");
         tableSetString(p, "BodyQuarantineId", id);
     }
+    *props = p;
+    return QUARANTINE_OK;
+}
+
+/* Keeps one rejected reading (see rejected_row). Returns an enum quarantineStatus. */
+static int keep_rejected(batchRun *run, const item *it, char *err, size_t errlen) {
+    const settings *s = run->ctx->s;
+    char rk[160];
+    json_t *p;
+    int rc = rejected_row(run, it, rk, &p, err, errlen);
+    if (rc != QUARANTINE_OK) return rc;
     tableResult r;
     int c = tableUpsert(&s->storage, s->rejectedTable, s->partitionKey, rk, p, &r);
     rc = c == TABLE_OK ? QUARANTINE_OK
@@ -271,7 +288,6 @@ static int keep_rejected(batchRun *run, const item *it, char *err, size_t errlen
          : r.permanent ? QUARANTINE_REFUSED
                        : QUARANTINE_TRANSIENT;
     if (c != TABLE_OK) snprintf(err, errlen, "keeping rejected reading %s: %s", rk, r.message);
-out:
     json_decref(p);
     return rc;
 }
@@ -291,22 +307,47 @@ static void note_kept(batchRun *run, int rc, const char *err) {
         logError("rejected reading not kept, the store refuses it: %s", err);
 }
 
-/* One task of a batch: a device's commit, or the keeping of one rejected reading. */
-static void run_task(size_t t, void *arg) {
-    batchRun *run = arg;
-    if (t < run->nworks) {
-        devicestateCommit(&run->works[t]);
-    } else {
-        char err[256] = "";
-        note_kept(run,
-                  keep_rejected(run, &run->items[run->rejects[t - run->nworks]], err, sizeof(err)),
-                  err);
+/* Keeps every rejected reading of the batch: the rows in transactions of the rejected table
+ * (they all have the PartitionKey setting as PartitionKey), each a replace, so a replay rewrites
+ * them. */
+static void keep_rejects(batchRun *run) {
+    const settings *s = run->ctx->s;
+    size_t n = run->nrejects, m = 0;
+    commitRow *rows = calloc(n ? n : 1, sizeof(*rows));
+    char(*rks)[160] = calloc(n ? n : 1, sizeof(*rks));
+    char err[256];
+    if (!rows || !rks) {
+        for (size_t i = 0; i < n; i++)
+            note_kept(run, QUARANTINE_TRANSIENT, "keeping rejected readings: out of memory");
+        goto out;
     }
-}
-
-/* Runs every task on up to BatchConcurrency threads (the caller's thread is one of them). */
-static void run_tasks(batchRun *run) {
-    fanoutRun(run->nworks + run->nrejects, (size_t)run->ctx->s->batchConcurrency, run_task, run);
+    for (size_t i = 0; i < n; i++) {
+        json_t *p;
+        err[0] = '\0';
+        int rc = rejected_row(run, &run->items[run->rejects[i]], rks[m], &p, err, sizeof(err));
+        if (rc != QUARANTINE_OK) {
+            note_kept(run, rc, err);
+            continue;
+        }
+        rows[m].rk = rks[m];
+        rows[m++].props = p;
+    }
+    commitUpsertRows(s, s->rejectedTable, s->partitionKey, rows, m);
+    for (size_t i = 0; i < m; i++) {
+        if (!rows[i].ok) {
+            snprintf(err, sizeof(err), "keeping rejected reading %s: %s", rows[i].rk,
+                     rows[i].error);
+            note_kept(run,
+                      rows[i].tableGone   ? QUARANTINE_TABLE_GONE
+                      : rows[i].permanent ? QUARANTINE_REFUSED
+                                          : QUARANTINE_TRANSIENT,
+                      err);
+        }
+        json_decref(rows[i].props);
+    }
+out:
+    free(rows);
+    free(rks);
 }
 
 static void free_run(batchRun *run) {
@@ -587,7 +628,10 @@ void fnEnvironmentEventTrigger(const fnContext *ctx, const serverRequest *req,
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (admit(&run, req, res, logs) == 0 && prepare(&run, res, logs) == 0) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        run_tasks(&run);
+        /* The device rows in transactions (one device at a time under contention), then the
+         * rejected readings' rows. */
+        commitDevices(ctx->s, run.works, run.nworks);
+        keep_rejects(&run);
         clock_gettime(CLOCK_MONOTONIC, &t2);
         conclude(&run, res, logs, ms_between(&t0, &t1), ms_between(&t1, &t2));
     }

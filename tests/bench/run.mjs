@@ -5,7 +5,8 @@
 //     run by a tight client (concurrent keep-alive MERGEs, signed with Shared Key)
 //   - the handler's peak resident memory (VmHWM) and start-to-ready time
 // Options (env): BENCH_MESSAGES (2000), BENCH_DEVICES (50), BENCH_BATCH (100),
-// BENCH_STREAMS (1: partitions posting at once), BENCH_CONCURRENCY (BatchConcurrency, 8: the default).
+// BENCH_STREAMS (1: partitions posting at once), BENCH_CONCURRENCY (BatchConcurrency, 8: the default),
+// BENCH_BASELINE (another build's enviromon-handler to compare, e.g. main's, in the same run).
 import http from 'node:http';
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -114,11 +115,16 @@ async function startToReady(az, runs = 20) {
   return { outside: med(outside), inside: med(inside), tight };
 }
 
-const az = await h.startAzurite();
-try {
-  const ready = await startToReady(az);
+/** Median and 99th percentile of xs (nearest rank). */
+function percentiles(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+  return { median: at(0.5), p99: at(0.99), n: s.length };
+}
 
-  const handler = await h.startHandler(h.handlerEnv(az, { BatchConcurrency: CONCURRENCY }));
+/** The cold and warm passes of the pipeline through the handler binary bin on Azurite az. */
+async function pipeline(az, bin) {
+  const handler = await h.startHandler(h.handlerEnv(az, { BatchConcurrency: CONCURRENCY }), { bin });
   const seqs = Array.from({ length: STREAMS }, () => 1);
   const trips = async () => {
     const before = handler.logs.text.length;
@@ -138,6 +144,7 @@ try {
     const perStream = Math.ceil(MESSAGES / BATCH / STREAMS);
     let sent = 0;
     const trips0 = await trips();
+    const log0 = handler.logs.text.length;
     const cpuH0 = cpuSeconds(handler.proc.pid), cpuA0 = cpuSeconds(az.proc.pid);
     const t0 = performance.now();
     await Promise.all(Array.from({ length: STREAMS }, async (_, s) => {
@@ -154,7 +161,9 @@ try {
     }));
     const seconds = (performance.now() - t0) / 1000;
     const cpuH = cpuSeconds(handler.proc.pid) - cpuH0, cpuA = cpuSeconds(az.proc.pid) - cpuA0;
-    return { sent, seconds, trips: (await trips()) - trips0, cpuH, cpuA };
+    // the commit phase of each batch, as the handler logs it ("..., 4.21 ms to commit")
+    const commit = percentiles([...handler.logs.text.slice(log0).matchAll(/([\d.]+) ms to commit/g)].map((m) => Number(m[1])));
+    return { sent, seconds, trips: (await trips()) - trips0, cpuH, cpuA, commit };
   }
 
   const cold = await pass(); // rows inserted, calibration read, Azurite's code paths warmed
@@ -163,24 +172,48 @@ try {
   const ceil2 = await ceiling(az);
   const peak = vmHWM(handler.proc.pid);
   await handler.stop();
-  const txCeiling = await transactionCeiling(az); // issue 11: the ceiling beside the pipeline's
-  const ceilingRate = (ceil1 + ceil2) / 2;
-
   const rows = await h.tableAll(az, 'DeviceState', "RowKey ge 'bench-' and RowKey lt 'bench.'");
   const counted = rows.reduce((a, r) => a + Number(r.Count), 0);
-  console.log(`workload                 ${MESSAGES} messages per pass, ${DEVICES} devices, batches of ${BATCH}, ${STREAMS} stream(s), BatchConcurrency ${CONCURRENCY}`);
-  console.log(`counted in DeviceState   ${counted} of ${cold.sent + warm.sent}`);
-  console.log(`Azurite ceiling merges/s ${ceilingRate.toFixed(0)} (after the cold pass ${ceil1.toFixed(0)}, after the warm pass ${ceil2.toFixed(0)})`);
-  for (const [name, p] of [['cold pass', cold], ['warm pass', warm]]) {
+  return { cold, warm, ceilingRate: (ceil1 + ceil2) / 2, ceil1, ceil2, peak, counted };
+}
+
+function printPipeline(label, r) {
+  console.log(`${label}:`);
+  console.log(`  counted in DeviceState   ${r.counted} of ${r.cold.sent + r.warm.sent}`);
+  console.log(`  Azurite ceiling merges/s ${r.ceilingRate.toFixed(0)} (after the cold pass ${r.ceil1.toFixed(0)}, after the warm pass ${r.ceil2.toFixed(0)})`);
+  for (const [name, p] of [['cold pass', r.cold], ['warm pass', r.warm]]) {
     const calls = p.trips / p.seconds;
-    console.log(`${name}:`);
-    console.log(`  messages per second    ${(p.sent / p.seconds).toFixed(0)} (${p.seconds.toFixed(3)} s)`);
-    console.log(`  table round trips      ${p.trips} (${(p.trips / p.sent).toFixed(3)} per message)`);
-    console.log(`  handler table calls/s  ${calls.toFixed(0)} = ${(100 * calls / ceilingRate).toFixed(1)} % of the ceiling`);
-    console.log(`  CPU                    handler ${(100 * p.cpuH / p.seconds).toFixed(0)} %, Azurite ${(100 * p.cpuA / p.seconds).toFixed(0)} % (of one core)`);
+    console.log(`  ${name}:`);
+    console.log(`    messages per second    ${(p.sent / p.seconds).toFixed(0)} (${p.seconds.toFixed(3)} s)`);
+    console.log(`    table round trips      ${p.trips} (${(p.trips / p.sent).toFixed(3)} per message)`);
+    console.log(`    handler table calls/s  ${calls.toFixed(0)} = ${(100 * calls / r.ceilingRate).toFixed(1)} % of the ceiling`);
+    console.log(`    commit phase per batch median ${p.commit.median?.toFixed(2)} ms, p99 ${p.commit.p99?.toFixed(2)} ms (${p.commit.n} batches)`);
+    console.log(`    CPU                    handler ${(100 * p.cpuH / p.seconds).toFixed(0)} %, Azurite ${(100 * p.cpuA / p.seconds).toFixed(0)} % (of one core)`);
   }
+  console.log(`  peak resident memory     ${r.peak.toFixed(2)} MiB (VmHWM)`);
+}
+
+// BENCH_BASELINE: another build's handler binary (e.g. main's), run on its own fresh Azurite
+// right after this one, so the two are compared under the same load.
+const BASELINE = process.env.BENCH_BASELINE || '';
+const az = await h.startAzurite();
+try {
+  const ready = await startToReady(az);
+  const load0 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  const mine = await pipeline(az, h.HANDLER_BIN);
+  const txCeiling = await transactionCeiling(az); // issue 11: the ceiling beside the pipeline's
+  let base = null;
+  if (BASELINE) {
+    const az2 = await h.startAzurite();
+    try { base = await pipeline(az2, BASELINE); } finally { await az2.close(); }
+  }
+  const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+  console.log(`workload                 ${MESSAGES} messages per pass, ${DEVICES} devices, batches of ${BATCH}, ${STREAMS} stream(s), BatchConcurrency ${CONCURRENCY}`);
+  console.log(`load average             ${load0} before, ${load1} after (1, 5, 15 min; ${BASELINE ? 'both builds' : 'this build'} in this run)`);
+  printPipeline(`this build (${h.HANDLER_BIN})`, mine);
   printCeiling(txCeiling);
-  console.log(`peak resident memory     ${peak.toFixed(2)} MiB (VmHWM)`);
+  if (base) printPipeline(`baseline (${BASELINE})`, base);
   console.log(`start to ready           ${ready.tight.toFixed(2)} ms from fork/exec to the first HTTP answer (tight Python client), ${ready.outside.toFixed(2)} ms from Node's spawn; ${ready.inside.toFixed(2)} ms of it inside main() (medians of 20)`);
 } finally {
   await az.close();

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { batchOps, batchFailure } from '../lib/batchproxy.mjs';
 import * as h from '../lib/harness.mjs';
 
 const LIMIT = 65536;
@@ -154,6 +155,15 @@ describe('a store that refuses a device row does not stop the batch', () => {
         const refuse = (/DeviceState/.test(req.url) && req.method !== 'GET' &&
           (text.includes('refuse-values') || text.includes('refuse-all-dev') || url.includes('refuse-all-dev'))) ||
           (/Calibration\(\)/.test(req.url) && url.includes('cal-refused'));
+        // in a transaction ($batch), Azure names the refused operation by its index
+        const refusedOp = req.method === 'POST' && req.url.includes('$batch')
+          ? batchOps(text).findIndex((op) => /DeviceState/.test(op.url) &&
+            (op.text.includes('refuse-values') || op.text.includes('refuse-all-dev') || op.url.includes('refuse-all-dev')))
+          : -1;
+        if (refusedOp >= 0) {
+          batchFailure(res, refusedOp, 400, 'EntityTooLarge', 'The entity is larger than the maximum allowed size (1MB).');
+          return;
+        }
         if (refuse) {
           res.writeHead(400, { 'x-ms-error-code': 'EntityTooLarge', 'Content-Type': 'application/json' });
           res.end('{"odata.error":{"code":"EntityTooLarge"}}');

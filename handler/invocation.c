@@ -210,23 +210,22 @@ static int sequence_number(json_t *s, size_t i, hostEvent *e, char *err, size_t 
     return -1;
 }
 
-int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err, size_t errlen) {
+/* Parses the body and finds the events' array in Data. Returns 0 with *events set (a new
+ * reference, caller frees), or -1 with err set. */
+static int find_events(const char *body, size_t len, hostBatch *b, json_t **events, char *err,
+                       size_t errlen) {
     json_error_t je;
-    json_t *events = NULL, *seqs = NULL, *times = NULL;
-    int rc = -1, bad = 0;
-    memset(b, 0, sizeof(*b));
-
     /* NUL characters (\u0000) are allowed here so that one event body holding one fails alone
      * (as "not JSON"), not the whole batch; strings the handler uses as text are checked. */
     b->root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
     if (!b->root) {
         snprintf(err, errlen, "request body is not valid JSON: %s (line %d)", je.text, je.line);
-        goto out;
+        return -1;
     }
     json_t *data = json_object_get(b->root, "Data");
     if (!json_is_object(data)) {
         snprintf(err, errlen, "request has no 'Data' object");
-        goto out;
+        return -1;
     }
     /* The trigger's binding is named "events" in function.json; a single other name is taken
      * too, so a renamed binding still works. */
@@ -234,22 +233,82 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
     if (!ev && json_object_size(data) == 1) ev = json_object_iter_value(json_object_iter(data));
     if (!ev) {
         snprintf(err, errlen, "'Data' has no 'events' binding");
-        goto out;
+        return -1;
     }
-    events = unwrap_array(ev);
-    if (!events) {
+    *events = unwrap_array(ev);
+    if (!*events) {
         snprintf(err, errlen, "'Data.events' must be an array (or a JSON string holding one)");
-        goto out;
+        return -1;
     }
     /* The events' texts are borrowed from the decoded array from here on: the (up to several
      * MB) string the host wrapped them in is no longer needed. */
     if (json_is_string(ev)) json_object_clear(data);
-    b->count = json_array_size(events);
+    b->count = json_array_size(*events);
     if (b->count > MAX_EVENTS) {
         snprintf(err, errlen, "too many events in one batch (%zu)", b->count);
-        goto out;
+        return -1;
     }
+    return 0;
+}
 
+/* Widens the batch's sequence-number range by event e, or marks the batch as not all numbered. */
+static void note_sequence(hostBatch *b, const hostEvent *e) {
+    if (e->hasSeq) {
+        if (!b->hasSeqRange || e->seq < b->seqFirst) b->seqFirst = e->seq;
+        if (!b->hasSeqRange || e->seq > b->seqLast) b->seqLast = e->seq;
+        b->hasSeqRange = 1;
+    } else {
+        b->allSeq = 0;
+    }
+}
+
+/* Event i's enqueued time (from times) and device id (from its system properties, decoded in
+ * place when the host sent them as a string). */
+static void event_metadata(hostBatch *b, json_t *times, size_t i, hostEvent *e) {
+    json_t *t = json_array_get(times, i);
+    if (json_is_string(t)) {
+        int64_t ms = invocationParseTime(json_string_value(t));
+        e->enqueuedMs = ms > 0 ? ms : 0;
+    }
+    json_t *sp = json_array_get(b->sysProps, i);
+    if (json_is_string(sp)) {
+        /* an element encoded once more */
+        json_t *o = json_loadb(json_string_value(sp), json_string_length(sp), JSON_ALLOW_NUL, NULL);
+        if (json_is_object(o))
+            json_array_set_new(b->sysProps, i, o), sp = o;
+        else
+            json_decref(o);
+    }
+    json_t *id = json_object_get(sp, "iothub-connection-device-id");
+    if (json_is_string(id) && json_string_length(id) > 0) {
+        e->deviceId = json_string_value(id);
+        /* an id with a NUL inside names no row: flagged, the reading is rejected */
+        e->badDeviceId = strlen(e->deviceId) != json_string_length(id);
+    }
+}
+
+/* Frees a batch that failed to decode, keeping what describes it in the log: the partition and
+ * the sequence-number range. */
+static void keep_failed_context(hostBatch *b) {
+    char partition[sizeof(b->partition)];
+    int has = 0;
+    int64_t first = 0, last = 0;
+    if (b->root) {
+        describe_failed(b);
+        has = b->hasSeqRange, first = b->seqFirst, last = b->seqLast;
+    }
+    memcpy(partition, b->partition, sizeof(partition));
+    invocationBatchFree(b);
+    memcpy(b->partition, partition, sizeof(partition));
+    b->hasSeqRange = has, b->seqFirst = first, b->seqLast = last;
+}
+
+int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err, size_t errlen) {
+    json_t *events = NULL, *seqs = NULL, *times = NULL;
+    int rc = -1, bad = 0;
+    memset(b, 0, sizeof(*b));
+
+    if (find_events(body, len, b, &events, err, errlen) != 0) goto out;
     json_t *meta = json_object_get(b->root, "Metadata");
     if (meta && !json_is_null(meta) && !json_is_object(meta)) {
         snprintf(err, errlen, "'Metadata' must be an object");
@@ -278,34 +337,8 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
             goto out;
         }
         if (sequence_number(json_array_get(seqs, i), i, e, err, errlen) != 0) goto out;
-        if (e->hasSeq) {
-            if (!b->hasSeqRange || e->seq < b->seqFirst) b->seqFirst = e->seq;
-            if (!b->hasSeqRange || e->seq > b->seqLast) b->seqLast = e->seq;
-            b->hasSeqRange = 1;
-        } else {
-            b->allSeq = 0;
-        }
-        json_t *t = json_array_get(times, i);
-        if (json_is_string(t)) {
-            int64_t ms = invocationParseTime(json_string_value(t));
-            e->enqueuedMs = ms > 0 ? ms : 0;
-        }
-        json_t *sp = json_array_get(b->sysProps, i);
-        if (json_is_string(sp)) {
-            /* an element encoded once more */
-            json_t *o =
-                json_loadb(json_string_value(sp), json_string_length(sp), JSON_ALLOW_NUL, NULL);
-            if (json_is_object(o))
-                json_array_set_new(b->sysProps, i, o), sp = o;
-            else
-                json_decref(o);
-        }
-        json_t *id = json_object_get(sp, "iothub-connection-device-id");
-        if (json_is_string(id) && json_string_length(id) > 0) {
-            e->deviceId = json_string_value(id);
-            /* an id with a NUL inside names no row: flagged, the reading is rejected */
-            e->badDeviceId = strlen(e->deviceId) != json_string_length(id);
-        }
+        note_sequence(b, e);
+        event_metadata(b, times, i, e);
     }
     b->eventsArr = events;
     events = NULL;
@@ -314,19 +347,7 @@ out:
     json_decref(events);
     json_decref(seqs);
     json_decref(times);
-    if (rc != 0) {
-        char partition[sizeof(b->partition)];
-        int has = 0;
-        int64_t first = 0, last = 0;
-        if (b->root) {
-            describe_failed(b);
-            has = b->hasSeqRange, first = b->seqFirst, last = b->seqLast;
-        }
-        memcpy(partition, b->partition, sizeof(partition));
-        invocationBatchFree(b);
-        memcpy(b->partition, partition, sizeof(partition));
-        b->hasSeqRange = has, b->seqFirst = first, b->seqLast = last;
-    }
+    if (rc != 0) keep_failed_context(b);
     return rc;
 }
 

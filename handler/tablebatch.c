@@ -203,46 +203,89 @@ static char *op_json(const tableBatch *b, enum tableBatchOp op, const char *rk, 
     return s;
 }
 
+/* Checks an operation before it is written. Returns 0, or TABLEBATCH_INVALID / TABLEBATCH_FULL
+ * with err set. */
+static int add_refused(const tableBatch *b, enum tableBatchOp op, const char *rk, const char *etag,
+                       char *err, size_t errlen) {
+    const char *why = NULL;
+    if ((unsigned)op > TABLEBATCH_DELETE)
+        why = "unknown operation";
+    else if (!tableKeyValid(rk))
+        why = "RowKey not allowed in Table Storage";
+    else if (op == TABLEBATCH_DELETE && !etag)
+        why = "a DELETE needs an etag (or \"*\")";
+    else if (op == TABLEBATCH_INSERT && etag)
+        why = "an INSERT takes no etag";
+    else if (etag && !etag_valid(etag))
+        why = "etag not usable in an If-Match header";
+    for (size_t i = 0; !why && i < b->count; i++)
+        if (strcmp(b->rks[i], rk) == 0)
+            /* Azure refuses it (InvalidDuplicateRow): one operation per entity. */
+            why = "the row is already in this transaction";
+    if (why) {
+        set_err(err, errlen, why);
+        return TABLEBATCH_INVALID;
+    }
+    if (b->count >= TABLEBATCH_MAX_OPS) {
+        set_err(err, errlen, "the transaction has 100 operations");
+        return TABLEBATCH_FULL;
+    }
+    return 0;
+}
+
+/* Writes one application/http part into part (epk, erk: the escaped keys; json NULL for a
+ * DELETE). Returns nonzero when part's cap was reached. */
+static int write_part(const tableBatch *b, enum tableBatchOp op, const char *epk, const char *erk,
+                      const char *json, const char *etag, buf *part) {
+    static const char *verbs[] = {"POST", "MERGE", "PUT", "DELETE"};
+    int bad = bufPrintf(part,
+                        "--%s\r\nContent-Type: application/http\r\n"
+                        "Content-Transfer-Encoding: binary\r\n\r\n",
+                        b->changeset);
+    if (op == TABLEBATCH_INSERT)
+        bad = bad || bufPrintf(part, "POST %s/%s HTTP/1.1\r\n", b->endpoint, b->table);
+    else
+        bad = bad || bufPrintf(part, "%s %s/%s(PartitionKey='%s',RowKey='%s') HTTP/1.1\r\n",
+                               verbs[op], b->endpoint, b->table, epk, erk);
+    bad = bad || bufPrintf(part, "Accept: application/json;odata=nometadata\r\n"
+                                 "DataServiceVersion: 3.0;\r\n");
+    if (json) bad = bad || bufPrintf(part, "Content-Type: application/json\r\n");
+    if (op == TABLEBATCH_INSERT) bad = bad || bufPrintf(part, "Prefer: return-no-content\r\n");
+    if (etag) bad = bad || bufPrintf(part, "If-Match: %s\r\n", etag);
+    bad = bad || bufPrintf(part, "\r\n%s\r\n", json ? json : "");
+    return bad;
+}
+
+/* Appends a written part and remembers its RowKey. Returns TABLEBATCH_ADDED, or
+ * TABLEBATCH_INVALID when memory ran out (then the transaction is emptied). */
+static int keep_part(tableBatch *b, const char *rk, const buf *part, char *err, size_t errlen) {
+    char *copy = strdup(rk);
+    if (!copy || bufAppend(&b->parts, part->data, part->len)) {
+        /* bufAppend cannot pass the cap here (checked by the caller): only memory ran out, and
+         * then the parts are gone; forget every operation so the transaction stays consistent
+         * (empty). */
+        free(copy);
+        for (size_t i = 0; i < b->count; i++)
+            free(b->rks[i]);
+        b->count = 0;
+        bufFree(&b->parts);
+        set_err(err, errlen, "out of memory (the transaction was emptied)");
+        return TABLEBATCH_INVALID;
+    }
+    b->rks[b->count++] = copy;
+    return TABLEBATCH_ADDED;
+}
+
 int tableBatchAdd(tableBatch *b, enum tableBatchOp op, const char *rk, const json_t *props,
                   const char *etag, char *err, size_t errlen) {
-    static const char *verbs[] = {"POST", "MERGE", "PUT", "DELETE"};
     char erk[TABLE_KEY_MAX * 6 + 1], epk[TABLE_KEY_MAX * 6 + 1];
     char *json = NULL;
     buf part;
-    int rc = TABLEBATCH_INVALID;
+    int rc;
     bufInit(&part, b->maxbytes);
 
-    if ((unsigned)op > TABLEBATCH_DELETE) {
-        set_err(err, errlen, "unknown operation");
-        goto out;
-    }
-    if (!tableKeyValid(rk)) {
-        set_err(err, errlen, "RowKey not allowed in Table Storage");
-        goto out;
-    }
-    if (op == TABLEBATCH_DELETE && !etag) {
-        set_err(err, errlen, "a DELETE needs an etag (or \"*\")");
-        goto out;
-    }
-    if (op == TABLEBATCH_INSERT && etag) {
-        set_err(err, errlen, "an INSERT takes no etag");
-        goto out;
-    }
-    if (etag && !etag_valid(etag)) {
-        set_err(err, errlen, "etag not usable in an If-Match header");
-        goto out;
-    }
-    for (size_t i = 0; i < b->count; i++)
-        if (strcmp(b->rks[i], rk) == 0) {
-            /* Azure refuses it (InvalidDuplicateRow): one operation per entity. */
-            set_err(err, errlen, "the row is already in this transaction");
-            goto out;
-        }
-    if (b->count >= TABLEBATCH_MAX_OPS) {
-        set_err(err, errlen, "the transaction has 100 operations");
-        rc = TABLEBATCH_FULL;
-        goto out;
-    }
+    if ((rc = add_refused(b, op, rk, etag, err, errlen))) goto out;
+    rc = TABLEBATCH_INVALID;
     if (op != TABLEBATCH_DELETE && !(json = op_json(b, op, rk, props, err, errlen))) goto out;
     if (json && memmem(json, strlen(json), b->changeset, strlen(b->changeset))) {
         set_err(err, errlen, "the properties contain the transaction's boundary");
@@ -252,23 +295,7 @@ int tableBatchAdd(tableBatch *b, enum tableBatchOp op, const char *rk, const jso
         set_err(err, errlen, "key too long");
         goto out;
     }
-
-    int bad = bufPrintf(&part,
-                        "--%s\r\nContent-Type: application/http\r\n"
-                        "Content-Transfer-Encoding: binary\r\n\r\n",
-                        b->changeset);
-    if (op == TABLEBATCH_INSERT)
-        bad = bad || bufPrintf(&part, "POST %s/%s HTTP/1.1\r\n", b->endpoint, b->table);
-    else
-        bad = bad || bufPrintf(&part, "%s %s/%s(PartitionKey='%s',RowKey='%s') HTTP/1.1\r\n",
-                               verbs[op], b->endpoint, b->table, epk, erk);
-    bad = bad || bufPrintf(&part, "Accept: application/json;odata=nometadata\r\n"
-                                  "DataServiceVersion: 3.0;\r\n");
-    if (json) bad = bad || bufPrintf(&part, "Content-Type: application/json\r\n");
-    if (op == TABLEBATCH_INSERT) bad = bad || bufPrintf(&part, "Prefer: return-no-content\r\n");
-    if (etag) bad = bad || bufPrintf(&part, "If-Match: %s\r\n", etag);
-    bad = bad || bufPrintf(&part, "\r\n%s\r\n", json ? json : "");
-    if (bad || frame_size(b) + part.len > b->maxbytes) {
+    if (write_part(b, op, epk, erk, json, etag, &part) || frame_size(b) + part.len > b->maxbytes) {
         if (err && errlen)
             snprintf(err, errlen, "the operation alone is over the transaction's %zu bytes",
                      b->maxbytes);
@@ -280,20 +307,7 @@ int tableBatchAdd(tableBatch *b, enum tableBatchOp op, const char *rk, const jso
         rc = TABLEBATCH_FULL;
         goto out;
     }
-    char *copy = strdup(rk);
-    if (!copy || bufAppend(&b->parts, part.data, part.len)) {
-        /* bufAppend cannot pass the cap here (checked above): only memory ran out, and then the
-         * parts are gone; forget every operation so the transaction stays consistent (empty). */
-        free(copy);
-        for (size_t i = 0; i < b->count; i++)
-            free(b->rks[i]);
-        b->count = 0;
-        bufFree(&b->parts);
-        set_err(err, errlen, "out of memory (the transaction was emptied)");
-        goto out;
-    }
-    b->rks[b->count++] = copy;
-    rc = TABLEBATCH_ADDED;
+    rc = keep_part(b, rk, &part, err, errlen);
 out:
     free(json);
     bufFree(&part);
@@ -494,93 +508,96 @@ static int read_sub(cursor *c, const char *boundary, int mime, tableBatchOpResul
     }
 }
 
-int tableBatchParse(long status, const char *content_type, const char *body, size_t len,
-                    size_t nops, tableBatchResult *res) {
-    char bb[80], cb[80], tmp[160];
-    const char *line, *why = NULL;
-    size_t n;
-    subinfo sub[TABLEBATCH_MAX_OPS];
-    memset(res, 0, sizeof(*res));
-    res->status = status;
-    res->failed = -1;
-    if (!body) {
-        body = "";
-        len = 0;
+/* The answer to a request refused as a whole (a status outside 2xx). */
+static int parse_refused(long status, const char *body, size_t len, size_t nops,
+                         tableBatchResult *res) {
+    /* The service refused the request as a whole (nothing was applied), or, for 5xx and 408
+     * (a timeout on its side), it may or may not have been applied. */
+    odata_error(body, len, res);
+    res->unknown = status >= 500 || status == 408;
+    if (res->message[0]) {
+        int i = message_index(res->message);
+        res->failed = i >= 0 && (size_t)i < nops ? i : -1;
+    } else {
+        snprintf(res->message, sizeof(res->message), "$batch: HTTP %ld", status);
     }
-    if (status == 0) return malformed(res, "no answer");
-    if (len > TABLEBATCH_RESPONSE_MAX) return malformed(res, "over 1 MiB");
-    if (status < 200 || status > 299) {
-        /* The service refused the request as a whole (nothing was applied), or, for 5xx and 408
-         * (a timeout on its side), it may or may not have been applied. */
-        odata_error(body, len, res);
-        res->unknown = status >= 500 || status == 408;
-        if (res->message[0]) {
-            int i = message_index(res->message);
-            res->failed = i >= 0 && (size_t)i < nops ? i : -1;
-        } else {
-            snprintf(res->message, sizeof(res->message), "$batch: HTTP %ld", status);
-        }
-        res->failedStatus = status;
-        return classify(status);
-    }
+    res->failedStatus = status;
+    return classify(status);
+}
 
-    cursor c = {body, body + len};
-    if (boundary_of(content_type, bb, sizeof(bb))) {
+/* Reads up to the end of the batch part's headers: the batch boundary into bb (from
+ * content_type, or else the first line), and the changeset's boundary into cb when the part is
+ * a changeset (*changeset set). Returns 0, or -1 with why set. */
+static int read_batch_head(cursor *c, const char *content_type, char *bb, size_t bblen, char *cb,
+                           size_t cblen, int *changeset, const char **why) {
+    const char *line;
+    size_t n;
+    char tmp[160];
+    if (boundary_of(content_type, bb, bblen)) {
         /* No usable Content-Type: the first line names the boundary ("--batchresponse_..."). */
-        cursor f = c;
-        if (next_line(&f, &line, &n) || n < 3 || n > 72 || line[0] != '-' || line[1] != '-')
-            return malformed(res, "no multipart boundary");
+        cursor f = *c;
+        if (next_line(&f, &line, &n) || n < 3 || n > 72 || n - 2 >= bblen || line[0] != '-' ||
+            line[1] != '-')
+            return *why = "no multipart boundary", -1;
         memcpy(bb, line + 2, n - 2);
         bb[n - 2] = '\0';
     }
     /* Preamble, then the batch part's delimiter. */
     for (;;) {
-        if (next_line(&c, &line, &n)) return malformed(res, "no batch part");
+        if (next_line(c, &line, &n)) return *why = "no batch part", -1;
         int d = delimiter(line, n, bb);
-        if (d == 2) return malformed(res, "an empty batch");
+        if (d == 2) return *why = "an empty batch", -1;
         if (d == 1) break;
     }
     /* The batch part's headers: a changeset (multipart/mixed) or one application/http part. */
-    int changeset = 0;
+    *changeset = 0;
     for (;;) {
-        if (next_line(&c, &line, &n)) return malformed(res, "it ends in the batch part's headers");
+        if (next_line(c, &line, &n)) return *why = "it ends in the batch part's headers", -1;
         if (n == 0) break;
         int h = header(line, n, "Content-Type", tmp, sizeof(tmp));
-        if (h < 0) return malformed(res, "a Content-Type is too long");
+        if (h < 0) return *why = "a Content-Type is too long", -1;
         if (h == 1 && strncasecmp(tmp, "multipart/mixed", 15) == 0) {
-            if (boundary_of(tmp, cb, sizeof(cb))) return malformed(res, "a changeset boundary");
-            changeset = 1;
+            if (boundary_of(tmp, cb, cblen)) return *why = "a changeset boundary", -1;
+            *changeset = 1;
         }
     }
-    int more;
-    if (changeset) {
-        for (;;) {
-            if (next_line(&c, &line, &n)) return malformed(res, "no changeset part");
-            if (delimiter(line, n, bb)) return malformed(res, "an empty changeset");
-            int d = delimiter(line, n, cb);
-            if (d == 2) return malformed(res, "an empty changeset");
-            if (d == 1) break;
-        }
-        do {
-            if (res->count == TABLEBATCH_MAX_OPS) return malformed(res, "over 100 sub-responses");
-            more = read_sub(&c, cb, 1, &res->ops[res->count], &sub[res->count], &why);
-            if (more < 0) return malformed(res, why);
-            res->count++;
-        } while (more == 1);
-        /* The changeset is closed; the batch's closing delimiter must follow. */
-        for (;;) {
-            if (next_line(&c, &line, &n)) return malformed(res, "no closing batch boundary");
-            int d = delimiter(line, n, bb);
-            if (d == 2) break;
-            if (d == 1) return malformed(res, "a second batch part");
-        }
-    } else {
-        more = read_sub(&c, bb, 0, &res->ops[0], &sub[0], &why);
-        if (more < 0) return malformed(res, why);
-        if (more == 1) return malformed(res, "a second batch part");
-        res->count = 1;
-    }
+    return 0;
+}
 
+/* Reads a changeset's parts into res->ops and sub, then the batch's closing delimiter. Returns
+ * 0, or -1 with why set. */
+static int read_changeset(cursor *c, const char *bb, const char *cb, tableBatchResult *res,
+                          subinfo *sub, const char **why) {
+    const char *line;
+    size_t n;
+    int more;
+    for (;;) {
+        if (next_line(c, &line, &n)) return *why = "no changeset part", -1;
+        if (delimiter(line, n, bb)) return *why = "an empty changeset", -1;
+        int d = delimiter(line, n, cb);
+        if (d == 2) return *why = "an empty changeset", -1;
+        if (d == 1) break;
+    }
+    do {
+        if (res->count == TABLEBATCH_MAX_OPS) return *why = "over 100 sub-responses", -1;
+        more = read_sub(c, cb, 1, &res->ops[res->count], &sub[res->count], why);
+        if (more < 0) return -1;
+        res->count++;
+    } while (more == 1);
+    /* The changeset is closed; the batch's closing delimiter must follow. */
+    for (;;) {
+        if (next_line(c, &line, &n)) return *why = "no closing batch boundary", -1;
+        int d = delimiter(line, n, bb);
+        if (d == 2) break;
+        if (d == 1) return *why = "a second batch part", -1;
+    }
+    return 0;
+}
+
+/* Sets res from the first sub-response outside 2xx, if any. Returns its class, or TABLE_OK when
+ * every operation was applied (res->count == nops, else the answer is malformed). */
+static int find_failed(size_t nops, const subinfo *sub, tableBatchResult *res) {
+    char tmp[80];
     for (size_t k = 0; k < res->count; k++) {
         long st = res->ops[k].status;
         if (st >= 200 && st < 300) continue;
@@ -600,6 +617,37 @@ int tableBatchParse(long status, const char *content_type, const char *body, siz
         return malformed(res, tmp);
     }
     return TABLE_OK;
+}
+
+int tableBatchParse(long status, const char *content_type, const char *body, size_t len,
+                    size_t nops, tableBatchResult *res) {
+    char bb[80], cb[80];
+    const char *why = NULL;
+    int changeset;
+    subinfo sub[TABLEBATCH_MAX_OPS];
+    memset(res, 0, sizeof(*res));
+    res->status = status;
+    res->failed = -1;
+    if (!body) {
+        body = "";
+        len = 0;
+    }
+    if (status == 0) return malformed(res, "no answer");
+    if (len > TABLEBATCH_RESPONSE_MAX) return malformed(res, "over 1 MiB");
+    if (status < 200 || status > 299) return parse_refused(status, body, len, nops, res);
+
+    cursor c = {body, body + len};
+    if (read_batch_head(&c, content_type, bb, sizeof(bb), cb, sizeof(cb), &changeset, &why))
+        return malformed(res, why);
+    if (changeset) {
+        if (read_changeset(&c, bb, cb, res, sub, &why)) return malformed(res, why);
+    } else {
+        int more = read_sub(&c, bb, 0, &res->ops[0], &sub[0], &why);
+        if (more < 0) return malformed(res, why);
+        if (more == 1) return malformed(res, "a second batch part");
+        res->count = 1;
+    }
+    return find_failed(nops, sub, res);
 }
 
 int tableBatchSubmit(const storageAccount *a, const tableBatch *b, tableBatchResult *res) {

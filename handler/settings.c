@@ -21,20 +21,20 @@
 #define DEV_KEY                                                                                    \
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
-static int valid_url(const char *u) {
+static int validUrl(const char *u) {
     urlParts parts;
     return urlParse(u, strlen(u), &parts) == URL_OK;
 }
 
 /* UseDevelopmentStorage=true: the emulator's account at DevelopmentStorageProxyUri (default
  * http://127.0.0.1), table port 10002. */
-static int dev_storage(const char *name, const char *cs, storageAccount *out, char *err,
-                       size_t errlen) {
+static int devStorage(const char *name, const char *cs, storageAccount *out, char *err,
+                      size_t errlen) {
     char v[1024], proxy[256] = "http://127.0.0.1";
     if (connstrGet(cs, "UseDevelopmentStorage", v, sizeof(v)) != 1 || strcasecmp(v, "true") != 0)
         return logSetError(err, errlen, "%s: UseDevelopmentStorage must be 'true'", name);
     if (connstrGet(cs, "DevelopmentStorageProxyUri", v, sizeof(v)) == 1) {
-        if (!valid_url(v) || strlen(v) >= sizeof(proxy))
+        if (!validUrl(v) || strlen(v) >= sizeof(proxy))
             return logSetError(err, errlen, "%s: DevelopmentStorageProxyUri is not an http(s) URL",
                                name);
         snprintf(proxy, sizeof(proxy), "%s", v);
@@ -52,8 +52,8 @@ static int dev_storage(const char *name, const char *cs, storageAccount *out, ch
 }
 
 /* AccountName, and either AccountKey (decoded into out->key) or SharedAccessSignature. */
-static int account_credentials(const char *name, const char *cs, storageAccount *out, char *err,
-                               size_t errlen) {
+static int accountCredentials(const char *name, const char *cs, storageAccount *out, char *err,
+                              size_t errlen) {
     char key[256] = "";
     int r = connstrGet(cs, "AccountName", out->account, sizeof(out->account));
     if (r < 0) return logSetError(err, errlen, "%s: AccountName is too long", name);
@@ -87,13 +87,13 @@ static int account_credentials(const char *name, const char *cs, storageAccount 
 
 /* The table endpoint: TableEndpoint, else {protocol}://{account}.table.{suffix}; no trailing
  * slash. */
-static int table_endpoint(const char *name, const char *cs, storageAccount *out, char *err,
-                          size_t errlen) {
+static int tableEndpoint(const char *name, const char *cs, storageAccount *out, char *err,
+                         size_t errlen) {
     char v[1024], proto[16] = "https", suffix[128] = "core.windows.net";
     int r = connstrGet(cs, "TableEndpoint", v, sizeof(v));
     if (r < 0) return logSetError(err, errlen, "%s: TableEndpoint is too long", name);
     if (r == 1) {
-        if (!valid_url(v) || strlen(v) >= sizeof(out->endpoint))
+        if (!validUrl(v) || strlen(v) >= sizeof(out->endpoint))
             return logSetError(err, errlen, "%s: TableEndpoint is not an http(s) URL", name);
         snprintf(out->endpoint, sizeof(out->endpoint), "%s", v);
     } else {
@@ -134,13 +134,13 @@ int settingsParseStorage(const char *name, const char *cs, storageAccount *out, 
     if (connstrCheck(cs, known, msg, sizeof(msg)) != 0)
         return logSetError(err, errlen, "%s is malformed: %s", name, msg);
     if (connstrGet(cs, "UseDevelopmentStorage", v, sizeof(v)) == 1)
-        return dev_storage(name, cs, out, err, errlen);
-    if (account_credentials(name, cs, out, err, errlen)) return -1;
-    return table_endpoint(name, cs, out, err, errlen);
+        return devStorage(name, cs, out, err, errlen);
+    if (accountCredentials(name, cs, out, err, errlen)) return -1;
+    return tableEndpoint(name, cs, out, err, errlen);
 }
 
-static int int_setting(const char *name, long def, long min, long max, long *out, char *err,
-                       size_t errlen) {
+static int intSetting(const char *name, long def, long min, long max, long *out, char *err,
+                      size_t errlen) {
     const char *v = getenv(name);
     if (!v || !*v) {
         *out = def;
@@ -152,8 +152,8 @@ static int int_setting(const char *name, long def, long min, long max, long *out
     return 0;
 }
 
-static int str_setting(const char *name, const char *def, char *out, size_t outlen, char *err,
-                       size_t errlen) {
+static int strSetting(const char *name, const char *def, char *out, size_t outlen, char *err,
+                      size_t errlen) {
     const char *v = getenv(name);
     if (!v || !*v) v = def;
     if (strlen(v) >= outlen) return logSetError(err, errlen, "%s is too long", name);
@@ -162,9 +162,9 @@ static int str_setting(const char *name, const char *def, char *out, size_t outl
 }
 
 /* Table names: 3 to 63 letters and digits, starting with a letter. */
-static int table_setting(const char *name, const char *def, char *out, size_t outlen, char *err,
-                         size_t errlen) {
-    if (str_setting(name, def, out, outlen, err, errlen) != 0) return -1;
+static int tableSetting(const char *name, const char *def, char *out, size_t outlen, char *err,
+                        size_t errlen) {
+    if (strSetting(name, def, out, outlen, err, errlen) != 0) return -1;
     size_t n = strlen(out);
     int ok = n >= 3 && n <= 63 && isalpha((unsigned char)out[0]);
     for (size_t i = 0; ok && i < n; i++)
@@ -178,7 +178,7 @@ static int table_setting(const char *name, const char *def, char *out, size_t ou
 /* Checks run right after a setting is read (or, for a row without a name, the whole step). */
 typedef int settingCheck(settings *s, char *err, size_t errlen);
 
-static int storage_setting(settings *s, char *err, size_t errlen) {
+static int readStorage(settings *s, char *err, size_t errlen) {
     const char *name = "StorageConnectionString";
     const char *cs = getenv(name);
     if (!cs || !*cs) {
@@ -192,7 +192,7 @@ static int storage_setting(settings *s, char *err, size_t errlen) {
     return settingsParseStorage(name, cs, &s->storage, err, errlen);
 }
 
-static int partition_key_chars(settings *s, char *err, size_t errlen) {
+static int partitionKeyChars(settings *s, char *err, size_t errlen) {
     for (const unsigned char *c = (const unsigned char *)s->partitionKey; *c; c++)
         if (*c < 0x20 || *c == 0x7f || *c == '/' || *c == '\\' || *c == '#' || *c == '?')
             return logSetError(err, errlen,
@@ -200,14 +200,14 @@ static int partition_key_chars(settings *s, char *err, size_t errlen) {
     return 0;
 }
 
-static int backoff_order(settings *s, char *err, size_t errlen) {
+static int backoffOrder(settings *s, char *err, size_t errlen) {
     if (s->backoffCapMs < s->backoffBaseMs)
         return logSetError(err, errlen, "BackoffCapMs (%d) must not be below BackoffBaseMs (%d)",
                            s->backoffCapMs, s->backoffBaseMs);
     return 0;
 }
 
-static int hub_name_chars(settings *s, char *err, size_t errlen) {
+static int hubNameChars(settings *s, char *err, size_t errlen) {
     for (const char *c = s->hubName; *c; c++)
         if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-' && *c != '.')
             return logSetError(err, errlen, "SignalRHubName may hold only letters, digits, _ - .");
@@ -217,12 +217,12 @@ static int hub_name_chars(settings *s, char *err, size_t errlen) {
 /* The CA bundle: EnviromonCaBundle, else OpenSSL's own SSL_CERT_FILE (which the image may set:
  * like OpenSSL, a file it names that cannot be used is passed over, with a warning); httpc
  * checks the file and, when neither is set, chooses between the system's bundle and the app's. */
-static int ca_bundle_setting(settings *s, char *err, size_t errlen) {
-    static const char *const ca_names[] = {"EnviromonCaBundle", "SSL_CERT_FILE"};
-    for (size_t i = 0; i < sizeof(ca_names) / sizeof(ca_names[0]) && !s->caBundle[0]; i++) {
-        if (str_setting(ca_names[i], "", s->caBundle, sizeof(s->caBundle), err, errlen)) return -1;
+static int readCaBundle(settings *s, char *err, size_t errlen) {
+    static const char *const caNames[] = {"EnviromonCaBundle", "SSL_CERT_FILE"};
+    for (size_t i = 0; i < sizeof(caNames) / sizeof(caNames[0]) && !s->caBundle[0]; i++) {
+        if (strSetting(caNames[i], "", s->caBundle, sizeof(s->caBundle), err, errlen)) return -1;
         if (s->caBundle[0]) {
-            snprintf(s->caBundleSetting, sizeof(s->caBundleSetting), "%s", ca_names[i]);
+            snprintf(s->caBundleSetting, sizeof(s->caBundleSetting), "%s", caNames[i]);
             s->caBundleRequired = i == 0;
         }
     }
@@ -232,7 +232,7 @@ static int ca_bundle_setting(settings *s, char *err, size_t errlen) {
 /* Set by the platform, never by the user: "Read-only. Injected into a Windows or Linux app to
  * indicate whether App Service authentication is enabled" (Microsoft Learn, "Environment
  * variables and app settings in Azure App Service", reference-app-settings, 2023-09-14). */
-static int platform_auth(settings *s, char *err, size_t errlen) {
+static int readPlatformAuth(settings *s, char *err, size_t errlen) {
     (void)err, (void)errlen;
     const char *auth = getenv("WEBSITE_AUTH_ENABLED");
     s->platformAuth = auth && (strcasecmp(auth, "true") == 0 || strcmp(auth, "1") == 0);
@@ -268,16 +268,16 @@ _Static_assert(sizeof(int) != sizeof(size_t), "int and size_t differ in size");
     { SETTING_STEP, NULL, 0, 0, NULL, 0, 0, 0, check }
 
 /* Every setting, in the order read (the first error stops the start). */
-static const settingRow setting_rows[] = {
+static const settingRow settingRows[] = {
     NUMBER("FUNCTIONS_CUSTOMHANDLER_PORT", port, 7071, 1, 65535, NULL),
-    STEP(storage_setting),
-    TEXT("PartitionKey", partitionKey, "Sydney", partition_key_chars),
+    STEP(readStorage),
+    TEXT("PartitionKey", partitionKey, "Sydney", partitionKeyChars),
     TABLE("DeviceStateTable", deviceTable, "DeviceState"),
     TABLE("CalibrationTable", calibrationTable, "Calibration"),
     TABLE("RejectedTable", rejectedTable, "RejectedTelemetry"),
     TABLE("QuarantineTable", quarantineTable, "QuarantinedBatches"),
     NUMBER("BackoffBaseMs", backoffBaseMs, 40, 1, 60000, NULL),
-    NUMBER("BackoffCapMs", backoffCapMs, 1000, 1, 600000, backoff_order),
+    NUMBER("BackoffCapMs", backoffCapMs, 1000, 1, 600000, backoffOrder),
     NUMBER("BackoffAttempts", backoffAttempts, 10, 1, 100, NULL),
     NUMBER("BatchConcurrency", batchConcurrency, 8, 1, 64, NULL),
     /* The largest invocation the host sends with this host.json (maxEventBatchSize 100, IoT Hub
@@ -289,29 +289,29 @@ static const settingRow setting_rows[] = {
     NUMBER("RowCacheBytes", rowCacheBytes, 64L << 20, 64L << 10, 64L << 30, NULL),
     NUMBER("MissedPushBytes", missedPushBytes, 16L << 20, 64L << 10, 64L << 30, NULL),
     TEXT("AzureSignalRConnectionString", signalrConnectionString, "", NULL),
-    TEXT("SignalRHubName", hubName, "Enviromon", hub_name_chars),
+    TEXT("SignalRHubName", hubName, "Enviromon", hubNameChars),
     NUMBER("SignalRTokenLifetimeSeconds", tokenLifetimeSeconds, 3600, 60, 7 * 86400, NULL),
     TEXT("EnviromonDashboardDir", dashboardDir, "", NULL),
-    STEP(ca_bundle_setting),
-    STEP(platform_auth),
+    STEP(readCaBundle),
+    STEP(readPlatformAuth),
 };
 
 /* Reads one row's setting into its field of s. Returns 0, or -1 with err set. */
-static int read_row(const settingRow *row, settings *s, char *err, size_t errlen) {
+static int readRow(const settingRow *row, settings *s, char *err, size_t errlen) {
     char *field = (char *)s + row->off;
     long v;
     switch (row->kind) {
     case SETTING_NUMBER:
-        if (int_setting(row->name, row->num, row->min, row->max, &v, err, errlen)) return -1;
+        if (intSetting(row->name, row->num, row->min, row->max, &v, err, errlen)) return -1;
         if (row->size == sizeof(int))
             *(int *)(void *)field = (int)v;
         else
             *(size_t *)(void *)field = (size_t)v;
         return 0;
     case SETTING_TEXT:
-        return str_setting(row->name, row->def, field, row->size, err, errlen);
+        return strSetting(row->name, row->def, field, row->size, err, errlen);
     case SETTING_TABLE:
-        return table_setting(row->name, row->def, field, row->size, err, errlen);
+        return tableSetting(row->name, row->def, field, row->size, err, errlen);
     case SETTING_STEP:
         return 0;
     }
@@ -320,9 +320,9 @@ static int read_row(const settingRow *row, settings *s, char *err, size_t errlen
 
 int settingsLoad(settings *s, char *err, size_t errlen) {
     memset(s, 0, sizeof(*s));
-    for (size_t i = 0; i < sizeof(setting_rows) / sizeof(setting_rows[0]); i++) {
-        const settingRow *row = &setting_rows[i];
-        if (read_row(row, s, err, errlen)) return -1;
+    for (size_t i = 0; i < sizeof(settingRows) / sizeof(settingRows[0]); i++) {
+        const settingRow *row = &settingRows[i];
+        if (readRow(row, s, err, errlen)) return -1;
         if (row->check && row->check(s, err, errlen)) return -1;
     }
     return 0;

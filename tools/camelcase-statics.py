@@ -9,7 +9,7 @@ names). Every such name holding an underscore (and a lower-case letter, so macro
 becomes camelCase: load_group -> loadGroup, ca_names -> caNames. Occurrences are renamed word by
 word in code and comments, never inside string or character literals (messages stay as they are)
 and never after `.` or `->` (struct members keep their names). A new name that the file already
-uses (a field, a JSON key) is refused and the old one kept (printed as "skip"); give such a name
+uses (a field, a JSON key) is refused and the old one kept (printed as "skip"); cmocka's test_* cases keep their names; give such a name
 its own new name with old=new on the command line. Exported names, parameters and locals are
 not touched. Prints one line per renaming. Compile and run the tests after: the script is textual.
 """
@@ -83,7 +83,9 @@ def camel(name):
 
 
 def convertible(name):
-    return "_" in name.strip("_") and re.search(r"[a-z]", name) and not name.startswith("_")
+    # test_* are cmocka test cases: their names are printed as the test's title and stay.
+    return ("_" in name.strip("_") and re.search(r"[a-z]", name) and not name.startswith("_")
+            and not name.startswith("test_"))
 
 
 def rename(text, old, new):

@@ -70,7 +70,7 @@ char *cryptoBase64Encode(const void *data, size_t len) { return encode(data, len
 
 char *cryptoBase64UrlEncode(const void *data, size_t len) { return encode(data, len, b64url, 0); }
 
-static int value_of(char c, int url) {
+static int valueOf(char c, int url) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
     if (c >= 'a' && c <= 'z') return c - 'a' + 26;
     if (c >= '0' && c <= '9') return c - '0' + 52;
@@ -93,7 +93,7 @@ static unsigned char *decode(const char *text, size_t len, size_t *outlen, int u
     unsigned acc = 0;
     int bits = 0;
     for (size_t i = 0; i < n; i++) {
-        int v = value_of(text[i], url);
+        int v = valueOf(text[i], url);
         if (v < 0) {
             free(out);
             return NULL;

@@ -30,7 +30,7 @@ int dictInit(dict *d, size_t nbuckets, void (*freeValue)(void *)) {
     return d->buckets ? 0 : -1;
 }
 
-static void unlink_order(dict *d, dictEntry *e) {
+static void unlinkOrder(dict *d, dictEntry *e) {
     if (e->older)
         e->older->newer = e->newer;
     else if (d->oldest == e)
@@ -42,7 +42,7 @@ static void unlink_order(dict *d, dictEntry *e) {
     e->older = e->newer = NULL;
 }
 
-static void link_newest(dict *d, dictEntry *e) {
+static void linkNewest(dict *d, dictEntry *e) {
     e->older = d->newest;
     e->newer = NULL;
     if (d->newest) d->newest->newer = e;
@@ -57,14 +57,14 @@ static dictEntry *find(const dict *d, const char *key) {
 }
 
 /* Unlinks e from everything and frees it (its value too when free_value). */
-static void remove_entry(dict *d, dictEntry *e, int free_value) {
+static void removeEntry(dict *d, dictEntry *e, int free_value) {
     for (dictEntry **p = &d->buckets[hash(e->key) % d->nbuckets]; *p; p = &(*p)->next) {
         if (*p == e) {
             *p = e->next;
             break;
         }
     }
-    unlink_order(d, e);
+    unlinkOrder(d, e);
     d->bytes -= e->bytes;
     d->count--;
     if (free_value && d->freeValue) d->freeValue(e->value);
@@ -74,7 +74,7 @@ static void remove_entry(dict *d, dictEntry *e, int free_value) {
 
 static void evict(dict *d) {
     while (d->maxBytes && d->bytes > d->maxBytes && d->oldest) {
-        remove_entry(d, d->oldest, 1);
+        removeEntry(d, d->oldest, 1);
         d->evicted++;
     }
 }
@@ -92,8 +92,8 @@ void *dictGet(const dict *d, const char *key) {
 void *dictTouch(dict *d, const char *key) {
     dictEntry *e = find(d, key);
     if (!e) return NULL;
-    unlink_order(d, e);
-    link_newest(d, e);
+    unlinkOrder(d, e);
+    linkNewest(d, e);
     return e->value;
 }
 
@@ -112,8 +112,8 @@ int dictSetSized(dict *d, const char *key, void *value, size_t bytes) {
         e->value = value;
         d->bytes = d->bytes - e->bytes + bytes;
         e->bytes = bytes;
-        unlink_order(d, e);
-        link_newest(d, e);
+        unlinkOrder(d, e);
+        linkNewest(d, e);
         evict(d);
         return 0;
     }
@@ -132,7 +132,7 @@ int dictSetSized(dict *d, const char *key, void *value, size_t bytes) {
     e->bytes = bytes;
     e->next = *slot;
     *slot = e;
-    link_newest(d, e);
+    linkNewest(d, e);
     d->count++;
     d->bytes += bytes;
     evict(d);
@@ -147,13 +147,13 @@ int dictSet(dict *d, const char *key, void *value) {
 int dictDelete(dict *d, const char *key) {
     dictEntry *e = find(d, key);
     if (!e) return 0;
-    remove_entry(d, e, 1);
+    removeEntry(d, e, 1);
     return 1;
 }
 
 void dictClear(dict *d) {
     while (d->oldest)
-        remove_entry(d, d->oldest, 1);
+        removeEntry(d, d->oldest, 1);
 }
 
 void dictFree(dict *d) {
@@ -167,7 +167,7 @@ void dictTakeEach(dict *d, dictVisitFn fn, void *ctx) {
     dictEntry *e = d->oldest;
     while (e) {
         dictEntry *next = e->newer;
-        if (fn(e->key, e->value, ctx)) remove_entry(d, e, 0);
+        if (fn(e->key, e->value, ctx)) removeEntry(d, e, 0);
         e = next;
     }
 }

@@ -29,7 +29,7 @@ typedef struct entry {
     char *refused; /* why the store refuses to read this device's row (owned), or NULL */
 } entry;
 
-static void free_entry(void *p) {
+static void freeEntry(void *p) {
     entry *e = p;
     if (e) free(e->refused);
     free(e);
@@ -41,7 +41,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 int calibrationInit(const settings *s) {
     cfg = s;
-    return dictInit(&cache, 1024, free_entry);
+    return dictInit(&cache, 1024, freeEntry);
 }
 
 void calibrationShutdown(void) { dictFree(&cache); }
@@ -56,7 +56,7 @@ typedef struct loaded {
     int oom; /* a row could not be kept: the answer is incomplete */
 } loaded;
 
-static int on_row(json_t *row, void *ctx) {
+static int onRow(json_t *row, void *ctx) {
     loaded *l = ctx;
     const char *id = json_string_value(json_object_get(row, "RowKey"));
     entry *e = calloc(1, sizeof(*e));
@@ -77,8 +77,8 @@ static int on_row(json_t *row, void *ctx) {
 
 /* Caches the entries of ids: found rows, absent ones as the identity, or (refused not NULL) the
  * reason the store refuses to read them. */
-static void cache_entries(const char *const *ids, size_t n, dict *found, const char *refused,
-                          time_t now) {
+static void cacheEntries(const char *const *ids, size_t n, dict *found, const char *refused,
+                         time_t now) {
     pthread_mutex_lock(&lock);
     if (dictSize(&cache) > CACHE_MAX) dictClear(&cache);
     for (size_t i = 0; i < n; i++) {
@@ -105,7 +105,7 @@ static int load(const char *const *ids, size_t n, time_t now, char *err, size_t 
     tableResult r;
     loaded l = {.found = &found};
     int rc = CALIBRATION_TRANSIENT;
-    if (dictInit(&found, 64, free_entry)) return CALIBRATION_TRANSIENT;
+    if (dictInit(&found, 64, freeEntry)) return CALIBRATION_TRANSIENT;
     bufInit(&f, 64 * 1024);
     if (bufAppend(&f, "PartitionKey eq ", 16) || escapeODataString(&f, cfg->partitionKey, 1) ||
         bufAppend(&f, " and (", 6))
@@ -115,7 +115,7 @@ static int load(const char *const *ids, size_t n, time_t now, char *err, size_t 
             escapeODataString(&f, ids[i], 1))
             goto out;
     if (bufAppend(&f, ")", 1)) goto out;
-    if (tableQuery(&cfg->storage, cfg->calibrationTable, f.data, on_row, &l, &r) != TABLE_OK) {
+    if (tableQuery(&cfg->storage, cfg->calibrationTable, f.data, onRow, &l, &r) != TABLE_OK) {
         snprintf(err, errlen, "reading %s failed: %s", cfg->calibrationTable, r.message);
         rc = r.permanent ? 1 : r.tableGone ? CALIBRATION_TABLE_GONE : CALIBRATION_TRANSIENT;
         goto out;
@@ -124,7 +124,7 @@ static int load(const char *const *ids, size_t n, time_t now, char *err, size_t 
         snprintf(err, errlen, "reading %s: out of memory", cfg->calibrationTable);
         goto out;
     }
-    cache_entries(ids, n, &found, NULL, now);
+    cacheEntries(ids, n, &found, NULL, now);
     rc = 0;
 out:
     if (rc && !err[0]) snprintf(err, errlen, "calibration query too long");
@@ -137,7 +137,7 @@ out:
  * the devices it refuses are marked (their readings are then rejected, not retried forever).
  * Returns 0, or a negative enum calibrationStatus (err) when a query failed and may succeed
  * later. */
-static int load_group(const char *const *ids, size_t n, time_t now, char *err, size_t errlen) {
+static int loadGroup(const char *const *ids, size_t n, time_t now, char *err, size_t errlen) {
     int rc = load(ids, n, now, err, errlen);
     if (rc <= 0) return rc;
     for (size_t i = 0; i < n; i++) {
@@ -147,7 +147,7 @@ static int load_group(const char *const *ids, size_t n, time_t now, char *err, s
             char why[TELEMETRY_REASON_LEN];
             logError("calibration of device '%.200s' cannot be read: %s", ids[i], err);
             snprintf(why, sizeof(why), "calibration cannot be read: %s", err);
-            cache_entries(&ids[i], 1, NULL, why, now);
+            cacheEntries(&ids[i], 1, NULL, why, now);
         }
     }
     err[0] = '\0';
@@ -156,7 +156,7 @@ static int load_group(const char *const *ids, size_t n, time_t now, char *err, s
 
 /* The bytes " or RowKey eq '<id>'" takes in the URL once quotes are doubled and everything but
  * unreserved characters is percent-encoded. */
-static size_t encoded_clause(const char *id) {
+static size_t encodedClause(const char *id) {
     size_t n = 3 * 2 + 2 + 3 + 6 + 3 + 2 + 3 + 3 + 3; /* %20or%20RowKey%20eq%20%27...%27 */
     n += escapePercentLength(id, strlen(id));
     for (const char *q = strchr(id, '\''); q; q = strchr(q + 1, '\''))
@@ -168,7 +168,7 @@ int calibrationPrepare(const char *const *ids, size_t n, char *err, size_t errle
     const char *need[IDS_PER_QUERY];
     size_t k = 0, used = 0;
     /* PartitionKey eq '<pk>' and ( ... ) */
-    const size_t base = 64 + encoded_clause(cfg->partitionKey);
+    const size_t base = 64 + encodedClause(cfg->partitionKey);
     time_t now = time(NULL);
     if (errlen) err[0] = '\0';
     for (size_t i = 0; i < n; i++) {
@@ -180,21 +180,21 @@ int calibrationPrepare(const char *const *ids, size_t n, char *err, size_t errle
         for (size_t j = 0; j < k; j++)
             dup |= strcmp(need[j], ids[i]) == 0;
         if (dup) continue;
-        size_t cost = encoded_clause(ids[i]);
+        size_t cost = encodedClause(ids[i]);
         if (k && base + used + cost > FILTER_URL_MAX) {
-            int rc = load_group(need, k, now, err, errlen);
+            int rc = loadGroup(need, k, now, err, errlen);
             if (rc) return rc;
             k = used = 0;
         }
         need[k++] = ids[i];
         used += cost;
         if (k == IDS_PER_QUERY) {
-            int rc = load_group(need, k, now, err, errlen);
+            int rc = loadGroup(need, k, now, err, errlen);
             if (rc) return rc;
             k = used = 0;
         }
     }
-    return k ? load_group(need, k, now, err, errlen) : 0;
+    return k ? loadGroup(need, k, now, err, errlen) : 0;
 }
 
 int calibrationGet(const char *id, calibration *out, char *reason, size_t len) {

@@ -27,13 +27,11 @@
     "SignalR is not configured: set " SIGNALR_SETTING " to the connection string of an Azure "     \
     "SignalR Service (Serverless mode) or of the local stand-in"
 
-static int method_is(const serverRequest *req, const char *m) {
-    return strcmp(req->method, m) == 0;
-}
+static int methodIs(const serverRequest *req, const char *m) { return strcmp(req->method, m) == 0; }
 
 /* Answers 405 unless the method is GET or POST (post_only: POST). Returns 1 when it answered. */
-static int reject_method(const serverRequest *req, serverResponse *res, int post_only) {
-    if (method_is(req, "POST") || (!post_only && method_is(req, "GET"))) return 0;
+static int rejectMethod(const serverRequest *req, serverResponse *res, int post_only) {
+    if (methodIs(req, "POST") || (!post_only && methodIs(req, "GET"))) return 0;
     serverSetError(res, 405,
                    post_only ? "this function takes POST" : "this function takes GET or POST");
     serverAddHeader(res, "Allow", post_only ? "POST" : "GET, POST");
@@ -55,7 +53,7 @@ static const char *principal(const fnContext *ctx, const serverRequest *req) {
 }
 
 void fnNegotiate(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
-    if (reject_method(req, res, 0)) return;
+    if (rejectMethod(req, res, 0)) return;
     const signalrService *svc = signalrDefault();
     if (!svc) {
         serverSetError(res, 503, NOT_CONFIGURED);
@@ -97,7 +95,7 @@ typedef struct stateOut {
 } stateOut;
 
 /* Switches to streaming: the 200 and the headers go out, then what was held. Returns 0 or -1. */
-static int start_stream(stateOut *o) {
+static int startStream(stateOut *o) {
     serverSetBody(o->res, 200, "application/json; charset=utf-8", NULL, 0);
     serverAddHeader(o->res, "Cache-Control", "no-store");
     if (o->conn) serverAddHeader(o->res, "X-Enviromon-SignalR", STATE_TOO_LARGE);
@@ -110,7 +108,7 @@ static int start_stream(stateOut *o) {
     return 0;
 }
 
-static int add_row(json_t *row, void *ctx) {
+static int addRow(json_t *row, void *ctx) {
     stateOut *o = ctx;
     json_t *d = devicestateToJson(row);
     char *t = d ? json_dumps(d, JSON_COMPACT) : NULL;
@@ -121,7 +119,7 @@ static int add_row(json_t *row, void *ctx) {
     }
     size_t n = strlen(t);
     const char *sep = o->count++ ? "," : "[";
-    if (!o->stream && o->text.len + 1 + n > STATE_WHOLE_MAX && start_stream(o) != 0) {
+    if (!o->stream && o->text.len + 1 + n > STATE_WHOLE_MAX && startStream(o) != 0) {
         o->oom = 1;
     } else if (!o->stream) {
         if (bufAppend(&o->text, sep, 1) != 0 || bufAppend(&o->text, t, n) != 0) o->oom = 1;
@@ -136,8 +134,8 @@ static int add_row(json_t *row, void *ctx) {
 /* The connection id named by the query or, failing that, by a JSON body {"connectionId": ...}.
  * *id is NULL when none is named; it is borrowed from the request or from *body (caller decrefs).
  * Returns 0, or -1 with a message for a 400. */
-static int connection_id(const serverRequest *req, json_t **body, const char **id, char *err,
-                         size_t errlen) {
+static int requestedConnection(const serverRequest *req, json_t **body, const char **id, char *err,
+                               size_t errlen) {
     *id = serverQuery(req, "connectionId");
     *body = NULL;
     size_t i = 0;
@@ -173,8 +171,8 @@ static int connection_id(const serverRequest *req, json_t **body, const char **i
 
 /* Sends the device list (text, len bytes) to one connection as newMessage. Returns what became
  * of it for the X-Enviromon-SignalR header: a constant, or note (notelen bytes). */
-static const char *send_state(const char *conn, const char *text, size_t len, char *note,
-                              size_t notelen) {
+static const char *sendState(const char *conn, const char *text, size_t len, char *note,
+                             size_t notelen) {
     const signalrService *svc = signalrDefault();
     signalrResult sr;
     if (!svc) return "not sent: SignalR is not configured";
@@ -192,7 +190,7 @@ static const char *send_state(const char *conn, const char *text, size_t len, ch
 }
 
 /* Ends a streamed answer: the closing bracket, or cut short when the query failed. */
-static void finish_stream(stateOut *o, int c, const tableResult *tr) {
+static void finishStream(stateOut *o, int c, const tableResult *tr) {
     /* The 200 went out with the first rows: a failure now can only cut the answer short, so that
      * the client sees an unfinished body rather than a complete-looking partial list. */
     int ok = !o->oom && !o->gone && c == TABLE_OK;
@@ -213,8 +211,8 @@ void fnGetDeviceState(const fnContext *ctx, const serverRequest *req, serverResp
 
     bufInit(&o.text, STATE_WHOLE_MAX + 2);
     bufInit(&filter, TABLE_KEY_MAX * 8 + 32);
-    if (reject_method(req, res, 0)) goto out;
-    if (connection_id(req, &body, &o.conn, err, sizeof(err)) != 0) {
+    if (rejectMethod(req, res, 0)) goto out;
+    if (requestedConnection(req, &body, &o.conn, err, sizeof(err)) != 0) {
         serverSetError(res, 400, err);
         goto out;
     }
@@ -226,9 +224,9 @@ void fnGetDeviceState(const fnContext *ctx, const serverRequest *req, serverResp
         goto out;
     }
     int c = tableQuerySelect(&ctx->s->storage, ctx->s->deviceTable, filter.data, STATE_COLUMNS,
-                             add_row, &o, &tr);
+                             addRow, &o, &tr);
     if (o.stream) {
-        finish_stream(&o, c, &tr);
+        finishStream(&o, c, &tr);
         goto out;
     }
     if (o.oom) {
@@ -249,7 +247,7 @@ void fnGetDeviceState(const fnContext *ctx, const serverRequest *req, serverResp
     size_t len = o.text.len;
     text = bufDetach(&o.text);
     char note[300];
-    const char *outcome = o.conn ? send_state(o.conn, text, len, note, sizeof(note)) : NULL;
+    const char *outcome = o.conn ? sendState(o.conn, text, len, note, sizeof(note)) : NULL;
     /* The answer holds the state whatever became of the send, so a dashboard never waits on a
      * push that did not come; the header says what happened. */
     serverSetBody(res, 200, "application/json; charset=utf-8", text, len);
@@ -270,7 +268,7 @@ void fnSendSignalRMessage(const fnContext *ctx, const serverRequest *req, server
     char err[512];
     char *args = NULL;
     json_t *value = NULL;
-    if (reject_method(req, res, 1)) goto out;
+    if (rejectMethod(req, res, 1)) goto out;
     if (req->bodylen > SIGNALR_BODY_MAX) {
         snprintf(err, sizeof(err),
                  "the message is %zu bytes; Azure SignalR Service takes at most %d bytes in one "
@@ -337,7 +335,7 @@ static const struct {
     {".txt", "text/plain; charset=utf-8"},
 };
 
-static const char *content_type(const char *path) {
+static const char *contentType(const char *path) {
     const char *dot = strrchr(path, '.');
     const char *slash = strrchr(path, '/');
     if (dot && (!slash || dot > slash))
@@ -347,20 +345,20 @@ static const char *content_type(const char *path) {
 }
 
 /* The dashboard folder, resolved on the first request for a file (an error is logged once). */
-static char static_root[PATH_MAX];
-static pthread_mutex_t static_lock = PTHREAD_MUTEX_INITIALIZER;
-static int static_resolved;
+static char staticRoot[PATH_MAX];
+static pthread_mutex_t staticLock = PTHREAD_MUTEX_INITIALIZER;
+static int staticResolved;
 
-static const char *resolve_root(const char *dir) {
-    if (__atomic_load_n(&static_resolved, __ATOMIC_ACQUIRE)) return static_root;
-    pthread_mutex_lock(&static_lock);
-    if (!static_resolved && !realpath(dir, static_root)) {
+static const char *resolveRoot(const char *dir) {
+    if (__atomic_load_n(&staticResolved, __ATOMIC_ACQUIRE)) return staticRoot;
+    pthread_mutex_lock(&staticLock);
+    if (!staticResolved && !realpath(dir, staticRoot)) {
         logError("EnviromonDashboardDir: cannot open '%s': %s", dir, strerror(errno));
-        static_root[0] = '\0';
+        staticRoot[0] = '\0';
     }
-    __atomic_store_n(&static_resolved, 1, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&static_lock);
-    return static_root;
+    __atomic_store_n(&staticResolved, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&staticLock);
+    return staticRoot;
 }
 
 /* Reads a regular file of at most STATIC_MAX_BYTES. Returns the bytes (caller frees) or NULL with
@@ -369,7 +367,7 @@ static const char *resolve_root(const char *dir) {
  * SIGTERM would then wait for that request forever), and fstat on the opened descriptor says what
  * it is; O_NOFOLLOW because path is already resolved (a link swapped in since is refused). Reads
  * of a regular file ignore O_NONBLOCK. */
-static char *read_file(const char *path, size_t *len, int *status) {
+static char *readFile(const char *path, size_t *len, int *status) {
     char *data = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
     struct stat st;
@@ -401,11 +399,11 @@ out:
 int fnStatic(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
     char want[PATH_MAX], real[PATH_MAX];
     if (!ctx->s->dashboardDir[0]) return 0;
-    if (!method_is(req, "GET") && !method_is(req, "HEAD")) return 0;
+    if (!methodIs(req, "GET") && !methodIs(req, "HEAD")) return 0;
     const char *path = req->path;
     if (strncasecmp(path, "/api/", 5) == 0 || strcasecmp(path, "/api") == 0 || path[0] != '/')
         return 0;
-    if (!resolve_root(ctx->s->dashboardDir)[0]) {
+    if (!resolveRoot(ctx->s->dashboardDir)[0]) {
         serverSetError(res, 500, "EnviromonDashboardDir cannot be opened");
         return 1;
     }
@@ -422,27 +420,27 @@ int fnStatic(const fnContext *ctx, const serverRequest *req, serverResponse *res
     while (*path == '/')
         path++;
     size_t plen = strlen(path);
-    int n = snprintf(want, sizeof(want), "%s/%s%s", static_root, path,
+    int n = snprintf(want, sizeof(want), "%s/%s%s", staticRoot, path,
                      plen == 0 || path[plen - 1] == '/' ? "index.html" : "");
     if (n < 0 || (size_t)n >= sizeof(want)) {
         serverSetError(res, 404, "not found");
         return 1;
     }
-    size_t rl = strlen(static_root);
+    size_t rl = strlen(staticRoot);
     /* realpath resolves symbolic links: the file must still be inside the folder. */
-    if (!realpath(want, real) || strncmp(real, static_root, rl) != 0 ||
-        (real[rl] != '/' && strcmp(static_root, "/") != 0)) {
+    if (!realpath(want, real) || strncmp(real, staticRoot, rl) != 0 ||
+        (real[rl] != '/' && strcmp(staticRoot, "/") != 0)) {
         serverSetError(res, 404, "not found");
         return 1;
     }
     size_t len = 0;
     int status;
-    char *data = read_file(real, &len, &status);
+    char *data = readFile(real, &len, &status);
     if (!data) {
         serverSetError(res, status, status == 404 ? "not found" : "file too large or unreadable");
         return 1;
     }
-    serverSetBody(res, 200, content_type(real), data, len);
+    serverSetBody(res, 200, contentType(real), data, len);
     serverAddHeader(res, "Cache-Control", "no-cache");
     serverAddHeader(res, "X-Content-Type-Options", "nosniff");
     return 1;

@@ -31,15 +31,15 @@
  * usually finds a live keep-alive connection to the same service. */
 static CURL *pool[POOL_MAX];
 static int pooled;
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t poolLock = PTHREAD_MUTEX_INITIALIZER;
 /* The CA bundle every request trusts, chosen once by httpcCaInit; empty: libcurl's defaults. */
-static char ca_file[PATH_MAX];
+static char caFile[PATH_MAX];
 
 int httpcGlobalInit(void) { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1; }
 
 /* Is path a readable regular file holding at least one PEM certificate? Returns 1, or 0 with
  * the reason in why. */
-static int pem_bundle(const char *path, char *why, size_t whylen) {
+static int pemBundle(const char *path, char *why, size_t whylen) {
     static const char begin[] = "-----BEGIN CERTIFICATE-----";
     char line[256];
     struct stat st;
@@ -67,7 +67,7 @@ out:
 }
 
 /* Does dir hold OpenSSL's hashed certificate names (8 hex digits, '.', a digit)? */
-static int hashed_cert_dir(const char *dir) {
+static int hashedCertDir(const char *dir) {
     DIR *d = opendir(dir);
     struct dirent *e;
     int found = 0;
@@ -84,62 +84,62 @@ static int hashed_cert_dir(const char *dir) {
 }
 
 /* Only for the tests (tests/unit/hooks.h declares it). */
-const char *httpcCaFile(void) { return ca_file; }
+const char *httpcCaFile(void) { return caFile; }
 
 int httpcCaInit(const char *bundle, const char *setting, int required, char *err, size_t errlen) {
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
     char why[128] = "", app[PATH_MAX];
     const char *root = getenv(APP_ROOT_ENV);
 
-    ca_file[0] = '\0';
+    caFile[0] = '\0';
     if (bundle && bundle[0]) {
         /* Resolved now, so later requests do not depend on the working directory. */
-        if (!pem_bundle(bundle, why, sizeof(why)) || !realpath(bundle, ca_file)) {
+        if (!pemBundle(bundle, why, sizeof(why)) || !realpath(bundle, caFile)) {
             if (!why[0]) snprintf(why, sizeof(why), "%s", strerror(errno));
-            ca_file[0] = '\0';
+            caFile[0] = '\0';
             if (required)
                 return logSetError(err, errlen, "%s: cannot use '%s' as a CA bundle: %s", setting,
                                    bundle, why);
             logWarn("https: %s: cannot use '%s' as a CA bundle (%s): passing it over", setting,
                     bundle, why);
         } else {
-            logInfo("https: CA bundle %s (from %s)", ca_file, setting);
+            logInfo("https: CA bundle %s (from %s)", caFile, setting);
             return 0;
         }
     }
-    if (v->cainfo && pem_bundle(v->cainfo, why, sizeof(why))) {
+    if (v->cainfo && pemBundle(v->cainfo, why, sizeof(why))) {
         logInfo("https: CA bundle %s (the system's)", v->cainfo);
         return 0;
     }
-    if (v->capath && hashed_cert_dir(v->capath)) {
+    if (v->capath && hashedCertDir(v->capath)) {
         logInfo("https: CA certificates in %s (the system's)", v->capath);
         return 0;
     }
     if (root && root[0] &&
         snprintf(app, sizeof(app), "%s/%s", root, CA_APP_FILE) < (int)sizeof(app) &&
-        pem_bundle(app, why, sizeof(why)) && realpath(app, ca_file)) {
-        logInfo("https: CA bundle %s (the app's: the system has none)", ca_file);
+        pemBundle(app, why, sizeof(why)) && realpath(app, caFile)) {
+        logInfo("https: CA bundle %s (the app's: the system has none)", caFile);
         return 0;
     }
-    ca_file[0] = '\0';
+    caFile[0] = '\0';
     logWarn("https: no CA certificates (none in the system, none in the app folder, no "
             "EnviromonCaBundle): HTTPS requests will fail");
     return 0;
 }
 
 void httpcGlobalCleanup(void) {
-    pthread_mutex_lock(&pool_lock);
+    pthread_mutex_lock(&poolLock);
     while (pooled > 0)
         curl_easy_cleanup(pool[--pooled]);
-    pthread_mutex_unlock(&pool_lock);
+    pthread_mutex_unlock(&poolLock);
     curl_global_cleanup();
 }
 
 static CURL *acquire(void) {
     CURL *h = NULL;
-    pthread_mutex_lock(&pool_lock);
+    pthread_mutex_lock(&poolLock);
     if (pooled > 0) h = pool[--pooled];
-    pthread_mutex_unlock(&pool_lock);
+    pthread_mutex_unlock(&poolLock);
     if (h)
         curl_easy_reset(h); /* keeps the connection cache */
     else
@@ -148,21 +148,21 @@ static CURL *acquire(void) {
 }
 
 static void release(CURL *h) {
-    pthread_mutex_lock(&pool_lock);
+    pthread_mutex_lock(&poolLock);
     if (pooled < POOL_MAX) {
         pool[pooled++] = h;
         h = NULL;
     }
-    pthread_mutex_unlock(&pool_lock);
+    pthread_mutex_unlock(&poolLock);
     if (h) curl_easy_cleanup(h);
 }
 
-static size_t on_body(char *data, size_t size, size_t n, void *userp) {
+static size_t onBody(char *data, size_t size, size_t n, void *userp) {
     buf *b = userp;
     return bufAppend(b, data, size * n) == 0 ? size * n : 0;
 }
 
-static size_t on_header(char *data, size_t size, size_t n, void *userp) {
+static size_t onHeader(char *data, size_t size, size_t n, void *userp) {
     buf *b = userp;
     /* A new status line starts a new response (after 100 Continue or a redirect). */
     if (size * n >= 5 && memcmp(data, "HTTP/", 5) == 0) bufReset(b);
@@ -204,14 +204,14 @@ int httpcRequest(const char *method, const char *url, const char *const *headers
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (ca_file[0]) {
+    if (caFile[0]) {
         /* Exactly the bundle logged at start, without libcurl's default directory beside it. */
-        curl_easy_setopt(h, CURLOPT_CAINFO, ca_file);
+        curl_easy_setopt(h, CURLOPT_CAINFO, caFile);
         curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
     }
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, onBody);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp->body);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, onHeader);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &resp->headers);
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);

@@ -14,7 +14,7 @@
 
 /* The host encodes array values a second time: accept an array, or a string holding one.
  * Returns a new reference, or NULL when v is neither. */
-static json_t *unwrap_array(json_t *v) {
+static json_t *unwrapArray(json_t *v) {
     if (json_is_array(v)) return json_incref(v);
     if (json_is_string(v)) {
         json_t *a = json_loadb(json_string_value(v), json_string_length(v),
@@ -25,20 +25,20 @@ static json_t *unwrap_array(json_t *v) {
     return NULL;
 }
 
-static int is_container(const json_t *j) { return json_is_object(j) || json_is_array(j); }
+static int isContainer(const json_t *j) { return json_is_object(j) || json_is_array(j); }
 
 /* Parses JSON text that must be an object or an array. \u0000 inside strings is allowed: a NUL
  * in a field the handler never reads must not reject the reading. NULL when it is neither. */
-static json_t *load_container(const char *s, size_t n) {
+static json_t *loadContainer(const char *s, size_t n) {
     json_t *j = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    if (is_container(j)) return j;
+    if (isContainer(j)) return j;
     json_decref(j);
     return NULL;
 }
 
 /* Decodes one element of the events array into e. The element's text is borrowed: the caller
  * keeps the array alive. Returns 0 or -1 (OOM). */
-static int decode_event(json_t *el, hostEvent *e) {
+static int decodeEvent(json_t *el, hostEvent *e) {
     if (json_is_string(el)) {
         const char *s = json_string_value(el);
         size_t n = json_string_length(el);
@@ -53,12 +53,12 @@ static int decode_event(json_t *el, hostEvent *e) {
         }
         e->raw = s;
         e->rawlen = n;
-        e->body = load_container(s, n);
+        e->body = loadContainer(s, n);
         if (!e->body) {
             /* dataType binary: base64 of the body. */
             size_t blen = 0;
             unsigned char *bytes = cryptoBase64Decode(s, n, &blen);
-            json_t *b = bytes ? load_container((char *)bytes, blen) : NULL;
+            json_t *b = bytes ? loadContainer((char *)bytes, blen) : NULL;
             if (b && !memchr(bytes, '\0', blen)) {
                 e->body = b;
                 e->rawOwned = (char *)bytes;
@@ -81,7 +81,7 @@ static int decode_event(json_t *el, hostEvent *e) {
 
 /* After a failed decode: the partition and the sequence range, as far as the metadata can be
  * read, for the quarantine record. */
-static void describe_failed(hostBatch *b) {
+static void describeFailed(hostBatch *b) {
     json_t *meta = json_object_get(b->root, "Metadata");
     json_t *ctx = json_object_get(meta, "TriggerPartitionContext");
     if (!ctx) ctx = json_object_get(meta, "PartitionContext");
@@ -89,7 +89,7 @@ static void describe_failed(hostBatch *b) {
     if (json_is_string(pid) && json_string_length(pid) < sizeof(b->partition) &&
         strlen(json_string_value(pid)) == json_string_length(pid))
         snprintf(b->partition, sizeof(b->partition), "%s", json_string_value(pid));
-    json_t *seqs = unwrap_array(json_object_get(meta, "SequenceNumberArray"));
+    json_t *seqs = unwrapArray(json_object_get(meta, "SequenceNumberArray"));
     size_t i;
     json_t *v;
     json_array_foreach(seqs, i, v) {
@@ -102,10 +102,10 @@ static void describe_failed(hostBatch *b) {
     json_decref(seqs);
 }
 
-static json_t *metadata_array(json_t *meta, const char *name, size_t count, int *bad) {
+static json_t *metadataArray(json_t *meta, const char *name, size_t count, int *bad) {
     json_t *v = json_object_get(meta, name);
     if (!v || json_is_null(v)) return NULL;
-    json_t *a = unwrap_array(v);
+    json_t *a = unwrapArray(v);
     if (!a || json_array_size(a) != count) {
         json_decref(a);
         *bad = 1;
@@ -116,8 +116,8 @@ static json_t *metadata_array(json_t *meta, const char *name, size_t count, int 
 
 /* One string of the partition context: absent or null leaves *out NULL; anything but a string of
  * at most 1024 bytes without NUL is an error. */
-static int context_string(json_t *ctx, const char *name, const char **out, char *err,
-                          size_t errlen) {
+static int contextString(json_t *ctx, const char *name, const char **out, char *err,
+                         size_t errlen) {
     json_t *v = json_object_get(ctx, name);
     *out = NULL;
     if (!v || json_is_null(v)) return 0;
@@ -136,13 +136,13 @@ static int context_string(json_t *ctx, const char *name, const char **out, char 
  * sdk/eventhub/Microsoft.Azure.WebJobs.Extensions.EventHubs/src/Triggers/
  * EventHubTriggerBindingStrategy.cs, GetBindingData; Config/TriggerPartitionContext.cs at
  * ebb3eedf0db3c1096ba3ecee327f00e5cd5d07a0); older versions send only PartitionContext. */
-static int read_partition_context(json_t *meta, hostBatch *b, char *err, size_t errlen) {
+static int readPartitionContext(json_t *meta, hostBatch *b, char *err, size_t errlen) {
     json_t *ctx = json_object_get(meta, "TriggerPartitionContext");
     if (!json_is_object(ctx)) ctx = json_object_get(meta, "PartitionContext");
     const char *pid;
-    if (context_string(ctx, "PartitionId", &pid, err, errlen) ||
-        context_string(ctx, "FullyQualifiedNamespace", &b->eventHubNamespace, err, errlen) ||
-        context_string(ctx, "EventHubName", &b->eventHubName, err, errlen))
+    if (contextString(ctx, "PartitionId", &pid, err, errlen) ||
+        contextString(ctx, "FullyQualifiedNamespace", &b->eventHubNamespace, err, errlen) ||
+        contextString(ctx, "EventHubName", &b->eventHubName, err, errlen))
         return -1;
     if (pid && strlen(pid) >= sizeof(b->partition)) {
         snprintf(err, errlen, "'PartitionId' must be a short string");
@@ -154,7 +154,7 @@ static int read_partition_context(json_t *meta, hostBatch *b, char *err, size_t 
 
 /* SequenceNumberArray: an array, or a string holding one, with one entry per event; NULL in
  * *out when the host sent none. */
-static int sequence_array(json_t *meta, size_t count, json_t **out, char *err, size_t errlen) {
+static int sequenceArray(json_t *meta, size_t count, json_t **out, char *err, size_t errlen) {
     json_t *v = json_object_get(meta, "SequenceNumberArray");
     json_error_t je;
     *out = NULL;
@@ -182,7 +182,7 @@ static int sequence_array(json_t *meta, size_t count, json_t **out, char *err, s
  * Hubs numbers from 0; EventData.SequenceNumber is a long). Null or absent: the event has none.
  * Anything else (negative, fractional, beyond the range, text) is an error, never a clamped
  * value, so that no watermark is ever pinned at a value no event carries. */
-static int sequence_number(json_t *s, size_t i, hostEvent *e, char *err, size_t errlen) {
+static int sequenceNumber(json_t *s, size_t i, hostEvent *e, char *err, size_t errlen) {
     if (!s || json_is_null(s)) return 0;
     if (json_is_integer(s) && json_integer_value(s) >= 0) {
         e->hasSeq = 1;
@@ -210,23 +210,22 @@ static int sequence_number(json_t *s, size_t i, hostEvent *e, char *err, size_t 
     return -1;
 }
 
-int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err, size_t errlen) {
+/* Parses the body and finds the events' array in Data. Returns 0 with *events set (a new
+ * reference, caller frees), or -1 with err set. */
+static int findEvents(const char *body, size_t len, hostBatch *b, json_t **events, char *err,
+                      size_t errlen) {
     json_error_t je;
-    json_t *events = NULL, *seqs = NULL, *times = NULL;
-    int rc = -1, bad = 0;
-    memset(b, 0, sizeof(*b));
-
     /* NUL characters (\u0000) are allowed here so that one event body holding one fails alone
      * (as "not JSON"), not the whole batch; strings the handler uses as text are checked. */
     b->root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
     if (!b->root) {
         snprintf(err, errlen, "request body is not valid JSON: %s (line %d)", je.text, je.line);
-        goto out;
+        return -1;
     }
     json_t *data = json_object_get(b->root, "Data");
     if (!json_is_object(data)) {
         snprintf(err, errlen, "request has no 'Data' object");
-        goto out;
+        return -1;
     }
     /* The trigger's binding is named "events" in function.json; a single other name is taken
      * too, so a renamed binding still works. */
@@ -234,31 +233,91 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
     if (!ev && json_object_size(data) == 1) ev = json_object_iter_value(json_object_iter(data));
     if (!ev) {
         snprintf(err, errlen, "'Data' has no 'events' binding");
-        goto out;
+        return -1;
     }
-    events = unwrap_array(ev);
-    if (!events) {
+    *events = unwrapArray(ev);
+    if (!*events) {
         snprintf(err, errlen, "'Data.events' must be an array (or a JSON string holding one)");
-        goto out;
+        return -1;
     }
     /* The events' texts are borrowed from the decoded array from here on: the (up to several
      * MB) string the host wrapped them in is no longer needed. */
     if (json_is_string(ev)) json_object_clear(data);
-    b->count = json_array_size(events);
+    b->count = json_array_size(*events);
     if (b->count > MAX_EVENTS) {
         snprintf(err, errlen, "too many events in one batch (%zu)", b->count);
-        goto out;
+        return -1;
     }
+    return 0;
+}
 
+/* Widens the batch's sequence-number range by event e, or marks the batch as not all numbered. */
+static void noteSequence(hostBatch *b, const hostEvent *e) {
+    if (e->hasSeq) {
+        if (!b->hasSeqRange || e->seq < b->seqFirst) b->seqFirst = e->seq;
+        if (!b->hasSeqRange || e->seq > b->seqLast) b->seqLast = e->seq;
+        b->hasSeqRange = 1;
+    } else {
+        b->allSeq = 0;
+    }
+}
+
+/* Event i's enqueued time (from times) and device id (from its system properties, decoded in
+ * place when the host sent them as a string). */
+static void eventMetadata(hostBatch *b, json_t *times, size_t i, hostEvent *e) {
+    json_t *t = json_array_get(times, i);
+    if (json_is_string(t)) {
+        int64_t ms = invocationParseTime(json_string_value(t));
+        e->enqueuedMs = ms > 0 ? ms : 0;
+    }
+    json_t *sp = json_array_get(b->sysProps, i);
+    if (json_is_string(sp)) {
+        /* an element encoded once more */
+        json_t *o = json_loadb(json_string_value(sp), json_string_length(sp), JSON_ALLOW_NUL, NULL);
+        if (json_is_object(o))
+            json_array_set_new(b->sysProps, i, o), sp = o;
+        else
+            json_decref(o);
+    }
+    json_t *id = json_object_get(sp, "iothub-connection-device-id");
+    if (json_is_string(id) && json_string_length(id) > 0) {
+        e->deviceId = json_string_value(id);
+        /* an id with a NUL inside names no row: flagged, the reading is rejected */
+        e->badDeviceId = strlen(e->deviceId) != json_string_length(id);
+    }
+}
+
+/* Frees a batch that failed to decode, keeping what describes it in the log: the partition and
+ * the sequence-number range. */
+static void keepFailedContext(hostBatch *b) {
+    char partition[sizeof(b->partition)];
+    int has = 0;
+    int64_t first = 0, last = 0;
+    if (b->root) {
+        describeFailed(b);
+        has = b->hasSeqRange, first = b->seqFirst, last = b->seqLast;
+    }
+    memcpy(partition, b->partition, sizeof(partition));
+    invocationBatchFree(b);
+    memcpy(b->partition, partition, sizeof(partition));
+    b->hasSeqRange = has, b->seqFirst = first, b->seqLast = last;
+}
+
+int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err, size_t errlen) {
+    json_t *events = NULL, *seqs = NULL, *times = NULL;
+    int rc = -1, bad = 0;
+    memset(b, 0, sizeof(*b));
+
+    if (findEvents(body, len, b, &events, err, errlen) != 0) goto out;
     json_t *meta = json_object_get(b->root, "Metadata");
     if (meta && !json_is_null(meta) && !json_is_object(meta)) {
         snprintf(err, errlen, "'Metadata' must be an object");
         goto out;
     }
-    if (read_partition_context(meta, b, err, errlen) != 0) goto out;
-    if (sequence_array(meta, b->count, &seqs, err, errlen) != 0) goto out;
-    times = metadata_array(meta, "EnqueuedTimeUtcArray", b->count, &bad);
-    b->sysProps = metadata_array(meta, "SystemPropertiesArray", b->count, &bad);
+    if (readPartitionContext(meta, b, err, errlen) != 0) goto out;
+    if (sequenceArray(meta, b->count, &seqs, err, errlen) != 0) goto out;
+    times = metadataArray(meta, "EnqueuedTimeUtcArray", b->count, &bad);
+    b->sysProps = metadataArray(meta, "SystemPropertiesArray", b->count, &bad);
     if (bad) {
         snprintf(err, errlen, "metadata arrays must be arrays with one entry per event (%zu)",
                  b->count);
@@ -273,39 +332,13 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
     b->allSeq = 1;
     for (size_t i = 0; i < b->count; i++) {
         hostEvent *e = &b->events[i];
-        if (decode_event(json_array_get(events, i), e) != 0) {
+        if (decodeEvent(json_array_get(events, i), e) != 0) {
             snprintf(err, errlen, "out of memory");
             goto out;
         }
-        if (sequence_number(json_array_get(seqs, i), i, e, err, errlen) != 0) goto out;
-        if (e->hasSeq) {
-            if (!b->hasSeqRange || e->seq < b->seqFirst) b->seqFirst = e->seq;
-            if (!b->hasSeqRange || e->seq > b->seqLast) b->seqLast = e->seq;
-            b->hasSeqRange = 1;
-        } else {
-            b->allSeq = 0;
-        }
-        json_t *t = json_array_get(times, i);
-        if (json_is_string(t)) {
-            int64_t ms = invocationParseTime(json_string_value(t));
-            e->enqueuedMs = ms > 0 ? ms : 0;
-        }
-        json_t *sp = json_array_get(b->sysProps, i);
-        if (json_is_string(sp)) {
-            /* an element encoded once more */
-            json_t *o =
-                json_loadb(json_string_value(sp), json_string_length(sp), JSON_ALLOW_NUL, NULL);
-            if (json_is_object(o))
-                json_array_set_new(b->sysProps, i, o), sp = o;
-            else
-                json_decref(o);
-        }
-        json_t *id = json_object_get(sp, "iothub-connection-device-id");
-        if (json_is_string(id) && json_string_length(id) > 0) {
-            e->deviceId = json_string_value(id);
-            /* an id with a NUL inside names no row: flagged, the reading is rejected */
-            e->badDeviceId = strlen(e->deviceId) != json_string_length(id);
-        }
+        if (sequenceNumber(json_array_get(seqs, i), i, e, err, errlen) != 0) goto out;
+        noteSequence(b, e);
+        eventMetadata(b, times, i, e);
     }
     b->eventsArr = events;
     events = NULL;
@@ -314,19 +347,7 @@ out:
     json_decref(events);
     json_decref(seqs);
     json_decref(times);
-    if (rc != 0) {
-        char partition[sizeof(b->partition)];
-        int has = 0;
-        int64_t first = 0, last = 0;
-        if (b->root) {
-            describe_failed(b);
-            has = b->hasSeqRange, first = b->seqFirst, last = b->seqLast;
-        }
-        memcpy(partition, b->partition, sizeof(partition));
-        invocationBatchFree(b);
-        memcpy(b->partition, partition, sizeof(partition));
-        b->hasSeqRange = has, b->seqFirst = first, b->seqLast = last;
-    }
+    if (rc != 0) keepFailedContext(b);
     return rc;
 }
 

@@ -30,72 +30,72 @@ typedef struct pushRun {
 } pushRun;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static int64_t paused_until; /* ms, CLOCK_MONOTONIC; read without the lock as a hint */
-static int failing;          /* inside a failure burst */
-static int64_t warned_at;
-static unsigned long burst_failed, burst_skipped;
+static int64_t pausedUntil; /* ms, CLOCK_MONOTONIC; read without the lock as a hint */
+static int failing;         /* inside a failure burst */
+static int64_t warnedAt;
+static unsigned long burstFailed, burstSkipped;
 static livepushStats stats;
-static unsigned long dropped_warned; /* stats.dropped when the last drop was logged */
+static unsigned long droppedWarned; /* stats.dropped when the last drop was logged */
 /* The latest state of each device whose push was skipped or failed (id -> "[<device>]"): sent
  * with the next batch that finds SignalR answering, so that a dashboard connected meanwhile does
  * not keep a stale card. */
 static dict missed;
 
-static size_t missed_budget = 16 << 20; /* MissedPushBytes */
+static size_t missedBudget = 16 << 20; /* MissedPushBytes */
 
-void livepushInit(size_t missedBytes) { missed_budget = missedBytes; }
+void livepushInit(size_t missedBytes) { missedBudget = missedBytes; }
 
 /* Remembers a push that did not go out; steals args. Past the budget the pushes missed longest
  * ago are forgotten: the state stays safe in the table, but a dashboard that stayed connected
  * through the failure shows those devices as they were until their next reading or a reload
  * (every dashboard re-reads the whole state when it reconnects). Counted and logged. */
-static void remember_missed(const char *id, char *args) {
+static void rememberMissed(const char *id, char *args) {
     if (!args) return;
     pthread_mutex_lock(&lock);
     if (!dictReady(&missed) && dictInit(&missed, 256, free) != 0) {
         free(args);
         stats.dropped++;
     } else {
-        dictSetBudget(&missed, missed_budget);
+        dictSetBudget(&missed, missedBudget);
         unsigned long before = dictEvicted(&missed);
         int rc = dictSetSized(&missed, id, args, strlen(args) + 1);
         unsigned long lost = dictEvicted(&missed) - before + (rc != 0);
-        if (lost && stats.dropped == dropped_warned)
+        if (lost && stats.dropped == droppedWarned)
             logWarn(
                 "live push: MissedPushBytes (%zu) is full: the oldest missed device updates are "
                 "dropped; dashboards connected meanwhile show those devices as they were until "
                 "their next reading or a reload (the state itself is safe in the table)",
-                missed_budget);
+                missedBudget);
         stats.dropped += lost;
-        if (lost) dropped_warned = stats.dropped;
+        if (lost) droppedWarned = stats.dropped;
     }
     pthread_mutex_unlock(&lock);
 }
 
-static void note_success(void) {
+static void noteSuccess(void) {
     pthread_mutex_lock(&lock);
     stats.sent++;
     if (failing) {
         failing = 0;
         logInfo("live push: SignalR Service accepts pushes again (%lu failed and %lu skipped "
                 "meanwhile; dashboards re-read the state when they reconnect)",
-                burst_failed, burst_skipped);
+                burstFailed, burstSkipped);
     }
     pthread_mutex_unlock(&lock);
 }
 
-static void note_failure(int status, const signalrResult *r) {
+static void noteFailure(int status, const signalrResult *r) {
     /* No answer, or the service is overloaded: stop trying for a while. A refusal (401, 404) is
      * quick and tried every time, so the first push after a fix gets through. */
     int pause = status == SIGNALR_UNREACHABLE || r->status >= 500 || r->status == 429;
     int64_t now = clockNowMs();
     pthread_mutex_lock(&lock);
     stats.failed++;
-    if (pause) __atomic_store_n(&paused_until, now + LIVEPUSH_PAUSE_MS, __ATOMIC_RELAXED);
+    if (pause) __atomic_store_n(&pausedUntil, now + LIVEPUSH_PAUSE_MS, __ATOMIC_RELAXED);
     if (!failing) {
         failing = 1;
-        burst_failed = burst_skipped = 0;
-        warned_at = now;
+        burstFailed = burstSkipped = 0;
+        warnedAt = now;
         char paused[64] = "";
         if (pause)
             snprintf(paused, sizeof(paused), ", pushes paused for %d ms after each failure",
@@ -103,32 +103,32 @@ static void note_failure(int status, const signalrResult *r) {
         logWarn("live push: %s; device updates are not reaching dashboards%s (logged once until "
                 "it recovers)",
                 r->message, paused);
-    } else if (now - warned_at >= LIVEPUSH_REWARN_MS) {
-        warned_at = now;
+    } else if (now - warnedAt >= LIVEPUSH_REWARN_MS) {
+        warnedAt = now;
         logWarn("live push: still failing: %s (%lu failed, %lu skipped so far)", r->message,
-                burst_failed, burst_skipped);
+                burstFailed, burstSkipped);
     } else {
         logDebug("live push: %s", r->message);
     }
-    burst_failed++;
+    burstFailed++;
     pthread_mutex_unlock(&lock);
 }
 
-static void note_skipped(size_t n) {
+static void noteSkipped(size_t n) {
     pthread_mutex_lock(&lock);
     stats.skipped += n;
-    burst_skipped += n;
+    burstSkipped += n;
     pthread_mutex_unlock(&lock);
 }
 
-static int paused(void) { return __atomic_load_n(&paused_until, __ATOMIC_RELAXED) > clockNowMs(); }
+static int paused(void) { return __atomic_load_n(&pausedUntil, __ATOMIC_RELAXED) > clockNowMs(); }
 
 /* One push (a task of fanoutRun). */
 static void pusher(size_t i, void *arg) {
     pushRun *run = arg;
     if (paused()) { /* an earlier push of this batch found SignalR down */
-        note_skipped(1);
-        remember_missed(run->ids[i], run->args[i]);
+        noteSkipped(1);
+        rememberMissed(run->ids[i], run->args[i]);
         run->args[i] = NULL;
         return;
     }
@@ -136,16 +136,16 @@ static void pusher(size_t i, void *arg) {
     int c = signalrSend(run->svc, SIGNALR_TO_ALL, NULL, "newMessage", run->args[i],
                         strlen(run->args[i]), LIVEPUSH_TIMEOUT_MS, &r);
     if (c == SIGNALR_OK) {
-        note_success();
+        noteSuccess();
     } else {
-        note_failure(c, &r);
-        remember_missed(run->ids[i], run->args[i]);
+        noteFailure(c, &r);
+        rememberMissed(run->ids[i], run->args[i]);
         run->args[i] = NULL;
     }
 }
 
 /* The arguments of a device's push, "[<device>]". Caller frees; NULL on OOM. */
-static char *push_args(json_t *dev) {
+static char *pushArgs(json_t *dev) {
     char *d = json_dumps(dev, JSON_COMPACT);
     size_t len = d ? strlen(d) + 3 : 0;
     char *args = d ? malloc(len) : NULL;
@@ -156,7 +156,7 @@ static char *push_args(json_t *dev) {
 
 /* Appends one push to run (steals args, which may be NULL on OOM); the id is copied. Returns 0
  * or -1. */
-static int add_push(pushRun *run, const char *id, char *args) {
+static int addPush(pushRun *run, const char *id, char *args) {
     char *copy = strdup(id);
     if (!copy || !args) {
         free(copy);
@@ -169,8 +169,8 @@ static int add_push(pushRun *run, const char *id, char *args) {
 }
 
 /* dictTakeEach: moves a missed push into the run. */
-static int take_missed(const char *id, void *args, void *ctx) {
-    if (add_push(ctx, id, args) != 0) logError("live push: out of memory");
+static int takeMissed(const char *id, void *args, void *ctx) {
+    if (addPush(ctx, id, args) != 0) logError("live push: out of memory");
     return 1;
 }
 
@@ -181,11 +181,11 @@ void livepushDevices(json_t *devices) {
     dict earlier = {0};
     if (!svc || n == 0) return;
     if (paused()) {
-        note_skipped(n);
+        noteSkipped(n);
         for (size_t i = 0; i < n; i++) {
             json_t *dev = json_array_get(devices, i);
             const char *id = json_string_value(json_object_get(dev, "deviceId"));
-            if (id) remember_missed(id, push_args(dev));
+            if (id) rememberMissed(id, pushArgs(dev));
         }
         return;
     }
@@ -205,10 +205,10 @@ void livepushDevices(json_t *devices) {
         json_t *dev = json_array_get(devices, i);
         const char *id = json_string_value(json_object_get(dev, "deviceId"));
         if (!id) continue;
-        if (add_push(&run, id, push_args(dev)) != 0) logError("live push: out of memory");
+        if (addPush(&run, id, pushArgs(dev)) != 0) logError("live push: out of memory");
         if (dictReady(&earlier)) dictDelete(&earlier, id); /* this batch's state is newer */
     }
-    if (dictReady(&earlier)) dictTakeEach(&earlier, take_missed, &run);
+    if (dictReady(&earlier)) dictTakeEach(&earlier, takeMissed, &run);
 
     fanoutRun(run.n, LIVEPUSH_CONCURRENCY, pusher, &run); /* the caller is one of the pushers */
 
@@ -232,10 +232,10 @@ void livepushGetStats(livepushStats *out) {
 void livepushReset(void) {
     pthread_mutex_lock(&lock);
     failing = 0;
-    burst_failed = burst_skipped = 0;
-    __atomic_store_n(&paused_until, 0, __ATOMIC_RELAXED);
+    burstFailed = burstSkipped = 0;
+    __atomic_store_n(&pausedUntil, 0, __ATOMIC_RELAXED);
     memset(&stats, 0, sizeof(stats));
-    dropped_warned = 0;
+    droppedWarned = 0;
     dictFree(&missed);
     pthread_mutex_unlock(&lock);
 }

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-static double ms_since(const struct timespec *t0) {
+static double msSince(const struct timespec *t0) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
@@ -46,7 +46,7 @@ static int start(char *err, size_t errlen) {
     return 0;
 }
 
-static void shutdown_modules(void) {
+static void shutdownModules(void) {
     calibrationShutdown();
     devicestateShutdown();
     httpcGlobalCleanup();
@@ -86,11 +86,11 @@ int main(void) {
                         .spoolCeiling = (size_t)1 << 30};
     if (serverStart(&so, err, sizeof(err))) {
         logError("enviromon: %s", err);
-        shutdown_modules();
+        shutdownModules();
         return 1;
     }
     logInfo("enviromon: listening on 127.0.0.1:%d after %.2f ms (tables in %s, partition '%s')",
-            cfg.port, ms_since(&t0), cfg.storageSetting, cfg.partitionKey);
+            cfg.port, msSince(&t0), cfg.storageSetting, cfg.partitionKey);
     /* Tables are created once listening, so the host's readiness probe is answered at once; an
      * invocation that comes first waits for them. A storage outage here is not fatal: every
      * invocation retries the creation. */
@@ -117,7 +117,7 @@ int main(void) {
         logWarn("enviromon: stopped with %d handler(s) still running", running);
         return 0;
     }
-    shutdown_modules();
+    shutdownModules();
     logInfo("enviromon: stopped after %lu table round trips", tableRequestCount());
     return 0;
 }

@@ -30,15 +30,15 @@ void quarantineId(const char *prefix, const void *data, size_t len, char *out) {
     snprintf(out, QUARANTINE_ID_LEN, "%s%s", prefix, hex);
 }
 
-static int status_of(int c, const tableResult *r) {
+static int statusOf(int c, const tableResult *r) {
     if (c == TABLE_OK) return QUARANTINE_OK;
     if (r->tableGone) return QUARANTINE_TABLE_GONE;
     return r->permanent ? QUARANTINE_REFUSED : QUARANTINE_TRANSIENT;
 }
 
 /* Writes one chunk row of n bytes. Returns an enum quarantineStatus. */
-static int write_chunk(const storageAccount *a, const char *table, const char *id, size_t index,
-                       const char *bytes, size_t n, char *err, size_t errlen) {
+static int writeChunk(const storageAccount *a, const char *table, const char *id, size_t index,
+                      const char *bytes, size_t n, char *err, size_t errlen) {
     char rk[32];
     tableResult r;
     json_t *p = json_object();
@@ -53,7 +53,7 @@ static int write_chunk(const storageAccount *a, const char *table, const char *i
         if (tableSetBinary(p, name, bytes + off, take) != 0) goto out;
         off += take;
     }
-    rc = status_of(tableUpsert(a, table, id, rk, p, &r), &r);
+    rc = statusOf(tableUpsert(a, table, id, rk, p, &r), &r);
     if (rc != QUARANTINE_OK) snprintf(err, errlen, "quarantine %s %s: %s", id, rk, r.message);
 out:
     if (rc != QUARANTINE_OK && !p) snprintf(err, errlen, "quarantine %s: out of memory", id);
@@ -94,7 +94,7 @@ int quarantineKeep(const storageAccount *a, const char *table, const char *id,
             bytes = chunk;
         }
         if (n == 0) break;
-        rc = write_chunk(a, table, id, ++chunks, bytes, n, err, errlen);
+        rc = writeChunk(a, table, id, ++chunks, bytes, n, err, errlen);
         if (rc != QUARANTINE_OK) goto out;
         rc = QUARANTINE_TRANSIENT;
         total += (int64_t)n;
@@ -114,7 +114,7 @@ int quarantineKeep(const storageAccount *a, const char *table, const char *id,
         tableSetString(h, "InvocationId", q->invocationId);
     invocationFormatTime(clockWallMs(), when, sizeof(when));
     tableSetDateTime(h, "ReceivedAt", when);
-    rc = status_of(tableUpsert(a, table, id, "batch", h, &r), &r);
+    rc = statusOf(tableUpsert(a, table, id, "batch", h, &r), &r);
     if (rc != QUARANTINE_OK) snprintf(err, errlen, "quarantine %s header: %s", id, r.message);
 out:
     json_decref(h);

@@ -33,8 +33,8 @@ static int configured;
 /* Checks an http(s) URL (no user info, query or fragment, no spaces or quotes) and writes it with
  * scheme and host lowercased and no trailing '/'. port > 0 goes into the URL (an explicit port in
  * the URL must then agree). what names the part for messages; the URL itself is never quoted. */
-static int normalize_url(const char *what, const char *in, long port, char *out, size_t outlen,
-                         char *err, size_t errlen) {
+static int normalizeUrl(const char *what, const char *in, long port, char *out, size_t outlen,
+                        char *err, size_t errlen) {
     urlParts u;
     int rc = urlParse(in, strlen(in), &u);
     if (rc != URL_OK)
@@ -47,67 +47,43 @@ static int normalize_url(const char *what, const char *in, long port, char *out,
     return 0;
 }
 
-int signalrParse(const char *cs, const char *hub, signalrService *out, char *err, size_t errlen) {
-    static const char *const known[] = {
-        "Endpoint",       "AccessKey",      "Version",  "Port",
-        "ClientEndpoint", "AuthType",       "ClientId", "ClientSecret",
-        "TenantId",       "ServerEndpoint", NULL};
-    char msg[SETTINGS_ERR_LEN], v[SIGNALR_URL_MAX], endpoint[SIGNALR_URL_MAX];
-    char client[SIGNALR_URL_MAX] = "", server[SIGNALR_URL_MAX] = "";
-    long port = -1;
-    int r;
-    memset(out, 0, sizeof(*out));
-    if (!cs || !*cs) return logSetError(err, errlen, SIGNALR_SETTING " is not set");
-    if (connstrCheck(cs, known, msg, sizeof(msg)) != 0)
-        return logSetError(err, errlen, SIGNALR_SETTING " is malformed: %s", msg);
-    r = connstrGet(cs, "AuthType", v, sizeof(v));
-    if (r != 0 && (r < 0 || v[0]))
-        return logSetError(err, errlen,
-                           SIGNALR_SETTING
-                           ": AuthType (a Microsoft Entra ID connection) is not supported; "
-                           "use the connection string with an AccessKey");
+/* An optional URL part (ClientEndpoint, ServerEndpoint) normalized into out ("" when absent). */
+static int optionalUrl(const char *cs, const char *name, char *out, size_t outlen, char *err,
+                       size_t errlen) {
+    char v[SIGNALR_URL_MAX];
+    int r = connstrGet(cs, name, v, sizeof(v));
+    if (r < 0) return logSetError(err, errlen, SIGNALR_SETTING ": %s is too long", name);
+    if (r == 1 && v[0] && normalizeUrl(name, v, -1, out, outlen, err, errlen) != 0) return -1;
+    return 0;
+}
 
-    r = connstrGet(cs, "Endpoint", v, sizeof(v));
+/* Endpoint (with Port=), ClientEndpoint and ServerEndpoint, each SIGNALR_URL_MAX bytes. */
+static int readEndpoints(const char *cs, char *endpoint, char *client, char *server, char *err,
+                         size_t errlen) {
+    char v[SIGNALR_URL_MAX], text[SETTINGS_ERR_LEN];
+    long port = -1;
+    int r = connstrGet(cs, "Endpoint", v, sizeof(v));
     if (r < 0) return logSetError(err, errlen, SIGNALR_SETTING ": Endpoint is too long");
     if (r == 0 || !v[0]) return logSetError(err, errlen, SIGNALR_SETTING " has no Endpoint");
-    r = connstrGet(cs, "Port", msg, sizeof(msg));
-    if (r < 0 || (r == 1 && connstrParseLong(msg, strlen(msg), 1, 65535, &port) != 0))
+    r = connstrGet(cs, "Port", text, sizeof(text));
+    if (r < 0 || (r == 1 && connstrParseLong(text, strlen(text), 1, 65535, &port) != 0))
         return logSetError(err, errlen,
                            SIGNALR_SETTING ": Port must be a whole number from 1 to 65535");
-    if (normalize_url("Endpoint", v, port, endpoint, sizeof(endpoint), err, errlen) != 0) return -1;
-
-    r = connstrGet(cs, "ClientEndpoint", v, sizeof(v));
-    if (r < 0) return logSetError(err, errlen, SIGNALR_SETTING ": ClientEndpoint is too long");
-    if (r == 1 && v[0] &&
-        normalize_url("ClientEndpoint", v, -1, client, sizeof(client), err, errlen) != 0)
-        return -1;
-
+    if (normalizeUrl("Endpoint", v, port, endpoint, SIGNALR_URL_MAX, err, errlen) != 0) return -1;
+    if (optionalUrl(cs, "ClientEndpoint", client, SIGNALR_URL_MAX, err, errlen)) return -1;
     /* ServerEndpoint (private endpoints, proxies): where this server's REST calls go. The SDK
      * sends each REST request to ServerEndpoint and signs its token for the service's own
      * Endpoint (RestApiProvider.cs: request prefix from ServerEndpoint, audience from
      * AudienceBaseUrl, which ServiceEndpoint.cs builds from Endpoint; Azure/azure-signalr
      * 31686ed71ff8140f5b02c24b4bb08a7a04f4d788). Port= applies to Endpoint only
      * (ConnectionStringParser.cs), so ServerEndpoint carries its own port if any. */
-    r = connstrGet(cs, "ServerEndpoint", v, sizeof(v));
-    if (r < 0) return logSetError(err, errlen, SIGNALR_SETTING ": ServerEndpoint is too long");
-    if (r == 1 && v[0] &&
-        normalize_url("ServerEndpoint", v, -1, server, sizeof(server), err, errlen) != 0)
-        return -1;
+    return optionalUrl(cs, "ServerEndpoint", server, SIGNALR_URL_MAX, err, errlen);
+}
 
-    r = connstrGet(cs, "Version", msg, sizeof(msg));
-    if (r != 0 && (r < 0 || strcmp(msg, "1.0") != 0))
-        return logSetError(err, errlen, SIGNALR_SETTING ": Version must be 1.0");
-
-    r = connstrGet(cs, "AccessKey", (char *)out->key, sizeof(out->key));
-    if (r < 0) {
-        memset(out, 0, sizeof(*out));
-        return logSetError(err, errlen, SIGNALR_SETTING ": AccessKey is longer than %d bytes",
-                           SIGNALR_KEY_MAX - 1);
-    }
-    if (r == 0 || !out->key[0])
-        return logSetError(err, errlen, SIGNALR_SETTING " has no AccessKey");
-    out->keylen = strlen((char *)out->key);
-
+/* The hub (lowercased), the endpoints and the audiences derived from them into out. Returns 0,
+ * or -1 with out cleared. */
+static int fillService(signalrService *out, const char *hub, const char *endpoint,
+                       const char *client, const char *server, char *err, size_t errlen) {
     if (!hub || !*hub || strlen(hub) >= sizeof(out->hub)) {
         memset(out, 0, sizeof(*out));
         return logSetError(err, errlen, "SignalRHubName must be 1 to %d characters",
@@ -128,6 +104,42 @@ int signalrParse(const char *cs, const char *hub, signalrService *out, char *err
     }
     out->tokenLifetime = 3600;
     return 0;
+}
+
+int signalrParse(const char *cs, const char *hub, signalrService *out, char *err, size_t errlen) {
+    static const char *const known[] = {
+        "Endpoint",       "AccessKey",      "Version",  "Port",
+        "ClientEndpoint", "AuthType",       "ClientId", "ClientSecret",
+        "TenantId",       "ServerEndpoint", NULL};
+    char msg[SETTINGS_ERR_LEN], v[SIGNALR_URL_MAX], endpoint[SIGNALR_URL_MAX];
+    char client[SIGNALR_URL_MAX] = "", server[SIGNALR_URL_MAX] = "";
+    int r;
+    memset(out, 0, sizeof(*out));
+    if (!cs || !*cs) return logSetError(err, errlen, SIGNALR_SETTING " is not set");
+    if (connstrCheck(cs, known, msg, sizeof(msg)) != 0)
+        return logSetError(err, errlen, SIGNALR_SETTING " is malformed: %s", msg);
+    r = connstrGet(cs, "AuthType", v, sizeof(v));
+    if (r != 0 && (r < 0 || v[0]))
+        return logSetError(err, errlen,
+                           SIGNALR_SETTING
+                           ": AuthType (a Microsoft Entra ID connection) is not supported; "
+                           "use the connection string with an AccessKey");
+    if (readEndpoints(cs, endpoint, client, server, err, errlen)) return -1;
+
+    r = connstrGet(cs, "Version", msg, sizeof(msg));
+    if (r != 0 && (r < 0 || strcmp(msg, "1.0") != 0))
+        return logSetError(err, errlen, SIGNALR_SETTING ": Version must be 1.0");
+
+    r = connstrGet(cs, "AccessKey", (char *)out->key, sizeof(out->key));
+    if (r < 0) {
+        memset(out, 0, sizeof(*out));
+        return logSetError(err, errlen, SIGNALR_SETTING ": AccessKey is longer than %d bytes",
+                           SIGNALR_KEY_MAX - 1);
+    }
+    if (r == 0 || !out->key[0])
+        return logSetError(err, errlen, SIGNALR_SETTING " has no AccessKey");
+    out->keylen = strlen((char *)out->key);
+    return fillService(out, hub, endpoint, client, server, err, errlen);
 }
 
 int signalrInit(const settings *s, char *err, size_t errlen) {
@@ -204,7 +216,7 @@ json_t *signalrNegotiate(const signalrService *svc, const char *userId, long lon
 /* ---- REST ---- */
 
 /* base, or base/connections/<id> or base/users/<id>, id percent-encoded. */
-static int rest_path(const char *base, int to, const char *id, char *out, size_t outlen) {
+static int restPath(const char *base, int to, const char *id, char *out, size_t outlen) {
     char enc[SIGNALR_ID_MAX * 3 + 1];
     int n;
     if (to == SIGNALR_TO_ALL) {
@@ -219,12 +231,12 @@ static int rest_path(const char *base, int to, const char *id, char *out, size_t
 }
 
 int signalrRestUrl(const signalrService *svc, int to, const char *id, char *out, size_t outlen) {
-    return rest_path(svc->restBase, to, id, out, outlen);
+    return restPath(svc->restBase, to, id, out, outlen);
 }
 
 int signalrRestAudience(const signalrService *svc, int to, const char *id, char *out,
                         size_t outlen) {
-    return rest_path(svc->restAudBase, to, id, out, outlen);
+    return restPath(svc->restAudBase, to, id, out, outlen);
 }
 
 /* Copies the printable start of an error answer into out, for a message. */

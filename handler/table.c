@@ -63,7 +63,7 @@ int tableKeyValid(const char *key) {
 
 /* Appends key as it goes between the quotes of PartitionKey='...' in a URL: quotes doubled (an
  * OData string), then percent-encoded. Returns 0, or -1 with b freed. */
-static int append_key(buf *b, const char *key) {
+static int appendKey(buf *b, const char *key) {
     buf d;
     bufInit(&d, b->cap);
     if (escapeODataString(&d, key, 0) != 0) {
@@ -79,7 +79,7 @@ int tableEscapeKey(const char *key, char *out, size_t outlen) {
     buf b;
     if (outlen == 0) return -1;
     bufInit(&b, outlen - 1);
-    if (append_key(&b, key) != 0) return -1;
+    if (appendKey(&b, key) != 0) return -1;
     memcpy(out, b.data, b.len + 1);
     bufFree(&b);
     return 0;
@@ -105,13 +105,13 @@ char *tableSignature(const storageAccount *a, const char *verb, const char *cont
 }
 
 /* The path part of the endpoint ("/devstoreaccount1" on Azurite, "" on Azure). */
-static const char *endpoint_path(const storageAccount *a) {
+static const char *endpointPath(const storageAccount *a) {
     const char *p = strstr(a->endpoint, "://");
     p = p ? strchr(p + 3, '/') : NULL;
     return p ? p : "";
 }
 
-static void set_error(tableResult *r, const httpcResponse *resp, const char *what) {
+static void setError(tableResult *r, const httpcResponse *resp, const char *what) {
     r->status = resp->status;
     if (!resp->status) {
         snprintf(r->message, sizeof(r->message), "%s: %s", what, resp->error);
@@ -149,10 +149,10 @@ static int classify(long status) {
  * query: without '?', may be NULL. extra: one more header or NULL. ctype: the body's Content-Type
  * (signed), NULL without a body. On return *resp holds the answer (caller frees). Returns the
  * classification. */
-static int send_request(const storageAccount *a, const char *method, const char *resource,
-                        const char *query, const char *extra, const char *ctype, const void *body,
-                        size_t bodylen, size_t respcap, httpcResponse *resp, tableResult *r,
-                        const char *what) {
+static int sendRequest(const storageAccount *a, const char *method, const char *resource,
+                       const char *query, const char *extra, const char *ctype, const void *body,
+                       size_t bodylen, size_t respcap, httpcResponse *resp, tableResult *r,
+                       const char *what) {
     char url[URL_MAX], path[URL_MAX], date[64], auth[512] = "", xdate[80], cth[256];
     time_t now = time(NULL);
     struct tm tm;
@@ -161,7 +161,7 @@ static int send_request(const storageAccount *a, const char *method, const char 
     snprintf(xdate, sizeof(xdate), "x-ms-date: %s", date);
     memset(r, 0, sizeof(*r));
 
-    int n = snprintf(path, sizeof(path), "%s/%s", endpoint_path(a), resource);
+    int n = snprintf(path, sizeof(path), "%s/%s", endpointPath(a), resource);
     int m = snprintf(url, sizeof(url), "%s/%s%s%s%s%s", a->endpoint, resource,
                      (query && *query) || a->sas[0] ? "?" : "", query ? query : "",
                      query && *query && a->sas[0] ? "&" : "", a->sas);
@@ -199,7 +199,7 @@ static int send_request(const storageAccount *a, const char *method, const char 
     int c = classify(resp->status);
     httpcHeader(resp, "ETag", r->etag, sizeof(r->etag));
     if (c != TABLE_OK)
-        set_error(r, resp, what);
+        setError(r, resp, what);
     else
         r->status = resp->status;
     return c;
@@ -208,30 +208,30 @@ static int send_request(const storageAccount *a, const char *method, const char 
 static int request(const storageAccount *a, const char *method, const char *resource,
                    const char *query, const char *extra, const char *body, size_t respcap,
                    httpcResponse *resp, tableResult *r, const char *what) {
-    return send_request(a, method, resource, query, extra, body ? "application/json" : NULL, body,
-                        body ? strlen(body) : 0, respcap, resp, r, what);
+    return sendRequest(a, method, resource, query, extra, body ? "application/json" : NULL, body,
+                       body ? strlen(body) : 0, respcap, resp, r, what);
 }
 
 int tableSend(const storageAccount *a, const char *method, const char *resource,
               const char *content_type, const void *body, size_t bodylen, size_t respcap,
               httpcResponse *resp, tableResult *r, const char *what) {
-    return send_request(a, method, resource, NULL, NULL, content_type, body, bodylen, respcap, resp,
-                        r, what);
+    return sendRequest(a, method, resource, NULL, NULL, content_type, body, bodylen, respcap, resp,
+                       r, what);
 }
 
-static int entity_resource(const char *table, const char *pk, const char *rk, char *out,
-                           size_t outlen) {
+static int entityResource(const char *table, const char *pk, const char *rk, char *out,
+                          size_t outlen) {
     buf b;
     bufInit(&b, outlen - 1);
-    if (bufPrintf(&b, "%s(PartitionKey='", table) || append_key(&b, pk) ||
-        bufAppend(&b, "',RowKey='", 10) || append_key(&b, rk) || bufAppend(&b, "')", 2))
+    if (bufPrintf(&b, "%s(PartitionKey='", table) || appendKey(&b, pk) ||
+        bufAppend(&b, "',RowKey='", 10) || appendKey(&b, rk) || bufAppend(&b, "')", 2))
         return -1;
     memcpy(out, b.data, b.len + 1);
     bufFree(&b);
     return 0;
 }
 
-static int bad_keys(const char *pk, const char *rk, tableResult *r) {
+static int badKeys(const char *pk, const char *rk, tableResult *r) {
     memset(r, 0, sizeof(*r));
     if (tableKeyValid(pk) && tableKeyValid(rk)) return 0;
     snprintf(r->message, sizeof(r->message), "key not allowed in Table Storage");
@@ -261,8 +261,8 @@ int tableGetEntity(const storageAccount *a, const char *table, const char *pk, c
     char res[URL_MAX];
     httpcResponse resp;
     *entity = NULL;
-    if (bad_keys(pk, rk, r)) return TABLE_ERROR;
-    if (entity_resource(table, pk, rk, res, sizeof(res))) {
+    if (badKeys(pk, rk, r)) return TABLE_ERROR;
+    if (entityResource(table, pk, rk, res, sizeof(res))) {
         snprintf(r->message, sizeof(r->message), "key too long");
         r->permanent = 1;
         return TABLE_ERROR;
@@ -281,8 +281,8 @@ int tableGetEntity(const storageAccount *a, const char *table, const char *pk, c
     return c;
 }
 
-static int write_entity(const storageAccount *a, const char *method, const char *resource,
-                        const char *extra, json_t *props, tableResult *r, const char *what) {
+static int writeEntity(const storageAccount *a, const char *method, const char *resource,
+                       const char *extra, json_t *props, tableResult *r, const char *what) {
     httpcResponse resp;
     char *body = json_dumps(props, JSON_COMPACT);
     if (!body) {
@@ -299,33 +299,33 @@ static int write_entity(const storageAccount *a, const char *method, const char 
 int tableInsert(const storageAccount *a, const char *table, json_t *entity, tableResult *r) {
     const char *pk = json_string_value(json_object_get(entity, "PartitionKey"));
     const char *rk = json_string_value(json_object_get(entity, "RowKey"));
-    if (bad_keys(pk, rk, r)) return TABLE_ERROR;
-    return write_entity(a, "POST", table, "Prefer: return-no-content", entity, r, "insert");
+    if (badKeys(pk, rk, r)) return TABLE_ERROR;
+    return writeEntity(a, "POST", table, "Prefer: return-no-content", entity, r, "insert");
 }
 
 int tableMerge(const storageAccount *a, const char *table, const char *pk, const char *rk,
                json_t *props, const char *etag, tableResult *r) {
     char res[URL_MAX], ifm[200];
-    if (bad_keys(pk, rk, r)) return TABLE_ERROR;
-    if (entity_resource(table, pk, rk, res, sizeof(res))) {
+    if (badKeys(pk, rk, r)) return TABLE_ERROR;
+    if (entityResource(table, pk, rk, res, sizeof(res))) {
         snprintf(r->message, sizeof(r->message), "key too long");
         r->permanent = 1;
         return TABLE_ERROR;
     }
     if (etag) snprintf(ifm, sizeof(ifm), "If-Match: %s", etag);
-    return write_entity(a, "MERGE", res, etag ? ifm : NULL, props, r, "merge");
+    return writeEntity(a, "MERGE", res, etag ? ifm : NULL, props, r, "merge");
 }
 
 int tableUpsert(const storageAccount *a, const char *table, const char *pk, const char *rk,
                 json_t *props, tableResult *r) {
     char res[URL_MAX];
-    if (bad_keys(pk, rk, r)) return TABLE_ERROR;
-    if (entity_resource(table, pk, rk, res, sizeof(res))) {
+    if (badKeys(pk, rk, r)) return TABLE_ERROR;
+    if (entityResource(table, pk, rk, res, sizeof(res))) {
         snprintf(r->message, sizeof(r->message), "key too long");
         r->permanent = 1;
         return TABLE_ERROR;
     }
-    return write_entity(a, "PUT", res, NULL, props, r, "upsert");
+    return writeEntity(a, "PUT", res, NULL, props, r, "upsert");
 }
 
 int tableQuery(const storageAccount *a, const char *table, const char *filter, tableEntityFn fn,

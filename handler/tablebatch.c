@@ -48,11 +48,11 @@ struct tableBatch {
     buf parts;                     /* the changeset's parts, each "--changeset_..\r\n...\r\n" */
 };
 
-static void set_err(char *err, size_t errlen, const char *msg) {
+static void setErr(char *err, size_t errlen, const char *msg) {
     if (err && errlen) snprintf(err, errlen, "%s", msg);
 }
 
-static int table_name_valid(const char *t) {
+static int tableNameValid(const char *t) {
     size_t n = t ? strlen(t) : 0;
     if (n < 3 || n > TABLE_NAME_MAX) return 0;
     if (!((t[0] >= 'A' && t[0] <= 'Z') || (t[0] >= 'a' && t[0] <= 'z'))) return 0;
@@ -64,7 +64,7 @@ static int table_name_valid(const char *t) {
 }
 
 /* An etag goes verbatim into an If-Match header: printable ASCII, no line breaks. */
-static int etag_valid(const char *e) {
+static int etagValid(const char *e) {
     size_t n = strlen(e);
     if (n == 0 || n >= TABLEBATCH_ETAG_MAX) return 0;
     for (size_t i = 0; i < n; i++)
@@ -87,7 +87,7 @@ static int cosmos(const char *endpoint) {
     return 0;
 }
 
-static int make_id(char *out, size_t outlen, const char *prefix) {
+static int makeId(char *out, size_t outlen, const char *prefix) {
     unsigned char r[16];
     if (cryptoRandomBytes(r, sizeof(r))) return -1;
     snprintf(out, outlen, "%s_%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
@@ -98,30 +98,30 @@ static int make_id(char *out, size_t outlen, const char *prefix) {
 
 tableBatch *tableBatchNew(const storageAccount *a, const char *table, const char *pk,
                           size_t maxbytes, char *err, size_t errlen) {
-    if (!table_name_valid(table)) {
-        set_err(err, errlen, "table name not allowed in Table Storage");
+    if (!tableNameValid(table)) {
+        setErr(err, errlen, "table name not allowed in Table Storage");
         return NULL;
     }
     if (!tableKeyValid(pk)) {
-        set_err(err, errlen, "PartitionKey not allowed in Table Storage");
+        setErr(err, errlen, "PartitionKey not allowed in Table Storage");
         return NULL;
     }
     if (strlen(a->endpoint) >= ENDPOINT_MAX) {
-        set_err(err, errlen, "endpoint too long");
+        setErr(err, errlen, "endpoint too long");
         return NULL;
     }
     tableBatch *b = calloc(1, sizeof(*b));
     if (!b) {
-        set_err(err, errlen, "out of memory");
+        setErr(err, errlen, "out of memory");
         return NULL;
     }
     snprintf(b->endpoint, sizeof(b->endpoint), "%s", a->endpoint);
     snprintf(b->table, sizeof(b->table), "%s", table);
     snprintf(b->pk, sizeof(b->pk), "%s", pk);
-    if (make_id(b->boundary, sizeof(b->boundary), "batch") ||
-        make_id(b->changeset, sizeof(b->changeset), "changeset")) {
+    if (makeId(b->boundary, sizeof(b->boundary), "batch") ||
+        makeId(b->changeset, sizeof(b->changeset), "changeset")) {
         free(b);
-        set_err(err, errlen, "no random bytes for the boundaries");
+        setErr(err, errlen, "no random bytes for the boundaries");
         return NULL;
     }
     snprintf(b->ctype, sizeof(b->ctype), "multipart/mixed; boundary=%s", b->boundary);
@@ -147,13 +147,13 @@ const char *tableBatchRowKey(const tableBatch *b, size_t i) {
 const char *tableBatchContentType(const tableBatch *b) { return b->ctype; }
 
 /* The bytes around the parts: the batch part's head and the two closing delimiters. */
-static size_t frame_size(const tableBatch *b) {
+static size_t frameSize(const tableBatch *b) {
     return strlen("--\r\nContent-Type: multipart/mixed; boundary=\r\n\r\n") + strlen(b->boundary) +
            strlen(b->changeset) + strlen("----\r\n") + strlen(b->changeset) + strlen("----\r\n") +
            strlen(b->boundary);
 }
 
-size_t tableBatchSize(const tableBatch *b) { return frame_size(b) + b->parts.len; }
+size_t tableBatchSize(const tableBatch *b) { return frameSize(b) + b->parts.len; }
 
 char *tableBatchBody(const tableBatch *b, size_t *len) {
     buf out;
@@ -168,10 +168,10 @@ char *tableBatchBody(const tableBatch *b, size_t *len) {
 }
 
 /* The JSON body of one operation (caller frees), or NULL with err set. */
-static char *op_json(const tableBatch *b, enum tableBatchOp op, const char *rk, const json_t *props,
-                     char *err, size_t errlen) {
+static char *opJson(const tableBatch *b, enum tableBatchOp op, const char *rk, const json_t *props,
+                    char *err, size_t errlen) {
     if (!json_is_object(props)) {
-        set_err(err, errlen, "the properties are not a JSON object");
+        setErr(err, errlen, "the properties are not a JSON object");
         return NULL;
     }
     const char *keys[2] = {"PartitionKey", "RowKey"};
@@ -179,19 +179,19 @@ static char *op_json(const tableBatch *b, enum tableBatchOp op, const char *rk, 
     for (int i = 0; i < 2; i++) {
         json_t *v = json_object_get(props, keys[i]);
         if (v && (!json_is_string(v) || strcmp(json_string_value(v), want[i]) != 0)) {
-            set_err(err, errlen, "a key in the properties differs from the operation's");
+            setErr(err, errlen, "a key in the properties differs from the operation's");
             return NULL;
         }
     }
     json_t *o = json_copy((json_t *)props); /* shallow: only dumped */
     if (!o) {
-        set_err(err, errlen, "out of memory");
+        setErr(err, errlen, "out of memory");
         return NULL;
     }
     if (op == TABLEBATCH_INSERT && (json_object_set_new(o, "PartitionKey", json_string(b->pk)) ||
                                     json_object_set_new(o, "RowKey", json_string(rk)))) {
         json_decref(o);
-        set_err(err, errlen, "out of memory");
+        setErr(err, errlen, "out of memory");
         return NULL;
     }
     /* One line of ASCII, as Azurite's reader needs: TableBatchSerialization.ts matches the body
@@ -199,76 +199,103 @@ static char *op_json(const tableBatch *b, enum tableBatchOp op, const char *rk, 
      * a string made Azurite 3.35.0 answer 500), so every non-ASCII character goes as \uXXXX. */
     char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(o);
-    if (!s) set_err(err, errlen, "cannot encode the properties as JSON");
+    if (!s) setErr(err, errlen, "cannot encode the properties as JSON");
     return s;
 }
 
-int tableBatchAdd(tableBatch *b, enum tableBatchOp op, const char *rk, const json_t *props,
-                  const char *etag, char *err, size_t errlen) {
-    static const char *verbs[] = {"POST", "MERGE", "PUT", "DELETE"};
-    char erk[TABLE_KEY_MAX * 6 + 1], epk[TABLE_KEY_MAX * 6 + 1];
-    char *json = NULL;
-    buf part;
-    int rc = TABLEBATCH_INVALID;
-    bufInit(&part, b->maxbytes);
-
-    if ((unsigned)op > TABLEBATCH_DELETE) {
-        set_err(err, errlen, "unknown operation");
-        goto out;
-    }
-    if (!tableKeyValid(rk)) {
-        set_err(err, errlen, "RowKey not allowed in Table Storage");
-        goto out;
-    }
-    if (op == TABLEBATCH_DELETE && !etag) {
-        set_err(err, errlen, "a DELETE needs an etag (or \"*\")");
-        goto out;
-    }
-    if (op == TABLEBATCH_INSERT && etag) {
-        set_err(err, errlen, "an INSERT takes no etag");
-        goto out;
-    }
-    if (etag && !etag_valid(etag)) {
-        set_err(err, errlen, "etag not usable in an If-Match header");
-        goto out;
-    }
-    for (size_t i = 0; i < b->count; i++)
-        if (strcmp(b->rks[i], rk) == 0) {
+/* Checks an operation before it is written. Returns 0, or TABLEBATCH_INVALID / TABLEBATCH_FULL
+ * with err set. */
+static int addRefused(const tableBatch *b, enum tableBatchOp op, const char *rk, const char *etag,
+                      char *err, size_t errlen) {
+    const char *why = NULL;
+    if ((unsigned)op > TABLEBATCH_DELETE)
+        why = "unknown operation";
+    else if (!tableKeyValid(rk))
+        why = "RowKey not allowed in Table Storage";
+    else if (op == TABLEBATCH_DELETE && !etag)
+        why = "a DELETE needs an etag (or \"*\")";
+    else if (op == TABLEBATCH_INSERT && etag)
+        why = "an INSERT takes no etag";
+    else if (etag && !etagValid(etag))
+        why = "etag not usable in an If-Match header";
+    for (size_t i = 0; !why && i < b->count; i++)
+        if (strcmp(b->rks[i], rk) == 0)
             /* Azure refuses it (InvalidDuplicateRow): one operation per entity. */
-            set_err(err, errlen, "the row is already in this transaction");
-            goto out;
-        }
+            why = "the row is already in this transaction";
+    if (why) {
+        setErr(err, errlen, why);
+        return TABLEBATCH_INVALID;
+    }
     if (b->count >= TABLEBATCH_MAX_OPS) {
-        set_err(err, errlen, "the transaction has 100 operations");
-        rc = TABLEBATCH_FULL;
-        goto out;
+        setErr(err, errlen, "the transaction has 100 operations");
+        return TABLEBATCH_FULL;
     }
-    if (op != TABLEBATCH_DELETE && !(json = op_json(b, op, rk, props, err, errlen))) goto out;
-    if (json && memmem(json, strlen(json), b->changeset, strlen(b->changeset))) {
-        set_err(err, errlen, "the properties contain the transaction's boundary");
-        goto out;
-    }
-    if (tableEscapeKey(rk, erk, sizeof(erk)) || tableEscapeKey(b->pk, epk, sizeof(epk))) {
-        set_err(err, errlen, "key too long");
-        goto out;
-    }
+    return 0;
+}
 
-    int bad = bufPrintf(&part,
+/* Writes one application/http part into part (epk, erk: the escaped keys; json NULL for a
+ * DELETE). Returns nonzero when part's cap was reached. */
+static int writePart(const tableBatch *b, enum tableBatchOp op, const char *epk, const char *erk,
+                     const char *json, const char *etag, buf *part) {
+    static const char *verbs[] = {"POST", "MERGE", "PUT", "DELETE"};
+    int bad = bufPrintf(part,
                         "--%s\r\nContent-Type: application/http\r\n"
                         "Content-Transfer-Encoding: binary\r\n\r\n",
                         b->changeset);
     if (op == TABLEBATCH_INSERT)
-        bad = bad || bufPrintf(&part, "POST %s/%s HTTP/1.1\r\n", b->endpoint, b->table);
+        bad = bad || bufPrintf(part, "POST %s/%s HTTP/1.1\r\n", b->endpoint, b->table);
     else
-        bad = bad || bufPrintf(&part, "%s %s/%s(PartitionKey='%s',RowKey='%s') HTTP/1.1\r\n",
+        bad = bad || bufPrintf(part, "%s %s/%s(PartitionKey='%s',RowKey='%s') HTTP/1.1\r\n",
                                verbs[op], b->endpoint, b->table, epk, erk);
-    bad = bad || bufPrintf(&part, "Accept: application/json;odata=nometadata\r\n"
-                                  "DataServiceVersion: 3.0;\r\n");
-    if (json) bad = bad || bufPrintf(&part, "Content-Type: application/json\r\n");
-    if (op == TABLEBATCH_INSERT) bad = bad || bufPrintf(&part, "Prefer: return-no-content\r\n");
-    if (etag) bad = bad || bufPrintf(&part, "If-Match: %s\r\n", etag);
-    bad = bad || bufPrintf(&part, "\r\n%s\r\n", json ? json : "");
-    if (bad || frame_size(b) + part.len > b->maxbytes) {
+    bad = bad || bufPrintf(part, "Accept: application/json;odata=nometadata\r\n"
+                                 "DataServiceVersion: 3.0;\r\n");
+    if (json) bad = bad || bufPrintf(part, "Content-Type: application/json\r\n");
+    if (op == TABLEBATCH_INSERT) bad = bad || bufPrintf(part, "Prefer: return-no-content\r\n");
+    if (etag) bad = bad || bufPrintf(part, "If-Match: %s\r\n", etag);
+    bad = bad || bufPrintf(part, "\r\n%s\r\n", json ? json : "");
+    return bad;
+}
+
+/* Appends a written part and remembers its RowKey. Returns TABLEBATCH_ADDED, or
+ * TABLEBATCH_INVALID when memory ran out (then the transaction is emptied). */
+static int keepPart(tableBatch *b, const char *rk, const buf *part, char *err, size_t errlen) {
+    char *copy = strdup(rk);
+    if (!copy || bufAppend(&b->parts, part->data, part->len)) {
+        /* bufAppend cannot pass the cap here (checked by the caller): only memory ran out, and
+         * then the parts are gone; forget every operation so the transaction stays consistent
+         * (empty). */
+        free(copy);
+        for (size_t i = 0; i < b->count; i++)
+            free(b->rks[i]);
+        b->count = 0;
+        bufFree(&b->parts);
+        setErr(err, errlen, "out of memory (the transaction was emptied)");
+        return TABLEBATCH_INVALID;
+    }
+    b->rks[b->count++] = copy;
+    return TABLEBATCH_ADDED;
+}
+
+int tableBatchAdd(tableBatch *b, enum tableBatchOp op, const char *rk, const json_t *props,
+                  const char *etag, char *err, size_t errlen) {
+    char erk[TABLE_KEY_MAX * 6 + 1], epk[TABLE_KEY_MAX * 6 + 1];
+    char *json = NULL;
+    buf part;
+    int rc;
+    bufInit(&part, b->maxbytes);
+
+    if ((rc = addRefused(b, op, rk, etag, err, errlen))) goto out;
+    rc = TABLEBATCH_INVALID;
+    if (op != TABLEBATCH_DELETE && !(json = opJson(b, op, rk, props, err, errlen))) goto out;
+    if (json && memmem(json, strlen(json), b->changeset, strlen(b->changeset))) {
+        setErr(err, errlen, "the properties contain the transaction's boundary");
+        goto out;
+    }
+    if (tableEscapeKey(rk, erk, sizeof(erk)) || tableEscapeKey(b->pk, epk, sizeof(epk))) {
+        setErr(err, errlen, "key too long");
+        goto out;
+    }
+    if (writePart(b, op, epk, erk, json, etag, &part) || frameSize(b) + part.len > b->maxbytes) {
         if (err && errlen)
             snprintf(err, errlen, "the operation alone is over the transaction's %zu bytes",
                      b->maxbytes);
@@ -280,20 +307,7 @@ int tableBatchAdd(tableBatch *b, enum tableBatchOp op, const char *rk, const jso
         rc = TABLEBATCH_FULL;
         goto out;
     }
-    char *copy = strdup(rk);
-    if (!copy || bufAppend(&b->parts, part.data, part.len)) {
-        /* bufAppend cannot pass the cap here (checked above): only memory ran out, and then the
-         * parts are gone; forget every operation so the transaction stays consistent (empty). */
-        free(copy);
-        for (size_t i = 0; i < b->count; i++)
-            free(b->rks[i]);
-        b->count = 0;
-        bufFree(&b->parts);
-        set_err(err, errlen, "out of memory (the transaction was emptied)");
-        goto out;
-    }
-    b->rks[b->count++] = copy;
-    rc = TABLEBATCH_ADDED;
+    rc = keepPart(b, rk, &part, err, errlen);
 out:
     free(json);
     bufFree(&part);
@@ -308,7 +322,7 @@ typedef struct cursor {
 
 /* The next line, without its CRLF or LF. Returns 0, or -1 when the text ends before a line end
  * (a truncated answer: every line of a well-formed answer, the last delimiter too, ends). */
-static int next_line(cursor *c, const char **line, size_t *n) {
+static int nextLine(cursor *c, const char **line, size_t *n) {
     const char *nl = memchr(c->p, '\n', (size_t)(c->end - c->p));
     if (!nl) return -1;
     *line = c->p;
@@ -348,7 +362,7 @@ static int header(const char *line, size_t n, const char *name, char *out, size_
 
 /* The boundary parameter of a multipart Content-Type value, quotes removed. Returns 0, or -1
  * when there is none or it is not 1 to 70 characters (RFC 2046 section 5.1.1). */
-static int boundary_of(const char *ctype, char *out, size_t outlen) {
+static int boundaryOf(const char *ctype, char *out, size_t outlen) {
     const char *p = ctype;
     if (!p) return -1;
     for (;;) {
@@ -387,7 +401,7 @@ static int classify(long status) {
  * it) answers the operation's own status (412, 409, 404). Both are read the same way: the error
  * code names the cause when the status does not (Azurite's table-batch-api-error-handling.md,
  * tests/table/apis/, commit 9074bea3, lists the documented behaviour it checks against). */
-static int classify_op(long status, const char *code) {
+static int classifyOp(long status, const char *code) {
     if (status == 400) {
         if (strcmp(code, "UpdateConditionNotSatisfied") == 0) return TABLE_PRECONDITION;
         if (strcmp(code, "EntityAlreadyExists") == 0) return TABLE_CONFLICT;
@@ -397,7 +411,7 @@ static int classify_op(long status, const char *code) {
 }
 
 /* The operation index an error message starts with ("12:The ..."), or -1. */
-static int message_index(const char *m) {
+static int messageIndex(const char *m) {
     int v = 0, digits = 0;
     while (m[digits] >= '0' && m[digits] <= '9' && digits < 4)
         v = v * 10 + (m[digits++] - '0');
@@ -407,12 +421,12 @@ static int message_index(const char *m) {
 /* Fills code and message from an OData error body ({"odata.error":{"code":..,"message":{"value":
  * ..}}}); a body that is not one is kept, cut, as the message. */
 /* A service's text made fit for one log line: control characters become spaces. */
-static void one_line(char *s) {
+static void oneLine(char *s) {
     for (; *s; s++)
         if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = ' ';
 }
 
-static void odata_error(const char *body, size_t len, tableBatchResult *res) {
+static void odataError(const char *body, size_t len, tableBatchResult *res) {
     json_t *j = len ? json_loadb(body, len, 0, NULL) : NULL;
     json_t *e = json_object_get(j, "odata.error");
     json_t *c = json_object_get(e, "code");
@@ -422,8 +436,8 @@ static void odata_error(const char *body, size_t len, tableBatchResult *res) {
         snprintf(res->message, sizeof(res->message), "%s", json_string_value(m));
     else if (len)
         snprintf(res->message, sizeof(res->message), "%.*s", (int)(len < 200 ? len : 200), body);
-    one_line(res->code);
-    one_line(res->message);
+    oneLine(res->code);
+    oneLine(res->message);
     json_decref(j);
 }
 
@@ -444,15 +458,15 @@ static int malformed(tableBatchResult *res, const char *why) {
 /* Reads one application/http part, from its MIME headers (already read when mime is 0) to the
  * next delimiter of boundary (the delimiter line is consumed). Returns 1 when a part follows, 2
  * after the closing delimiter, or -1 with why set. */
-static int read_sub(cursor *c, const char *boundary, int mime, tableBatchOpResult *op, subinfo *si,
-                    const char **why) {
+static int readSub(cursor *c, const char *boundary, int mime, tableBatchOpResult *op, subinfo *si,
+                   const char **why) {
     const char *line;
     size_t n;
     char tmp[32];
     si->contentId = -1;
     /* MIME headers of the part. */
     while (mime) {
-        if (next_line(c, &line, &n)) return *why = "it ends inside a part's headers", -1;
+        if (nextLine(c, &line, &n)) return *why = "it ends inside a part's headers", -1;
         if (n == 0) break;
         int h = header(line, n, "Content-ID", tmp, sizeof(tmp));
         if (h == 1) {
@@ -463,7 +477,7 @@ static int read_sub(cursor *c, const char *boundary, int mime, tableBatchOpResul
         if (delimiter(line, n, boundary)) return *why = "a part has no HTTP response", -1;
     }
     /* Status line: HTTP/1.1 412 Precondition Failed */
-    if (next_line(c, &line, &n)) return *why = "it ends before a status line", -1;
+    if (nextLine(c, &line, &n)) return *why = "it ends before a status line", -1;
     if (n < 12 || memcmp(line, "HTTP/1.", 7) != 0 || line[8] != ' ' || line[9] < '1' ||
         line[9] > '5' || line[10] < '0' || line[10] > '9' || line[11] < '0' || line[11] > '9' ||
         (n > 12 && line[12] != ' '))
@@ -472,7 +486,7 @@ static int read_sub(cursor *c, const char *boundary, int mime, tableBatchOpResul
     op->etag[0] = '\0';
     /* Response headers. */
     for (;;) {
-        if (next_line(c, &line, &n)) return *why = "it ends inside a sub-response's headers", -1;
+        if (nextLine(c, &line, &n)) return *why = "it ends inside a sub-response's headers", -1;
         if (n == 0) break;
         if (delimiter(line, n, boundary)) return *why = "a sub-response's headers do not end", -1;
         if (header(line, n, "ETag", op->etag, sizeof(op->etag)) < 0)
@@ -482,7 +496,7 @@ static int read_sub(cursor *c, const char *boundary, int mime, tableBatchOpResul
     si->body = c->p;
     for (;;) {
         const char *start = c->p;
-        if (next_line(c, &line, &n)) return *why = "it ends inside a sub-response's body", -1;
+        if (nextLine(c, &line, &n)) return *why = "it ends inside a sub-response's body", -1;
         int d = delimiter(line, n, boundary);
         if (d) {
             const char *e = start;
@@ -494,11 +508,122 @@ static int read_sub(cursor *c, const char *boundary, int mime, tableBatchOpResul
     }
 }
 
+/* The answer to a request refused as a whole (a status outside 2xx). */
+static int parseRefused(long status, const char *body, size_t len, size_t nops,
+                        tableBatchResult *res) {
+    /* The service refused the request as a whole (nothing was applied), or, for 5xx and 408
+     * (a timeout on its side), it may or may not have been applied. */
+    odataError(body, len, res);
+    res->unknown = status >= 500 || status == 408;
+    if (res->message[0]) {
+        int i = messageIndex(res->message);
+        res->failed = i >= 0 && (size_t)i < nops ? i : -1;
+    } else {
+        snprintf(res->message, sizeof(res->message), "$batch: HTTP %ld", status);
+    }
+    res->failedStatus = status;
+    return classify(status);
+}
+
+/* Reads up to the end of the batch part's headers: the batch boundary into bb (from
+ * content_type, or else the first line), and the changeset's boundary into cb when the part is
+ * a changeset (*changeset set). Returns 0, or -1 with why set. */
+static int readBatchHead(cursor *c, const char *content_type, char *bb, size_t bblen, char *cb,
+                         size_t cblen, int *changeset, const char **why) {
+    const char *line;
+    size_t n;
+    char tmp[160];
+    if (boundaryOf(content_type, bb, bblen)) {
+        /* No usable Content-Type: the first line names the boundary ("--batchresponse_..."). */
+        cursor f = *c;
+        if (nextLine(&f, &line, &n) || n < 3 || n > 72 || n - 2 >= bblen || line[0] != '-' ||
+            line[1] != '-')
+            return *why = "no multipart boundary", -1;
+        memcpy(bb, line + 2, n - 2);
+        bb[n - 2] = '\0';
+    }
+    /* Preamble, then the batch part's delimiter. */
+    for (;;) {
+        if (nextLine(c, &line, &n)) return *why = "no batch part", -1;
+        int d = delimiter(line, n, bb);
+        if (d == 2) return *why = "an empty batch", -1;
+        if (d == 1) break;
+    }
+    /* The batch part's headers: a changeset (multipart/mixed) or one application/http part. */
+    *changeset = 0;
+    for (;;) {
+        if (nextLine(c, &line, &n)) return *why = "it ends in the batch part's headers", -1;
+        if (n == 0) break;
+        int h = header(line, n, "Content-Type", tmp, sizeof(tmp));
+        if (h < 0) return *why = "a Content-Type is too long", -1;
+        if (h == 1 && strncasecmp(tmp, "multipart/mixed", 15) == 0) {
+            if (boundaryOf(tmp, cb, cblen)) return *why = "a changeset boundary", -1;
+            *changeset = 1;
+        }
+    }
+    return 0;
+}
+
+/* Reads a changeset's parts into res->ops and sub, then the batch's closing delimiter. Returns
+ * 0, or -1 with why set. */
+static int readChangeset(cursor *c, const char *bb, const char *cb, tableBatchResult *res,
+                         subinfo *sub, const char **why) {
+    const char *line;
+    size_t n;
+    int more;
+    for (;;) {
+        if (nextLine(c, &line, &n)) return *why = "no changeset part", -1;
+        if (delimiter(line, n, bb)) return *why = "an empty changeset", -1;
+        int d = delimiter(line, n, cb);
+        if (d == 2) return *why = "an empty changeset", -1;
+        if (d == 1) break;
+    }
+    do {
+        if (res->count == TABLEBATCH_MAX_OPS) return *why = "over 100 sub-responses", -1;
+        more = readSub(c, cb, 1, &res->ops[res->count], &sub[res->count], why);
+        if (more < 0) return -1;
+        res->count++;
+    } while (more == 1);
+    /* The changeset is closed; the batch's closing delimiter must follow. */
+    for (;;) {
+        if (nextLine(c, &line, &n)) return *why = "no closing batch boundary", -1;
+        int d = delimiter(line, n, bb);
+        if (d == 2) break;
+        if (d == 1) return *why = "a second batch part", -1;
+    }
+    return 0;
+}
+
+/* Sets res from the first sub-response outside 2xx, if any. Returns its class, or TABLE_OK when
+ * every operation was applied (res->count == nops, else the answer is malformed). */
+static int findFailed(size_t nops, const subinfo *sub, tableBatchResult *res) {
+    char tmp[80];
+    for (size_t k = 0; k < res->count; k++) {
+        long st = res->ops[k].status;
+        if (st >= 200 && st < 300) continue;
+        /* The transaction was refused: this is the failed operation. */
+        odataError(sub[k].body, sub[k].bodylen, res);
+        int i = messageIndex(res->message);
+        if (i < 0 && sub[k].contentId > 0) i = (int)sub[k].contentId - 1;
+        if (i < 0 && res->count == nops) i = (int)k;
+        res->failed = i >= 0 && (size_t)i < nops ? i : -1;
+        res->failedStatus = st;
+        if (!res->message[0])
+            snprintf(res->message, sizeof(res->message), "operation %d: HTTP %ld", res->failed, st);
+        return classifyOp(st, res->code);
+    }
+    if (res->count != nops) {
+        snprintf(tmp, sizeof(tmp), "%zu operations answered of %zu", res->count, nops);
+        return malformed(res, tmp);
+    }
+    return TABLE_OK;
+}
+
 int tableBatchParse(long status, const char *content_type, const char *body, size_t len,
                     size_t nops, tableBatchResult *res) {
-    char bb[80], cb[80], tmp[160];
-    const char *line, *why = NULL;
-    size_t n;
+    char bb[80], cb[80];
+    const char *why = NULL;
+    int changeset;
     subinfo sub[TABLEBATCH_MAX_OPS];
     memset(res, 0, sizeof(*res));
     res->status = status;
@@ -509,97 +634,20 @@ int tableBatchParse(long status, const char *content_type, const char *body, siz
     }
     if (status == 0) return malformed(res, "no answer");
     if (len > TABLEBATCH_RESPONSE_MAX) return malformed(res, "over 1 MiB");
-    if (status < 200 || status > 299) {
-        /* The service refused the request as a whole (nothing was applied), or, for 5xx and 408
-         * (a timeout on its side), it may or may not have been applied. */
-        odata_error(body, len, res);
-        res->unknown = status >= 500 || status == 408;
-        if (res->message[0]) {
-            int i = message_index(res->message);
-            res->failed = i >= 0 && (size_t)i < nops ? i : -1;
-        } else {
-            snprintf(res->message, sizeof(res->message), "$batch: HTTP %ld", status);
-        }
-        res->failedStatus = status;
-        return classify(status);
-    }
+    if (status < 200 || status > 299) return parseRefused(status, body, len, nops, res);
 
     cursor c = {body, body + len};
-    if (boundary_of(content_type, bb, sizeof(bb))) {
-        /* No usable Content-Type: the first line names the boundary ("--batchresponse_..."). */
-        cursor f = c;
-        if (next_line(&f, &line, &n) || n < 3 || n > 72 || line[0] != '-' || line[1] != '-')
-            return malformed(res, "no multipart boundary");
-        memcpy(bb, line + 2, n - 2);
-        bb[n - 2] = '\0';
-    }
-    /* Preamble, then the batch part's delimiter. */
-    for (;;) {
-        if (next_line(&c, &line, &n)) return malformed(res, "no batch part");
-        int d = delimiter(line, n, bb);
-        if (d == 2) return malformed(res, "an empty batch");
-        if (d == 1) break;
-    }
-    /* The batch part's headers: a changeset (multipart/mixed) or one application/http part. */
-    int changeset = 0;
-    for (;;) {
-        if (next_line(&c, &line, &n)) return malformed(res, "it ends in the batch part's headers");
-        if (n == 0) break;
-        int h = header(line, n, "Content-Type", tmp, sizeof(tmp));
-        if (h < 0) return malformed(res, "a Content-Type is too long");
-        if (h == 1 && strncasecmp(tmp, "multipart/mixed", 15) == 0) {
-            if (boundary_of(tmp, cb, sizeof(cb))) return malformed(res, "a changeset boundary");
-            changeset = 1;
-        }
-    }
-    int more;
+    if (readBatchHead(&c, content_type, bb, sizeof(bb), cb, sizeof(cb), &changeset, &why))
+        return malformed(res, why);
     if (changeset) {
-        for (;;) {
-            if (next_line(&c, &line, &n)) return malformed(res, "no changeset part");
-            if (delimiter(line, n, bb)) return malformed(res, "an empty changeset");
-            int d = delimiter(line, n, cb);
-            if (d == 2) return malformed(res, "an empty changeset");
-            if (d == 1) break;
-        }
-        do {
-            if (res->count == TABLEBATCH_MAX_OPS) return malformed(res, "over 100 sub-responses");
-            more = read_sub(&c, cb, 1, &res->ops[res->count], &sub[res->count], &why);
-            if (more < 0) return malformed(res, why);
-            res->count++;
-        } while (more == 1);
-        /* The changeset is closed; the batch's closing delimiter must follow. */
-        for (;;) {
-            if (next_line(&c, &line, &n)) return malformed(res, "no closing batch boundary");
-            int d = delimiter(line, n, bb);
-            if (d == 2) break;
-            if (d == 1) return malformed(res, "a second batch part");
-        }
+        if (readChangeset(&c, bb, cb, res, sub, &why)) return malformed(res, why);
     } else {
-        more = read_sub(&c, bb, 0, &res->ops[0], &sub[0], &why);
+        int more = readSub(&c, bb, 0, &res->ops[0], &sub[0], &why);
         if (more < 0) return malformed(res, why);
         if (more == 1) return malformed(res, "a second batch part");
         res->count = 1;
     }
-
-    for (size_t k = 0; k < res->count; k++) {
-        long st = res->ops[k].status;
-        if (st >= 200 && st < 300) continue;
-        /* The transaction was refused: this is the failed operation. */
-        odata_error(sub[k].body, sub[k].bodylen, res);
-        int i = message_index(res->message);
-        if (i < 0 && sub[k].contentId > 0) i = (int)sub[k].contentId - 1;
-        if (i < 0 && res->count == nops) i = (int)k;
-        res->failed = i >= 0 && (size_t)i < nops ? i : -1;
-        res->failedStatus = st;
-        if (!res->message[0])
-            snprintf(res->message, sizeof(res->message), "operation %d: HTTP %ld", res->failed, st);
-        return classify_op(st, res->code);
-    }
-    if (res->count != nops) {
-        snprintf(tmp, sizeof(tmp), "%zu operations answered of %zu", res->count, nops);
-        return malformed(res, tmp);
-    }
-    return TABLE_OK;
+    return findFailed(nops, sub, res);
 }
 
 int tableBatchSubmit(const storageAccount *a, const tableBatch *b, tableBatchResult *res) {

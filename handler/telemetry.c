@@ -15,8 +15,8 @@ static const char *const aliases[METRIC_COUNT][5] = {
     [METRIC_HPA] = {"pressure", "Pressure", "hPa", "HPa", NULL},
     [METRIC_LIGHT] = {"light", "Light", NULL},
 };
-static const char *const metric_names[METRIC_COUNT] = {"temperature", "humidity", "pressure",
-                                                       "light"};
+static const char *const metricNames[METRIC_COUNT] = {"temperature", "humidity", "pressure",
+                                                      "light"};
 
 void telemetryIdentity(calibration *c) {
     for (int i = 0; i < 3; i++) {
@@ -26,7 +26,7 @@ void telemetryIdentity(calibration *c) {
 }
 
 /* The first alias present with a non-null value, or NULL. */
-static json_t *first_of(const json_t *obj, const char *const *names, const char **which) {
+static json_t *firstOf(const json_t *obj, const char *const *names, const char **which) {
     for (; *names; names++) {
         json_t *v = json_object_get(obj, *names);
         if (v && !json_is_null(v)) {
@@ -45,7 +45,7 @@ int telemetryNormalize(const json_t *body, reading *r, char *reason, size_t len)
     }
     for (int m = 0; m < METRIC_COUNT; m++) {
         const char *name = NULL;
-        json_t *v = first_of(body, aliases[m], &name);
+        json_t *v = firstOf(body, aliases[m], &name);
         if (!v) continue;
         if (!json_is_number(v)) {
             snprintf(reason, len, "%s must be a number", name);
@@ -60,14 +60,14 @@ int telemetryNormalize(const json_t *body, reading *r, char *reason, size_t len)
         r->value[m] = d;
     }
     static const char *const dev[] = {"deviceId", "DeviceId", NULL};
-    json_t *d = first_of(body, dev, NULL);
+    json_t *d = firstOf(body, dev, NULL);
     if (d && (!json_is_string(d) || strlen(json_string_value(d)) != json_string_length(d))) {
         snprintf(reason, len, "deviceId must be a string without NUL characters");
         return -1;
     }
     r->bodyDeviceId = json_string_value(d);
     static const char *const geo[] = {"geo", "Geo", NULL};
-    json_t *g = first_of(body, geo, NULL);
+    json_t *g = firstOf(body, geo, NULL);
     if (g && (!json_is_string(g) || strlen(json_string_value(g)) != json_string_length(g))) {
         snprintf(reason, len, "geo must be a string without NUL characters");
         return -1;
@@ -79,7 +79,7 @@ int telemetryNormalize(const json_t *body, reading *r, char *reason, size_t len)
     }
     r->geo = json_string_value(g);
     static const char *const id[] = {"messageId", "Id", NULL};
-    json_t *i = first_of(body, id, NULL);
+    json_t *i = firstOf(body, id, NULL);
     if (json_is_string(i) && strlen(json_string_value(i)) != json_string_length(i)) {
         snprintf(reason, len, "messageId must be a string without NUL characters");
         return -1;
@@ -114,18 +114,18 @@ int telemetryValidate(const reading *r, char *reason, size_t len) {
         if (!r->has[m]) continue;
         double v = r->value[m];
         if (!isfinite(v)) {
-            snprintf(reason, len, "%s is not a finite number after calibration", metric_names[m]);
+            snprintf(reason, len, "%s is not a finite number after calibration", metricNames[m]);
             return -1;
         }
         if (m < 3 && (v < lo[m] || v > hi[m])) {
-            snprintf(reason, len, "%s %g is outside %g..%g", metric_names[m], v, lo[m], hi[m]);
+            snprintf(reason, len, "%s %g is outside %g..%g", metricNames[m], v, lo[m], hi[m]);
             return -1;
         }
     }
     return 0;
 }
 
-static int row_number(const json_t *row, const char *name, double *out, char *reason, size_t len) {
+static int rowNumber(const json_t *row, const char *name, double *out, char *reason, size_t len) {
     json_t *v = json_object_get(row, name);
     if (!v || json_is_null(v)) return 0;
     double d;
@@ -152,8 +152,8 @@ int telemetryCalibrationFromRow(const json_t *row, calibration *c, char *reason,
                                         "PressureYIntercept"};
     telemetryIdentity(c);
     for (int m = 0; m < 3; m++)
-        if (row_number(row, slope[m], &c->slope[m], reason, len) ||
-            row_number(row, icpt[m], &c->intercept[m], reason, len))
+        if (rowNumber(row, slope[m], &c->slope[m], reason, len) ||
+            rowNumber(row, icpt[m], &c->intercept[m], reason, len))
             return -1;
     return 0;
 }

@@ -49,99 +49,102 @@ static int parseEndpoint(const char *v, size_t len, char **out, long *port, char
     return 0;
 }
 
+/* The parts of a connection string the stand-in reads, each borrowed from the text. */
+enum { CS_ENDPOINT, CS_ACCESS_KEY, CS_PORT, CS_VERSION, CS_AUTH_TYPE, CS_FIELDS };
+static const char *const csNames[CS_FIELDS] = {"Endpoint", "AccessKey", "Port", "Version",
+                                               "AuthType"};
+struct csFields {
+    const char *value[CS_FIELDS]; /* NULL when absent */
+    size_t len[CS_FIELDS];
+};
+
+/* Splits text into f. Returns 0, or -1 with err set (never quoting a value). */
+static int csCollect(const char *text, struct csFields *f, char *err, size_t errlen) {
+    const char *pos = text;
+    int part = 0, r;
+    connstrPart p;
+    memset(f, 0, sizeof(*f));
+    while ((r = connstrNext(&pos, &part, &p)) != 0) {
+        /* Never quote a part: a pasted key without its "AccessKey=" would be printed. */
+        if (r < 0) return logSetError(err, errlen, "connection string part %d has no '='", p.index);
+        if (p.nameLen == 0)
+            return logSetError(err, errlen, "connection string part %d has an empty key", p.index);
+        int i = 0;
+        while (i < CS_FIELDS && !connstrNameIs(&p, csNames[i]))
+            i++;
+        if (i == CS_FIELDS) continue; /* ClientEndpoint, ServerEndpoint and the like: not used */
+        if (f->value[i]) /* The key name is one of the known names above, safe to print. */
+            return logSetError(err, errlen, "connection string names %.*s twice", (int)p.nameLen,
+                               p.name);
+        f->value[i] = p.value;
+        f->len[i] = p.valueLen;
+    }
+    return 0;
+}
+
+/* Checks the parts other than the endpoint; *port gets Port= when given. Returns 0 or -1. */
+static int csCheck(const struct csFields *f, long *port, char *err, size_t errlen) {
+    const char *version = f->value[CS_VERSION], *auth = f->value[CS_AUTH_TYPE];
+    if (!f->value[CS_ENDPOINT] || f->len[CS_ENDPOINT] == 0)
+        return logSetError(err, errlen, "connection string has no Endpoint");
+    if (!f->value[CS_ACCESS_KEY] || f->len[CS_ACCESS_KEY] == 0)
+        return logSetError(err, errlen, "connection string has no AccessKey");
+    if (version && !(f->len[CS_VERSION] == 3 && memcmp(version, "1.0", 3) == 0))
+        return logSetError(err, errlen, "connection string Version must be 1.0");
+    if (auth && f->len[CS_AUTH_TYPE] && !keyIs(auth, f->len[CS_AUTH_TYPE], "AccessKey"))
+        return logSetError(err, errlen,
+                           "connection string AuthType is not supported: the stand-in checks "
+                           "AccessKey tokens only");
+    if (f->value[CS_PORT] &&
+        connstrParseLong(f->value[CS_PORT], f->len[CS_PORT], 1, 65535, port) != 0)
+        return logSetError(err, errlen, "connection string Port must be a number from 1 to 65535");
+    return 0;
+}
+
+/* Replaces cfg's base, key and port. Returns 0, or -1 (out of memory; cfg unchanged). */
+static int csStore(struct config *cfg, const struct csFields *f, const char *hostBase, long port,
+                   long endpointPort, char *err, size_t errlen) {
+    /* The issuer (the SDK, the handler) puts Port= into the audience; without it the Endpoint is
+     * used as written, default port implied. */
+    int hasPort = f->value[CS_PORT] != NULL;
+    size_t keyLen = f->len[CS_ACCESS_KEY];
+    size_t cap = strlen(hostBase) + 8;
+    char *base = malloc(cap);
+    char *k = malloc(keyLen + 1);
+    if (!base || !k) {
+        free(base);
+        free(k);
+        return logSetError(err, errlen, "out of memory");
+    }
+    if (hasPort || endpointPort)
+        snprintf(base, cap, "%s:%ld", hostBase, hasPort ? port : endpointPort);
+    else
+        snprintf(base, cap, "%s", hostBase);
+    memcpy(k, f->value[CS_ACCESS_KEY], keyLen);
+    k[keyLen] = '\0';
+    configFree(cfg);
+    cfg->base = base;
+    cfg->access_key = k;
+    cfg->access_key_len = keyLen;
+    cfg->port = (int)(hasPort ? port : endpointPort ? endpointPort : 80);
+    return 0;
+}
+
 int configParseConnectionString(struct config *cfg, const char *text, char *err, size_t errlen) {
-    const char *endpoint = NULL, *key = NULL, *portText = NULL, *version = NULL, *auth = NULL;
-    size_t endpointLen = 0, keyLen = 0, portLen = 0, versionLen = 0, authLen = 0;
+    struct csFields f;
     char *hostBase = NULL;
     long endpointPort = 0, port = 0;
-    int part = 0, rc = -1;
-    const char *pos = text;
-    connstrPart p;
-    int r;
+    int rc = -1;
 
     if (!text || !*text) {
         logSetError(err, errlen, "connection string is empty");
         goto out;
     }
-    while ((r = connstrNext(&pos, &part, &p)) != 0) {
-        const char **slot = NULL;
-        size_t *slotLen = NULL;
-        /* Never quote a part: a pasted key without its "AccessKey=" would be printed. */
-        if (r < 0) {
-            logSetError(err, errlen, "connection string part %d has no '='", p.index);
-            goto out;
-        }
-        if (p.nameLen == 0) {
-            logSetError(err, errlen, "connection string part %d has an empty key", p.index);
-            goto out;
-        }
-        if (connstrNameIs(&p, "Endpoint"))
-            slot = &endpoint, slotLen = &endpointLen;
-        else if (connstrNameIs(&p, "AccessKey"))
-            slot = &key, slotLen = &keyLen;
-        else if (connstrNameIs(&p, "Port"))
-            slot = &portText, slotLen = &portLen;
-        else if (connstrNameIs(&p, "Version"))
-            slot = &version, slotLen = &versionLen;
-        else if (connstrNameIs(&p, "AuthType"))
-            slot = &auth, slotLen = &authLen;
-        if (!slot) continue; /* ClientEndpoint, ServerEndpoint and the like: not used here */
-        if (*slot) {
-            /* The key name is one of the known names above, safe to print. */
-            logSetError(err, errlen, "connection string names %.*s twice", (int)p.nameLen, p.name);
-            goto out;
-        }
-        *slot = p.value;
-        *slotLen = p.valueLen;
-    }
-    if (!endpoint || endpointLen == 0) {
-        logSetError(err, errlen, "connection string has no Endpoint");
+    if (csCollect(text, &f, err, errlen) || csCheck(&f, &port, err, errlen)) goto out;
+    if (parseEndpoint(f.value[CS_ENDPOINT], f.len[CS_ENDPOINT], &hostBase, &endpointPort, err,
+                      errlen) != 0)
         goto out;
-    }
-    if (!key || keyLen == 0) {
-        logSetError(err, errlen, "connection string has no AccessKey");
-        goto out;
-    }
-    if (version && !(versionLen == 3 && memcmp(version, "1.0", 3) == 0)) {
-        logSetError(err, errlen, "connection string Version must be 1.0");
-        goto out;
-    }
-    if (auth && authLen && !keyIs(auth, authLen, "AccessKey")) {
-        logSetError(err, errlen,
-                    "connection string AuthType is not supported: the stand-in checks "
-                    "AccessKey tokens only");
-        goto out;
-    }
-    if (portText && connstrParseLong(portText, portLen, 1, 65535, &port) != 0) {
-        logSetError(err, errlen, "connection string Port must be a number from 1 to 65535");
-        goto out;
-    }
-    if (parseEndpoint(endpoint, endpointLen, &hostBase, &endpointPort, err, errlen) != 0) goto out;
-
-    {
-        /* The issuer (the SDK, the handler) puts Port= into the audience; without it the
-         * Endpoint is used as written, default port implied. */
-        size_t cap = strlen(hostBase) + 8;
-        char *base = malloc(cap);
-        char *k = malloc(keyLen + 1);
-        if (!base || !k) {
-            free(base);
-            free(k);
-            logSetError(err, errlen, "out of memory");
-            goto out;
-        }
-        if (portText || endpointPort)
-            snprintf(base, cap, "%s:%ld", hostBase, portText ? port : endpointPort);
-        else
-            snprintf(base, cap, "%s", hostBase);
-        memcpy(k, key, keyLen);
-        k[keyLen] = '\0';
-        configFree(cfg);
-        cfg->base = base;
-        cfg->access_key = k;
-        cfg->access_key_len = keyLen;
-        cfg->port = (int)(portText ? port : endpointPort ? endpointPort : 80);
-    }
+    if (csStore(cfg, &f, hostBase, port, endpointPort, err, errlen)) goto out;
     rc = 0;
 out:
     free(hostBase);

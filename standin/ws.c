@@ -49,6 +49,81 @@ static int fail(struct wsEvent *ev, int code) {
     return WS_READ_FAIL;
 }
 
+/* One frame's header, as read by frameHeader. */
+struct frame {
+    int fin, op;
+    uint64_t len;
+    size_t hdr; /* bytes before the mask */
+};
+
+/* Reads the header at p (avail bytes) and checks it against the reader's state. Returns 1 with
+ * *f filled, 0 when more bytes are needed, or -code (a WS_CLOSE_* code) when it is refused. */
+static int frameHeader(const struct wsReader *r, const unsigned char *p, size_t avail,
+                       struct frame *f) {
+    if (avail < 2) return 0;
+    f->fin = p[0] & 0x80;
+    f->op = p[0] & 0x0f;
+    f->hdr = 2;
+    if (p[0] & 0x70) return -WS_CLOSE_PROTOCOL_ERROR;    /* no extension agreed */
+    if (!(p[1] & 0x80)) return -WS_CLOSE_PROTOCOL_ERROR; /* clients must mask */
+    f->len = p[1] & 0x7f;
+    if (f->len == 126) {
+        if (avail < 4) return 0;
+        f->len = (uint64_t)p[2] << 8 | p[3];
+        f->hdr = 4;
+    } else if (f->len == 127) {
+        if (avail < 10) return 0;
+        f->len = 0;
+        for (int i = 0; i < 8; i++)
+            f->len = f->len << 8 | p[2 + i];
+        if (f->len >> 63) return -WS_CLOSE_PROTOCOL_ERROR;
+        f->hdr = 10;
+    }
+    if (f->op >= WS_OP_CLOSE) {
+        if (f->op > WS_OP_PONG) return -WS_CLOSE_PROTOCOL_ERROR;
+        if (!f->fin || f->len > sizeof(r->control)) return -WS_CLOSE_PROTOCOL_ERROR;
+    } else {
+        if (f->op > WS_OP_BINARY) return -WS_CLOSE_PROTOCOL_ERROR;
+        if ((f->op == WS_OP_CONTINUATION) != (r->msgOp != 0))
+            return -WS_CLOSE_PROTOCOL_ERROR; /* stray or interrupted fragment */
+        if (f->len > r->maxMessage - r->msg.len) return -WS_CLOSE_TOO_BIG;
+    }
+    return 1;
+}
+
+/* A control frame, unmasked in r->control, as an event. */
+static int controlEvent(struct wsReader *r, const struct frame *f, struct wsEvent *ev) {
+    ev->opcode = f->op;
+    ev->data = r->control;
+    ev->len = (size_t)f->len;
+    ev->closeCode = 0;
+    if (f->op != WS_OP_CLOSE) return WS_READ_EVENT;
+    ev->closeCode = WS_CLOSE_NO_STATUS;
+    if (f->len == 1) return fail(ev, WS_CLOSE_PROTOCOL_ERROR);
+    if (f->len >= 2) {
+        unsigned code = (unsigned)r->control[0] << 8 | r->control[1];
+        if (!closeCodeValid(code)) return fail(ev, WS_CLOSE_PROTOCOL_ERROR);
+        if (!utf8Valid(r->control + 2, (size_t)f->len - 2)) return fail(ev, WS_CLOSE_INVALID_DATA);
+        ev->closeCode = (int)code;
+        ev->data = r->control + 2;
+        ev->len = (size_t)f->len - 2;
+    }
+    return WS_READ_EVENT;
+}
+
+/* The whole message in r->msg, as an event. */
+static int messageEvent(struct wsReader *r, struct wsEvent *ev) {
+    if (r->msgOp == WS_OP_TEXT && !utf8Valid(r->msg.data, r->msg.len))
+        return fail(ev, WS_CLOSE_INVALID_DATA);
+    ev->opcode = r->msgOp;
+    ev->data = r->msg.data ? (const unsigned char *)r->msg.data : (const unsigned char *)"";
+    ev->len = r->msg.len;
+    ev->closeCode = 0;
+    r->msgOp = 0;
+    r->msgDone = 1;
+    return WS_READ_EVENT;
+}
+
 int wsReaderNext(struct wsReader *r, struct wsEvent *ev) {
     if (r->msgDone) {
         bufReset(&r->msg);
@@ -56,83 +131,28 @@ int wsReaderNext(struct wsReader *r, struct wsEvent *ev) {
     }
     for (;;) {
         const unsigned char *p = (const unsigned char *)r->in.data + r->inPos;
-        size_t avail = r->in.len - r->inPos, hdr = 2;
-        uint64_t len;
-        int fin, op;
-        const unsigned char *mask;
+        size_t avail = r->in.len - r->inPos;
+        struct frame f;
         unsigned char *dst;
 
-        if (avail < 2) return WS_READ_MORE;
-        fin = p[0] & 0x80;
-        op = p[0] & 0x0f;
-        if (p[0] & 0x70) return fail(ev, WS_CLOSE_PROTOCOL_ERROR);    /* no extension agreed */
-        if (!(p[1] & 0x80)) return fail(ev, WS_CLOSE_PROTOCOL_ERROR); /* clients must mask */
-        len = p[1] & 0x7f;
-        if (len == 126) {
-            if (avail < 4) return WS_READ_MORE;
-            len = (uint64_t)p[2] << 8 | p[3];
-            hdr = 4;
-        } else if (len == 127) {
-            if (avail < 10) return WS_READ_MORE;
-            len = 0;
-            for (int i = 0; i < 8; i++)
-                len = len << 8 | p[2 + i];
-            if (len >> 63) return fail(ev, WS_CLOSE_PROTOCOL_ERROR);
-            hdr = 10;
-        }
-        if (op >= WS_OP_CLOSE) {
-            if (op > WS_OP_PONG) return fail(ev, WS_CLOSE_PROTOCOL_ERROR);
-            if (!fin || len > sizeof(r->control)) return fail(ev, WS_CLOSE_PROTOCOL_ERROR);
-        } else {
-            if (op > WS_OP_BINARY) return fail(ev, WS_CLOSE_PROTOCOL_ERROR);
-            if ((op == WS_OP_CONTINUATION) != (r->msgOp != 0))
-                return fail(ev, WS_CLOSE_PROTOCOL_ERROR); /* stray or interrupted fragment */
-            if (len > r->maxMessage - r->msg.len) return fail(ev, WS_CLOSE_TOO_BIG);
-        }
-        if (avail - hdr < 4 + len) return WS_READ_MORE;
-        mask = p + hdr;
-        p += hdr + 4;
-        if (op >= WS_OP_CLOSE) {
+        int h = frameHeader(r, p, avail, &f);
+        if (h < 0) return fail(ev, -h);
+        if (h == 0 || avail - f.hdr < 4 + f.len) return WS_READ_MORE;
+        const unsigned char *mask = p + f.hdr;
+        p += f.hdr + 4;
+        if (f.op >= WS_OP_CLOSE) {
             dst = r->control;
         } else { /* appended masked, then unmasked in place */
-            if (bufAppend(&r->msg, p, (size_t)len)) return fail(ev, WS_CLOSE_INTERNAL_ERROR);
-            dst = (unsigned char *)r->msg.data + r->msg.len - (size_t)len;
+            if (bufAppend(&r->msg, p, (size_t)f.len)) return fail(ev, WS_CLOSE_INTERNAL_ERROR);
+            dst = (unsigned char *)r->msg.data + r->msg.len - (size_t)f.len;
         }
-        for (size_t i = 0; i < len; i++)
+        for (size_t i = 0; i < f.len; i++)
             dst[i] = p[i] ^ mask[i & 3];
-        r->inPos += hdr + 4 + (size_t)len;
+        r->inPos += f.hdr + 4 + (size_t)f.len;
 
-        if (op >= WS_OP_CLOSE) {
-            ev->opcode = op;
-            ev->data = r->control;
-            ev->len = (size_t)len;
-            ev->closeCode = 0;
-            if (op == WS_OP_CLOSE) {
-                ev->closeCode = WS_CLOSE_NO_STATUS;
-                if (len == 1) return fail(ev, WS_CLOSE_PROTOCOL_ERROR);
-                if (len >= 2) {
-                    unsigned code = (unsigned)r->control[0] << 8 | r->control[1];
-                    if (!closeCodeValid(code)) return fail(ev, WS_CLOSE_PROTOCOL_ERROR);
-                    if (!utf8Valid(r->control + 2, (size_t)len - 2))
-                        return fail(ev, WS_CLOSE_INVALID_DATA);
-                    ev->closeCode = (int)code;
-                    ev->data = r->control + 2;
-                    ev->len = (size_t)len - 2;
-                }
-            }
-            return WS_READ_EVENT;
-        }
-        if (op != WS_OP_CONTINUATION) r->msgOp = op;
-        if (!fin) continue;
-        if (r->msgOp == WS_OP_TEXT && !utf8Valid(r->msg.data, r->msg.len))
-            return fail(ev, WS_CLOSE_INVALID_DATA);
-        ev->opcode = r->msgOp;
-        ev->data = r->msg.data ? (const unsigned char *)r->msg.data : (const unsigned char *)"";
-        ev->len = r->msg.len;
-        ev->closeCode = 0;
-        r->msgOp = 0;
-        r->msgDone = 1;
-        return WS_READ_EVENT;
+        if (f.op >= WS_OP_CLOSE) return controlEvent(r, &f, ev);
+        if (f.op != WS_OP_CONTINUATION) r->msgOp = f.op;
+        if (f.fin) return messageEvent(r, ev);
     }
 }
 

@@ -26,7 +26,7 @@
 
 static storageAccount acct;
 
-static const char *rc_name(int rc) {
+static const char *rcName(int rc) {
     static const char *names[] = {"ok", "not_found", "conflict", "precondition", "error"};
     return rc >= 0 && rc <= TABLE_ERROR ? names[rc] : "?";
 }
@@ -88,7 +88,7 @@ static int run(void) {
             json_array_append_new(ops,
                                   json_pack("{s:I,s:s}", "status", (json_int_t)res->ops[j].status,
                                             "etag", res->ops[j].etag));
-        json_object_set_new(out, "rc", json_string(rc_name(rc)));
+        json_object_set_new(out, "rc", json_string(rcName(rc)));
         json_object_set_new(out, "status", json_integer(res->status));
         json_object_set_new(out, "unknown", json_boolean(res->unknown));
         json_object_set_new(out, "failed", json_integer(res->failed));
@@ -119,14 +119,14 @@ typedef struct worker {
     int failed;
 } worker;
 
-static double now_s(void) {
+static double nowSeconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* The properties a device row's merge carries in the pipeline (a similar size). */
-static json_t *device_props(unsigned long n) {
+static json_t *deviceProps(unsigned long n) {
     json_t *p = json_object();
     tableSetDouble(p, "Temperature", 20.0 + (double)(n % 50) / 10);
     tableSetDouble(p, "Humidity", 40.0 + (double)(n % 30));
@@ -137,7 +137,7 @@ static json_t *device_props(unsigned long n) {
     return p;
 }
 
-static void *bench_worker(void *arg) {
+static void *benchWorker(void *arg) {
     worker *w = arg;
     char(*etags)[TABLEBATCH_ETAG_MAX] = calloc((size_t)w->rows, TABLEBATCH_ETAG_MAX);
     char(*rks)[64] = calloc((size_t)w->rows, 64);
@@ -146,7 +146,7 @@ static void *bench_worker(void *arg) {
     char err[256];
     for (int i = 0; i < w->rows; i++) {
         snprintf(rks[i], 64, "w%d-dev-%d", w->id, i);
-        json_t *e = device_props(0);
+        json_t *e = deviceProps(0);
         json_object_set_new(e, "PartitionKey", json_string(w->pk));
         json_object_set_new(e, "RowKey", json_string(rks[i]));
         tableUpsert(&acct, w->table, w->pk, rks[i], e, &r);
@@ -162,9 +162,9 @@ static void *bench_worker(void *arg) {
     }
 out:
     pthread_barrier_wait(&ready);
-    double until = now_s() + seconds;
-    for (unsigned long n = 1; !w->failed && now_s() < until; n++) {
-        json_t *p = device_props(n);
+    double until = nowSeconds() + seconds;
+    for (unsigned long n = 1; !w->failed && nowSeconds() < until; n++) {
+        json_t *p = deviceProps(n);
         if (strcmp(w->mode, "batch") == 0) {
             tableBatch *b = tableBatchNew(&acct, w->table, w->pk, 0, err, sizeof(err));
             for (int i = 0; b && i < w->rows; i++)
@@ -215,11 +215,11 @@ static int bench(char **argv) {
     pthread_barrier_init(&ready, NULL, (unsigned)threads + 1);
     for (int i = 0; i < threads; i++) {
         w[i] = (worker){argv[1], argv[2], argv[5], rows, i, 0, 0};
-        pthread_create(&t[i], NULL, bench_worker, &w[i]);
+        pthread_create(&t[i], NULL, benchWorker, &w[i]);
     }
     pthread_barrier_wait(&ready);
     unsigned long before = tableRequestCount();
-    double t0 = now_s();
+    double t0 = nowSeconds();
     unsigned long writes = 0;
     int failed = 0;
     for (int i = 0; i < threads; i++) {
@@ -227,7 +227,7 @@ static int bench(char **argv) {
         writes += w[i].writes;
         failed |= w[i].failed;
     }
-    double el = now_s() - t0;
+    double el = nowSeconds() - t0;
     pthread_barrier_destroy(&ready);
     printf("{\"writes\":%lu,\"requests\":%lu,\"seconds\":%.3f,\"failed\":%s}\n", writes,
            tableRequestCount() - before, el, failed ? "true" : "false");

@@ -109,9 +109,9 @@ struct httpdStream {
     size_t off, len; /* data[off, len) waits to be sent */
     int ended, ok, readerGone, waiting, sending;
     struct MHD_Connection *conn;
-    conninfo *ci;             /* only touched by the reader (libmicrohttpd's thread) */
-    httpdRequest *rq;         /* until closed: the request whose full call writes */
-    httpdResponse head;       /* status and headers, queued by the reader */
+    conninfo *ci;       /* only touched by the reader (libmicrohttpd's thread) */
+    httpdRequest *rq;   /* until closed: the request whose full call writes */
+    httpdResponse head; /* status and headers, queued by the reader */
 };
 
 /* ---- requests and responses ---- */
@@ -232,8 +232,8 @@ static enum MHD_Result queueAnswer(httpdRequest *rq, httpdResponse *resp, int cl
     httpd *d = rq->d;
     struct MHD_Response *mr;
     enum MHD_Result ret;
-    int upgrade = resp->status == MHD_HTTP_SWITCHING_PROTOCOLS && resp->upgrade &&
-                  d->opt.allowUpgrade;
+    int upgrade =
+        resp->status == MHD_HTTP_SWITCHING_PROTOCOLS && resp->upgrade && d->opt.allowUpgrade;
     if (d->opt.finish) d->opt.finish(rq, resp, d->opt.ctx);
     if (upgrade) {
         mr = MHD_create_response_for_upgrade(onUpgrade, NULL);
@@ -332,13 +332,11 @@ static int badFraming(httpdRequest *rq, enum MHD_Result *ret) {
     /* RFC 9112 section 6.1: a coding the server does not understand is answered 501; a request
      * with both Transfer-Encoding and Content-Length "ought to be handled as an error". */
     if (!f.chunkedOnly || f.te > 1)
-        *ret = answerError(rq, 501,
-                           "Transfer-Encoding other than a single 'chunked' is not supported", NULL,
-                           1);
+        *ret = answerError(
+            rq, 501, "Transfer-Encoding other than a single 'chunked' is not supported", NULL, 1);
     else if (f.cl)
-        *ret = answerError(rq, 400,
-                           "a request may not have both Transfer-Encoding and Content-Length",
-                           NULL, 1);
+        *ret = answerError(
+            rq, 400, "a request may not have both Transfer-Encoding and Content-Length", NULL, 1);
     else
         return 0;
     return 1;
@@ -356,8 +354,7 @@ static int takeBody(httpdRequest *rq, const char *data, size_t n) {
     if (!rq->spool) {
         rq->spool = tmpfile();
         if (!rq->spool) {
-            logError("cannot spool a body of more than %zu bytes: %s", o->maxBody,
-                     strerror(errno));
+            logError("cannot spool a body of more than %zu bytes: %s", o->maxBody, strerror(errno));
             return -1;
         }
         if (rq->body.len && fwrite(rq->body.data, 1, rq->body.len, rq->spool) != rq->body.len)
@@ -728,8 +725,8 @@ static enum MHD_Result bodyRead(httpdRequest *rq) {
     if (enqueue(rq) != 0) {
         rq->state = RQ_ANSWERED;
         pthread_mutex_unlock(&d->lock);
-        logWarn("http server: %s %.100s refused: %d requests already wait for a worker",
-                rq->method, rq->path, HTTPD_LANE_QUEUE);
+        logWarn("http server: %s %.100s refused: %d requests already wait for a worker", rq->method,
+                rq->path, HTTPD_LANE_QUEUE);
         return answerError(rq, 503, "the server is busy; retry shortly", "1", 1);
     }
     setPhase(rq->ci, PHASE_WORKING);
@@ -901,7 +898,7 @@ httpd *httpdStart(const httpdOptions *o, char *err, size_t errlen) {
     const char *host = o->host ? o->host : "127.0.0.1";
     int ipv6;
     httpd *d = NULL;
-    unsigned flags = MHD_USE_ERROR_LOG, limit;
+    unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_ITC, limit; /* ITC: for MHD_quiesce_daemon */
 
     if (bindAddress(host, o->port, &addr, &ipv6) != 0) {
         snprintf(err, errlen, "not a numeric address: %s", host);
@@ -934,7 +931,10 @@ httpd *httpdStart(const httpdOptions *o, char *err, size_t errlen) {
     if (ipv6) flags |= MHD_USE_IPv6;
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, &addr},
-        {MHD_OPTION_THREAD_POOL_SIZE, d->opt.threadPerConnection ? 0 : HTTPD_IO_THREADS, NULL},
+        /* Lanes: a pool of I/O threads; a thread per connection takes no pool (the timeout
+         * again stands in for the option). */
+        {d->opt.threadPerConnection ? MHD_OPTION_CONNECTION_TIMEOUT : MHD_OPTION_THREAD_POOL_SIZE,
+         d->opt.threadPerConnection ? d->opt.idleSeconds : HTTPD_IO_THREADS, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)onCompleted, d},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)onConnection, d},
         {MHD_OPTION_CONNECTION_TIMEOUT, d->opt.idleSeconds, NULL},
@@ -971,9 +971,14 @@ fail:
     return NULL;
 }
 
+int httpdPort(const httpd *d) {
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(d->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return i ? (int)i->port : -1;
+}
+
 int httpdStop(httpd *d, int drainSeconds) {
     if (!d) return 0;
-    if (drainSeconds > 0 && !d->opt.threadPerConnection) {
+    if (drainSeconds > 0) {
         /* Stop accepting, then wait for what is in flight. */
         MHD_socket fd = MHD_quiesce_daemon(d->daemon);
         if (fd != MHD_INVALID_SOCKET) close(fd);

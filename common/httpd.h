@@ -22,13 +22,13 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define HTTPD_MAX_HEADERS 12             /* response headers a handler may add */
-#define HTTPD_CONTENT_TYPE_LEN 96        /* with the NUL */
-#define HTTPD_IO_THREADS 2               /* lanes: libmicrohttpd's threads, sockets only */
-#define HTTPD_MAX_CONNECTIONS 16384      /* or what RLIMIT_NOFILE allows, whichever is lower */
-#define HTTPD_LANE_WORKERS 64            /* handler threads per lane */
-#define HTTPD_LANE_QUEUE 1024            /* requests waiting for a worker per lane; 503 past it */
-#define HTTPD_STREAM_BUFFER (256 << 10)  /* bytes of a streamed answer waiting to be sent */
+#define HTTPD_MAX_HEADERS 12            /* response headers a handler may add */
+#define HTTPD_CONTENT_TYPE_LEN 96       /* with the NUL */
+#define HTTPD_IO_THREADS 2              /* lanes: libmicrohttpd's threads, sockets only */
+#define HTTPD_MAX_CONNECTIONS 16384     /* or what RLIMIT_NOFILE allows, whichever is lower */
+#define HTTPD_LANE_WORKERS 64           /* handler threads per lane */
+#define HTTPD_LANE_QUEUE 1024           /* requests waiting for a worker per lane; 503 past it */
+#define HTTPD_STREAM_BUFFER (256 << 10) /* bytes of a streamed answer waiting to be sent */
 
 typedef struct httpd httpd;
 typedef struct httpdRequest httpdRequest;
@@ -83,10 +83,10 @@ typedef struct httpdOptions {
     int idleSeconds; /* a keep-alive connection idle this long is closed; 0: deadlineSeconds */
     int threadPerConnection;
     int allowUpgrade;
-    int rawUrls;          /* paths and query values as sent (not percent-decoded) */
-    int raiseFileLimit;   /* raise RLIMIT_NOFILE's soft limit to the hard one */
-    int reuseAddress;     /* libmicrohttpd's MHD_OPTION_LISTENING_ADDRESS_REUSE 1 */
-    httpdHandler early;   /* may be NULL */
+    int rawUrls;        /* paths and query values as sent (not percent-decoded) */
+    int raiseFileLimit; /* raise RLIMIT_NOFILE's soft limit to the hard one */
+    int reuseAddress;   /* libmicrohttpd's MHD_OPTION_LISTENING_ADDRESS_REUSE 1 */
+    httpdHandler early; /* may be NULL */
     httpdHandler full;
     void *ctx;            /* for early, full and finish */
     httpdQuickFn quick;   /* may be NULL */
@@ -102,6 +102,9 @@ typedef struct httpdOptions {
 /* Starts serving o->host:o->port on internal threads (o is copied; its strings must outlive the
  * server). Returns the server, or NULL with the reason in err. */
 httpd *httpdStart(const httpdOptions *o, char *err, size_t errlen);
+
+/* The port d listens on (the one chosen by the system when started with port 0). */
+int httpdPort(const httpd *d);
 
 /* Stops accepting, lets in-flight requests finish (up to drainSeconds), then stops and frees d.
  * Returns 0, or the number of handlers still running: d is then left as it is (the process should
@@ -130,8 +133,7 @@ FILE *httpdSpool(const httpdRequest *req);
  * or -1 on OOM (the status is still set, without a body). */
 int httpdSetText(httpdResponse *resp, int status, const char *contentType, const char *text);
 /* Sets status, content type, and body (stolen; may be NULL) of len bytes. */
-void httpdSetBody(httpdResponse *resp, int status, const char *contentType, char *body,
-                  size_t len);
+void httpdSetBody(httpdResponse *resp, int status, const char *contentType, char *body, size_t len);
 /* Adds a header (both copied). Returns 0, or -1 when full or out of memory. */
 int httpdAddHeader(httpdResponse *resp, const char *name, const char *value);
 /* Frees what resp owns and empties it (calls upgradeFree if a hand-off is pending). */

@@ -23,7 +23,7 @@
 #define QUEUE_MAX_MESSAGES 8192
 #define SHUTDOWN_WAIT_MS 5000
 #define MAX_POLL_SECONDS 90
-#define IDLE_SECONDS 300   /* keep-alive connections idle past this are closed */
+#define IDLE_SECONDS 300    /* keep-alive connections idle past this are closed */
 #define READ_PAST_FACTOR 16 /* bodies up to 16 times the cap are read and dropped, kept alive */
 
 /* Preflights are answered before any route sees them. */

@@ -893,12 +893,41 @@ static int bindAddress(const char *host, int port, struct sockaddr_storage *ss, 
     return -1;
 }
 
+/* Starts libmicrohttpd for d in the mode its options ask for. */
+static struct MHD_Daemon *startDaemon(httpd *d, struct sockaddr_storage *addr, int ipv6) {
+    const httpdOptions *o = &d->opt;
+    unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_ITC; /* ITC: for MHD_quiesce_daemon */
+    if (o->threadPerConnection)
+        flags |= MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION;
+    else
+        flags |= MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
+    if (o->allowUpgrade) flags |= MHD_ALLOW_UPGRADE;
+    if (ipv6) flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_SOCK_ADDR, 0, addr},
+        /* Lanes: a pool of I/O threads; a thread per connection takes no pool (the timeout
+         * again stands in for the option). */
+        {o->threadPerConnection ? MHD_OPTION_CONNECTION_TIMEOUT : MHD_OPTION_THREAD_POOL_SIZE,
+         o->threadPerConnection ? o->idleSeconds : HTTPD_IO_THREADS, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)onCompleted, d},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)onConnection, d},
+        {MHD_OPTION_CONNECTION_TIMEOUT, o->idleSeconds, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, connectionLimit(o->raiseFileLimit), NULL},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)onLibraryLog, NULL},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)(o->rawUrls ? keepRaw : decode), NULL},
+        /* Absent, libmicrohttpd sets SO_REUSEADDR; present and 1, SO_REUSEPORT too. */
+        {o->reuseAddress ? MHD_OPTION_LISTENING_ADDRESS_REUSE : MHD_OPTION_END, 1, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    return MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, onRequest, d, MHD_OPTION_ARRAY,
+                            opts, MHD_OPTION_END);
+}
+
 httpd *httpdStart(const httpdOptions *o, char *err, size_t errlen) {
     struct sockaddr_storage addr;
     const char *host = o->host ? o->host : "127.0.0.1";
-    int ipv6;
+    int ipv6, ok = 0;
     httpd *d = NULL;
-    unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_ITC, limit; /* ITC: for MHD_quiesce_daemon */
 
     if (bindAddress(host, o->port, &addr, &ipv6) != 0) {
         snprintf(err, errlen, "not a numeric address: %s", host);
@@ -921,54 +950,32 @@ httpd *httpdStart(const httpdOptions *o, char *err, size_t errlen) {
     pthread_cond_init(&d->sweepWake, NULL);
     for (int i = 0; i < 2; i++)
         pthread_cond_init(&d->lanes[i].wake, NULL);
-    limit = connectionLimit(o->raiseFileLimit);
-
-    if (d->opt.threadPerConnection)
-        flags |= MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION;
-    else
-        flags |= MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
-    if (d->opt.allowUpgrade) flags |= MHD_ALLOW_UPGRADE;
-    if (ipv6) flags |= MHD_USE_IPv6;
-    struct MHD_OptionItem opts[] = {
-        {MHD_OPTION_SOCK_ADDR, 0, &addr},
-        /* Lanes: a pool of I/O threads; a thread per connection takes no pool (the timeout
-         * again stands in for the option). */
-        {d->opt.threadPerConnection ? MHD_OPTION_CONNECTION_TIMEOUT : MHD_OPTION_THREAD_POOL_SIZE,
-         d->opt.threadPerConnection ? d->opt.idleSeconds : HTTPD_IO_THREADS, NULL},
-        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)onCompleted, d},
-        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)onConnection, d},
-        {MHD_OPTION_CONNECTION_TIMEOUT, d->opt.idleSeconds, NULL},
-        {MHD_OPTION_CONNECTION_LIMIT, limit, NULL},
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)onLibraryLog, NULL},
-        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)(d->opt.rawUrls ? keepRaw : decode), NULL},
-        /* Absent, libmicrohttpd sets SO_REUSEADDR; present and 1, SO_REUSEPORT too. */
-        {d->opt.reuseAddress ? MHD_OPTION_LISTENING_ADDRESS_REUSE : MHD_OPTION_END, 1, NULL},
-        {MHD_OPTION_END, 0, NULL},
-    };
     errno = 0;
-    d->daemon = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, onRequest, d,
-                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    d->daemon = startDaemon(d, &addr, ipv6);
     if (!d->daemon) {
         snprintf(err, errlen, "cannot listen on %s%s%s:%d%s%s", ipv6 ? "[" : "", host,
                  ipv6 ? "]" : "", o->port, errno ? ": " : "", errno ? strerror(errno) : "");
-        goto fail;
+        goto out;
     }
     if (d->opt.deadlineSeconds) {
         if (pthread_create(&d->sweeper, NULL, sweep, d) != 0) {
             MHD_stop_daemon(d->daemon);
             snprintf(err, errlen, "cannot start a thread");
-            goto fail;
+            goto out;
         }
         d->sweeping = 1;
     }
-    logDebug("http server on %s port %d: up to %u connections, %s, request deadline %d s", host,
-             o->port, limit, d->opt.threadPerConnection ? "a thread per connection" : "lanes",
+    logDebug("http server on %s port %d: %s, request deadline %d s", host, o->port,
+             d->opt.threadPerConnection ? "a thread per connection" : "lanes",
              d->opt.deadlineSeconds);
+    ok = 1;
+out:
+    if (!ok) {
+        pthread_mutex_destroy(&d->lock);
+        free(d);
+        d = NULL;
+    }
     return d;
-fail:
-    pthread_mutex_destroy(&d->lock);
-    free(d);
-    return NULL;
 }
 
 int httpdPort(const httpd *d) {

@@ -85,7 +85,7 @@ typedef struct httpdOptions {
     int allowUpgrade;
     int rawUrls;        /* paths and query values as sent (not percent-decoded) */
     int raiseFileLimit; /* raise RLIMIT_NOFILE's soft limit to the hard one */
-    int reuseAddress;   /* libmicrohttpd's MHD_OPTION_LISTENING_ADDRESS_REUSE 1 */
+    int reuseAddress;   /* SO_REUSEPORT as well as SO_REUSEADDR on the listening socket */
     httpdHandler early; /* may be NULL */
     httpdHandler full;
     void *ctx;            /* for early, full and finish */

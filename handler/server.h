@@ -1,7 +1,6 @@
-/* server: the HTTP server the Functions host talks to (libmicrohttpd behind it): loopback only,
+/* server: the HTTP server the Functions host talks to (common/httpd behind it): loopback only,
  * a few I/O threads (epoll) for any number of connections, handlers on worker threads, a capped
- * request body (413 past it), a deadline for every request, streamed answers, graceful stop. The
- * handler's only module that calls libmicrohttpd (the stand-in has its own, standin/httpd.c). */
+ * request body (413 past it), a deadline for every request, streamed answers, graceful stop. */
 #ifndef ENVIROMON_SERVER_H
 #define ENVIROMON_SERVER_H
 
@@ -10,11 +9,7 @@
 #include <stdio.h>
 
 #define SERVER_MAX_HEADERS 8
-#define SERVER_IO_THREADS 2          /* libmicrohttpd's threads: sockets only, never a handler */
-#define SERVER_MAX_CONNECTIONS 16384 /* or what RLIMIT_NOFILE allows, whichever is lower */
-#define SERVER_LANE_WORKERS 64       /* handler threads per lane (host invocations; the rest) */
-#define SERVER_LANE_QUEUE 1024       /* requests waiting for a worker per lane; 503 past it */
-#define SERVER_STREAM_BUFFER (256 << 10) /* bytes of a streamed answer waiting to be sent */
+/* Threads, lanes, queue and stream sizes: common/httpd.h (HTTPD_*). */
 
 typedef struct serverRequest {
     const char *method;

@@ -6,6 +6,7 @@
  * Exit codes: 0 after a signal or --help, 1 when the port cannot be bound, 2 for bad settings. */
 #include "audience.h"
 #include "config.h"
+#include "cors.h"
 #include "httpd.h"
 #include "hub.h"
 #include "log.h"
@@ -22,6 +23,14 @@
 #define QUEUE_MAX_MESSAGES 8192
 #define SHUTDOWN_WAIT_MS 5000
 #define MAX_POLL_SECONDS 90
+#define IDLE_SECONDS 300    /* keep-alive connections idle past this are closed */
+#define READ_PAST_FACTOR 16 /* bodies up to 16 times the cap are read and dropped, kept alive */
+
+/* Preflights are answered before any route sees them. */
+static void early(const httpdRequest *req, httpdResponse *resp, void *ctx) {
+    if (corsPreflight(req, resp)) return;
+    routesEarly(req, resp, ctx);
+}
 
 int main(int argc, char **argv) {
     struct config cfg;
@@ -60,8 +69,24 @@ int main(int argc, char **argv) {
     hub.queueMaxMessages = QUEUE_MAX_MESSAGES;
     hubInit(&hub);
 
-    server = httpdStart(cfg.host, cfg.port, ROUTES_MAX_BODY, routesEarly, routesHandle, &cfg, err,
-                        sizeof(err));
+    server = httpdStart(&(httpdOptions){.host = cfg.host,
+                                        .port = cfg.port,
+                                        .maxBody = ROUTES_MAX_BODY,
+                                        .readPastFactor = READ_PAST_FACTOR,
+                                        .idleSeconds = IDLE_SECONDS,
+                                        /* A long poll holds its thread for up to
+                                         * MAX_POLL_SECONDS: a fixed worker pool would be
+                                         * starved by idle polls, a thread per connection
+                                         * never is. */
+                                        .threadPerConnection = 1,
+                                        .allowUpgrade = 1,
+                                        .raiseFileLimit = 1,
+                                        .rawUrls = 1, /* routes and audiences need the raw text */
+                                        .early = early,
+                                        .full = routesHandle,
+                                        .finish = corsFinish,
+                                        .ctx = &cfg},
+                        err, sizeof(err));
     if (!server) {
         fprintf(stderr, "signalr-standin: %s\n", err);
         rc = 1;
@@ -77,7 +102,7 @@ int main(int argc, char **argv) {
     if (sigwait(&stop, &sig) != 0) sig = SIGTERM;
     logInfo("signal %d: closing WebSockets and stopping", sig);
     hubShutdown(SHUTDOWN_WAIT_MS);
-    httpdStop(server);
+    httpdStop(server, 0);
     rc = 0;
 out:
     configFree(&cfg);

@@ -209,10 +209,7 @@ static void longPolling(const struct httpdRequest *req, struct httpdResponse *re
         if (methodIs(req, "DELETE")) {
             reply(resp, 202, "");
         } else if (body) {
-            resp->status = 200;
-            resp->contentType = TEXT;
-            resp->body = body;
-            resp->bodyLen = len;
+            httpdSetBody(resp, 200, TEXT, body, len); /* steals body */
             body = NULL;
         } else {
             reply(resp, 200, "");

@@ -38,6 +38,8 @@ int cryptoSecretEqual(const char *a, const char *b) {
     return CRYPTO_memcmp(a, la == lb ? b : a, la) == 0 && la == lb;
 }
 
+int cryptoBytesEqual(const void *a, const void *b, size_t n) { return CRYPTO_memcmp(a, b, n) == 0; }
+
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

@@ -23,6 +23,9 @@ int cryptoSha1(const void *data, size_t len, unsigned char out[CRYPTO_SHA1_LEN])
  * for secrets (tokens, signatures). */
 int cryptoSecretEqual(const char *a, const char *b);
 
+/* 1 when the n bytes at a and at b are equal, else 0, in a time that depends on n only. */
+int cryptoBytesEqual(const void *a, const void *b, size_t n);
+
 /* Standard base64 with padding. Returns a NUL-terminated string; caller frees. NULL on OOM. */
 char *cryptoBase64Encode(const void *data, size_t len);
 

@@ -46,13 +46,6 @@ static int numericDate(json_t *claims, const char *name, double *out) {
     return isfinite(*out) ? 1 : -1;
 }
 
-static int constantTimeEqual(const unsigned char *a, const unsigned char *b, size_t n) {
-    unsigned char diff = 0;
-    for (size_t i = 0; i < n; i++)
-        diff |= a[i] ^ b[i];
-    return diff == 0;
-}
-
 static int audienceOk(json_t *aud, jwtAudienceCheck check, void *ctx) {
     size_t i;
     json_t *v;
@@ -94,7 +87,7 @@ int jwtVerify(const char *token, size_t len, const void *key, size_t keylen, lon
         rc = JWT_NO_MEMORY;
         goto out;
     }
-    if (sigLen != sizeof(mac) || !constantTimeEqual(sig, mac, sizeof(mac))) {
+    if (sigLen != sizeof(mac) || !cryptoBytesEqual(sig, mac, sizeof(mac))) {
         rc = JWT_BAD_SIGNATURE;
         goto out;
     }

@@ -89,6 +89,8 @@ static void test_secret_equal(void **state) {
     assert_int_equal(cryptoSecretEqual("token2", "token"), 0);
     assert_int_equal(cryptoSecretEqual("", ""), 1);
     assert_int_equal(cryptoSecretEqual("", "x"), 0);
+    assert_int_equal(cryptoBytesEqual("ab\0c", "ab\0c", 4), 1);
+    assert_int_equal(cryptoBytesEqual("ab\0c", "ab\0d", 4), 0);
 }
 
 int main(void) {

@@ -37,7 +37,7 @@ typedef struct slot {
     devicestateFoldResult f;
 } slot;
 
-static void sleep_ms(int ms) {
+static void sleepMs(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0) {
     }
@@ -52,7 +52,7 @@ static void fail(slot *sl, const char *why) {
 }
 
 /* Reads the device's row. Returns 0, or -1 when the slot failed (w->error set). */
-static int read_row(const settings *s, slot *sl) {
+static int readRow(const settings *s, slot *sl) {
     tableResult r;
     json_decref(sl->row);
     sl->row = NULL;
@@ -234,7 +234,7 @@ static void submit(const settings *s, tableBatch *b, slot **ops, size_t nops, ro
 }
 
 /* Builds this round's transactions from the slots holding props and sends them. */
-static void send_round(const settings *s, slot *sl, size_t n, round *rd, int *guessFailures) {
+static void sendRound(const settings *s, slot *sl, size_t n, round *rd, int *guessFailures) {
     slot *ops[TABLEBATCH_MAX_OPS];
     size_t nops = 0;
     char err[256];
@@ -293,17 +293,17 @@ typedef struct fanwork {
     int kind;
 } fanwork;
 
-static int fan_wants(int kind, const slot *x) {
+static int fanWants(int kind, const slot *x) {
     if (kind == FAN_READ) return !x->done && !x->fallback && x->mode == MODE_READ;
     return !x->done;
 }
 
-static void fan_task(size_t i, void *arg) {
+static void fanTask(size_t i, void *arg) {
     fanwork *f = arg;
     slot *x = &f->sl[i];
-    if (!fan_wants(f->kind, x)) return;
+    if (!fanWants(f->kind, x)) return;
     if (f->kind == FAN_READ) {
-        read_row(f->s, x);
+        readRow(f->s, x);
     } else {
         int writes = x->w->writes;
         devicestateCommit(x->w);
@@ -319,10 +319,10 @@ static void fan(const settings *s, slot *sl, size_t n, int kind) {
     fanwork f = {s, sl, kind};
     size_t want = 0;
     for (size_t i = 0; i < n; i++)
-        want += fan_wants(kind, &sl[i]);
+        want += fanWants(kind, &sl[i]);
     if (want == 0) return;
     size_t most = s->batchConcurrency > 0 ? (size_t)s->batchConcurrency : 1;
-    fanoutRun(n, want < most ? want : most, fan_task, &f);
+    fanoutRun(n, want < most ? want : most, fanTask, &f);
 }
 
 size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
@@ -365,7 +365,7 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
         for (size_t i = 0; i < n; i++)
             pending += !sl[i].done && !sl[i].fallback;
         if (!pending) break;
-        send_round(s, sl, n, &rd, &guessFailures);
+        sendRound(s, sl, n, &rd, &guessFailures);
         if (rd.gone || rd.unreachable) {
             for (size_t i = 0; i < n; i++)
                 if (!sl[i].done) {
@@ -381,7 +381,7 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
                 if (!sl[i].done && !sl[i].fallback && sl[i].guess) reread(&sl[i]);
         if (rd.contended) {
             if (++contended >= COMMIT_CONTENDED_TRIES) break;
-            sleep_ms(devicestateBackoffMs(s->backoffBaseMs, s->backoffCapMs, contended - 1, &rnd));
+            sleepMs(devicestateBackoffMs(s->backoffBaseMs, s->backoffCapMs, contended - 1, &rnd));
         }
     }
     /* What is left goes one device at a time, each with its own backoff (heavy contention, or a

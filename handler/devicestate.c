@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const metric_props[METRIC_COUNT] = {"Celsius", "Humidity", "hPa", "Light"};
+static const char *const metricProps[METRIC_COUNT] = {"Celsius", "Humidity", "hPa", "Light"};
 
 /* What this process last wrote or read for a device: the whole row and its etag, so the steady
  * state is one merge per device per batch, without a read. */
@@ -30,7 +30,7 @@ static const settings *cfg;
 static dict cache;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void free_known(void *p) {
+static void freeKnown(void *p) {
     known *k = p;
     if (!k) return;
     json_decref(k->row);
@@ -39,7 +39,7 @@ static void free_known(void *p) {
 
 int devicestateInit(const settings *s) {
     cfg = s;
-    if (dictInit(&cache, 4096, free_known) != 0) return -1;
+    if (dictInit(&cache, 4096, freeKnown) != 0) return -1;
     /* Bounded by bytes, not devices: a row with long strings costs tens of KiB. The least
      * recently used rows go first; a device evicted costs one read when it reports again. */
     dictSetBudget(&cache, s->rowCacheBytes);
@@ -48,7 +48,7 @@ int devicestateInit(const settings *s) {
 
 /* What a cached row costs, near enough: jansson keeps each property as a key, a hash-table pair
  * and a value (about 96 bytes together on 64-bit glibc) plus its text. */
-static size_t row_bytes(const json_t *row) {
+static size_t rowBytes(const json_t *row) {
     size_t n = sizeof(known) + 64;
     const char *key;
     json_t *v;
@@ -96,7 +96,7 @@ void devicestateRemember(const char *id, json_t *row, const char *etag) {
     }
     k->row = row;
     snprintf(k->etag, sizeof(k->etag), "%s", etag);
-    size_t bytes = row_bytes(row);
+    size_t bytes = rowBytes(row);
     pthread_mutex_lock(&lock);
     if (dictSetSized(&cache, id, k, bytes) != 0) {
         /* Over the whole budget, or OOM: not kept (k freed); the next commit reads the row. */
@@ -111,7 +111,7 @@ void devicestateSeqProperty(const char *partition, char *out, size_t outlen) {
     out[o < outlen ? o : outlen - 1] = '\0';
 }
 
-static void hex_digest(const void *msg, size_t len, char *out, size_t digits) {
+static void hexDigest(const void *msg, size_t len, char *out, size_t digits) {
     static const char hex[] = "0123456789abcdef";
     unsigned char d[CRYPTO_SHA256_LEN];
     if (cryptoSha256(msg, len, d) != 0) memset(d, 0, sizeof(d)); /* OpenSSL cannot fail here */
@@ -146,7 +146,7 @@ void devicestateHubId(const devicestateSource *src, char *out) {
     o += (size_t)snprintf(m + o, 24, "%zu:", hl);
     for (size_t i = 0; i < hl; i++)
         m[o++] = (char)tolower((unsigned char)hub[i]);
-    hex_digest(m, o, out, DEVICESTATE_HUB_ID_LEN);
+    hexDigest(m, o, out, DEVICESTATE_HUB_ID_LEN);
     free(m);
 }
 
@@ -160,7 +160,7 @@ int devicestateWatermarkKey(const devicestateSource *src, char *out, size_t outl
     if (pl > 63) {
         /* Longer than any PartitionId the decoder lets through: named by its digest. */
         out[o++] = '~';
-        hex_digest(part, pl, out + o, 16);
+        hexDigest(part, pl, out + o, 16);
         return 0;
     }
     for (size_t i = 0; i < pl; i++) {
@@ -179,7 +179,7 @@ int devicestateWatermarkKey(const devicestateSource *src, char *out, size_t outl
 }
 
 /* A decimal integer, exactly: digits only (a leading '-' when neg), within int64. */
-static int parse_int64(const char *p, size_t n, int neg, int64_t *out) {
+static int parseInt64(const char *p, size_t n, int neg, int64_t *out) {
     int minus = neg && n > 0 && p[0] == '-';
     size_t i = (size_t)minus;
     uint64_t v = 0;
@@ -194,14 +194,14 @@ static int parse_int64(const char *p, size_t n, int neg, int64_t *out) {
 }
 
 /* An Int64 property read back (a string under odata=nometadata, or a number), exactly. */
-static int int64_property(const json_t *row, const char *name, int64_t *out) {
+static int int64Property(const json_t *row, const char *name, int64_t *out) {
     json_t *v = json_object_get(row, name);
     if (json_is_integer(v)) {
         *out = (int64_t)json_integer_value(v);
         return 0;
     }
     if (!json_is_string(v)) return -1;
-    return parse_int64(json_string_value(v), json_string_length(v), 1, out);
+    return parseInt64(json_string_value(v), json_string_length(v), 1, out);
 }
 
 /* One entry of the Watermarks text; key points into the text. */
@@ -214,7 +214,7 @@ typedef struct watermark {
 /* Splits a Watermarks text into entries (caller frees *out). An entry that is not
  * "<key>=<digits>" is left out: forgetting a watermark can only count a replay again, never
  * skip a new event. Returns the count (0 with *out NULL when there is none). */
-static size_t parse_watermarks(const char *text, watermark **out) {
+static size_t parseWatermarks(const char *text, watermark **out) {
     size_t n = 0, cap = 1;
     *out = NULL;
     if (!text) return 0;
@@ -227,7 +227,7 @@ static size_t parse_watermarks(const char *text, watermark **out) {
         if (!end) end = p + strlen(p);
         const char *eq = memchr(p, '=', (size_t)(end - p));
         if (eq && eq - p > DEVICESTATE_HUB_ID_LEN && p[DEVICESTATE_HUB_ID_LEN] == '/' &&
-            parse_int64(eq + 1, (size_t)(end - eq - 1), 0, &w[n].seq) == 0) {
+            parseInt64(eq + 1, (size_t)(end - eq - 1), 0, &w[n].seq) == 0) {
             w[n].key = p;
             w[n].keylen = (size_t)(eq - p);
             n++;
@@ -252,10 +252,10 @@ static size_t parse_watermarks(const char *text, watermark **out) {
  * while a new hub's events, enqueued after the switch, are. Events without an enqueued time are
  * counted. The property is set to -1 (honoured by nobody) once the source's own entry exists,
  * and every one of them once the row names two hubs. */
-static int legacy_applies(const json_t *row, const char *legacyName, int hasOwn, int otherHub,
-                          int64_t *value) {
+static int legacyApplies(const json_t *row, const char *legacyName, int hasOwn, int otherHub,
+                         int64_t *value) {
     int64_t v;
-    if (hasOwn || otherHub || int64_property(row, legacyName, &v) != 0) return 0;
+    if (hasOwn || otherHub || int64Property(row, legacyName, &v) != 0) return 0;
     if (v < 0 || v == INT64_MAX) return 0;
     *value = v;
     return 1;
@@ -263,14 +263,14 @@ static int legacy_applies(const json_t *row, const char *legacyName, int hasOwn,
 
 /* Sets every legacy SeqP property of row that still holds a value to -1 in p; only the one named
  * when only is not NULL. */
-static void retire_legacy(const json_t *row, json_t *p, const char *only) {
+static void retireLegacy(const json_t *row, json_t *p, const char *only) {
     const char *name;
     json_t *v;
     json_object_foreach((json_t *)row, name, v) {
         int64_t x;
         if (strncmp(name, "SeqP", 4) != 0 || strchr(name, '@')) continue;
         if (only && strcmp(name, only) != 0) continue;
-        if (int64_property(row, name, &x) == 0 && x == -1) continue;
+        if (int64Property(row, name, &x) == 0 && x == -1) continue;
         tableSetInt64(p, name, -1);
     }
 }
@@ -290,14 +290,14 @@ typedef struct foldBase {
     int64_t seenMs; /* the row's LastSeen, -1 when none */
 } foldBase;
 
-static void read_base(const json_t *row, const devicestateSource *src, foldBase *b) {
+static void readBase(const json_t *row, const devicestateSource *src, foldBase *b) {
     (void)devicestateWatermarkKey(src, b->key, sizeof(b->key)); /* 256 bytes always suffice */
     b->keylen = strlen(b->key);
     memcpy(b->hub, b->key, DEVICESTATE_HUB_ID_LEN);
     b->hub[DEVICESTATE_HUB_ID_LEN] = '\0';
     devicestateSeqProperty(src->partition, b->legacyName, sizeof(b->legacyName));
     b->nwm =
-        parse_watermarks(json_string_value(json_object_get(row, DEVICESTATE_WATERMARKS)), &b->wm);
+        parseWatermarks(json_string_value(json_object_get(row, DEVICESTATE_WATERMARKS)), &b->wm);
     b->hasOwn = b->otherHub = 0;
     b->own = b->legacy = -1;
     for (size_t i = 0; i < b->nwm; i++) {
@@ -307,7 +307,7 @@ static void read_base(const json_t *row, const devicestateSource *src, foldBase 
         }
         if (memcmp(b->wm[i].key, b->hub, DEVICESTATE_HUB_ID_LEN) != 0) b->otherHub = 1;
     }
-    b->useLegacy = legacy_applies(row, b->legacyName, b->hasOwn, b->otherHub, &b->legacy);
+    b->useLegacy = legacyApplies(row, b->legacyName, b->hasOwn, b->otherHub, &b->legacy);
     const char *seen = json_string_value(json_object_get(row, "LastSeen"));
     b->seenMs = seen ? invocationParseTime(seen) : -1;
 }
@@ -356,8 +356,8 @@ static void pick(const foldBase *b, const deviceEntry *e, size_t n, int64_t nowM
 /* Sets the Watermarks text in p: this source's entry first, then the others from the most
  * recently written on, as many as fit: what falls off the end is what an old hub left longest
  * ago. Retires the legacy watermarks it supersedes. */
-static void set_watermarks(const json_t *row, const foldBase *b, int64_t maxSeq, json_t *p,
-                           devicestateFoldResult *res) {
+static void setWatermarks(const json_t *row, const foldBase *b, int64_t maxSeq, json_t *p,
+                          devicestateFoldResult *res) {
     char text[DEVICESTATE_WATERMARKS_MAX + 1];
     int hubs2 = 0;
     int len = snprintf(text, sizeof(text), "%s=%" PRId64, b->key,
@@ -378,19 +378,19 @@ static void set_watermarks(const json_t *row, const foldBase *b, int64_t maxSeq,
     }
     text[o] = '\0';
     tableSetString(p, DEVICESTATE_WATERMARKS, text);
-    retire_legacy(row, p, hubs2 ? NULL : b->legacyName);
+    retireLegacy(row, p, hubs2 ? NULL : b->legacyName);
 }
 
 /* The latest reading's values, unless the row already holds a later one (another partition may
  * have delivered it first). Metrics it lacks keep their stored values. */
-static void set_latest(json_t *p, const foldPick *k, int64_t seenMs, const char *defaultGeo) {
+static void setLatest(json_t *p, const foldPick *k, int64_t seenMs, const char *defaultGeo) {
     if (!k->latest || k->latestMs < seenMs) return;
     const reading *r = k->latest->r;
     char iso[40];
     invocationFormatTime(k->latestMs, iso, sizeof(iso));
     tableSetDateTime(p, "LastSeen", iso);
     for (int m = 0; m < METRIC_COUNT; m++)
-        if (r->has[m]) tableSetDouble(p, metric_props[m], r->value[m]);
+        if (r->has[m]) tableSetDouble(p, metricProps[m], r->value[m]);
     const char *geo = r->geo ? r->geo : defaultGeo;
     if (geo) tableSetString(p, "Geo", geo);
     if (r->id[0]) tableSetString(p, "LastMessageId", r->id);
@@ -403,15 +403,15 @@ json_t *devicestateFold(const json_t *row, const devicestateSource *src, const c
     json_t *p = NULL;
     memset(res, 0, sizeof(*res));
     res->watermark = -1;
-    read_base(row, src, &b);
+    readBase(row, src, &b);
     pick(&b, e, n, nowMs, &k, res);
     if (res->applied == 0) goto out;
     p = json_object();
     if (!p) goto out;
     tableSetInt64(p, "Count", tableGetInt64(row, "Count", 0) + k.valid);
     tableSetInt64(p, "Rejected", tableGetInt64(row, "Rejected", 0) + k.rejected);
-    if (k.sawSeq) set_watermarks(row, &b, k.maxSeq, p, res);
-    set_latest(p, &k, b.seenMs, defaultGeo);
+    if (k.sawSeq) setWatermarks(row, &b, k.maxSeq, p, res);
+    setLatest(p, &k, b.seenMs, defaultGeo);
 out:
     free(b.wm);
     return p;
@@ -433,7 +433,7 @@ int devicestateBackoffMs(int base, int cap, int attempt, uint64_t *rnd) {
     return (int)(base + (long)(r % (uint64_t)(hi - base + 1)));
 }
 
-static void sleep_ms(int ms) {
+static void sleepMs(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0) {
     }
@@ -445,7 +445,7 @@ json_t *devicestateToJson(const json_t *row) {
     json_t *id = json_object_get(row, "RowKey");
     json_object_set_new(o, "deviceId", json_is_string(id) ? json_incref(id) : json_null());
     for (int m = 0; m < METRIC_COUNT; m++) {
-        json_t *v = json_object_get(row, metric_props[m]);
+        json_t *v = json_object_get(row, metricProps[m]);
         json_object_set_new(o, names[m],
                             json_is_number(v) ? json_real(json_number_value(v)) : json_null());
     }
@@ -463,7 +463,7 @@ json_t *devicestateToJson(const json_t *row) {
 enum { MODE_MERGE, MODE_INSERT, MODE_READ };
 
 /* Logs the events a fold skipped as replays: the device, the source and the sequence range. */
-static void log_replay(const deviceWork *w, const devicestateFoldResult *f) {
+static void logReplay(const deviceWork *w, const devicestateFoldResult *f) {
     logInfo("replay: device '%s', %zu event(s) of sequence %" PRId64 "..%" PRId64
             " from %s/%s partition '%s' at or below the %swatermark %" PRId64
             ": already applied, skipped",
@@ -492,13 +492,12 @@ typedef struct commit {
 enum { STEP_AGAIN, STEP_DONE, STEP_FAIL };
 
 static void backoff(commit *c) {
-    sleep_ms(
-        devicestateBackoffMs(cfg->backoffBaseMs, cfg->backoffCapMs, c->conflicts - 1, &c->rnd));
+    sleepMs(devicestateBackoffMs(cfg->backoffBaseMs, cfg->backoffCapMs, c->conflicts - 1, &c->rnd));
 }
 
 /* After a write the service refused for the etag or the row's existence (412, 409, 404): re-read
  * at once when the write rested on a belief, after a wait when on a fresh read. */
-static int after_conflict(commit *c) {
+static int afterConflict(commit *c) {
     c->mode = MODE_READ;
     c->conflicts++;
     if (c->guess) {
@@ -512,7 +511,7 @@ static int after_conflict(commit *c) {
 
 /* After no answer or a server error: the write may or may not have landed, so re-read, after a
  * wait; a 4xx or no answer at all ends the commit. */
-static int after_unknown(commit *c) {
+static int afterUnknown(commit *c) {
     c->guess = 0;
     c->mode = MODE_READ;
     if (++c->conflicts >= cfg->backoffAttempts || c->r.status == 0 ||
@@ -524,7 +523,7 @@ static int after_unknown(commit *c) {
 
 /* Reads the row afresh. Returns STEP_DONE when the round goes on with the fold (read, or no row:
  * an insert), STEP_FAIL when the table is gone, STEP_AGAIN when the read failed (retry). */
-static int read_row(commit *c) {
+static int readRow(commit *c) {
     deviceWork *w = c->w;
     json_decref(c->row);
     c->row = NULL;
@@ -561,7 +560,7 @@ static void settle(commit *c, const char *etag) {
 }
 
 /* Writes props (stolen) with a merge on the etag or an insert. Returns an enum tableStatus. */
-static int write_row(commit *c, json_t *props) {
+static int writeRow(commit *c, json_t *props) {
     deviceWork *w = c->w;
     int t;
     w->writes++;
@@ -588,12 +587,12 @@ static int write_row(commit *c, json_t *props) {
 
 /* One round: a re-read when due, the fold, the write. Returns STEP_DONE (committed), STEP_AGAIN
  * or STEP_FAIL (give up). */
-static int commit_round(commit *c) {
+static int commitRound(commit *c) {
     deviceWork *w = c->w;
     if (c->mode == MODE_READ) {
-        int step = read_row(c);
+        int step = readRow(c);
         if (step == STEP_FAIL) return STEP_FAIL;
-        if (step == STEP_AGAIN) return after_unknown(c);
+        if (step == STEP_AGAIN) return afterUnknown(c);
     }
     devicestateFoldResult f;
     json_t *props = devicestateFold(c->row, &c->src, cfg->partitionKey, w->entries, w->count,
@@ -619,19 +618,19 @@ static int commit_round(commit *c) {
         settle(c, c->etag); /* every event was applied already (a replay) */
         return STEP_DONE;
     }
-    int t = write_row(c, props);
+    int t = writeRow(c, props);
     if (t == TABLE_OK) return STEP_DONE;
     if (c->r.tableGone) {
         w->tableGone = 1;
         return STEP_FAIL;
     }
     if (t == TABLE_PRECONDITION || t == TABLE_CONFLICT || t == TABLE_NOT_FOUND)
-        return after_conflict(c);
-    return after_unknown(c);
+        return afterConflict(c);
+    return afterUnknown(c);
 }
 
 void devicestateLogFold(const deviceWork *w, const devicestateFoldResult *f) {
-    if (f->replayed) log_replay(w, f);
+    if (f->replayed) logReplay(w, f);
     if (f->dropped)
         logWarn("device '%s': %zu least recently written watermark(s) dropped to keep '%s' within "
                 "%d characters",
@@ -654,7 +653,7 @@ int devicestateCommit(deviceWork *w) {
     w->tableGone = 0;
 
     for (int rounds = 0; rounds < cfg->backoffAttempts * 2 + 2; rounds++) {
-        step = commit_round(&c);
+        step = commitRound(&c);
         if (step != STEP_AGAIN) break;
     }
     if (step != STEP_DONE) {

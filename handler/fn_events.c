@@ -594,11 +594,10 @@ static void conclude(batchRun *run, serverResponse *res, json_t *logs, double de
              run->b.count, t.valid, t.updated, run->nrejects, t.replayed, t.failed);
     json_array_append_new(logs, json_string(line));
     if (run->rejectRefused) {
-        /* line is reused, as before this function was split: the log line below then shows this
-         * message instead of the summary (the summary is in logs) */
-        snprintf(line, sizeof(line), "%d rejected reading(s) could not be kept: %s",
+        char note[512];
+        snprintf(note, sizeof(note), "%d rejected reading(s) could not be kept: %s",
                  run->rejectRefused, run->rejectError);
-        json_array_append_new(logs, json_string(line));
+        json_array_append_new(logs, json_string(note));
     }
     if (t.failed || run->rejectFailures) {
         if (run->tablesGone) tablesetLost(run->ctx->tables);

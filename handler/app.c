@@ -44,7 +44,8 @@ void appShutdown(void) {
 
 int appEnsureTables(char *err, size_t errlen) {
     const char *tables[] = {appSettings.deviceTable, appSettings.calibrationTable,
-                            appSettings.rejectedTable, appSettings.quarantineTable};
+                            appSettings.rejectedTable, appSettings.quarantineTable,
+                            appSettings.historyTable};
     int rc = 0;
     if (__atomic_load_n(&tables_ready, __ATOMIC_ACQUIRE)) return 0;
     pthread_mutex_lock(&tables_lock);

@@ -4,6 +4,7 @@
 #include "calibration.h"
 #include "devicestate.h"
 #include "dict.h"
+#include "history.h"
 #include "invocation.h"
 #include "livepush.h"
 #include "log.h"
@@ -336,6 +337,29 @@ static void free_run(batchRun *run) {
     pthread_mutex_destroy(&run->lock);
 }
 
+/* Keeps every accepted reading of the batch in the history table (history.h): replays write
+ * nothing twice. Returns 0, or -1 with err (the host delivers the batch again). */
+static int keep_history(batchRun *run, char *line, size_t linelen, char *err, size_t errlen) {
+    historyReading *v = calloc(run->nitems ? run->nitems : 1, sizeof(*v));
+    historyStats st;
+    size_t n = 0;
+    if (!v) return snprintf(err, errlen, "history: out of memory"), -1;
+    for (size_t i = 0; i < run->nitems; i++) {
+        const item *it = &run->items[i];
+        const hostEvent *e = &run->b.events[it->event];
+        if (it->rejected || !it->device) continue;
+        v[n++] =
+            (historyReading){it->device, &it->r, run->b.partition, e->seq, it->k, e->enqueuedMs};
+    }
+    int rc = historyWrite(&appSettings.storage, appSettings.historyTable, v, n, &st, err, errlen);
+    free(v);
+    snprintf(line, linelen,
+             "history: %zu rows written, %zu already kept, %zu without enqueued time, "
+             "%zu transactions, %zu lookups",
+             st.written, st.existed, st.skipped, st.transactions, st.lookups);
+    return rc;
+}
+
 static double ms_between(const struct timespec *a, const struct timespec *b) {
     return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
 }
@@ -558,6 +582,19 @@ void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
         logs = NULL;
         json_decref(changed);
         goto out;
+    }
+    if (appSettings.historyEnabled) {
+        char hline[256];
+        int hrc = keep_history(&run, hline, sizeof(hline), err, sizeof(err));
+        json_array_append_new(logs, json_string(hline));
+        if (hrc != 0) {
+            if (strstr(err, "TableNotFound")) appTablesLost();
+            logError("EnvironmentEventTrigger: %s (the host will retry the batch)", err);
+            answer(res, 500, logs, err);
+            logs = NULL;
+            json_decref(changed);
+            goto out;
+        }
     }
     logInfo("%s; %.2f ms to decode and calibrate, %.2f ms to commit", line, ms_between(&t0, &t1),
             ms_between(&t1, &t2));

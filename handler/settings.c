@@ -271,8 +271,14 @@ int settingsLoad(settings *s, char *err, size_t errlen) {
         table_setting("RejectedTable", "RejectedTelemetry", s->rejectedTable,
                       sizeof(s->rejectedTable), err, errlen) ||
         table_setting("QuarantineTable", "QuarantinedBatches", s->quarantineTable,
-                      sizeof(s->quarantineTable), err, errlen))
+                      sizeof(s->quarantineTable), err, errlen) ||
+        table_setting("HistoryTable", "ReadingHistory", s->historyTable, sizeof(s->historyTable),
+                      err, errlen))
         return -1;
+    if (int_setting("HistoryEnabled", 1, 0, 1, &v, err, errlen)) return -1;
+    s->historyEnabled = (int)v;
+    if (int_setting("HistoryDays", 30, 1, 36500, &v, err, errlen)) return -1;
+    s->historyDays = (int)v;
 
     if (int_setting("BackoffBaseMs", 40, 1, 60000, &v, err, errlen)) return -1;
     s->backoffBaseMs = (int)v;

@@ -1,0 +1,174 @@
+// Integration: the history table (handler/history.c) against real Azurite: every accepted
+// reading kept once, whatever the replays, crashes and failed transactions. Event Hubs cannot run
+// here, so this test plays the host: each batch is what the host would post, and a replay is the
+// same batch posted again. A small HTTP proxy between the handler and Azurite fails or kills at
+// a chosen history transaction (a stand-in for a network or process fault; Azurite is real).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import * as h from '../lib/harness.mjs';
+
+const TABLE = 'ReadingHistory';
+let az, proxy, handler;
+
+/** A proxy to Azurite; onBatch(n) is asked for the n-th (1-based) history $batch: 'pass',
+ * 'fail' (a 503 answer) or 'hang' (never answered). */
+async function startProxy() {
+  const port = await h.freePort();
+  const p = { port, batches: 0, onBatch: () => 'pass' };
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      if (req.url.includes('$batch') && body.includes(TABLE)) {
+        const what = p.onBatch(++p.batches);
+        if (what === 'fail') { res.writeHead(503, { 'Content-Type': 'text/plain' }); res.end('down'); return; }
+        if (what === 'hang') return;
+      }
+      const up = http.request({ host: '127.0.0.1', port: az.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      up.end(body);
+    });
+  });
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  p.close = () => { server.closeAllConnections(); return new Promise((r) => server.close(r)); };
+  return p;
+}
+
+const env = () => ({
+  ...h.handlerEnv(az),
+  StorageConnectionString: az.connectionString.replace(`:${az.port}/`, `:${proxy.port}/`),
+  BackoffBaseMs: '5', BackoffCapMs: '50',
+});
+
+before(async () => {
+  az = await h.startAzurite();
+  proxy = await startProxy();
+  handler = await h.startHandler(env());
+});
+after(async () => {
+  await handler?.stop();
+  await proxy?.close();
+  await az?.close();
+});
+
+/** n readings for devices prefix-0..prefix-(d-1), seq from seq0, enqueued from t0 a second apart. */
+function readings(prefix, n, { d = 5, seq0 = 1000, t0 = Date.parse('2026-11-30T09:58:00Z') } = {}) {
+  return Array.from({ length: n }, (_, i) => ({
+    deviceId: `${prefix}-${i % d}`, seq: seq0 + i, enqueued: new Date(t0 + i * 1000).toISOString(),
+    body: { temperature: 20 + (i % 7), humidity: 50, pressure: 1000 + i },
+  }));
+}
+const rowsOf = async (prefix) =>
+  (await h.tableAll(az, TABLE)).filter((r) => r.DeviceId.startsWith(prefix + '-'));
+const post = (evs, opts = {}) => h.invoke(handler.url, 'EnvironmentEventTrigger', h.hostBatch(evs, { partition: '3', ...opts }));
+const logsOf = (r) => (r.json?.Logs ?? []).join('\n');
+
+describe('history rows', () => {
+  test('one row per reading, keyed by hour and device; split past 100 operations; a replay leaves the table byte-identical', async () => {
+    // 250 readings a second apart from 09:58: two hours, 120 + 130 rows: 100+20, 100+30
+    const evs = readings('hk', 250);
+    const r = await post(evs);
+    assert.equal(r.status, 200, r.text);
+    assert.match(logsOf(r), /history: 250 rows written, 0 already kept, 0 without enqueued time, 4 transactions/);
+    const rows = await rowsOf('hk');
+    assert.equal(rows.length, 250);
+    const one = rows.find((x) => x.SequenceNumber == 1000 + 130);
+    assert.equal(one.PartitionKey, 'h2026113010');
+    assert.equal(one.RowKey, `hk-0 ${String(Date.parse('2026-11-30T10:00:10Z')).padStart(13, '0')} 3 ${String(1130).padStart(20, '0')} 0`);
+    assert.equal(one.DeviceId, 'hk-0');
+    assert.equal(one.Celsius, 20 + (130 % 7));
+    assert.equal(one.Partition, '3');
+    assert.equal(new Date(one.Time).toISOString(), '2026-11-30T10:00:10.000Z');
+    // the replay, and a replay cut differently (the host may batch differently after a restart)
+    const again = await post(evs);
+    assert.equal(again.status, 200, again.text);
+    assert.match(logsOf(again), /history: 0 rows written, 250 already kept/);
+    const cut = await post(evs.slice(90, 180));
+    assert.equal(cut.status, 200, cut.text);
+    assert.deepEqual(await rowsOf('hk'), rows, 'rows, timestamps and etags unchanged');
+  });
+
+  test('a batch with some rows new and some kept writes only the new ones', async () => {
+    const evs = readings('hm', 60, { seq0: 5000 });
+    assert.equal((await post(evs.slice(0, 30))).status, 200);
+    const before = await rowsOf('hm');
+    const r = await post(evs);
+    assert.equal(r.status, 200, r.text);
+    assert.match(logsOf(r), /history: 30 rows written, 30 already kept/);
+    const after = await rowsOf('hm');
+    assert.equal(after.length, 60);
+    for (const b of before) assert.deepEqual(after.find((x) => x.RowKey === b.RowKey), b);
+  });
+
+  test('rejected readings are not history; an array body is one row per element', async () => {
+    const evs = [
+      { deviceId: 'hr-0', seq: 1, enqueued: '2026-11-30T08:00:00Z', body: { temperature: 500 } },
+      { deviceId: 'hr-0', seq: 2, enqueued: '2026-11-30T08:00:01Z', body: [{ temperature: 1 }, { temperature: 2 }] },
+    ];
+    const r = await post(evs);
+    assert.equal(r.status, 200, r.text);
+    const rows = await rowsOf('hr');
+    assert.deepEqual(rows.map((x) => x.Celsius).sort(), [1, 2]);
+    assert.deepEqual(rows.map((x) => x.RowKey.split(' ').at(-1)).sort(), ['0', '1']);
+  });
+
+  test('a device id with quotes and spaces, and one over 256 bytes, are kept under their own names', async () => {
+    const long = 'hl-' + 'x'.repeat(400);
+    const evs = [
+      { deviceId: "hq-o'brien x", seq: 1, enqueued: '2026-11-30T08:00:00Z', body: { temperature: 1 } },
+      { deviceId: long, seq: 2, enqueued: '2026-11-30T08:00:00Z', body: { temperature: 2 } },
+    ];
+    const r = await post(evs);
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await rowsOf('hq')).length, 1);
+    const l = await rowsOf('hl');
+    assert.equal(l.length, 1);
+    assert.equal(l[0].DeviceId, long);
+    assert.match(l[0].RowKey, /^~[0-9a-f]{64} /);
+    assert.match(logsOf(await post(evs)), /0 rows written, 2 already kept/);
+  });
+});
+
+describe('faults', () => {
+  test('a failed transaction answers 500 and the replay completes it: every reading once', async () => {
+    const evs = readings('hf', 250, { seq0: 9000 });
+    proxy.batches = 0;
+    proxy.onBatch = (n) => (n === 2 ? 'fail' : 'pass');
+    const r = await post(evs);
+    proxy.onBatch = () => 'pass';
+    assert.equal(r.status, 500, r.text);
+    assert.equal((await rowsOf('hf')).length, 100, 'the first transaction only');
+    const again = await post(evs);
+    assert.equal(again.status, 200, again.text);
+    assert.match(logsOf(again), /history: 150 rows written, 100 already kept/);
+    const rows = await rowsOf('hf');
+    assert.equal(rows.length, 250);
+    assert.equal(new Set(rows.map((x) => x.SequenceNumber)).size, 250);
+  });
+
+  test('the handler killed between transactions, then the host replays: every reading once', async () => {
+    const evs = readings('hc', 250, { seq0: 20000 });
+    proxy.batches = 0;
+    proxy.onBatch = (n) => {
+      if (n < 3) return 'pass';
+      handler.proc.kill('SIGKILL'); // after two transactions (the first hour) were applied
+      return 'hang';
+    };
+    await post(evs).catch(() => null);
+    await handler.exited;
+    proxy.onBatch = () => 'pass';
+    assert.equal((await rowsOf('hc')).length, 120);
+    handler = await h.startHandler(env());
+    const again = await post(evs);
+    assert.equal(again.status, 200, again.text);
+    assert.match(logsOf(again), /history: 130 rows written, 120 already kept/);
+    const rows = await rowsOf('hc');
+    assert.equal(rows.length, 250);
+    assert.equal(new Set(rows.map((x) => x.SequenceNumber)).size, 250);
+  });
+});

@@ -71,6 +71,7 @@ static const struct {
     {"/EnvironmentEventTrigger", fnEnvironmentEventTrigger},
     {"/api/negotiate", fnNegotiate},
     {"/api/getdevicestate", fnGetDeviceState},
+    {"/api/gethistory", fnGetHistory},
     {"/api/sendsignalrmessage", fnSendSignalRMessage},
 };
 

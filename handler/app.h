@@ -30,6 +30,8 @@ void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res);
 void fnNegotiate(const serverRequest *req, serverResponse *res);
 void fnGetDeviceState(const serverRequest *req, serverResponse *res);
 void fnSendSignalRMessage(const serverRequest *req, serverResponse *res);
+/* gethistory (fn_history.c). */
+void fnGetHistory(const serverRequest *req, serverResponse *res);
 /* Local mode: the dashboard's static files. 1 when it answered. */
 int fnStatic(const serverRequest *req, serverResponse *res);
 

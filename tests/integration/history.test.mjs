@@ -60,7 +60,7 @@ after(async () => {
 function readings(prefix, n, { d = 5, seq0 = 1000, t0 = Date.parse('2026-11-30T09:58:00Z') } = {}) {
   return Array.from({ length: n }, (_, i) => ({
     deviceId: `${prefix}-${i % d}`, seq: seq0 + i, enqueued: new Date(t0 + i * 1000).toISOString(),
-    body: { temperature: 20 + (i % 7), humidity: 50, pressure: 1000 + i },
+    body: { temperature: 20 + (i % 7), humidity: 50, pressure: 1000 + (i % 500) },
   }));
 }
 const rowsOf = async (prefix) =>
@@ -170,5 +170,95 @@ describe('faults', () => {
     const rows = await rowsOf('hc');
     assert.equal(rows.length, 250);
     assert.equal(new Set(rows.map((x) => x.SequenceNumber)).size, 250);
+  });
+});
+
+describe('gethistory', () => {
+  const get = async (q) => {
+    const r = await fetch(`${handler.url}/api/gethistory?${q}`);
+    const text = await r.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* CSV */ }
+    return { status: r.status, text, json, headers: r.headers };
+  };
+  const range = 'from=2026-11-30T09:58:00Z&to=2026-11-30T10:03:00Z';
+
+  test('raw readings of one device as JSON, in time order, across an hour boundary', async () => {
+    const r = await get(`device=hk-1&${range}`);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.resolution, 'raw');
+    assert.equal(r.json.points.length, 50);
+    assert.ok(r.json.points.every((p) => p.deviceId === 'hk-1'));
+    const times = r.json.points.map((p) => p.time);
+    assert.deepEqual(times, [...times].sort());
+    assert.equal(times[0], '2026-11-30T09:58:01.000Z');
+    assert.deepEqual(Object.keys(r.json.points[0]).sort(), ['celsius', 'deviceId', 'hPa', 'humidity', 'partition', 'sequenceNumber', 'time']);
+  });
+
+  test('every device, per minute: count, min, mean and max', async () => {
+    const r = await get(`${range}&resolution=minute`);
+    assert.equal(r.status, 200, r.text);
+    const mine = r.json.points.filter((p) => p.deviceId.startsWith('hk-'));
+    assert.equal(mine.reduce((n, p) => n + p.count, 0), 250);
+    const p = mine.find((x) => x.deviceId === 'hk-0' && x.time === '2026-11-30T09:58:00.000Z');
+    assert.equal(p.count, 12); // seconds 0, 5, ..., 55
+    assert.equal(p.celsius.min, 20);
+    assert.equal(p.celsius.max, 26);
+  });
+
+  test('CSV: a header, one line per reading, a file to download', async () => {
+    const r = await get(`device=hk-2&${range}&format=csv`);
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.headers.get('content-type'), /^text\/csv/);
+    assert.match(r.headers.get('content-disposition'), /attachment; filename="history.csv"/);
+    const lines = r.text.trimEnd().split('\r\n');
+    assert.equal(lines[0], 'deviceId,time,celsius,humidity,hPa,light,partition,sequenceNumber');
+    assert.equal(lines.length, 51);
+    assert.match(lines[1], /^hk-2,2026-11-30T09:58:02.000Z,22,50,1002,,3,1002$/);
+  });
+
+  test('a large answer is streamed whole (10,000 readings)', async () => {
+    const evs = readings('hs', 10000, { d: 1, seq0: 100000, t0: Date.parse('2026-11-29T00:00:00Z') });
+    for (let i = 0; i < evs.length; i += 1000) assert.equal((await post(evs.slice(i, i + 1000))).status, 200);
+    const r = await get('device=hs-0&from=2026-11-29T00:00:00Z&to=2026-11-29T23:59:59Z&format=csv');
+    assert.equal(r.status, 200);
+    assert.equal(r.text.trimEnd().split('\r\n').length, 10001);
+    const j = await get('device=hs-0&from=2026-11-29T00:00:00Z&to=2026-11-29T23:59:59Z&resolution=hour');
+    assert.deepEqual(j.json.points.map((p) => p.count), [3600, 3600, 2800]);
+  });
+
+  test('bad parameters: a 400 naming the parameter, nothing read', async () => {
+    const cases = [
+      ['device=nobody-here', 'device'],
+      ['device=a%2Fb', 'device'],
+      ["device=hk-1'%20or%20DeviceId%20ne%20'x", 'device'],
+      ["device=hk-1'%20or%20'1'%20eq%20'1", 'device'],
+      ['from=2026-11-30T10:00:00Z&to=2026-11-30T09:00:00Z', 'from'],
+      ['from=yesterday', 'from'],
+      ['from=2026-02-31T00:00:00Z', 'from'],
+      ['from=2026-11-30T10:00:00Z&to=10am', 'to'],
+      ['to=2026-11-30T10:00:00Z', 'from'],
+      ['last=2h', 'last'],
+      ['last=1h&from=2026-11-30T10:00:00Z', 'last'],
+      ['resolution=second', 'resolution'],
+      ['format=xml', 'format'],
+      ['last=24h', 'resolution'],
+      ['device=hk-1&last=7d', 'resolution'],
+      ['from=2026-01-01T00:00:00Z&to=2026-11-30T00:00:00Z&resolution=hour', 'resolution'],
+    ];
+    for (const [q, param] of cases) {
+      const r = await get(q);
+      assert.equal(r.status, 400, `${q}: ${r.status} ${r.text}`);
+      assert.equal(r.json.parameter, param, q);
+      assert.ok(r.json.error.startsWith(param + ':'), r.json.error);
+    }
+  });
+
+  test('a device id that is a prefix of another reads only its own rows', async () => {
+    const evs = ['hp', 'hp x', 'hpx'].map((d, i) => ({ deviceId: d, seq: 70000 + i, enqueued: '2026-11-30T07:00:00Z', body: { temperature: i } }));
+    assert.equal((await post(evs)).status, 200);
+    const r = await get('device=hp&from=2026-11-30T06:59:00Z&to=2026-11-30T07:01:00Z');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.points.map((p) => p.deviceId), ['hp']);
   });
 });

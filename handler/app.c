@@ -72,6 +72,7 @@ static const struct {
     {"/api/negotiate", fnNegotiate},
     {"/api/getdevicestate", fnGetDeviceState},
     {"/api/gethistory", fnGetHistory},
+    {"/HistoryRetention", fnHistoryRetention},
     {"/api/sendsignalrmessage", fnSendSignalRMessage},
 };
 

@@ -32,6 +32,8 @@ void fnGetDeviceState(const serverRequest *req, serverResponse *res);
 void fnSendSignalRMessage(const serverRequest *req, serverResponse *res);
 /* gethistory (fn_history.c). */
 void fnGetHistory(const serverRequest *req, serverResponse *res);
+/* The HistoryRetention timer function (fn_retention.c). */
+void fnHistoryRetention(const serverRequest *req, serverResponse *res);
 /* Local mode: the dashboard's static files. 1 when it answered. */
 int fnStatic(const serverRequest *req, serverResponse *res);
 

@@ -18,7 +18,7 @@ function secondsParam(name, def) {
 }
 
 const STALE_MS = secondsParam('stale', 60) * 1000;
-const WINDOW_MS = secondsParam('window', 600) * 1000;
+const WINDOW_MS = secondsParam('window', 3600) * 1000;
 const RECONNECT_DELAYS_MS = [0, 1000, 2000, 4000, 8000, 10000];
 const RECONNECT_GIVE_UP_MS = 60000;
 // Pushes are best effort (the handler drops them while SignalR is unreachable, and for a few
@@ -41,6 +41,7 @@ const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeSt
 let apiBase = '';
 let ignoredItems = 0;
 let lastStateLoad = 0;
+let historyLoaded = null; // points read from storage on load, null until then
 
 // What a person chose; kept in the URL (history.replaceState), so a reload or a shared link
 // shows the same: pick= (repeated, in pick order), q=, state=, sort=, view=.
@@ -790,6 +791,30 @@ function readAfterConnect(hub) {
   refreshTimer = setTimeout(again, delay);
 }
 
+/**
+ * Fills the charts from storage on load: one request for every device's last hour (per-minute
+ * means from gethistory), so a reload shows what came before it. Live points then arrive as
+ * before. A failure leaves the charts to live points (and says so).
+ */
+async function loadHistory() {
+  const res = WINDOW_MS > 3600000 ? 'hour' : 'minute';
+  const last = WINDOW_MS > 86400000 ? '7d' : WINDOW_MS > 3600000 ? '24h' : '1h';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const r = await fetch(`${apiBase}/api/gethistory?last=${last}&resolution=${res}`, { cache: 'no-store' });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      const body = await r.json();
+      historyLoaded = store.preload(body?.points, res);
+      store.prune();
+      scheduleCharts();
+      return;
+    } catch (err) {
+      $('window-text').textContent = `Last ${duration(WINDOW_MS)}: history could not be read (${err.message})`;
+      await new Promise((r) => setTimeout(r, 2000 * (attempt + 1)));
+    }
+  }
+}
+
 /** Reads every device; withConnection also asks the API to send the same to this connection. */
 async function loadState(hub, withConnection = false) {
   for (let attempt = 0; attempt < 6; attempt++) {
@@ -956,7 +981,7 @@ function wireControls() {
 }
 
 async function main() {
-  $('window-text').textContent = `Last ${duration(WINDOW_MS)}, kept in this page`;
+  $('window-text').textContent = `Last ${duration(WINDOW_MS)}: per-minute means from storage, then every reading`;
   createCharts();
   wireControls();
   renderSortHeaders();
@@ -973,6 +998,7 @@ async function main() {
   setInterval(tick, 1000);
   render();
   tick();
+  loadHistory();
   connect();
 }
 
@@ -988,6 +1014,7 @@ window.enviromon = Object.freeze({
   connectionId: () => conn.hub?.connectionId ?? null,
   devices: () => structuredClone(store.devices()),
   history: (id, metric) => structuredClone(store.history(id, metric)),
+  historyLoaded: () => historyLoaded,
   ignored: () => ignoredItems,
   view: () => shownView,
   charted: () => ({ reason: chartState.reason, ids: [...chartState.ids], needing: chartState.needing }),

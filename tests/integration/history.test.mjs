@@ -262,3 +262,44 @@ describe('gethistory', () => {
     assert.deepEqual(r.json.points.map((p) => p.deviceId), ['hp']);
   });
 });
+
+describe('retention', () => {
+  test('HistoryRetention deletes exactly the rows older than HistoryDays (3650 here: the other tests use fixed dates), in transactions, and says how many', async () => {
+    const hd = await h.startHandler({ ...env(), HistoryDays: '3650' });
+    const now = Date.now();
+    const day = 86400000;
+    const at = (ms, i) => ({ deviceId: `ht-${i % 3}`, seq: 300000 + i, enqueued: new Date(ms).toISOString(), body: { temperature: 5 } });
+    const old = [
+      ...Array.from({ length: 150 }, (_, i) => at(now - 4000 * day + i * 1000, i)), // 4000 days: 150 rows
+      at(now - 3651 * day, 150),
+      at(now - 3650 * day - 120000, 151), // two minutes before the cutoff
+    ];
+    const keep = [at(now - 3650 * day + 120000, 152), at(now - 3649 * day, 153), at(now - 60000, 154)];
+    const r = await post([...old, ...keep]);
+    assert.equal(r.status, 200, r.text);
+    const others = (await h.tableAll(az, TABLE)).filter((x) => !x.DeviceId.startsWith('ht-'));
+    assert.equal((await rowsOf('ht')).length, 155);
+    // the host's timer invocation: POST /HistoryRetention with the TimerInfo under the binding's name
+    const t = await h.invoke(hd.url, 'HistoryRetention', {
+      Data: { timer: { Schedule: { AdjustForDST: true }, ScheduleStatus: null, IsPastDue: false } },
+      Metadata: { sys: { MethodName: 'HistoryRetention', UtcNow: new Date().toISOString(), RandGuid: 'x' } },
+    });
+    assert.equal(t.status, 200, t.text);
+    assert.match(logsOf(t), /152 history rows older than \S+ \(HistoryDays 3650\) deleted in \d+ transactions/);
+    const left = await rowsOf('ht');
+    assert.deepEqual(left.map((x) => Number(x.SequenceNumber)).sort(), [300152, 300153, 300154]);
+    // nothing else touched
+    assert.deepEqual((await h.tableAll(az, TABLE)).filter((x) => !x.DeviceId.startsWith('ht-')), others);
+    // a second run finds nothing
+    const again = await h.invoke(hd.url, 'HistoryRetention', { Data: {}, Metadata: {} });
+    assert.match(logsOf(again), /0 history rows older/);
+    await hd.stop();
+  });
+
+  test('HistoryDays out of range stops the start with a message naming it', async () => {
+    const bad = await h.startHandler({ ...env(), HistoryDays: '0' }, { wait: false });
+    const exit = await bad.exited;
+    assert.notEqual(exit.code, 0);
+    assert.match(bad.logs.text, /HistoryDays must be a whole number from 1 to 36500/);
+  });
+});

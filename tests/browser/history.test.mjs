@@ -1,0 +1,67 @@
+// The dashboard's charts filled from storage (gethistory) in headless Debian Chromium against
+// the whole local stack: readings sent through the handler before the page opens (enqueued over
+// the last 40 minutes, as the host would deliver a backlog) are on the charts at once, and again
+// after a reload; a reading sent while the page is open still arrives live.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { hostBatch, invoke } from '../lib/harness.mjs';
+import { connState, launchBrowser, openPage, startStack, waitUntil } from './stack.mjs';
+
+const DEV = 'hist-probe';
+let stack, browser, page;
+const t0 = Date.now() - 40 * 60000;
+
+before(async () => {
+  stack = await startStack();
+  // 40 readings a minute apart, temperature 10 + i, ending a minute ago
+  const evs = Array.from({ length: 40 }, (_, i) => ({
+    deviceId: DEV, seq: 500 + i, enqueued: new Date(t0 + i * 60000).toISOString(),
+    body: { temperature: 10 + i, humidity: 40, pressure: 1000 },
+  }));
+  const r = await invoke(stack.handler.url, 'EnvironmentEventTrigger', hostBatch(evs, { partition: '1' }));
+  assert.equal(r.status, 200, r.text);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+const history = () => page.evaluate((id) => window.enviromon.history(id, 'temperature'), DEV);
+
+async function chartsShowBacklog() {
+  await waitUntil('connected', async () => (await connState(page)) === 'connected');
+  const pts = await waitUntil('40 points read from storage', async () => {
+    const h = await history();
+    return h.length >= 40 && h;
+  }, { describe: history });
+  // one per-minute mean per reading (and the latest state's own point at its lastSeen)
+  const before = pts.filter(([t]) => t < Date.now() - 30000);
+  assert.deepEqual([...new Set(before.map(([, v]) => v))], Array.from({ length: 40 }, (_, i) => 10 + i));
+  // drawn: the temperature chart has a line for the device
+  await waitUntil('a drawn line', () => page.evaluate(() => document.querySelectorAll('#charts path, #charts polyline').length > 0));
+  assert.deepEqual(page.problems, []);
+}
+
+test('on load, the charts hold the readings sent before the page opened, from one request', async () => {
+  const requests = [];
+  page = await openPage(browser, `${stack.handler.url}/`);
+  page.on('request', (r) => { if (r.url().includes('/api/gethistory')) requests.push(r.url()); });
+  await chartsShowBacklog();
+  await page.reload();
+  await chartsShowBacklog();
+  assert.equal(requests.length, 1, requests.join('\n'));
+  assert.match(requests[0], /last=1h&resolution=minute/);
+});
+
+test('a reading sent now still arrives live next to the stored ones', async () => {
+  const r = await invoke(stack.handler.url, 'EnvironmentEventTrigger',
+    hostBatch([{ deviceId: DEV, seq: 900, body: { temperature: 77, humidity: 40, pressure: 1000 } }], { partition: '1' }));
+  assert.equal(r.status, 200, r.text);
+  const h = await waitUntil('the live point', async () => {
+    const x = await history();
+    return x.some(([, v]) => v === 77) && x;
+  }, { describe: history });
+  assert.ok(h.length >= 41);
+});

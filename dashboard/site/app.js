@@ -7,6 +7,7 @@ import {
   CARD_LIMIT, PALETTE_SIZE, chartSelection, comparator, makeFilter, matches, parsePicks, parseSort, summarize,
 } from './fleet.js';
 import { drawChart } from './chart.js';
+import { createDetail } from './detail.js';
 
 const params = new URLSearchParams(location.search);
 
@@ -42,6 +43,7 @@ let apiBase = '';
 let ignoredItems = 0;
 let lastStateLoad = 0;
 let historyLoaded = null; // points read from storage on load, null until then
+let detail = null; // the device detail view (detail.js)
 
 // What a person chose; kept in the URL (history.replaceState), so a reload or a shared link
 // shows the same: pick= (repeated, in pick order), q=, state=, sort=, view=.
@@ -131,7 +133,11 @@ function createCard(dev) {
   pick.type = 'button';
   pick.setAttribute('aria-pressed', 'false');
   pick.setAttribute('aria-describedby', name.id);
-  head.append(swatch, name, badge, pick);
+  const more = make('button', 'detail-btn', 'History');
+  more.type = 'button';
+  more.setAttribute('aria-describedby', name.id);
+  more.setAttribute('aria-haspopup', 'dialog');
+  head.append(swatch, name, badge, pick, more);
   const geo = make('p', 'card-geo');
 
   const metrics = make('dl', 'metrics');
@@ -379,6 +385,8 @@ function saveUrl() {
   set('state', ui.filter.state, 'all');
   set('sort', `${ui.sort.key}-${ui.sort.dir}`, 'deviceId-asc');
   set('view', ui.view, 'auto');
+  set('detail', ui.detail?.device ?? '', '');
+  set('range', ui.detail ? ui.detail.range : '1h', '1h');
   const q = p.toString();
   history.replaceState(history.state, '', `${location.pathname}${q ? `?${q}` : ''}${location.hash}`);
 }
@@ -950,6 +958,10 @@ function wireControls() {
   });
   $('cards').addEventListener('click', (e) => {
     const li = e.target.closest('li[data-device-id]');
+    if (li && e.target.closest('.detail-btn')) {
+      detail.open(li.dataset.deviceId);
+      return;
+    }
     if (!li || (!e.target.closest('.pick-btn') && selectingIn(li))) return;
     togglePick(li.dataset.deviceId);
   });
@@ -987,6 +999,12 @@ async function main() {
   renderSortHeaders();
   renderFilterControls();
   apiBase = await loadConfig();
+  detail = createDetail(() => apiBase, (device, range) => {
+    ui.detail = device ? { device, range } : null;
+    saveUrl();
+  });
+  const asked = params.get('detail');
+  if (asked && asked.length <= 128) detail.open(asked, params.get('range') ?? '1h');
   $('settings-text').textContent =
     `Devices are marked stale after ${duration(STALE_MS)} without a reading. ` +
     `API: ${apiBase || 'same origin as this page'}.`;
@@ -998,8 +1016,8 @@ async function main() {
   setInterval(tick, 1000);
   render();
   tick();
-  loadHistory();
   connect();
+  loadHistory();
 }
 
 const quantile = (xs, q) => {
@@ -1015,6 +1033,7 @@ window.enviromon = Object.freeze({
   devices: () => structuredClone(store.devices()),
   history: (id, metric) => structuredClone(store.history(id, metric)),
   historyLoaded: () => historyLoaded,
+  detail: () => detail?.current() ?? null,
   ignored: () => ignoredItems,
   view: () => shownView,
   charted: () => ({ reason: chartState.reason, ids: [...chartState.ids], needing: chartState.needing }),

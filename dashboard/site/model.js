@@ -130,7 +130,7 @@ export class DeviceStore {
         const v = finiteIn(raw !== null && typeof raw === 'object' ? raw.mean : raw, m.min, m.max);
         if (v === null) continue;
         const h = hist[m.key];
-        const at = t + half;
+        const at = Math.min(t + half, Date.now()); // the current minute's mean: not in the future
         let i = h.length;
         while (i > 0 && h[i - 1][0] > at) i--;
         if (i > 0 && h[i - 1][0] === at) continue;

@@ -49,9 +49,10 @@ test('on load, the charts hold the readings sent before the page opened, from on
   page = await openPage(browser, `${stack.handler.url}/`);
   page.on('request', (r) => { if (r.url().includes('/api/gethistory')) requests.push(r.url()); });
   await chartsShowBacklog();
+  requests.length = 0;
   await page.reload();
   await chartsShowBacklog();
-  assert.equal(requests.length, 1, requests.join('\n'));
+  assert.equal(requests.length, 1, `one history request a load: ${requests.join('\n')}`);
   assert.match(requests[0], /last=1h&resolution=minute/);
 });
 
@@ -64,4 +65,53 @@ test('a reading sent now still arrives live next to the stored ones', async () =
     return x.some(([, v]) => v === 77) && x;
   }, { describe: history });
   assert.ok(h.length >= 41);
+});
+
+test("a device's detail view: a day the test wrote, over 24 h, as mean and band, and its CSV", async () => {
+  // 720 readings two minutes apart over the last day, through the handler (enqueued times spread
+  // over the day, as a backlog would arrive)
+  const DAYDEV = 'hist-day';
+  const start = Date.now() - 24 * 3600000 + 120000;
+  const evs = Array.from({ length: 720 }, (_, i) => ({
+    deviceId: DAYDEV, seq: 10000 + i, enqueued: new Date(start + i * 120000).toISOString(),
+    body: { temperature: 15 + (i % 10), humidity: 50, pressure: 1010 },
+  }));
+  for (let i = 0; i < evs.length; i += 100) {
+    const r = await invoke(stack.handler.url, 'EnvironmentEventTrigger', hostBatch(evs.slice(i, i + 100), { partition: '2' }));
+    assert.equal(r.status, 200, r.text);
+  }
+  page = await openPage(browser, `${stack.handler.url}/`);
+  await waitUntil('its card', () => page.$(`#cards > li[data-device-id="${DAYDEV}"] .detail-btn`));
+  await page.click(`#cards > li[data-device-id="${DAYDEV}"] .detail-btn`);
+  await waitUntil('the detail view, 1 h', async () => (await page.evaluate(() => window.enviromon.detail()))?.loaded);
+  assert.equal((await page.evaluate(() => window.enviromon.detail())).readings, 30);
+  await page.click('#detail [data-range="24h"]');
+  const d = await waitUntil('the day loaded', async () => {
+    const x = await page.evaluate(() => window.enviromon.detail());
+    return x?.range === '24h' && x.loaded && x;
+  });
+  assert.equal(d.readings, 720);
+  assert.match(page.url(), /[?&]detail=hist-day&range=24h/);
+  const drawn = await page.evaluate(() => [...document.querySelectorAll('#detail-charts figure')].map((f) => ({
+    line: f.querySelectorAll('polyline').length, band: f.querySelectorAll('polygon.band').length,
+  })));
+  assert.deepEqual(drawn.map((x) => x.line > 0 && x.band > 0), [true, true, true], JSON.stringify(drawn));
+  assert.match(await page.textContent('#detail-status'), /720 reading\(s\) over the last 24h/);
+
+  // the CSV link downloads every reading of that day
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#detail-csv')]);
+  const file = await download.path();
+  const { readFileSync } = await import('node:fs');
+  const lines = readFileSync(file, 'utf8').trimEnd().split('\r\n');
+  assert.equal(lines[0], 'deviceId,time,celsius,humidity,hPa,light,partition,sequenceNumber');
+  assert.equal(lines.length, 721);
+  assert.ok(lines.slice(1).every((l) => l.startsWith('hist-day,')));
+
+  // a reload keeps the view open on the same device and range
+  await page.reload();
+  await waitUntil('the view back after a reload', async () => {
+    const x = await page.evaluate(() => window.enviromon.detail());
+    return x?.device === DAYDEV && x.range === '24h' && x.loaded && x.readings === 720;
+  });
+  assert.deepEqual(page.problems, []);
 });

@@ -355,8 +355,8 @@ static int keep_history(batchRun *run, char *line, size_t linelen, char *err, si
     free(v);
     snprintf(line, linelen,
              "history: %zu rows written, %zu already kept, %zu without enqueued time, "
-             "%zu transactions, %zu lookups",
-             st.written, st.existed, st.skipped, st.transactions, st.lookups);
+             "%zu transactions, %zu lookups, %zu summary reads",
+             st.written, st.existed, st.skipped, st.transactions, st.lookups, st.summaryReads);
     return rc;
 }
 

@@ -252,6 +252,50 @@ static int add_row(json_t *e, void *ctx) {
     return o->oom || o->gone;
 }
 
+/* The minutes of one summary row (the hour starting at hourMs) within the range: as minutes, or
+ * folded into the hour. */
+static void emit_summary(histOut *o, const json_t *row, int64_t hourMs) {
+    const char *dev = json_string_value(json_object_get(row, "DeviceId"));
+    historySummary s;
+    if (!dev || json_object_get(row, "Time")) return; /* a reading's row, not a summary */
+    historySummaryFromRow(row, &s);
+    for (int i = 0; i < 60 && !o->oom && !o->gone; i++) {
+        int64_t start = hourMs + (int64_t)i * 60000;
+        const historyMinute *mi = &s.minute[i];
+        if (!mi->count || start + 59999 < o->fromMs - o->fromMs % 60000 || start > o->toMs)
+            continue;
+        o->rows += (size_t)mi->count;
+        agg *a = &o->a;
+        int64_t bucket = o->resolution == RES_MINUTE ? start : hourMs;
+        if (a->bucket != bucket || strcmp(a->device, dev) != 0) {
+            flush_agg(o);
+            snprintf(a->device, sizeof(a->device), "%s", dev);
+            a->bucket = bucket;
+        }
+        a->count += mi->count;
+        for (int m = 0; m < METRIC_COUNT; m++) {
+            const historyAgg *g = &mi->m[m];
+            if (!g->n) continue;
+            if (!a->n[m] || g->min < a->min[m]) a->min[m] = g->min;
+            if (!a->n[m] || g->max > a->max[m]) a->max[m] = g->max;
+            a->sum[m] += g->sum;
+            a->n[m] += g->n;
+        }
+    }
+    flush_agg(o);
+}
+
+typedef struct summaryCtx {
+    histOut *o;
+    int64_t hourMs;
+} summaryCtx;
+
+static int add_summary_row(json_t *e, void *ctx) {
+    summaryCtx *c = ctx;
+    emit_summary(c->o, e, c->hourMs);
+    return c->o->oom || c->o->gone;
+}
+
 static void bad(serverResponse *res, const char *param, const char *why) {
     char msg[512];
     snprintf(msg, sizeof(msg), "%s: %s", param, why);
@@ -410,6 +454,31 @@ void fnGetHistory(const serverRequest *req, serverResponse *res) {
         historyPartitionKey(h, pk);
         historyQuote(pk, lit, sizeof(lit));
         int n = snprintf(filter, sizeof(filter), "PartitionKey eq %s", lit);
+        if (o.resolution != RES_RAW) {
+            /* from the hour's summary rows: one point read for a device, one query for all */
+            summaryCtx sc = {&o, h};
+            if (device) {
+                char sk[HISTORY_RK_MAX];
+                json_t *row = NULL;
+                historySummaryKey(device, sk, sizeof(sk));
+                c = tableGetEntity(&appSettings.storage, appSettings.historyTable, pk, sk, &row,
+                                   &tr);
+                if (c == TABLE_OK) emit_summary(&o, row, h);
+                json_decref(row);
+            } else {
+                snprintf(lo, sizeof(lo), "%s", HISTORY_SUMMARY_PREFIX);
+                snprintf(hi, sizeof(hi), "%s", HISTORY_SUMMARY_PREFIX);
+                hi[strlen(hi) - 1] = '!'; /* the prefix's last character, a space, plus one */
+                historyQuote(lo, lit, sizeof(lit));
+                n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey ge %s", lit);
+                historyQuote(hi, lit, sizeof(lit));
+                snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey lt %s", lit);
+                c = tableQuerySelect(&appSettings.storage, appSettings.historyTable, filter, NULL,
+                                     add_summary_row, &sc, &tr);
+            }
+            if (c == TABLE_NOT_FOUND) c = TABLE_OK;
+            continue;
+        }
         if (device) {
             snprintf(lo, sizeof(lo), "%s %013" PRId64, dkey, o.fromMs > h ? o.fromMs : h);
             snprintf(hi, sizeof(hi), "%s %013" PRId64, dkey,

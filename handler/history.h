@@ -17,6 +17,7 @@
 #include "settings.h"
 #include "telemetry.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,34 @@
 #define HISTORY_RK_MAX 640             /* bytes: a RowKey as built here */
 #define HISTORY_MIN_MS 946684800000LL  /* 2000-01-01: earlier enqueued times are not kept */
 #define HISTORY_MAX_MS 9999999999999LL /* 13 digits */
+
+/* Summary rows: one per device per hour, in the hour's partition, RowKey HISTORY_SUMMARY_PREFIX +
+ * the device part; properties DeviceId, Count (Int64) and M00..M59, one per minute that has
+ * readings: "<count>|<n>,<min>,<max>,<sum>|..." for Celsius, Humidity, hPa and Light. Written in
+ * the same transaction as the readings they count, so a reading is in its summary exactly when
+ * its row exists. */
+#define HISTORY_SUMMARY_PREFIX "~~m "
+
+typedef struct historyAgg {
+    int64_t n;
+    double min, max, sum;
+} historyAgg;
+
+typedef struct historyMinute {
+    int64_t count; /* readings in the minute */
+    historyAgg m[METRIC_COUNT];
+} historyMinute;
+
+typedef struct historySummary {
+    int64_t count;
+    historyMinute minute[60];
+} historySummary;
+
+/* Reads a summary row's minutes into *s (zeroed first). Malformed minutes are skipped. */
+void historySummaryFromRow(const json_t *row, historySummary *s);
+
+/* The summary RowKey of a device. Returns 0 or -1 when out is too small. */
+int historySummaryKey(const char *device, char *out, size_t outlen);
 
 /* One accepted reading. */
 typedef struct historyReading {
@@ -42,6 +71,7 @@ typedef struct historyStats {
     size_t skipped;      /* readings without a usable enqueued time */
     size_t transactions; /* $batch requests sent */
     size_t lookups;      /* queries made to find rows a replay had written */
+    size_t summaryReads; /* summary rows read (not in this process's cache, or changed) */
 } historyStats;
 
 /* The PartitionKey of an hour: "h" + YYYYMMDDHH (UTC) of ms. out holds HISTORY_PK_LEN bytes. */
@@ -54,15 +84,21 @@ int historyDeviceKey(const char *device, char *out, size_t outlen);
 /* The RowKey of a reading. Returns 0, or -1 when it does not fit in outlen. */
 int historyRowKey(const historyReading *v, char *out, size_t outlen);
 
-/* Writes the readings' rows: grouped by hour, up to 100 a transaction, inserted; a transaction
- * refused because a row exists (a replay) finds which rows exist, leaves them as they are and
- * inserts the rest. Returns 0, or -1 with err when some rows are not known to be written (the
- * caller answers 500 so that the host delivers the batch again). Thread-safe. */
+/* Writes the readings' rows: grouped by hour, up to 100 operations a transaction: the readings'
+ * inserts and, for each device among them, its hour's summary row (inserted, or merged with the
+ * etag this process last wrote or read). A transaction refused because a reading's row exists (a
+ * replay) finds which rows exist, leaves them as they are and writes the rest; one refused for a
+ * summary (another writer, or a cache that does not know the row) reads it and goes again. Returns
+ * 0, or -1 with err when some rows are not known to be written (the caller answers 500 so that the
+ * host delivers the batch again). Thread-safe. */
 int historyWrite(const storageAccount *a, const char *table, const historyReading *v, size_t n,
                  historyStats *st, char *err, size_t errlen);
 
 /* Writes s as an OData string literal ('...' with quotes doubled) into out. Returns 0, or -1
  * when out is too small. */
 int historyQuote(const char *s, char *out, size_t outlen);
+
+/* Forgets the summary cache (tests). */
+void historyForget(void);
 
 #endif

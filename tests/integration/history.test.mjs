@@ -63,8 +63,11 @@ function readings(prefix, n, { d = 5, seq0 = 1000, t0 = Date.parse('2026-11-30T0
     body: { temperature: 20 + (i % 7), humidity: 50, pressure: 1000 + (i % 500) },
   }));
 }
+/** The readings' rows of devices prefix-*, and their hourly summary rows. */
 const rowsOf = async (prefix) =>
-  (await h.tableAll(az, TABLE)).filter((r) => r.DeviceId.startsWith(prefix + '-'));
+  (await h.tableAll(az, TABLE)).filter((r) => r.DeviceId.startsWith(prefix + '-') && r.Time);
+const summariesOf = async (prefix) =>
+  (await h.tableAll(az, TABLE)).filter((r) => r.DeviceId.startsWith(prefix + '-') && !r.Time);
 const post = (evs, opts = {}) => h.invoke(handler.url, 'EnvironmentEventTrigger', h.hostBatch(evs, { partition: '3', ...opts }));
 const logsOf = (r) => (r.json?.Logs ?? []).join('\n');
 
@@ -77,6 +80,13 @@ describe('history rows', () => {
     assert.match(logsOf(r), /history: 250 rows written, 0 already kept, 0 without enqueued time, 4 transactions/);
     const rows = await rowsOf('hk');
     assert.equal(rows.length, 250);
+    // one summary per device per hour, in the hour's partition, counting its readings
+    const sums = await summariesOf('hk');
+    assert.equal(sums.length, 10);
+    assert.equal(sums.reduce((n, x) => n + Number(x.Count), 0), 250);
+    const s0 = sums.find((x) => x.PartitionKey === 'h2026113009' && x.DeviceId === 'hk-0');
+    assert.equal(s0.RowKey, '~~m hk-0');
+    assert.equal(s0.M58, '12|12,20,26,276|12,50,50,600|12,1000,1055,12330|0,,,');
     const one = rows.find((x) => x.SequenceNumber == 1000 + 130);
     assert.equal(one.PartitionKey, 'h2026113010');
     assert.equal(one.RowKey, `hk-0 ${String(Date.parse('2026-11-30T10:00:10Z')).padStart(13, '0')} 3 ${String(1130).padStart(20, '0')} 0`);
@@ -91,6 +101,7 @@ describe('history rows', () => {
     const cut = await post(evs.slice(90, 180));
     assert.equal(cut.status, 200, cut.text);
     assert.deepEqual(await rowsOf('hk'), rows, 'rows, timestamps and etags unchanged');
+    assert.deepEqual(await summariesOf('hk'), sums, 'summaries unchanged');
   });
 
   test('a batch with some rows new and some kept writes only the new ones', async () => {
@@ -142,10 +153,13 @@ describe('faults', () => {
     const r = await post(evs);
     proxy.onBatch = () => 'pass';
     assert.equal(r.status, 500, r.text);
-    assert.equal((await rowsOf('hf')).length, 100, 'the first transaction only');
+    // the first transaction only: 100 operations, four devices' 24 readings of the first hour
+    // and their four summaries
+    const first = (await rowsOf('hf')).length;
+    assert.equal(first, 96);
     const again = await post(evs);
     assert.equal(again.status, 200, again.text);
-    assert.match(logsOf(again), /history: 150 rows written, 100 already kept/);
+    assert.match(logsOf(again), new RegExp(`history: ${250 - first} rows written, ${first} already kept`));
     const rows = await rowsOf('hf');
     assert.equal(rows.length, 250);
     assert.equal(new Set(rows.map((x) => x.SequenceNumber)).size, 250);
@@ -167,9 +181,38 @@ describe('faults', () => {
     const again = await post(evs);
     assert.equal(again.status, 200, again.text);
     assert.match(logsOf(again), /history: 130 rows written, 120 already kept/);
+    // the summaries count every reading once
+    const sums = await summariesOf('hc');
+    assert.equal(sums.reduce((n, x) => n + Number(x.Count), 0), 250);
     const rows = await rowsOf('hc');
     assert.equal(rows.length, 250);
     assert.equal(new Set(rows.map((x) => x.SequenceNumber)).size, 250);
+  });
+});
+
+describe('summaries with two writers', () => {
+  test('two handler processes writing one device-hour in turn: each refused summary is read again, the count stays exact', async () => {
+    const other = await h.startHandler(env());
+    try {
+      const evs = readings('hw', 90, { d: 1, seq0: 40000, t0: Date.parse('2026-11-30T05:00:00Z') });
+      const via = (hd, part) => h.invoke(hd.url, 'EnvironmentEventTrigger', h.hostBatch(part, { partition: '3' }));
+      assert.equal((await via(handler, evs.slice(0, 30))).status, 200);
+      const b = await via(other, evs.slice(30, 60)); // knows nothing: its insert is refused, it reads
+      assert.equal(b.status, 200, b.text);
+      assert.match(logsOf(b), /1 summary reads/);
+      const c = await via(handler, evs.slice(60, 90)); // its etag is stale now: refused, it reads
+      assert.equal(c.status, 200, c.text);
+      assert.match(logsOf(c), /1 summary reads/);
+      const [sum] = await summariesOf('hw');
+      assert.equal(Number(sum.Count), 90);
+      const r = await fetch(`${handler.url}/api/gethistory?device=hw-0&from=2026-11-30T05:00:00Z&to=2026-11-30T05:59:59Z&resolution=hour`);
+      const j = await r.json();
+      assert.equal(j.points[0].count, 90);
+      assert.equal(j.points[0].celsius.min, 20);
+      assert.equal(j.points[0].celsius.max, 26);
+    } finally {
+      await other.stop();
+    }
   });
 });
 
@@ -279,15 +322,21 @@ describe('retention', () => {
     assert.equal(r.status, 200, r.text);
     const others = (await h.tableAll(az, TABLE)).filter((x) => !x.DeviceId.startsWith('ht-'));
     assert.equal((await rowsOf('ht')).length, 155);
+    const summariesBefore = await summariesOf('ht');
     // the host's timer invocation: POST /HistoryRetention with the TimerInfo under the binding's name
     const t = await h.invoke(hd.url, 'HistoryRetention', {
       Data: { timer: { Schedule: { AdjustForDST: true }, ScheduleStatus: null, IsPastDue: false } },
       Metadata: { sys: { MethodName: 'HistoryRetention', UtcNow: new Date().toISOString(), RandGuid: 'x' } },
     });
     assert.equal(t.status, 200, t.text);
-    assert.match(logsOf(t), /152 history rows older than \S+ \(HistoryDays 3650\) deleted in \d+ transactions/);
     const left = await rowsOf('ht');
     assert.deepEqual(left.map((x) => Number(x.SequenceNumber)).sort(), [300152, 300153, 300154]);
+    // the summaries of the hours wholly before the cutoff went with their readings; the cutoff
+    // hour's stays (it counts readings on both sides)
+    const summariesAfter = await summariesOf('ht');
+    assert.ok(summariesBefore.length - summariesAfter.length >= 2);
+    assert.ok(summariesAfter.every((x) => x.PartitionKey >= `h${new Date(now - 3650 * day).toISOString().slice(0, 13).replace(/\D/g, '')}`));
+    assert.match(logsOf(t), new RegExp(`${152 + summariesBefore.length - summariesAfter.length} history rows older than \\S+ \\(HistoryDays 3650\\) deleted in \\d+ transactions`));
     // nothing else touched
     assert.deepEqual((await h.tableAll(az, TABLE)).filter((x) => !x.DeviceId.startsWith('ht-')), others);
     // a second run finds nothing

@@ -360,6 +360,21 @@ static int keep_history(batchRun *run, char *line, size_t linelen, char *err, si
     return rc;
 }
 
+/* keep_history on its own thread, beside the device rows' commits: the two are independent (each
+ * is exactly once on its own), so a batch waits for the slower, not for both. */
+typedef struct historyJob {
+    batchRun *run;
+    pthread_t tid;
+    int started, rc;
+    char line[256], err[INVOCATION_ERR_LEN];
+} historyJob;
+
+static void *history_thread(void *arg) {
+    historyJob *j = arg;
+    j->rc = keep_history(j->run, j->line, sizeof(j->line), j->err, sizeof(j->err));
+    return NULL;
+}
+
 static double ms_between(const struct timespec *a, const struct timespec *b) {
     return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
 }
@@ -535,7 +550,13 @@ void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
                 it->reason);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    historyJob hj = {.run = &run};
+    if (appSettings.historyEnabled) {
+        hj.started = pthread_create(&hj.tid, NULL, history_thread, &hj) == 0;
+        if (!hj.started) history_thread(&hj);
+    }
     run_tasks(&run);
+    if (hj.started) pthread_join(hj.tid, NULL);
     clock_gettime(CLOCK_MONOTONIC, &t2);
 
     size_t updated = 0, failed = 0, replayed = 0, valid = 0;
@@ -584,13 +605,11 @@ void fnEnvironmentEventTrigger(const serverRequest *req, serverResponse *res) {
         goto out;
     }
     if (appSettings.historyEnabled) {
-        char hline[256];
-        int hrc = keep_history(&run, hline, sizeof(hline), err, sizeof(err));
-        json_array_append_new(logs, json_string(hline));
-        if (hrc != 0) {
-            if (strstr(err, "TableNotFound")) appTablesLost();
-            logError("EnvironmentEventTrigger: %s (the host will retry the batch)", err);
-            answer(res, 500, logs, err);
+        json_array_append_new(logs, json_string(hj.line));
+        if (hj.rc != 0) {
+            if (strstr(hj.err, "TableNotFound")) appTablesLost();
+            logError("EnvironmentEventTrigger: %s (the host will retry the batch)", hj.err);
+            answer(res, 500, logs, hj.err);
             logs = NULL;
             json_decref(changed);
             goto out;

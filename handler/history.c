@@ -18,9 +18,10 @@
 
 static const char *const metric_props[METRIC_COUNT] = {"Celsius", "Humidity", "hPa", "Light"};
 
-/* Azure's Query Entities allows at most 15 discrete comparisons in one $filter ("Querying tables
- * and entities", learn.microsoft.com/rest/api/storageservices/querying-tables-and-entities, read
- * 2026-12-02): one for the PartitionKey, 14 RowKeys. */
+/* Table Storage allows at most 15 discrete comparisons in one $filter (the Azure Storage SDKs'
+ * query documentation, e.g. the Python TableService: "no more than 15 discrete comparisons are
+ * permitted within a $filter string", citing the REST reference "Querying Tables and Entities"):
+ * one for the PartitionKey, 14 RowKeys. */
 #define LOOKUP_KEYS 14
 #define LOOKUP_FILTER_MAX 8192
 /* Rounds of "insert, find what exists" for one hour's rows before giving up (the host retries). */

@@ -41,6 +41,7 @@ typedef struct histOut {
     const serverRequest *req;
     serverResponse *res;
     int csv, resolution;
+    const char *device; /* the one device asked for, or NULL */
     int64_t fromMs, toMs;
     buf text;
     serverStream *stream;
@@ -192,6 +193,7 @@ static int add_row(json_t *e, void *ctx) {
     int64_t ms;
     if (!dev || !time_text || parse_time(time_text, &ms) != 0) return 0; /* not ours */
     if (ms < o->fromMs || ms > o->toMs) return 0;
+    if (o->device && strcmp(dev, o->device) != 0) return 0; /* another id in the key range */
     o->rows++;
     if (o->resolution != RES_RAW) {
         int64_t size = o->resolution == RES_MINUTE ? 60000 : HOUR_MS;
@@ -324,6 +326,7 @@ void fnGetHistory(const serverRequest *req, serverResponse *res) {
     const char *resolution = serverQuery(req, "resolution");
     const char *format = serverQuery(req, "format");
     if (device && !*device) device = NULL;
+    o.device = device;
     if (device && !tableKeyValid(device)) {
         bad(res, "device",
             "not a device id (1 to 512 UTF-16 units, none of / \\ # ? or control "
@@ -486,9 +489,13 @@ void fnGetHistory(const serverRequest *req, serverResponse *res) {
             historyQuote(lo, lit, sizeof(lit));
             n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey ge %s", lit);
             historyQuote(hi, lit, sizeof(lit));
-            historyQuote(device, lit2, sizeof(lit2));
-            n += snprintf(filter + n, sizeof(filter) - (size_t)n,
-                          " and RowKey lt %s and DeviceId eq %s", lit, lit2);
+            n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey lt %s", lit);
+            /* the id itself too, unless it is so long that the URL could not hold it (its key
+             * part is then a digest; add_row compares the id either way) */
+            if (strlen(device) <= HISTORY_DEVICE_KEY_MAX) {
+                historyQuote(device, lit2, sizeof(lit2));
+                n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and DeviceId eq %s", lit2);
+            }
         }
         c = tableQuerySelect(&appSettings.storage, appSettings.historyTable, filter, COLUMNS,
                              add_row, &o, &tr);

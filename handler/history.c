@@ -24,6 +24,9 @@ static const char *const metric_props[METRIC_COUNT] = {"Celsius", "Humidity", "h
  * one for the PartitionKey, 14 RowKeys. */
 #define LOOKUP_KEYS 14
 #define LOOKUP_FILTER_MAX 8192
+/* The most a lookup's filter may take once percent-encoded in the query URL (table.c sends URLs
+ * of up to 8 KiB, endpoint, table and continuation included). */
+#define LOOKUP_URL_BUDGET 5000
 /* Rounds of "insert, find what exists" for one hour's rows before giving up (the host retries). */
 #define CONFLICT_ROUNDS 8
 /* The summary rows this process last wrote or read, with their etags: at most this many bytes. */
@@ -245,6 +248,18 @@ static int mark_existing(json_t *e, void *ctx) {
     return 0;
 }
 
+/* The length of s percent-encoded (all but letters, digits and - . _ ~ take 3 bytes). */
+static size_t encoded_len(const char *s) {
+    size_t n = 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '.' || c == '_' || c == '~';
+        n += plain ? 1 : 3;
+    }
+    return n;
+}
+
 /* Finds which of rows (one PartitionKey) exist and marks them. Returns 0 or -1 with err. */
 static int find_existing(const storageAccount *a, const char *table, row **rows, size_t n,
                          historyStats *st, char *err, size_t errlen) {
@@ -259,10 +274,13 @@ static int find_existing(const storageAccount *a, const char *table, row **rows,
         size_t take = 0, len;
         historyQuote(rows[i]->pk, lit, sizeof(lit));
         len = (size_t)snprintf(filter, LOOKUP_FILTER_MAX, "PartitionKey eq %s and (", lit);
+        size_t url = encoded_len(filter);
         while (i + take < n && take < LOOKUP_KEYS) {
             if (historyQuote(rows[i + take]->rk, lit, sizeof(lit)) != 0) break;
-            size_t need = strlen(lit) + 16;
-            if (take && len + need + 2 > LOOKUP_FILTER_MAX) break;
+            size_t need = strlen(lit) + 16, eneed = encoded_len(lit) + 3 * 16;
+            if (take && (len + need + 2 > LOOKUP_FILTER_MAX || url + eneed > LOOKUP_URL_BUDGET))
+                break;
+            url += eneed;
             len += (size_t)snprintf(filter + len, LOOKUP_FILTER_MAX - len, "%sRowKey eq %s",
                                     take ? " or " : "", lit);
             take++;

@@ -352,3 +352,21 @@ describe('retention', () => {
     assert.match(bad.logs.text, /HistoryDays must be a whole number from 1 to 36500/);
   });
 });
+
+describe('long device ids', () => {
+  test('gethistory for a 500-character id of quotes reads its rows (the URL stays under its limit)', async () => {
+    const id = "hy-" + "'".repeat(497);
+    const evs = [{ deviceId: id, seq: 80000, enqueued: '2026-11-30T04:00:00Z', body: { temperature: 3 } },
+      { deviceId: id, seq: 80001, enqueued: '2026-11-30T04:00:01Z', body: { temperature: 4 } }];
+    const r = await post(evs);
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await post(evs)).status, 200); // the replay's lookup fits in a URL too
+    const q = new URLSearchParams({ device: id, from: '2026-11-30T03:59:00Z', to: '2026-11-30T04:01:00Z' });
+    const g = await fetch(`${handler.url}/api/gethistory?${q}`);
+    const j = await g.json();
+    assert.equal(g.status, 200, JSON.stringify(j));
+    assert.deepEqual(j.points.map((p) => p.celsius), [3, 4]);
+    const m = await (await fetch(`${handler.url}/api/gethistory?${q}&resolution=minute`)).json();
+    assert.equal(m.points[0].count, 2);
+  });
+});

@@ -189,7 +189,7 @@ static void flush_agg(histOut *o) {
     a->bucket = -1;
 }
 
-/* One history row, as its query page arrives. */
+/* One reading's row, as its query page arrives (raw resolution). */
 static int add_row(json_t *e, void *ctx) {
     histOut *o = ctx;
     const char *dev = json_string_value(json_object_get(e, "DeviceId"));
@@ -199,27 +199,6 @@ static int add_row(json_t *e, void *ctx) {
     if (ms < o->fromMs || ms > o->toMs) return 0;
     if (o->device && strcmp(dev, o->device) != 0) return 0; /* another id in the key range */
     o->rows++;
-    if (o->resolution != RES_RAW) {
-        int64_t size = o->resolution == RES_MINUTE ? 60000 : HOUR_MS;
-        int64_t bucket = ms - ms % size;
-        agg *a = &o->a;
-        if (a->bucket != bucket || strcmp(a->device, dev) != 0) {
-            flush_agg(o);
-            snprintf(a->device, sizeof(a->device), "%s", dev);
-            a->bucket = bucket;
-        }
-        a->count++;
-        for (int m = 0; m < METRIC_COUNT; m++) {
-            json_t *v = json_object_get(e, metric_props[m]);
-            if (!json_is_number(v)) continue;
-            double d = json_number_value(v);
-            if (!a->n[m] || d < a->min[m]) a->min[m] = d;
-            if (!a->n[m] || d > a->max[m]) a->max[m] = d;
-            a->sum[m] += d;
-            a->n[m]++;
-        }
-        return o->oom || o->gone;
-    }
     const char *part = json_string_value(json_object_get(e, "Partition"));
     int64_t seq = tableGetInt64(e, "SequenceNumber", -1);
     char when[40];

@@ -228,7 +228,9 @@ export class DeviceStore {
     return this.map.get(deviceId)?.order ?? 0;
   }
 
+  /** A device's points; for one not seen yet, what storage gave for it (so a picked device is
+   * drawn as soon as the stored hour arrives, before the device list). */
   history(deviceId, metric) {
-    return this.map.get(deviceId)?.history[metric] ?? [];
+    return this.map.get(deviceId)?.history[metric] ?? this.pending.get(deviceId)?.[metric] ?? [];
   }
 }

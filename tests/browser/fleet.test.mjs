@@ -208,8 +208,11 @@ test('picking a device charts it, and only the picked devices; the picks survive
   assert.equal(one.length, 3);
   assert.equal(await page.isChecked('#rows > tr[data-device-id="fleet-150"] input[type="checkbox"]'), true);
   assert.equal(await page.$eval('#rows > tr[data-device-id="fleet-150"] .swatch', (e) => e.classList.contains('s0')), true);
-  // The chart's text alternative names the device's latest value.
-  assert.match(await page.textContent('#chart-temperature-desc'), new RegExp(`fleet-150 ${sent['fleet-150'].temperature} °C`));
+  // The chart's text alternative names the device's latest value (the line may already be there
+  // from the stored readings read on load, so wait for the pushed one).
+  await waitUntil('the pushed value in the text alternative', async () =>
+    new RegExp(`fleet-150 ${sent['fleet-150'].temperature} °C`).test(await page.textContent('#chart-temperature-desc')),
+  { describe: () => page.textContent('#chart-temperature-desc') });
 
   // Keyboard: the row's box takes focus and Space picks.
   await page.focus('#rows > tr[data-device-id="fleet-151"] input[type="checkbox"]');

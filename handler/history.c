@@ -473,12 +473,14 @@ static int write_hour(const storageAccount *a, const char *table, row *rows, siz
             for (size_t k = 0; k < nsent; k++)
                 st->existed += sent[k]->state == 2;
         } else {
-            /* A summary row not as this process knew it: read those it did not know for sure
-             * (every one after a restart), and the one refused. */
+            /* A summary row not as this process knew it (another writer): read every summary of
+             * the transaction again, not only the refused one. A refused transaction leaves
+             * nothing changed on Azure, but Azurite 3.35.0 rewrites the entities a failed
+             * transaction touched (new etags), so a re-read of the refused row alone would be
+             * refused at the next row (seen in tests/integration/transaction.test.mjs, two
+             * handler processes). Conflicts are rare: the steady state reads nothing. */
             for (size_t k = 0; k < ndev; k++)
-                if ((!devs[k].known || k == (size_t)res.failed - nsent) &&
-                    read_summary(a, table, &devs[k], st, err, errlen) != 0)
-                    goto out;
+                if (read_summary(a, table, &devs[k], st, err, errlen) != 0) goto out;
         }
     }
     rc = 0;

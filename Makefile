@@ -111,6 +111,7 @@ bench: deps all
 	ENVIROMON_BUILD=$(abspath $(BUILD)) node tests/bench/run.mjs
 	ENVIROMON_BUILD=$(abspath $(BUILD)) node tests/bench/rss.mjs
 	ENVIROMON_BUILD=$(abspath $(BUILD)) node tests/bench/dashboard.mjs
+	ENVIROMON_BUILD=$(abspath $(BUILD)) node tests/bench/history.mjs
 
 run: deps all
 	@tools/run-local.sh

@@ -14,6 +14,8 @@ static const struct {
     {"/EnvironmentEventTrigger", fnEnvironmentEventTrigger},
     {"/api/negotiate", fnNegotiate},
     {"/api/getdevicestate", fnGetDeviceState},
+    {"/api/gethistory", fnGetHistory},
+    {"/HistoryRetention", fnHistoryRetention},
     {"/api/sendsignalrmessage", fnSendSignalRMessage},
 };
 

@@ -5,6 +5,7 @@
 #include "devicestate.h"
 #include "dict.h"
 #include "functions.h"
+#include "history.h"
 #include "invocation.h"
 #include "livepush.h"
 #include "log.h"
@@ -364,6 +365,46 @@ static void free_run(batchRun *run) {
     pthread_mutex_destroy(&run->lock);
 }
 
+/* Keeps every accepted reading of the batch in the history table (history.h): replays write
+ * nothing twice. Returns 0, or -1 with err (the host delivers the batch again). */
+static int keep_history(batchRun *run, char *line, size_t linelen, char *err, size_t errlen,
+                        int *tableGone) {
+    historyReading *v = calloc(run->nitems ? run->nitems : 1, sizeof(*v));
+    historyStats st;
+    size_t n = 0;
+    if (!v) return snprintf(err, errlen, "history: out of memory"), -1;
+    for (size_t i = 0; i < run->nitems; i++) {
+        const item *it = &run->items[i];
+        const hostEvent *e = &run->b.events[it->event];
+        if (it->rejected || !it->device) continue;
+        v[n++] =
+            (historyReading){it->device, &it->r, run->b.partition, e->seq, it->k, e->enqueuedMs};
+    }
+    int rc = historyWrite(&run->ctx->s->storage, run->ctx->s->historyTable, v, n, &st, err, errlen);
+    *tableGone = st.tableGone;
+    free(v);
+    snprintf(line, linelen,
+             "history: %zu rows written, %zu already kept, %zu without enqueued time, "
+             "%zu transactions, %zu lookups, %zu summary reads",
+             st.written, st.existed, st.skipped, st.transactions, st.lookups, st.summaryReads);
+    return rc;
+}
+
+/* keep_history on its own thread, beside the device rows' commits: the two are independent (each
+ * is exactly once on its own), so a batch waits for the slower, not for both. */
+typedef struct historyJob {
+    batchRun *run;
+    pthread_t tid;
+    int started, rc, tableGone;
+    char line[256], err[INVOCATION_ERR_LEN];
+} historyJob;
+
+static void *history_thread(void *arg) {
+    historyJob *j = arg;
+    j->rc = keep_history(j->run, j->line, sizeof(j->line), j->err, sizeof(j->err), &j->tableGone);
+    return NULL;
+}
+
 static double ms_between(const struct timespec *a, const struct timespec *b) {
     return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
 }
@@ -582,8 +623,8 @@ static void count_devices(batchRun *run, json_t *logs, json_t *changed, tally *t
 
 /* Answers once the tasks ran (logs stolen): 500 when a row or a rejected reading was not
  * committed (the host retries the batch), else 200 after the live push. */
-static void conclude(batchRun *run, serverResponse *res, json_t *logs, double decodeMs,
-                     double commitMs) {
+static void conclude(batchRun *run, const historyJob *hj, serverResponse *res, json_t *logs,
+                     double decodeMs, double commitMs) {
     char err[INVOCATION_ERR_LEN], line[512];
     tally t = {0};
     json_t *changed = json_array();
@@ -609,6 +650,16 @@ static void conclude(batchRun *run, serverResponse *res, json_t *logs, double de
         json_decref(changed);
         return;
     }
+    if (hj) {
+        json_array_append_new(logs, json_string(hj->line));
+        if (hj->rc != 0) {
+            if (hj->tableGone) tablesetLost(run->ctx->tables);
+            logError("EnvironmentEventTrigger: %s (the host will retry the batch)", hj->err);
+            answer(res, 500, logs, hj->err);
+            json_decref(changed);
+            return;
+        }
+    }
     logInfo("%s; %.2f ms to decode and calibrate, %.2f ms to commit", line, decodeMs, commitMs);
     /* The rows are safe: a failed push is logged inside and does not fail the invocation. */
     if (json_array_size(changed)) livepushDevices(changed);
@@ -629,10 +680,18 @@ void fnEnvironmentEventTrigger(const fnContext *ctx, const serverRequest *req,
         clock_gettime(CLOCK_MONOTONIC, &t1);
         /* The device rows in transactions (one device at a time under contention), then the
          * rejected readings' rows. */
+        historyJob hj = {.run = &run};
+        if (ctx->s->historyEnabled) {
+            /* History beside the device rows: each is exactly once on its own. */
+            hj.started = pthread_create(&hj.tid, NULL, history_thread, &hj) == 0;
+            if (!hj.started) history_thread(&hj);
+        }
         commitDevices(ctx->s, run.works, run.nworks);
         keep_rejects(&run);
+        if (hj.started) pthread_join(hj.tid, NULL);
         clock_gettime(CLOCK_MONOTONIC, &t2);
-        conclude(&run, res, logs, ms_between(&t0, &t1), ms_between(&t1, &t2));
+        conclude(&run, ctx->s->historyEnabled ? &hj : NULL, res, logs, ms_between(&t0, &t1),
+                 ms_between(&t1, &t2));
     }
     free_run(&run);
 }

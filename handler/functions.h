@@ -19,6 +19,10 @@ void fnEnvironmentEventTrigger(const fnContext *ctx, const serverRequest *req, s
 void fnNegotiate(const fnContext *ctx, const serverRequest *req, serverResponse *res);
 void fnGetDeviceState(const fnContext *ctx, const serverRequest *req, serverResponse *res);
 void fnSendSignalRMessage(const fnContext *ctx, const serverRequest *req, serverResponse *res);
+/* gethistory (fn_history.c). */
+void fnGetHistory(const fnContext *ctx, const serverRequest *req, serverResponse *res);
+/* The HistoryRetention timer function (fn_retention.c). */
+void fnHistoryRetention(const fnContext *ctx, const serverRequest *req, serverResponse *res);
 /* Local mode: the dashboard's static files. 1 when it answered, 0 when the request is not for a
  * file (the caller goes on). */
 int fnStatic(const fnContext *ctx, const serverRequest *req, serverResponse *res);

@@ -25,6 +25,9 @@ typedef struct settings {
     char calibrationTable[64];
     char rejectedTable[64];
     char quarantineTable[64];
+    char historyTable[64]; /* every accepted reading (history.h) */
+    int historyEnabled;    /* HistoryEnabled: 1 (default) keeps every reading, 0 does not */
+    int historyDays;       /* HistoryDays: rows older than this many days are deleted */
     int backoffBaseMs;
     int backoffCapMs;
     int backoffAttempts;

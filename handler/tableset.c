@@ -14,7 +14,7 @@ void tablesetInit(tableSet *t, const settings *s) {
 
 int tablesetEnsure(tableSet *t, char *err, size_t errlen) {
     const char *tables[] = {t->s->deviceTable, t->s->calibrationTable, t->s->rejectedTable,
-                            t->s->quarantineTable};
+                            t->s->quarantineTable, t->s->historyTable};
     int rc = 0;
     if (__atomic_load_n(&t->ready, __ATOMIC_ACQUIRE)) return 0;
     pthread_mutex_lock(&t->lock);

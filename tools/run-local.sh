@@ -12,6 +12,7 @@
 #   SIM_INTERVAL_MS      2000   each device sends every this many ms
 #   SIM_BAD_FRACTION     0.02   share of out-of-range or malformed readings
 #   SIM_ARGS                    more simulator options, e.g. "--rate 50 --partitions 2"
+#   SIM_BACKFILL_S       3600   on a fresh start (else 0): seconds of past readings sent first
 #   ENVIROMON_RUN_DIR    .run   Azurite's data, the built dashboard, logs
 #   ENVIROMON_BUILD      build  where the handler and stand-in binaries are
 set -euo pipefail
@@ -74,6 +75,12 @@ EOF
 [[ -x $HANDLER_BIN ]] || die "the handler is not built ($HANDLER_BIN): run 'make run' or 'make' first"
 [[ -x $STANDIN_BIN ]] || die "the SignalR stand-in is not built ($STANDIN_BIN): run 'make run' or 'make' first"
 
+# A fresh start (no Azurite data yet): the simulator first sends the last hour of readings, with
+# past enqueued times, through the handler, so the first page already has full charts.
+fresh=0
+[[ -d $RUN_DIR/azurite && -n $(ls -A "$RUN_DIR/azurite" 2>/dev/null) ]] || fresh=1
+SIM_BACKFILL_S=${SIM_BACKFILL_S:-$(( fresh ? 3600 : 0 ))}
+[[ $SIM_BACKFILL_S =~ ^[0-9]+$ ]] || die "SIM_BACKFILL_S=$SIM_BACKFILL_S is not a number"
 mkdir -p "$RUN_DIR/azurite" "$LOGS"
 
 # ---------------------------------------------------------------- process bookkeeping
@@ -171,7 +178,7 @@ if (( SIM_DEVICES > 0 )); then
   # shellcheck disable=SC2086 # SIM_ARGS is a list of options
   start simulator - node tools/simulator.mjs --url "http://127.0.0.1:$ENVIROMON_PORT" \
     --devices "$SIM_DEVICES" --interval-ms "$SIM_INTERVAL_MS" --bad-fraction "$SIM_BAD_FRACTION" \
-    --summary-ms 30000 $SIM_ARGS
+    --summary-ms 30000 --backfill "$SIM_BACKFILL_S" $SIM_ARGS
 fi
 
 url="http://127.0.0.1:$ENVIROMON_PORT/"

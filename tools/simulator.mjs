@@ -16,6 +16,8 @@ const HELP = `usage: node tools/simulator.mjs [options]
   --duration S        stop after S seconds (then wait until they are delivered)
   --prefix TEXT       device id prefix (default sim-)
   --seed N            seed of the random numbers (default: random)
+  --backfill S        first send the last S seconds of readings, enqueued in the past (at the
+                      device interval, spaced out to at most 200,000 readings), then go live
   --batch-max N       most events in one batch (default 100)
   --retries N         times a failed batch is sent again before it is given up (default 5)
   --summary-ms MS     print a summary line every MS milliseconds, 0 for never (default 10000)
@@ -34,7 +36,7 @@ function parseArgs(argv) {
   const o = {
     url: 'http://127.0.0.1:7071', devices: 6, intervalMs: 2000, rate: null, badFraction: 0,
     partitions: 4, count: null, duration: null, prefix: 'sim-', seed: null, batchMax: 100,
-    retries: 5, summaryMs: 10000, json: false, quiet: false,
+    retries: 5, summaryMs: 10000, json: false, quiet: false, backfill: 0,
   };
   const num = (flag, v, { min = 0, int = false } = {}) => {
     const n = Number(v);
@@ -57,6 +59,7 @@ function parseArgs(argv) {
       case '--duration': o.duration = num(flag, val(), { min: 0.001 }); break;
       case '--prefix': o.prefix = val() ?? fail('--prefix needs a value'); break;
       case '--seed': o.seed = num(flag, val(), { int: true }); break;
+      case '--backfill': o.backfill = num(flag, val(), { min: 0 }); break;
       case '--batch-max': o.batchMax = num(flag, val(), { min: 1, int: true }); break;
       case '--retries': o.retries = num(flag, val(), { int: true }); break;
       case '--summary-ms': o.summaryMs = num(flag, val()); break;
@@ -376,6 +379,24 @@ async function finishGenerating() {
   process.exit(report.failedEvents + report.dropped + report.undelivered > 0 ? 1 : 0);
 }
 
+/**
+ * The past S seconds of readings, oldest first, with their past enqueued times, through the same
+ * partitions and batches as live readings (the handler cannot tell them from a backlog the host
+ * delivers after a pause). Queues are kept under half their cap while it runs.
+ */
+async function backfill(seconds) {
+  const total = Math.floor((seconds * 1000) / opts.intervalMs) * opts.devices;
+  const step = total > 200000 ? (seconds * 1000 * opts.devices) / 200000 : opts.intervalMs;
+  const end = Date.now();
+  let sent = 0;
+  for (let t = end - seconds * 1000; t < end && !stopping; t += step) {
+    for (const d of devices) enqueue(d, Math.floor(t));
+    sent += devices.length;
+    while (!stopping && partitions.some((p) => p.queue.length > QUEUE_CAP / 2)) await sleep(20);
+  }
+  say(`simulator: ${sent} past readings queued (the last ${seconds} s, one per device every ${Math.round(step)} ms)`);
+}
+
 let signalled = false;
 
 async function onSignal(sig) {
@@ -402,4 +423,5 @@ const pace = opts.rate !== null ? `${opts.rate} readings/s in total` : `every ${
 say(`simulator: ${opts.devices} devices (${devices[0].id} .. ${devices.at(-1).id}) on ${opts.partitions} ` +
   `partitions, ${pace}, ${Math.round(opts.badFraction * 100)}% bad, seed ${seed} -> ${endpoint}`);
 if (opts.summaryMs > 0 && !opts.quiet) summaryTimer = setInterval(() => say(summaryLine()), opts.summaryMs);
-schedule();
+if (opts.backfill > 0) backfill(opts.backfill).then(() => schedule());
+else schedule();

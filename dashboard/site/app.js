@@ -7,6 +7,7 @@ import {
   CARD_LIMIT, PALETTE_SIZE, chartSelection, comparator, makeFilter, matches, parsePicks, parseSort, summarize,
 } from './fleet.js';
 import { drawChart } from './chart.js';
+import { createDetail } from './detail.js';
 
 const params = new URLSearchParams(location.search);
 
@@ -18,7 +19,7 @@ function secondsParam(name, def) {
 }
 
 const STALE_MS = secondsParam('stale', 60) * 1000;
-const WINDOW_MS = secondsParam('window', 600) * 1000;
+const WINDOW_MS = secondsParam('window', 3600) * 1000;
 const RECONNECT_DELAYS_MS = [0, 1000, 2000, 4000, 8000, 10000];
 const RECONNECT_GIVE_UP_MS = 60000;
 // Pushes are best effort (the handler drops them while SignalR is unreachable, and for a few
@@ -41,6 +42,8 @@ const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeSt
 let apiBase = '';
 let ignoredItems = 0;
 let lastStateLoad = 0;
+let historyLoaded = null; // points read from storage on load, null until then
+let detail = null; // the device detail view (detail.js)
 
 // What a person chose; kept in the URL (history.replaceState), so a reload or a shared link
 // shows the same: pick= (repeated, in pick order), q=, state=, sort=, view=.
@@ -130,7 +133,11 @@ function createCard(dev) {
   pick.type = 'button';
   pick.setAttribute('aria-pressed', 'false');
   pick.setAttribute('aria-describedby', name.id);
-  head.append(swatch, name, badge, pick);
+  const more = make('button', 'detail-btn', 'History');
+  more.type = 'button';
+  more.setAttribute('aria-describedby', name.id);
+  more.setAttribute('aria-haspopup', 'dialog');
+  head.append(swatch, name, badge, pick, more);
   const geo = make('p', 'card-geo');
 
   const metrics = make('dl', 'metrics');
@@ -378,6 +385,8 @@ function saveUrl() {
   set('state', ui.filter.state, 'all');
   set('sort', `${ui.sort.key}-${ui.sort.dir}`, 'deviceId-asc');
   set('view', ui.view, 'auto');
+  set('detail', ui.detail?.device ?? '', '');
+  set('range', ui.detail ? ui.detail.range : '1h', '1h');
   const q = p.toString();
   history.replaceState(history.state, '', `${location.pathname}${q ? `?${q}` : ''}${location.hash}`);
 }
@@ -790,6 +799,30 @@ function readAfterConnect(hub) {
   refreshTimer = setTimeout(again, delay);
 }
 
+/**
+ * Fills the charts from storage on load: one request for every device's last hour (per-minute
+ * means from gethistory), so a reload shows what came before it. Live points then arrive as
+ * before. A failure leaves the charts to live points (and says so).
+ */
+async function loadHistory() {
+  const res = WINDOW_MS > 3600000 ? 'hour' : 'minute';
+  const last = WINDOW_MS > 86400000 ? '7d' : WINDOW_MS > 3600000 ? '24h' : '1h';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const r = await fetch(`${apiBase}/api/gethistory?last=${last}&resolution=${res}`, { cache: 'no-store' });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      const body = await r.json();
+      historyLoaded = store.preload(body?.points, res);
+      store.prune();
+      scheduleCharts();
+      return;
+    } catch (err) {
+      $('window-text').textContent = `Last ${duration(WINDOW_MS)}: history could not be read (${err.message})`;
+      await new Promise((r) => setTimeout(r, 2000 * (attempt + 1)));
+    }
+  }
+}
+
 /** Reads every device; withConnection also asks the API to send the same to this connection. */
 async function loadState(hub, withConnection = false) {
   for (let attempt = 0; attempt < 6; attempt++) {
@@ -925,6 +958,10 @@ function wireControls() {
   });
   $('cards').addEventListener('click', (e) => {
     const li = e.target.closest('li[data-device-id]');
+    if (li && e.target.closest('.detail-btn')) {
+      detail.open(li.dataset.deviceId);
+      return;
+    }
     if (!li || (!e.target.closest('.pick-btn') && selectingIn(li))) return;
     togglePick(li.dataset.deviceId);
   });
@@ -956,12 +993,18 @@ function wireControls() {
 }
 
 async function main() {
-  $('window-text').textContent = `Last ${duration(WINDOW_MS)}, kept in this page`;
+  $('window-text').textContent = `Last ${duration(WINDOW_MS)}: per-minute means from storage, then every reading`;
   createCharts();
   wireControls();
   renderSortHeaders();
   renderFilterControls();
   apiBase = await loadConfig();
+  detail = createDetail(() => apiBase, (device, range) => {
+    ui.detail = device ? { device, range } : null;
+    saveUrl();
+  });
+  const asked = params.get('detail');
+  if (asked && asked.length <= 128) detail.open(asked, params.get('range') ?? '1h');
   $('settings-text').textContent =
     `Devices are marked stale after ${duration(STALE_MS)} without a reading. ` +
     `API: ${apiBase || 'same origin as this page'}.`;
@@ -974,6 +1017,7 @@ async function main() {
   render();
   tick();
   connect();
+  loadHistory();
 }
 
 const quantile = (xs, q) => {
@@ -988,6 +1032,8 @@ window.enviromon = Object.freeze({
   connectionId: () => conn.hub?.connectionId ?? null,
   devices: () => structuredClone(store.devices()),
   history: (id, metric) => structuredClone(store.history(id, metric)),
+  historyLoaded: () => historyLoaded,
+  detail: () => detail?.current() ?? null,
   ignored: () => ignoredItems,
   view: () => shownView,
   charted: () => ({ reason: chartState.reason, ids: [...chartState.ids], needing: chartState.needing }),

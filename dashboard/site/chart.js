@@ -32,6 +32,11 @@ function clock(ms, withSeconds) {
   return withSeconds ? `${hm}:${pad2(d.getSeconds())}` : hm;
 }
 
+const dayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+function dayLabel(ms) {
+  return dayFmt.format(new Date(ms));
+}
+
 /**
  * Splits a series where the device was silent for much longer than it usually is (more than
  * five times its median interval and more than 10 s), so a gap is drawn as a gap, not a line.
@@ -80,6 +85,11 @@ export function drawChart(svg, { from, to, series, emptyText = 'No readings in t
       if (v < lo) lo = v;
       if (v > hi) hi = v;
     }
+    for (const [t, a, b] of s.band ?? []) {
+      if (t < from || t > to) continue;
+      if (a < lo) lo = a;
+      if (b > hi) hi = b;
+    }
   }
 
   // Time axis, always drawn so the window is visible even before data arrives.
@@ -92,7 +102,7 @@ export function drawChart(svg, { from, to, series, emptyText = 'No readings in t
   for (let t = Math.ceil(from / stepMs) * stepMs; t <= to; t += stepMs) {
     const px = x(t);
     xAxis.append(el('line', { class: 'grid', x1: px.toFixed(1), x2: px.toFixed(1), y1: MARGIN.top, y2: MARGIN.top + plotH }));
-    const label = clock(t, stepS < 60);
+    const label = stepS >= 86400 ? dayLabel(t) : clock(t, stepS < 60);
     const half = label.length * 3.4; // about half the label's width at the axis font size
     if (px - half >= 2 && px + half <= width - 2) {
       xAxis.append(el('text', { x: px.toFixed(1), y: height - 8, 'text-anchor': 'middle' }, label));
@@ -135,6 +145,14 @@ export function drawChart(svg, { from, to, series, emptyText = 'No readings in t
     const pts = s.points.filter(([t]) => t >= from - stepMs && t <= to);
     if (pts.length === 0) continue;
     const cls = `series ${s.cls}${s.dashed ? ' dashed' : ''}`;
+    // min to max, a band under the line (summaries), split at the same gaps as the line
+    const band = (s.band ?? []).filter(([t]) => t >= from - stepMs && t <= to);
+    for (const seg of segments(band)) {
+      if (seg.length < 2) continue;
+      const up = seg.map(([t, , b]) => `${x(t).toFixed(1)},${y(b).toFixed(1)}`);
+      const down = seg.map(([t, a]) => `${x(t).toFixed(1)},${y(a).toFixed(1)}`).reverse();
+      lines.append(el('polygon', { class: `band ${s.cls}`, points: [...up, ...down].join(' ') }));
+    }
     for (const seg of segments(pts)) {
       if (seg.length > 1) {
         const d = seg.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ');

@@ -95,6 +95,51 @@ export class DeviceStore {
     this.maxDevices = maxDevices;
     this.map = new Map(); // deviceId -> { dev, order, history: { metric: [[t, v], ...] } }
     this.nextOrder = 0;
+    this.pending = new Map(); // deviceId -> history read from storage before the device is known
+  }
+
+  /**
+   * Takes points read from storage (gethistory's `points`: raw readings, or per-minute or
+   * per-hour summaries whose metrics are { min, mean, max }; a summary is drawn at the middle of
+   * its interval). Points of devices not yet seen wait until the device arrives. Anything
+   * malformed is skipped. Returns how many points were taken.
+   */
+  preload(points, resolution = 'raw') {
+    if (!Array.isArray(points)) return 0;
+    const half = resolution === 'minute' ? 30000 : resolution === 'hour' ? 1800000 : 0;
+    const fields = { temperature: 'celsius', humidity: 'humidity', pressure: 'hPa' };
+    let taken = 0;
+    for (const p of points) {
+      if (p === null || typeof p !== 'object') continue;
+      const id = typeof p.deviceId === 'string' ? p.deviceId.trim() : '';
+      const t = typeof p.time === 'string' ? Date.parse(p.time) : NaN;
+      if (!id || id.length > MAX_ID_LENGTH || !Number.isFinite(t)) continue;
+      const entry = this.map.get(id);
+      let hist = entry?.history;
+      if (!hist) {
+        hist = this.pending.get(id);
+        if (!hist) {
+          if (this.pending.size >= this.maxDevices) continue;
+          hist = {};
+          for (const m of METRICS) hist[m.key] = [];
+          this.pending.set(id, hist);
+        }
+      }
+      for (const m of METRICS) {
+        const raw = p[fields[m.key]];
+        const v = finiteIn(raw !== null && typeof raw === 'object' ? raw.mean : raw, m.min, m.max);
+        if (v === null) continue;
+        const h = hist[m.key];
+        const at = Math.min(t + half, Date.now()); // the current minute's mean: not in the future
+        let i = h.length;
+        while (i > 0 && h[i - 1][0] > at) i--;
+        if (i > 0 && h[i - 1][0] === at) continue;
+        h.splice(i, 0, [at, v]);
+        if (h.length > this.maxPoints) h.splice(0, h.length - this.maxPoints);
+        taken++;
+      }
+    }
+    return taken;
   }
 
   get size() {
@@ -110,8 +155,9 @@ export class DeviceStore {
     let entry = this.map.get(dev.deviceId);
     if (!entry) {
       if (this.map.size >= this.maxDevices) return 'ignored';
-      entry = { dev, order: this.nextOrder++, history: {} };
-      for (const m of METRICS) entry.history[m.key] = [];
+      entry = { dev, order: this.nextOrder++, history: this.pending.get(dev.deviceId) ?? {} };
+      this.pending.delete(dev.deviceId);
+      for (const m of METRICS) entry.history[m.key] ??= [];
       this.map.set(dev.deviceId, entry);
       this.#record(entry, dev, receivedAt);
       return 'new';
@@ -182,7 +228,9 @@ export class DeviceStore {
     return this.map.get(deviceId)?.order ?? 0;
   }
 
+  /** A device's points; for one not seen yet, what storage gave for it (so a picked device is
+   * drawn as soon as the stored hour arrives, before the device list). */
   history(deviceId, metric) {
-    return this.map.get(deviceId)?.history[metric] ?? [];
+    return this.map.get(deviceId)?.history[metric] ?? this.pending.get(deviceId)?.[metric] ?? [];
   }
 }

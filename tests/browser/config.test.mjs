@@ -74,7 +74,8 @@ async function apiCalls(query) {
   await waitUntil('a negotiate attempt', async () => calls.length > 0 &&
     (await page.evaluate(() => document.getElementById('conn').dataset.state)) === 'disconnected');
   const result = {
-    calls,
+    calls: calls.filter((c) => !c.includes('/api/gethistory')), // read in parallel on load
+    history: calls.filter((c) => c.includes('/api/gethistory')),
     detail: await page.textContent('#conn-detail'),
     footer: await page.textContent('#settings-text'),
     retryVisible: await page.isVisible('#retry'),
@@ -86,6 +87,7 @@ async function apiCalls(query) {
 test('the page calls the API named in config.json, and says why it cannot connect', async () => {
   const r = await apiCalls('');
   assert.equal(r.calls[0], 'POST http://api.example.test/api/negotiate');
+  assert.equal(r.history[0], 'GET http://api.example.test/api/gethistory?last=1h&resolution=minute');
   assert.match(r.detail, /negotiate answered HTTP 503/);
   assert.match(r.footer, /API: http:\/\/api\.example\.test\./);
   assert.equal(r.retryVisible, true);

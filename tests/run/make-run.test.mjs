@@ -95,6 +95,21 @@ test('make run: the URL answers, the page shows live devices, and Ctrl-C leaves 
     await waitUntil('three simulated devices with readings', async () =>
       (await readCards(page)).filter((c) => /^sim-/.test(c.id) && /^\d/.test(c.temperature)).length === 3,
     { timeout: 60000, describe: () => readCards(page) });
+    // A fresh start fills the last hour (the simulator's --backfill, through the handler): once it
+    // is in storage, a page shows the whole hour on load.
+    const filled = await waitUntil('the last hour of sim-01 in storage', async () => {
+      const r = await fetch(`${url}api/gethistory?device=sim-01&last=1h&resolution=minute`);
+      const body = r.ok ? await r.json() : null;
+      const n = (body?.points ?? []).reduce((a, p) => a + p.count, 0);
+      return n >= 7000 && body;
+    }, { timeout: 120000, describe: () => out.slice(-500) });
+    assert.ok(Date.parse(filled.points[0].time) < Date.now() - 55 * 60000, filled.points[0].time);
+    await page.reload();
+    const oldest = await waitUntil('the hour on the charts', async () => {
+      const h = await page.evaluate(() => window.enviromon.history('sim-01', 'temperature'));
+      return h.length >= 55 && h[0][0];
+    }, { timeout: 30000 });
+    assert.ok(oldest < Date.now() - 55 * 60000, new Date(oldest).toISOString());
     assert.deepEqual(page.problems, []);
   } finally {
     await browser.close();

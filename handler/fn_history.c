@@ -1,0 +1,508 @@
+/* fn_history: the gethistory function: one device or all over a time range, raw readings or
+ * per-minute / per-hour count, min, max and mean, as JSON or CSV, streamed page by page. */
+#include "functions.h"
+#include "buf.h"
+#include "history.h"
+#include "log.h"
+#include "table.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define HOUR_MS ((int64_t)3600000)
+#define DAY_MS (24 * HOUR_MS)
+/* The widest range each resolution answers (a wider one is a 400 that says which to use). */
+#define RAW_ONE_MAX_MS DAY_MS         /* one device, raw: a day (43,200 rows at one per 2 s) */
+#define RAW_ALL_MAX_MS HOUR_MS        /* every device, raw: an hour */
+#define MINUTE_MAX_MS (7 * DAY_MS)    /* per minute: a week */
+#define HOUR_RES_MAX_MS (92 * DAY_MS) /* per hour: a quarter */
+#define HELD_MAX (64 << 10)           /* bytes held before the answer is streamed */
+#define COLUMNS "DeviceId,Time,Celsius,Humidity,hPa,Light,Partition,SequenceNumber"
+
+static const char *const metric_props[METRIC_COUNT] = {"Celsius", "Humidity", "hPa", "Light"};
+static const char *const metric_json[METRIC_COUNT] = {"celsius", "humidity", "hPa", "light"};
+
+enum { RES_RAW, RES_MINUTE, RES_HOUR };
+
+typedef struct agg {
+    char device[TABLE_KEY_MAX + 1];
+    int64_t bucket; /* start, ms; -1 when empty */
+    int64_t count;
+    int64_t n[METRIC_COUNT];
+    double min[METRIC_COUNT], max[METRIC_COUNT], sum[METRIC_COUNT];
+} agg;
+
+typedef struct histOut {
+    const serverRequest *req;
+    serverResponse *res;
+    int csv, resolution;
+    const char *device; /* the one device asked for, or NULL */
+    int64_t fromMs, toMs;
+    buf text;
+    serverStream *stream;
+    size_t rows, points;
+    int oom, gone;
+    agg a;
+} histOut;
+
+/* Parses YYYY-MM-DDTHH:MM[:SS[.fff...]][Z|+00:00] (UTC) into ms. Returns 0 or -1. */
+static int parse_time(const char *s, int64_t *ms) {
+    struct tm tm;
+    int n = 0, frac_ms = 0;
+    memset(&tm, 0, sizeof(tm));
+    if (strlen(s) > 40) return -1;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &n) != 5 ||
+        n != 16)
+        return -1;
+    const char *p = s + n;
+    if (*p == ':') {
+        if (p[1] < '0' || p[1] > '9' || p[2] < '0' || p[2] > '9') return -1;
+        tm.tm_sec = (p[1] - '0') * 10 + (p[2] - '0');
+        p += 3;
+        if (*p == '.') {
+            int digits = 0;
+            for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+                if (digits < 3) frac_ms = frac_ms * 10 + (*p - '0');
+            if (!digits) return -1;
+            for (; digits < 3; digits++)
+                frac_ms *= 10;
+        }
+    }
+    if (strcmp(p, "Z") != 0 && strcmp(p, "") != 0 && strcmp(p, "+00:00") != 0) return -1;
+    if (tm.tm_year < 2000 || tm.tm_year > 2200 || tm.tm_mon < 1 || tm.tm_mon > 12 ||
+        tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 59)
+        return -1;
+    int mday = tm.tm_mday, mon = tm.tm_mon;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || tm.tm_mday != mday || tm.tm_mon != mon - 1) return -1; /* 31 Feb */
+    *ms = (int64_t)t * 1000 + frac_ms;
+    return 0;
+}
+
+static void format_ms(int64_t ms, char *out, size_t outlen) {
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+/* Sends what is held once it passes HELD_MAX (or when flush is set and a stream is open). */
+static void emit(histOut *o, const char *data, size_t len) {
+    if (o->oom || o->gone) return;
+    if (!o->stream && o->text.len + len > HELD_MAX) {
+        o->stream = serverStreamOpen(o->req, o->res);
+        if (!o->stream) {
+            o->oom = 1;
+            return;
+        }
+        if (serverStreamWrite(o->stream, o->text.data ? o->text.data : "", o->text.len) != 0)
+            o->gone = 1;
+        bufReset(&o->text);
+    }
+    if (o->stream) {
+        if (!o->gone && serverStreamWrite(o->stream, data, len) != 0) o->gone = 1;
+    } else if (bufAppend(&o->text, data, len) != 0) {
+        o->oom = 1;
+    }
+}
+
+/* A CSV field: quoted when it holds , " CR LF; a leading = + - @ gets a ' so that a spreadsheet
+ * does not read it as a formula. */
+static int csv_field(buf *b, const char *s) {
+    int quote = strpbrk(s, ",\"\r\n") != NULL, bad = 0;
+    if (quote) bad |= bufAppend(b, "\"", 1);
+    if (strchr("=+-@", s[0]) && s[0]) bad |= bufAppend(b, "'", 1);
+    for (; *s; s++) {
+        if (*s == '"') bad |= bufAppend(b, "\"", 1);
+        bad |= bufAppend(b, s, 1);
+    }
+    if (quote) bad |= bufAppend(b, "\"", 1);
+    return bad;
+}
+
+/* Emits b's text and frees b; bad (a failed append: b is then freed and empty) means out of
+ * memory. */
+static void emit_buf(histOut *o, buf *b, int bad) {
+    if (bad || (!b->data && b->len == 0)) {
+        bufFree(b);
+        o->oom = 1;
+        return;
+    }
+    emit(o, b->data, b->len);
+    bufFree(b);
+}
+
+static void emit_json_point(histOut *o, json_t *j) {
+    char *t = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    json_decref(j);
+    if (!t) {
+        o->oom = 1;
+        return;
+    }
+    if (o->points++) emit(o, ",", 1);
+    emit(o, t, strlen(t));
+    free(t);
+}
+
+static void flush_agg(histOut *o) {
+    agg *a = &o->a;
+    char when[40];
+    if (a->bucket < 0) return;
+    format_ms(a->bucket, when, sizeof(when));
+    if (o->csv) {
+        buf b;
+        bufInit(&b, 4096);
+        int bad = csv_field(&b, a->device);
+        bad |= bufPrintf(&b, ",%s,%" PRId64, when, a->count);
+        for (int m = 0; m < METRIC_COUNT; m++) {
+            if (a->n[m])
+                bad |= bufPrintf(&b, ",%.10g,%.10g,%.10g", a->min[m], a->sum[m] / (double)a->n[m],
+                          a->max[m]);
+            else
+                bad |= bufAppend(&b, ",,,", 3);
+        }
+        bad |= bufAppend(&b, "\r\n", 2);
+        emit_buf(o, &b, bad);
+    } else {
+        json_t *j = json_pack("{s:s,s:s,s:I}", "deviceId", a->device, "time", when, "count",
+                              (json_int_t)a->count);
+        for (int m = 0; j && m < METRIC_COUNT; m++)
+            if (a->n[m])
+                json_object_set_new(j, metric_json[m],
+                                    json_pack("{s:f,s:f,s:f}", "min", a->min[m], "mean",
+                                              a->sum[m] / (double)a->n[m], "max", a->max[m]));
+        if (!j)
+            o->oom = 1;
+        else
+            emit_json_point(o, j);
+    }
+    memset(a, 0, sizeof(*a));
+    a->bucket = -1;
+}
+
+/* One reading's row, as its query page arrives (raw resolution). */
+static int add_row(json_t *e, void *ctx) {
+    histOut *o = ctx;
+    const char *dev = json_string_value(json_object_get(e, "DeviceId"));
+    const char *time_text = json_string_value(json_object_get(e, "Time"));
+    int64_t ms;
+    if (!dev || !time_text || parse_time(time_text, &ms) != 0) return 0; /* not ours */
+    if (ms < o->fromMs || ms > o->toMs) return 0;
+    if (o->device && strcmp(dev, o->device) != 0) return 0; /* another id in the key range */
+    o->rows++;
+    const char *part = json_string_value(json_object_get(e, "Partition"));
+    int64_t seq = tableGetInt64(e, "SequenceNumber", -1);
+    char when[40];
+    format_ms(ms, when, sizeof(when));
+    if (o->csv) {
+        buf b;
+        bufInit(&b, 4096);
+        int bad = csv_field(&b, dev);
+        bad |= bufPrintf(&b, ",%s", when);
+        for (int m = 0; m < METRIC_COUNT; m++) {
+            json_t *v = json_object_get(e, metric_props[m]);
+            if (json_is_number(v))
+                bad |= bufPrintf(&b, ",%.10g", json_number_value(v));
+            else
+                bad |= bufAppend(&b, ",", 1);
+        }
+        bad |= bufAppend(&b, ",", 1);
+        bad |= csv_field(&b, part ? part : "");
+        bad |= bufPrintf(&b, ",%" PRId64 "\r\n", seq);
+        emit_buf(o, &b, bad);
+    } else {
+        json_t *j = json_pack("{s:s,s:s}", "deviceId", dev, "time", when);
+        for (int m = 0; j && m < METRIC_COUNT; m++) {
+            json_t *v = json_object_get(e, metric_props[m]);
+            if (json_is_number(v))
+                json_object_set_new(j, metric_json[m], json_real(json_number_value(v)));
+        }
+        if (j) {
+            json_object_set_new(j, "partition", json_string(part ? part : ""));
+            json_object_set_new(j, "sequenceNumber", json_integer(seq));
+            emit_json_point(o, j);
+        } else {
+            o->oom = 1;
+        }
+    }
+    return o->oom || o->gone;
+}
+
+/* The minutes of one summary row (the hour starting at hourMs) within the range: as minutes, or
+ * folded into the hour. */
+static void emit_summary(histOut *o, const json_t *row, int64_t hourMs) {
+    const char *dev = json_string_value(json_object_get(row, "DeviceId"));
+    historySummary s;
+    if (!dev || json_object_get(row, "Time")) return; /* a reading's row, not a summary */
+    historySummaryFromRow(row, &s);
+    for (int i = 0; i < 60 && !o->oom && !o->gone; i++) {
+        int64_t start = hourMs + (int64_t)i * 60000;
+        const historyMinute *mi = &s.minute[i];
+        if (!mi->count || start + 59999 < o->fromMs - o->fromMs % 60000 || start > o->toMs)
+            continue;
+        o->rows += (size_t)mi->count;
+        agg *a = &o->a;
+        int64_t bucket = o->resolution == RES_MINUTE ? start : hourMs;
+        if (a->bucket != bucket || strcmp(a->device, dev) != 0) {
+            flush_agg(o);
+            snprintf(a->device, sizeof(a->device), "%s", dev);
+            a->bucket = bucket;
+        }
+        a->count += mi->count;
+        for (int m = 0; m < METRIC_COUNT; m++) {
+            const historyAgg *g = &mi->m[m];
+            if (!g->n) continue;
+            if (!a->n[m] || g->min < a->min[m]) a->min[m] = g->min;
+            if (!a->n[m] || g->max > a->max[m]) a->max[m] = g->max;
+            a->sum[m] += g->sum;
+            a->n[m] += g->n;
+        }
+    }
+    flush_agg(o);
+}
+
+typedef struct summaryCtx {
+    histOut *o;
+    int64_t hourMs;
+} summaryCtx;
+
+static int add_summary_row(json_t *e, void *ctx) {
+    summaryCtx *c = ctx;
+    emit_summary(c->o, e, c->hourMs);
+    return c->o->oom || c->o->gone;
+}
+
+static void bad(serverResponse *res, const char *param, const char *why) {
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s: %s", param, why);
+    json_t *j = json_pack("{s:s,s:s}", "error", msg, "parameter", param);
+    serverSetJson(res, 400, j);
+}
+
+void fnGetHistory(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
+    histOut o;
+    char filter[4 * HISTORY_RK_MAX + 512], lit[2 * HISTORY_RK_MAX + 8], lit2[2 * TABLE_KEY_MAX + 8];
+    char dkey[HISTORY_DEVICE_KEY_MAX + 1], err[512];
+    memset(&o, 0, sizeof(o));
+    o.req = req;
+    o.res = res;
+    o.a.bucket = -1;
+    bufInit(&o.text, HELD_MAX + 1);
+
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        serverSetError(res, 405, "gethistory takes GET");
+        goto out;
+    }
+    const char *device = serverQuery(req, "device");
+    const char *last = serverQuery(req, "last");
+    const char *from = serverQuery(req, "from");
+    const char *to = serverQuery(req, "to");
+    const char *resolution = serverQuery(req, "resolution");
+    const char *format = serverQuery(req, "format");
+    if (device && !*device) device = NULL;
+    o.device = device;
+    if (device && !tableKeyValid(device)) {
+        bad(res, "device",
+            "not a device id (1 to 512 UTF-16 units, none of / \\ # ? or control "
+            "characters)");
+        goto out;
+    }
+    if (format && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0) {
+        bad(res, "format", "must be json or csv");
+        goto out;
+    }
+    o.csv = format && strcmp(format, "csv") == 0;
+    o.resolution = RES_RAW;
+    if (resolution && strcmp(resolution, "minute") == 0)
+        o.resolution = RES_MINUTE;
+    else if (resolution && strcmp(resolution, "hour") == 0)
+        o.resolution = RES_HOUR;
+    else if (resolution && strcmp(resolution, "raw") != 0) {
+        bad(res, "resolution", "must be raw, minute or hour");
+        goto out;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t nowMs = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    if (last && (from || to)) {
+        bad(res, "last", "give either last or from/to, not both");
+        goto out;
+    }
+    if (last || (!from && !to)) {
+        int64_t span = 0;
+        if (!last || strcmp(last, "1h") == 0)
+            span = HOUR_MS;
+        else if (strcmp(last, "24h") == 0)
+            span = DAY_MS;
+        else if (strcmp(last, "7d") == 0)
+            span = 7 * DAY_MS;
+        else {
+            bad(res, "last", "must be 1h, 24h or 7d");
+            goto out;
+        }
+        o.toMs = nowMs;
+        o.fromMs = nowMs - span;
+    } else {
+        if (!from) {
+            bad(res, "from", "missing (give from with to, or last)");
+            goto out;
+        }
+        if (parse_time(from, &o.fromMs) != 0) {
+            bad(res, "from", "not a UTC time like 2026-12-02T13:00:00Z");
+            goto out;
+        }
+        o.toMs = nowMs;
+        if (to && parse_time(to, &o.toMs) != 0) {
+            bad(res, "to", "not a UTC time like 2026-12-02T14:00:00Z");
+            goto out;
+        }
+        if (o.fromMs > o.toMs) {
+            bad(res, "from", "is after to");
+            goto out;
+        }
+    }
+    int64_t span = o.toMs - o.fromMs;
+    int64_t max = o.resolution == RES_MINUTE ? MINUTE_MAX_MS
+                  : o.resolution == RES_HOUR ? HOUR_RES_MAX_MS
+                  : device                   ? RAW_ONE_MAX_MS
+                                             : RAW_ALL_MAX_MS;
+    if (span > max) {
+        bad(res, "resolution",
+            o.resolution == RES_RAW
+                ? (device ? "the range is too large for raw readings of one device (at most 24 "
+                            "hours): use resolution=minute or hour"
+                          : "the range is too large for raw readings of every device (at most 1 "
+                            "hour): name a device, or use resolution=minute or hour")
+            : o.resolution == RES_MINUTE
+                ? "the range is too large for per-minute summaries (at most 7 days): use "
+                  "resolution=hour"
+                : "the range is too large (at most 92 days)");
+        goto out;
+    }
+    if (device) {
+        json_t *row = NULL;
+        tableResult tr;
+        int c = tableGetEntity(&ctx->s->storage, ctx->s->deviceTable, ctx->s->partitionKey, device,
+                               &row, &tr);
+        json_decref(row);
+        if (c == TABLE_NOT_FOUND) {
+            bad(res, "device", "no such device");
+            goto out;
+        }
+        if (c != TABLE_OK) {
+            snprintf(err, sizeof(err), "device table: %s", tr.message);
+            serverSetError(res, tr.status == 0 ? 503 : 502, err);
+            goto out;
+        }
+        historyDeviceKey(device, dkey, sizeof(dkey));
+    }
+
+    /* the header */
+    serverSetBody(res, 200, o.csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8",
+                  NULL, 0);
+    serverAddHeader(res, "Cache-Control", "no-store");
+    if (o.csv) {
+        serverAddHeader(res, "Content-Disposition", "attachment; filename=\"history.csv\"");
+        const char *head = o.resolution == RES_RAW
+                               ? "deviceId,time,celsius,humidity,hPa,light,partition,"
+                                 "sequenceNumber\r\n"
+                               : "deviceId,time,count,celsius_min,celsius_mean,celsius_max,"
+                                 "humidity_min,humidity_mean,humidity_max,hPa_min,hPa_mean,"
+                                 "hPa_max,light_min,light_mean,light_max\r\n";
+        emit(&o, head, strlen(head));
+    } else {
+        char f[40], t[40], head[256];
+        format_ms(o.fromMs, f, sizeof(f));
+        format_ms(o.toMs, t, sizeof(t));
+        snprintf(head, sizeof(head),
+                 "{\"from\":\"%s\",\"to\":\"%s\",\"resolution\":\"%s\",\"points\":[", f, t,
+                 o.resolution == RES_RAW      ? "raw"
+                 : o.resolution == RES_MINUTE ? "minute"
+                                              : "hour");
+        emit(&o, head, strlen(head));
+    }
+    /* One query per hour's partition, oldest first; within it, rows come device by device in
+     * time order (RowKey order), so the summaries are made as the rows stream by. */
+    int c = TABLE_OK;
+    tableResult tr;
+    for (int64_t h = o.fromMs - o.fromMs % HOUR_MS;
+         h <= o.toMs && c == TABLE_OK && !o.oom && !o.gone; h += HOUR_MS) {
+        char pk[HISTORY_PK_LEN], lo[HISTORY_RK_MAX], hi[HISTORY_RK_MAX];
+        historyPartitionKey(h, pk);
+        historyQuote(pk, lit, sizeof(lit));
+        int n = snprintf(filter, sizeof(filter), "PartitionKey eq %s", lit);
+        if (o.resolution != RES_RAW) {
+            /* from the hour's summary rows: one point read for a device, one query for all */
+            summaryCtx sc = {&o, h};
+            if (device) {
+                char sk[HISTORY_RK_MAX];
+                json_t *row = NULL;
+                historySummaryKey(device, sk, sizeof(sk));
+                c = tableGetEntity(&ctx->s->storage, ctx->s->historyTable, pk, sk, &row, &tr);
+                if (c == TABLE_OK) emit_summary(&o, row, h);
+                json_decref(row);
+            } else {
+                snprintf(lo, sizeof(lo), "%s", HISTORY_SUMMARY_PREFIX);
+                snprintf(hi, sizeof(hi), "%s", HISTORY_SUMMARY_PREFIX);
+                hi[strlen(hi) - 1] = '!'; /* the prefix's last character, a space, plus one */
+                historyQuote(lo, lit, sizeof(lit));
+                n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey ge %s", lit);
+                historyQuote(hi, lit, sizeof(lit));
+                snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey lt %s", lit);
+                c = tableQuerySelect(&ctx->s->storage, ctx->s->historyTable, filter, NULL,
+                                     add_summary_row, &sc, &tr);
+            }
+            if (c == TABLE_NOT_FOUND) c = TABLE_OK;
+            continue;
+        }
+        if (device) {
+            snprintf(lo, sizeof(lo), "%s %013" PRId64, dkey, o.fromMs > h ? o.fromMs : h);
+            snprintf(hi, sizeof(hi), "%s %013" PRId64, dkey,
+                     (o.toMs < h + HOUR_MS ? o.toMs : h + HOUR_MS) + 1);
+            historyQuote(lo, lit, sizeof(lit));
+            n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey ge %s", lit);
+            historyQuote(hi, lit, sizeof(lit));
+            n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey lt %s", lit);
+            /* the id itself too, unless it is so long that the URL could not hold it (its key
+             * part is then a digest; add_row compares the id either way) */
+            if (strlen(device) <= HISTORY_DEVICE_KEY_MAX) {
+                historyQuote(device, lit2, sizeof(lit2));
+                n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and DeviceId eq %s", lit2);
+            }
+        }
+        c = tableQuerySelect(&ctx->s->storage, ctx->s->historyTable, filter, COLUMNS, add_row, &o,
+                             &tr);
+        if (c == TABLE_NOT_FOUND) c = TABLE_OK; /* no table yet: no history */
+    }
+    if (!o.oom && !o.gone && c == TABLE_OK) {
+        flush_agg(&o);
+        if (!o.csv) emit(&o, "]}", 2);
+    }
+    int ok = !o.oom && !o.gone && c == TABLE_OK;
+    if (o.stream) {
+        serverStreamClose(o.stream, ok);
+    } else if (ok) {
+        size_t len = o.text.len;
+        char *text = bufDetach(&o.text);
+        serverSetBody(res, 200,
+                      o.csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8",
+                      text ? text : strdup(""), text ? len : 0);
+    } else if (o.oom) {
+        serverSetError(res, 500, "out of memory");
+    } else {
+        snprintf(err, sizeof(err), "history table: %s", tr.message);
+        serverSetError(res, tr.status == 0 ? 503 : 502, err);
+    }
+    logInfo("gethistory: %zu rows read, %zu points", o.rows, o.points);
+out:
+    bufFree(&o.text);
+}

@@ -195,7 +195,7 @@ static int calibrate(batchRun *run, char *err, size_t errlen) {
 
 /* Puts text into p as Body, Body2, ... (see BODY_PART_UNITS). Returns 0, or 1 when it does not
  * fit in BODY_PARTS parts (nothing set). */
-static int set_body(json_t *p, const char *text, size_t len) {
+static int setBody(json_t *p, const char *text, size_t len) {
     const char *parts[BODY_PARTS];
     size_t lens[BODY_PARTS], n = 0, off = 0;
     while (off < len || n == 0) {
@@ -222,8 +222,8 @@ static int set_body(json_t *p, const char *text, size_t len) {
  * partition, sequence number and position, so a replay writes the same row again instead of a new
  * one. Sets rk (160 bytes) and *props (caller decrefs). Returns an enum quarantineStatus (OK,
  * TRANSIENT: try later, REFUSED: never fits, TABLE_GONE). */
-static int rejected_row(batchRun *run, const item *it, char *rk, json_t **props, char *err,
-                        size_t errlen) {
+static int rejectedRow(batchRun *run, const item *it, char *rk, json_t **props, char *err,
+                       size_t errlen) {
     const settings *s = run->ctx->s;
     const hostEvent *e = &run->b.events[it->event];
     const char *part = tableKeyValid(run->b.partition) ? run->b.partition : "p";
@@ -254,7 +254,7 @@ static int rejected_row(batchRun *run, const item *it, char *rk, json_t **props,
         tableSetDateTime(p, "EnqueuedTime", when);
     }
     tableSetInt64(p, "BodyBytes", (int64_t)tl);
-    if (set_body(p, text, tl) != 0) {
+    if (setBody(p, text, tl) != 0) {
         char id[QUARANTINE_ID_LEN];
         quarantineItem q = {.reason = it->reason,
                             .partition = run->b.partition,
@@ -275,12 +275,12 @@ static int rejected_row(batchRun *run, const item *it, char *rk, json_t **props,
     return QUARANTINE_OK;
 }
 
-/* Keeps one rejected reading (see rejected_row). Returns an enum quarantineStatus. */
-static int keep_rejected(batchRun *run, const item *it, char *err, size_t errlen) {
+/* Keeps one rejected reading (see rejectedRow). Returns an enum quarantineStatus. */
+static int keepRejected(batchRun *run, const item *it, char *err, size_t errlen) {
     const settings *s = run->ctx->s;
     char rk[160];
     json_t *p;
-    int rc = rejected_row(run, it, rk, &p, err, errlen);
+    int rc = rejectedRow(run, it, rk, &p, err, errlen);
     if (rc != QUARANTINE_OK) return rc;
     tableResult r;
     int c = tableUpsert(&s->storage, s->rejectedTable, s->partitionKey, rk, p, &r);
@@ -293,8 +293,8 @@ static int keep_rejected(batchRun *run, const item *it, char *err, size_t errlen
     return rc;
 }
 
-/* Counts the outcome of keep_rejected. */
-static void note_kept(batchRun *run, int rc, const char *err) {
+/* Counts the outcome of keepRejected. */
+static void noteKept(batchRun *run, int rc, const char *err) {
     if (rc == QUARANTINE_OK) return;
     pthread_mutex_lock(&run->lock);
     if (rc == QUARANTINE_REFUSED)
@@ -311,7 +311,7 @@ static void note_kept(batchRun *run, int rc, const char *err) {
 /* Keeps every rejected reading of the batch: the rows in transactions of the rejected table
  * (they all have the PartitionKey setting as PartitionKey), each a replace, so a replay rewrites
  * them. */
-static void keep_rejects(batchRun *run) {
+static void keepRejects(batchRun *run) {
     const settings *s = run->ctx->s;
     size_t n = run->nrejects, m = 0;
     commitRow *rows = calloc(n ? n : 1, sizeof(*rows));
@@ -319,15 +319,15 @@ static void keep_rejects(batchRun *run) {
     char err[256];
     if (!rows || !rks) {
         for (size_t i = 0; i < n; i++)
-            note_kept(run, QUARANTINE_TRANSIENT, "keeping rejected readings: out of memory");
+            noteKept(run, QUARANTINE_TRANSIENT, "keeping rejected readings: out of memory");
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
         json_t *p;
         err[0] = '\0';
-        int rc = rejected_row(run, &run->items[run->rejects[i]], rks[m], &p, err, sizeof(err));
+        int rc = rejectedRow(run, &run->items[run->rejects[i]], rks[m], &p, err, sizeof(err));
         if (rc != QUARANTINE_OK) {
-            note_kept(run, rc, err);
+            noteKept(run, rc, err);
             continue;
         }
         rows[m].rk = rks[m];
@@ -338,11 +338,11 @@ static void keep_rejects(batchRun *run) {
         if (!rows[i].ok) {
             snprintf(err, sizeof(err), "keeping rejected reading %s: %s", rows[i].rk,
                      rows[i].error);
-            note_kept(run,
-                      rows[i].tableGone   ? QUARANTINE_TABLE_GONE
-                      : rows[i].permanent ? QUARANTINE_REFUSED
-                                          : QUARANTINE_TRANSIENT,
-                      err);
+            noteKept(run,
+                     rows[i].tableGone   ? QUARANTINE_TABLE_GONE
+                     : rows[i].permanent ? QUARANTINE_REFUSED
+                                         : QUARANTINE_TRANSIENT,
+                     err);
         }
         json_decref(rows[i].props);
     }
@@ -351,7 +351,7 @@ out:
     free(rks);
 }
 
-static void free_run(batchRun *run) {
+static void freeRun(batchRun *run) {
     for (size_t i = 0; i < run->nitems; i++)
         free(run->items[i].text);
     for (size_t i = 0; i < run->nworks; i++) {
@@ -367,8 +367,8 @@ static void free_run(batchRun *run) {
 
 /* Keeps every accepted reading of the batch in the history table (history.h): replays write
  * nothing twice. Returns 0, or -1 with err (the host delivers the batch again). */
-static int keep_history(batchRun *run, char *line, size_t linelen, char *err, size_t errlen,
-                        int *tableGone) {
+static int keepHistory(batchRun *run, char *line, size_t linelen, char *err, size_t errlen,
+                       int *tableGone) {
     historyReading *v = calloc(run->nitems ? run->nitems : 1, sizeof(*v));
     historyStats st;
     size_t n = 0;
@@ -390,7 +390,7 @@ static int keep_history(batchRun *run, char *line, size_t linelen, char *err, si
     return rc;
 }
 
-/* keep_history on its own thread, beside the device rows' commits: the two are independent (each
+/* keepHistory on its own thread, beside the device rows' commits: the two are independent (each
  * is exactly once on its own), so a batch waits for the slower, not for both. */
 typedef struct historyJob {
     batchRun *run;
@@ -399,13 +399,13 @@ typedef struct historyJob {
     char line[256], err[INVOCATION_ERR_LEN];
 } historyJob;
 
-static void *history_thread(void *arg) {
+static void *historyThread(void *arg) {
     historyJob *j = arg;
-    j->rc = keep_history(j->run, j->line, sizeof(j->line), j->err, sizeof(j->err), &j->tableGone);
+    j->rc = keepHistory(j->run, j->line, sizeof(j->line), j->err, sizeof(j->err), &j->tableGone);
     return NULL;
 }
 
-static double ms_between(const struct timespec *a, const struct timespec *b) {
+static double msBetween(const struct timespec *a, const struct timespec *b) {
     return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
 }
 
@@ -416,7 +416,7 @@ static void answer(serverResponse *res, int status, json_t *logs, const char *er
 }
 
 /* The quarantine id of an invocation (out: QUARANTINE_ID_LEN bytes). */
-static void batch_id(const serverRequest *req, const hostBatch *b, const char *inv, char *id) {
+static void batchId(const serverRequest *req, const hostBatch *b, const char *inv, char *id) {
     if (req->spool) {
         /* not read into memory, so not hashed: named by the invocation and the time */
         char seed[256];
@@ -454,8 +454,8 @@ static void batch_id(const serverRequest *req, const hostBatch *b, const char *i
 /* Quarantines the whole invocation (from memory, or from the server's spool file) and answers
  * (logs stolen): 200 when it is kept or the store refuses it (nothing later would change that;
  * logged), 500 when the store could not be reached (the host retries). */
-static void quarantine_batch(const batchRun *run, const serverRequest *req, serverResponse *res,
-                             const char *reason, json_t *logs) {
+static void quarantineBatch(const batchRun *run, const serverRequest *req, serverResponse *res,
+                            const char *reason, json_t *logs) {
     const settings *s = run->ctx->s;
     const hostBatch *b = &run->b;
     char id[QUARANTINE_ID_LEN], err[512] = "", line[768];
@@ -466,7 +466,7 @@ static void quarantine_batch(const batchRun *run, const serverRequest *req, serv
                         .seqFirst = b->seqFirst,
                         .seqLast = b->seqLast,
                         .invocationId = inv};
-    batch_id(req, b, inv, id);
+    batchId(req, b, inv, id);
     int rc = quarantineKeep(&s->storage, s->quarantineTable, id, &q, req->spool ? NULL : req->body,
                             req->bodylen, req->spool, err, sizeof(err));
     char range[64] = "unknown";
@@ -498,7 +498,7 @@ static void quarantine_batch(const batchRun *run, const serverRequest *req, serv
 /* A device whose row the store refuses every time: its readings become rejected readings with
  * the store's reason, kept in RejectedTelemetry, and the row is committed once more with them
  * counted as Rejected (so the watermark moves). Returns 0, or -1 when that failed transiently. */
-static int reject_device(batchRun *run, deviceWork *w) {
+static int rejectDevice(batchRun *run, deviceWork *w) {
     char reason[TELEMETRY_REASON_LEN], err[256] = "";
     snprintf(reason, sizeof(reason), "Table Storage refuses the device's row: %s", w->error);
     logError("device '%s': %s; its %zu reading(s) are rejected", w->deviceId, w->error, w->count);
@@ -508,7 +508,7 @@ static int reject_device(batchRun *run, deviceWork *w) {
         it->rejected = 1;
         snprintf(it->reason, sizeof(it->reason), "%s", reason);
         run->rejects[run->nrejects++] = i;
-        note_kept(run, keep_rejected(run, it, err, sizeof(err)), err);
+        noteKept(run, keepRejected(run, it, err, sizeof(err)), err);
     }
     for (size_t i = 0; i < w->count; i++)
         w->entries[i].r = NULL;
@@ -546,22 +546,22 @@ static int admit(batchRun *run, const serverRequest *req, serverResponse *res, j
     if (req->spool) {
         snprintf(line, sizeof(line), "request body of %zu bytes is over MaxRequestBodyBytes (%zu)",
                  req->bodylen, ctx->s->maxBodyBytes);
-        quarantine_batch(run, req, res, line, logs);
+        quarantineBatch(run, req, res, line, logs);
         return 1;
     }
     if (invocationDecodeBatch(req->body, req->bodylen, &run->b, err, sizeof(err)) != 0) {
         snprintf(line, sizeof(line), "the envelope cannot be read: %s", err);
-        quarantine_batch(run, req, res, line, logs);
+        quarantineBatch(run, req, res, line, logs);
         return 1;
     }
     if (run->b.count && (!run->b.partition[0] || !run->b.allSeq)) {
         /* Exactly-once rests on (partition, sequence number): without them every delivery of
          * this batch would be counted again. */
-        quarantine_batch(run, req, res,
-                         !run->b.partition[0]
-                             ? "no partition id in the metadata: cannot be applied exactly once"
-                             : "events without sequence numbers: cannot be applied exactly once",
-                         logs);
+        quarantineBatch(run, req, res,
+                        !run->b.partition[0]
+                            ? "no partition id in the metadata: cannot be applied exactly once"
+                            : "events without sequence numbers: cannot be applied exactly once",
+                        logs);
         return 1;
     }
     return 0;
@@ -595,11 +595,11 @@ typedef struct tally {
 
 /* Goes over the devices once their commits ran: rejects those the store refuses, logs those not
  * committed, collects the changed states (into changed) for the live push. */
-static void count_devices(batchRun *run, json_t *logs, json_t *changed, tally *t) {
+static void countDevices(batchRun *run, json_t *logs, json_t *changed, tally *t) {
     char line[512];
     for (size_t i = 0; i < run->nworks; i++) {
         deviceWork *w = &run->works[i];
-        if (!w->ok && w->permanent && reject_device(run, w) != 0) {
+        if (!w->ok && w->permanent && rejectDevice(run, w) != 0) {
             /* logged below as not committed */
         }
         t->replayed += w->replayed;
@@ -628,7 +628,7 @@ static void conclude(batchRun *run, const historyJob *hj, serverResponse *res, j
     char err[INVOCATION_ERR_LEN], line[512];
     tally t = {0};
     json_t *changed = json_array();
-    count_devices(run, logs, changed, &t);
+    countDevices(run, logs, changed, &t);
     snprintf(line, sizeof(line),
              "batch: %zu events, %zu valid readings, %zu devices updated, %zu rejected, "
              "%zu replayed, %zu failed",
@@ -683,15 +683,15 @@ void fnEnvironmentEventTrigger(const fnContext *ctx, const serverRequest *req,
         historyJob hj = {.run = &run};
         if (ctx->s->historyEnabled) {
             /* History beside the device rows: each is exactly once on its own. */
-            hj.started = pthread_create(&hj.tid, NULL, history_thread, &hj) == 0;
-            if (!hj.started) history_thread(&hj);
+            hj.started = pthread_create(&hj.tid, NULL, historyThread, &hj) == 0;
+            if (!hj.started) historyThread(&hj);
         }
         commitDevices(ctx->s, run.works, run.nworks);
-        keep_rejects(&run);
+        keepRejects(&run);
         if (hj.started) pthread_join(hj.tid, NULL);
         clock_gettime(CLOCK_MONOTONIC, &t2);
-        conclude(&run, ctx->s->historyEnabled ? &hj : NULL, res, logs, ms_between(&t0, &t1),
-                 ms_between(&t1, &t2));
+        conclude(&run, ctx->s->historyEnabled ? &hj : NULL, res, logs, msBetween(&t0, &t1),
+                 msBetween(&t1, &t2));
     }
-    free_run(&run);
+    freeRun(&run);
 }

@@ -24,8 +24,8 @@
 #define HELD_MAX (64 << 10)           /* bytes held before the answer is streamed */
 #define COLUMNS "DeviceId,Time,Celsius,Humidity,hPa,Light,Partition,SequenceNumber"
 
-static const char *const metric_props[METRIC_COUNT] = {"Celsius", "Humidity", "hPa", "Light"};
-static const char *const metric_json[METRIC_COUNT] = {"celsius", "humidity", "hPa", "light"};
+static const char *const metricProps[METRIC_COUNT] = {"Celsius", "Humidity", "hPa", "Light"};
+static const char *const metricJson[METRIC_COUNT] = {"celsius", "humidity", "hPa", "light"};
 
 enum { RES_RAW, RES_MINUTE, RES_HOUR };
 
@@ -51,7 +51,7 @@ typedef struct histOut {
 } histOut;
 
 /* Parses YYYY-MM-DDTHH:MM[:SS[.fff...]][Z|+00:00] (UTC) into ms. Returns 0 or -1. */
-static int parse_time(const char *s, int64_t *ms) {
+static int parseTime(const char *s, int64_t *ms) {
     struct tm tm;
     int n = 0, frac_ms = 0;
     memset(&tm, 0, sizeof(tm));
@@ -87,7 +87,7 @@ static int parse_time(const char *s, int64_t *ms) {
     return 0;
 }
 
-static void format_ms(int64_t ms, char *out, size_t outlen) {
+static void formatMs(int64_t ms, char *out, size_t outlen) {
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -117,7 +117,7 @@ static void emit(histOut *o, const char *data, size_t len) {
 
 /* A CSV field: quoted when it holds , " CR LF; a leading = + - @ gets a ' so that a spreadsheet
  * does not read it as a formula. */
-static int csv_field(buf *b, const char *s) {
+static int csvField(buf *b, const char *s) {
     int quote = strpbrk(s, ",\"\r\n") != NULL, bad = 0;
     if (quote) bad |= bufAppend(b, "\"", 1);
     if (strchr("=+-@", s[0]) && s[0]) bad |= bufAppend(b, "'", 1);
@@ -131,7 +131,7 @@ static int csv_field(buf *b, const char *s) {
 
 /* Emits b's text and frees b; bad (a failed append: b is then freed and empty) means out of
  * memory. */
-static void emit_buf(histOut *o, buf *b, int bad) {
+static void emitBuf(histOut *o, buf *b, int bad) {
     if (bad || (!b->data && b->len == 0)) {
         bufFree(b);
         o->oom = 1;
@@ -141,7 +141,7 @@ static void emit_buf(histOut *o, buf *b, int bad) {
     bufFree(b);
 }
 
-static void emit_json_point(histOut *o, json_t *j) {
+static void emitJsonPoint(histOut *o, json_t *j) {
     char *t = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(j);
     if (!t) {
@@ -153,83 +153,83 @@ static void emit_json_point(histOut *o, json_t *j) {
     free(t);
 }
 
-static void flush_agg(histOut *o) {
+static void flushAgg(histOut *o) {
     agg *a = &o->a;
     char when[40];
     if (a->bucket < 0) return;
-    format_ms(a->bucket, when, sizeof(when));
+    formatMs(a->bucket, when, sizeof(when));
     if (o->csv) {
         buf b;
         bufInit(&b, 4096);
-        int bad = csv_field(&b, a->device);
+        int bad = csvField(&b, a->device);
         bad |= bufPrintf(&b, ",%s,%" PRId64, when, a->count);
         for (int m = 0; m < METRIC_COUNT; m++) {
             if (a->n[m])
                 bad |= bufPrintf(&b, ",%.10g,%.10g,%.10g", a->min[m], a->sum[m] / (double)a->n[m],
-                          a->max[m]);
+                                 a->max[m]);
             else
                 bad |= bufAppend(&b, ",,,", 3);
         }
         bad |= bufAppend(&b, "\r\n", 2);
-        emit_buf(o, &b, bad);
+        emitBuf(o, &b, bad);
     } else {
         json_t *j = json_pack("{s:s,s:s,s:I}", "deviceId", a->device, "time", when, "count",
                               (json_int_t)a->count);
         for (int m = 0; j && m < METRIC_COUNT; m++)
             if (a->n[m])
-                json_object_set_new(j, metric_json[m],
+                json_object_set_new(j, metricJson[m],
                                     json_pack("{s:f,s:f,s:f}", "min", a->min[m], "mean",
                                               a->sum[m] / (double)a->n[m], "max", a->max[m]));
         if (!j)
             o->oom = 1;
         else
-            emit_json_point(o, j);
+            emitJsonPoint(o, j);
     }
     memset(a, 0, sizeof(*a));
     a->bucket = -1;
 }
 
 /* One reading's row, as its query page arrives (raw resolution). */
-static int add_row(json_t *e, void *ctx) {
+static int addRow(json_t *e, void *ctx) {
     histOut *o = ctx;
     const char *dev = json_string_value(json_object_get(e, "DeviceId"));
     const char *time_text = json_string_value(json_object_get(e, "Time"));
     int64_t ms;
-    if (!dev || !time_text || parse_time(time_text, &ms) != 0) return 0; /* not ours */
+    if (!dev || !time_text || parseTime(time_text, &ms) != 0) return 0; /* not ours */
     if (ms < o->fromMs || ms > o->toMs) return 0;
     if (o->device && strcmp(dev, o->device) != 0) return 0; /* another id in the key range */
     o->rows++;
     const char *part = json_string_value(json_object_get(e, "Partition"));
     int64_t seq = tableGetInt64(e, "SequenceNumber", -1);
     char when[40];
-    format_ms(ms, when, sizeof(when));
+    formatMs(ms, when, sizeof(when));
     if (o->csv) {
         buf b;
         bufInit(&b, 4096);
-        int bad = csv_field(&b, dev);
+        int bad = csvField(&b, dev);
         bad |= bufPrintf(&b, ",%s", when);
         for (int m = 0; m < METRIC_COUNT; m++) {
-            json_t *v = json_object_get(e, metric_props[m]);
+            json_t *v = json_object_get(e, metricProps[m]);
             if (json_is_number(v))
                 bad |= bufPrintf(&b, ",%.10g", json_number_value(v));
             else
                 bad |= bufAppend(&b, ",", 1);
         }
         bad |= bufAppend(&b, ",", 1);
-        bad |= csv_field(&b, part ? part : "");
+        bad |= csvField(&b, part ? part : "");
         bad |= bufPrintf(&b, ",%" PRId64 "\r\n", seq);
-        emit_buf(o, &b, bad);
+        emitBuf(o, &b, bad);
     } else {
         json_t *j = json_pack("{s:s,s:s}", "deviceId", dev, "time", when);
         for (int m = 0; j && m < METRIC_COUNT; m++) {
-            json_t *v = json_object_get(e, metric_props[m]);
+            json_t *v = json_object_get(e, metricProps[m]);
             if (json_is_number(v))
-                json_object_set_new(j, metric_json[m], json_real(json_number_value(v)));
+                json_object_set_new(j, metricJson[m], json_real(json_number_value(v)));
         }
         if (j) {
             json_object_set_new(j, "partition", json_string(part ? part : ""));
             json_object_set_new(j, "sequenceNumber", json_integer(seq));
-            emit_json_point(o, j);
+            emitJsonPoint(o, j);
         } else {
             o->oom = 1;
         }
@@ -239,7 +239,7 @@ static int add_row(json_t *e, void *ctx) {
 
 /* The minutes of one summary row (the hour starting at hourMs) within the range: as minutes, or
  * folded into the hour. */
-static void emit_summary(histOut *o, const json_t *row, int64_t hourMs) {
+static void emitSummary(histOut *o, const json_t *row, int64_t hourMs) {
     const char *dev = json_string_value(json_object_get(row, "DeviceId"));
     historySummary s;
     if (!dev || json_object_get(row, "Time")) return; /* a reading's row, not a summary */
@@ -253,7 +253,7 @@ static void emit_summary(histOut *o, const json_t *row, int64_t hourMs) {
         agg *a = &o->a;
         int64_t bucket = o->resolution == RES_MINUTE ? start : hourMs;
         if (a->bucket != bucket || strcmp(a->device, dev) != 0) {
-            flush_agg(o);
+            flushAgg(o);
             snprintf(a->device, sizeof(a->device), "%s", dev);
             a->bucket = bucket;
         }
@@ -267,7 +267,7 @@ static void emit_summary(histOut *o, const json_t *row, int64_t hourMs) {
             a->n[m] += g->n;
         }
     }
-    flush_agg(o);
+    flushAgg(o);
 }
 
 typedef struct summaryCtx {
@@ -275,9 +275,9 @@ typedef struct summaryCtx {
     int64_t hourMs;
 } summaryCtx;
 
-static int add_summary_row(json_t *e, void *ctx) {
+static int addSummaryRow(json_t *e, void *ctx) {
     summaryCtx *c = ctx;
-    emit_summary(c->o, e, c->hourMs);
+    emitSummary(c->o, e, c->hourMs);
     return c->o->oom || c->o->gone;
 }
 
@@ -356,12 +356,12 @@ void fnGetHistory(const fnContext *ctx, const serverRequest *req, serverResponse
             bad(res, "from", "missing (give from with to, or last)");
             goto out;
         }
-        if (parse_time(from, &o.fromMs) != 0) {
+        if (parseTime(from, &o.fromMs) != 0) {
             bad(res, "from", "not a UTC time like 2026-12-02T13:00:00Z");
             goto out;
         }
         o.toMs = nowMs;
-        if (to && parse_time(to, &o.toMs) != 0) {
+        if (to && parseTime(to, &o.toMs) != 0) {
             bad(res, "to", "not a UTC time like 2026-12-02T14:00:00Z");
             goto out;
         }
@@ -421,8 +421,8 @@ void fnGetHistory(const fnContext *ctx, const serverRequest *req, serverResponse
         emit(&o, head, strlen(head));
     } else {
         char f[40], t[40], head[256];
-        format_ms(o.fromMs, f, sizeof(f));
-        format_ms(o.toMs, t, sizeof(t));
+        formatMs(o.fromMs, f, sizeof(f));
+        formatMs(o.toMs, t, sizeof(t));
         snprintf(head, sizeof(head),
                  "{\"from\":\"%s\",\"to\":\"%s\",\"resolution\":\"%s\",\"points\":[", f, t,
                  o.resolution == RES_RAW      ? "raw"
@@ -448,7 +448,7 @@ void fnGetHistory(const fnContext *ctx, const serverRequest *req, serverResponse
                 json_t *row = NULL;
                 historySummaryKey(device, sk, sizeof(sk));
                 c = tableGetEntity(&ctx->s->storage, ctx->s->historyTable, pk, sk, &row, &tr);
-                if (c == TABLE_OK) emit_summary(&o, row, h);
+                if (c == TABLE_OK) emitSummary(&o, row, h);
                 json_decref(row);
             } else {
                 snprintf(lo, sizeof(lo), "%s", HISTORY_SUMMARY_PREFIX);
@@ -459,7 +459,7 @@ void fnGetHistory(const fnContext *ctx, const serverRequest *req, serverResponse
                 historyQuote(hi, lit, sizeof(lit));
                 snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey lt %s", lit);
                 c = tableQuerySelect(&ctx->s->storage, ctx->s->historyTable, filter, NULL,
-                                     add_summary_row, &sc, &tr);
+                                     addSummaryRow, &sc, &tr);
             }
             if (c == TABLE_NOT_FOUND) c = TABLE_OK;
             continue;
@@ -473,18 +473,18 @@ void fnGetHistory(const fnContext *ctx, const serverRequest *req, serverResponse
             historyQuote(hi, lit, sizeof(lit));
             n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey lt %s", lit);
             /* the id itself too, unless it is so long that the URL could not hold it (its key
-             * part is then a digest; add_row compares the id either way) */
+             * part is then a digest; addRow compares the id either way) */
             if (strlen(device) <= HISTORY_DEVICE_KEY_MAX) {
                 historyQuote(device, lit2, sizeof(lit2));
                 n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and DeviceId eq %s", lit2);
             }
         }
-        c = tableQuerySelect(&ctx->s->storage, ctx->s->historyTable, filter, COLUMNS, add_row, &o,
+        c = tableQuerySelect(&ctx->s->storage, ctx->s->historyTable, filter, COLUMNS, addRow, &o,
                              &tr);
         if (c == TABLE_NOT_FOUND) c = TABLE_OK; /* no table yet: no history */
     }
     if (!o.oom && !o.gone && c == TABLE_OK) {
-        flush_agg(&o);
+        flushAgg(&o);
         if (!o.csv) emit(&o, "]}", 2);
     }
     int ok = !o.oom && !o.gone && c == TABLE_OK;

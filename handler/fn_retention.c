@@ -55,7 +55,7 @@ static int flush(sweep *s) {
     return -1;
 }
 
-static int delete_row(json_t *e, void *ctx) {
+static int deleteRow(json_t *e, void *ctx) {
     sweep *s = ctx;
     const char *pk = json_string_value(json_object_get(e, "PartitionKey"));
     const char *rk = json_string_value(json_object_get(e, "RowKey"));
@@ -108,13 +108,13 @@ void fnHistoryRetention(const fnContext *ctx, const serverRequest *req, serverRe
     /* whole hours before the cutoff's hour, then the rows of that hour before the cutoff */
     snprintf(filter, sizeof(filter), "PartitionKey ge 'h' and PartitionKey lt '%s'", cutpk);
     int c = tableQuerySelect(&ctx->s->storage, ctx->s->historyTable, filter, "PartitionKey,RowKey",
-                             delete_row, &s, &tr);
+                             deleteRow, &s, &tr);
     if (c == TABLE_OK && !s.failed && !s.outOfTime) flush(&s);
     if (c == TABLE_OK && !s.failed && !s.outOfTime) {
         snprintf(filter, sizeof(filter), "PartitionKey eq '%s' and Time lt datetime'%s'", cutpk,
                  when);
         c = tableQuerySelect(&ctx->s->storage, ctx->s->historyTable, filter, "PartitionKey,RowKey",
-                             delete_row, &s, &tr);
+                             deleteRow, &s, &tr);
         if (c == TABLE_OK && !s.failed && !s.outOfTime) flush(&s);
     }
     tableBatchFree(s.b);

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const metric_props[METRIC_COUNT] = {"Celsius", "Humidity", "hPa", "Light"};
+static const char *const metricProps[METRIC_COUNT] = {"Celsius", "Humidity", "hPa", "Light"};
 
 /* Table Storage allows at most 15 discrete comparisons in one $filter (the Azure Storage SDKs'
  * query documentation, e.g. the Python TableService: "no more than 15 discrete comparisons are
@@ -39,46 +39,46 @@ typedef struct cached {
     historySummary s;
 } cached;
 
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t cacheLock = PTHREAD_MUTEX_INITIALIZER;
 static dict cache;
-static int cache_ready;
+static int cacheReady;
 
 /* Copies the cached row of key into *out. Returns 1 when there was one. */
-static int cache_get(const char *key, cached *out) {
+static int cacheGet(const char *key, cached *out) {
     int found = 0;
-    pthread_mutex_lock(&cache_lock);
-    if (cache_ready) {
+    pthread_mutex_lock(&cacheLock);
+    if (cacheReady) {
         cached *c = dictTouch(&cache, key);
         if (c) {
             *out = *c;
             found = 1;
         }
     }
-    pthread_mutex_unlock(&cache_lock);
+    pthread_mutex_unlock(&cacheLock);
     return found;
 }
 
-static void cache_put(const char *key, const cached *in) {
+static void cachePut(const char *key, const cached *in) {
     cached *c = malloc(sizeof(*c));
     if (!c) return;
     *c = *in;
-    pthread_mutex_lock(&cache_lock);
-    if (!cache_ready && dictInit(&cache, 1024, free) == 0) {
+    pthread_mutex_lock(&cacheLock);
+    if (!cacheReady && dictInit(&cache, 1024, free) == 0) {
         dictSetBudget(&cache, SUMMARY_CACHE_BYTES);
-        cache_ready = 1;
+        cacheReady = 1;
     }
     /* Not kept (over the budget, or out of memory: the value is freed) only costs a read later. */
-    if (!cache_ready)
+    if (!cacheReady)
         free(c);
     else if (dictSetSized(&cache, key, c, sizeof(*c)) != 0)
         logDebug("history: summary %s not cached", key);
-    pthread_mutex_unlock(&cache_lock);
+    pthread_mutex_unlock(&cacheLock);
 }
 
 void historyForget(void) {
-    pthread_mutex_lock(&cache_lock);
-    if (cache_ready) dictClear(&cache);
-    pthread_mutex_unlock(&cache_lock);
+    pthread_mutex_lock(&cacheLock);
+    if (cacheReady) dictClear(&cache);
+    pthread_mutex_unlock(&cacheLock);
 }
 
 int historySummaryKey(const char *device, char *out, size_t outlen) {
@@ -88,14 +88,14 @@ int historySummaryKey(const char *device, char *out, size_t outlen) {
     return n > 0 && (size_t)n < outlen ? 0 : -1;
 }
 
-static void agg_add(historyAgg *a, double v) {
+static void aggAdd(historyAgg *a, double v) {
     if (!a->n || v < a->min) a->min = v;
     if (!a->n || v > a->max) a->max = v;
     a->sum += v;
     a->n++;
 }
 
-static void minute_merge(historyMinute *into, const historyMinute *from) {
+static void minuteMerge(historyMinute *into, const historyMinute *from) {
     into->count += from->count;
     for (int m = 0; m < METRIC_COUNT; m++) {
         const historyAgg *f = &from->m[m];
@@ -108,7 +108,7 @@ static void minute_merge(historyMinute *into, const historyMinute *from) {
     }
 }
 
-static void minute_text(const historyMinute *mi, char *out, size_t outlen) {
+static void minuteText(const historyMinute *mi, char *out, size_t outlen) {
     size_t o = (size_t)snprintf(out, outlen, "%" PRId64, mi->count);
     for (int m = 0; m < METRIC_COUNT && o < outlen; m++) {
         const historyAgg *a = &mi->m[m];
@@ -120,7 +120,7 @@ static void minute_text(const historyMinute *mi, char *out, size_t outlen) {
     }
 }
 
-static int minute_parse(const char *text, historyMinute *mi) {
+static int minuteParse(const char *text, historyMinute *mi) {
     char *end;
     memset(mi, 0, sizeof(*mi));
     mi->count = strtoll(text, &end, 10);
@@ -153,7 +153,7 @@ void historySummaryFromRow(const json_t *row, historySummary *s) {
         char name[8];
         snprintf(name, sizeof(name), "M%02d", i);
         const char *t = json_string_value(json_object_get(row, name));
-        if (!t || minute_parse(t, &s->minute[i]) != 0) {
+        if (!t || minuteParse(t, &s->minute[i]) != 0) {
             memset(&s->minute[i], 0, sizeof(s->minute[i]));
             continue;
         }
@@ -216,7 +216,7 @@ typedef struct row {
     int state; /* 0 to write, 1 written, 2 there already */
 } row;
 
-static json_t *row_props(const row *w) {
+static json_t *rowProps(const row *w) {
     char when[40];
     json_t *p = json_object();
     if (!p) return NULL;
@@ -224,13 +224,13 @@ static json_t *row_props(const row *w) {
     invocationFormatTime(w->v->enqueuedMs, when, sizeof(when));
     tableSetDateTime(p, "Time", when);
     for (int m = 0; m < METRIC_COUNT; m++)
-        if (w->v->r->has[m]) tableSetDouble(p, metric_props[m], w->v->r->value[m]);
+        if (w->v->r->has[m]) tableSetDouble(p, metricProps[m], w->v->r->value[m]);
     tableSetString(p, "Partition", w->v->partition ? w->v->partition : "");
     tableSetInt64(p, "SequenceNumber", w->v->seq);
     return p;
 }
 
-static int by_key(const void *a, const void *b) {
+static int byKey(const void *a, const void *b) {
     const row *x = a, *y = b;
     int c = strcmp(x->pk, y->pk);
     return c ? c : strcmp(x->rk, y->rk);
@@ -241,7 +241,7 @@ typedef struct lookup {
     size_t n;
 } lookup;
 
-static int mark_existing(json_t *e, void *ctx) {
+static int markExisting(json_t *e, void *ctx) {
     lookup *l = ctx;
     const char *rk = json_string_value(json_object_get(e, "RowKey"));
     for (size_t i = 0; rk && i < l->n; i++)
@@ -250,7 +250,7 @@ static int mark_existing(json_t *e, void *ctx) {
 }
 
 /* The length of s percent-encoded (all but letters, digits and - . _ ~ take 3 bytes). */
-static size_t encoded_len(const char *s) {
+static size_t encodedLen(const char *s) {
     size_t n = 0;
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
@@ -262,8 +262,8 @@ static size_t encoded_len(const char *s) {
 }
 
 /* Finds which of rows (one PartitionKey) exist and marks them. Returns 0 or -1 with err. */
-static int find_existing(const storageAccount *a, const char *table, row **rows, size_t n,
-                         historyStats *st, char *err, size_t errlen) {
+static int findExisting(const storageAccount *a, const char *table, row **rows, size_t n,
+                        historyStats *st, char *err, size_t errlen) {
     char *filter = malloc(LOOKUP_FILTER_MAX);
     char lit[2 * HISTORY_RK_MAX + 3];
     int rc = -1;
@@ -275,10 +275,10 @@ static int find_existing(const storageAccount *a, const char *table, row **rows,
         size_t take = 0, len;
         historyQuote(rows[i]->pk, lit, sizeof(lit));
         len = (size_t)snprintf(filter, LOOKUP_FILTER_MAX, "PartitionKey eq %s and (", lit);
-        size_t url = encoded_len(filter);
+        size_t url = encodedLen(filter);
         while (i + take < n && take < LOOKUP_KEYS) {
             if (historyQuote(rows[i + take]->rk, lit, sizeof(lit)) != 0) break;
-            size_t need = strlen(lit) + 16, eneed = encoded_len(lit) + 3 * 16;
+            size_t need = strlen(lit) + 16, eneed = encodedLen(lit) + 3 * 16;
             if (take && (len + need + 2 > LOOKUP_FILTER_MAX || url + eneed > LOOKUP_URL_BUDGET))
                 break;
             url += eneed;
@@ -290,7 +290,7 @@ static int find_existing(const storageAccount *a, const char *table, row **rows,
         lookup l = {rows + i, take};
         tableResult r;
         st->lookups++;
-        if (tableQuerySelect(a, table, filter, "RowKey", mark_existing, &l, &r) != TABLE_OK) {
+        if (tableQuerySelect(a, table, filter, "RowKey", markExisting, &l, &r) != TABLE_OK) {
             snprintf(err, errlen, "history: finding rows already written: %s", r.message);
             st->tableGone |= r.tableGone;
             goto out;
@@ -313,8 +313,8 @@ typedef struct devop {
 } devop;
 
 /* Reads the summary row of d into the cache. Returns 0 or -1 with err. */
-static int read_summary(const storageAccount *a, const char *table, devop *d, historyStats *st,
-                        char *err, size_t errlen) {
+static int readSummary(const storageAccount *a, const char *table, devop *d, historyStats *st,
+                       char *err, size_t errlen) {
     json_t *e = NULL;
     tableResult r;
     char key[HISTORY_PK_LEN + HISTORY_RK_MAX + 2];
@@ -334,13 +334,13 @@ static int read_summary(const storageAccount *a, const char *table, devop *d, hi
         json_decref(e);
     }
     snprintf(key, sizeof(key), "%s %s", d->first->pk, d->first->sk);
-    cache_put(key, &c);
+    cachePut(key, &c);
     return 0;
 }
 
 /* The operation that writes d's summary with its delta into b. Returns an enum
  * tableBatchAddStatus. */
-static int add_summary(tableBatch *b, devop *d, char *why, size_t whylen) {
+static int addSummary(tableBatch *b, devop *d, char *why, size_t whylen) {
     historySummary next = d->now.s;
     char text[MINUTE_TEXT_MAX];
     json_t *p = json_object();
@@ -348,10 +348,10 @@ static int add_summary(tableBatch *b, devop *d, char *why, size_t whylen) {
     next.count += d->delta.count;
     for (int i = 0; i < 60; i++) {
         if (!d->touched[i]) continue;
-        minute_merge(&next.minute[i], &d->delta.minute[i]);
+        minuteMerge(&next.minute[i], &d->delta.minute[i]);
         char name[8];
         snprintf(name, sizeof(name), "M%02d", i);
-        minute_text(&next.minute[i], text, sizeof(text));
+        minuteText(&next.minute[i], text, sizeof(text));
         tableSetString(p, name, text);
     }
     tableSetInt64(p, "Count", next.count);
@@ -364,8 +364,8 @@ static int add_summary(tableBatch *b, devop *d, char *why, size_t whylen) {
 }
 
 /* Writes rows[0..n) (one PartitionKey). Returns 0 or -1 with err. */
-static int write_hour(const storageAccount *a, const char *table, row *rows, size_t n,
-                      historyStats *st, char *err, size_t errlen) {
+static int writeHour(const storageAccount *a, const char *table, row *rows, size_t n,
+                     historyStats *st, char *err, size_t errlen) {
     row *sent[TABLEBATCH_MAX_OPS];
     devop *devs = calloc(TABLEBATCH_MAX_OPS, sizeof(devop));
     char why[256], key[HISTORY_PK_LEN + HISTORY_RK_MAX + 2];
@@ -393,7 +393,7 @@ static int write_hour(const storageAccount *a, const char *table, row *rows, siz
             for (size_t k = 0; newdev && k + 1 < ndev && !again; k++)
                 again = strcmp(devs[k].first->sk, rows[j].sk) == 0;
             if (again) break;
-            json_t *p = row_props(&rows[j]);
+            json_t *p = rowProps(&rows[j]);
             int add = p ? tableBatchAdd(b, TABLEBATCH_INSERT, rows[j].rk, p, NULL, why, sizeof(why))
                         : TABLEBATCH_INVALID;
             json_decref(p);
@@ -410,7 +410,7 @@ static int write_hour(const storageAccount *a, const char *table, row *rows, siz
                 memset(d, 0, sizeof(*d));
                 d->first = &rows[j];
                 snprintf(key, sizeof(key), "%s %s", rows[j].pk, rows[j].sk);
-                d->known = cache_get(key, &d->now);
+                d->known = cacheGet(key, &d->now);
             }
             devop *d = &devs[ndev - 1];
             int64_t ms = rows[j].v->enqueuedMs;
@@ -420,11 +420,11 @@ static int write_hour(const storageAccount *a, const char *table, row *rows, siz
             d->delta.count++;
             mi->count++;
             for (int m = 0; m < METRIC_COUNT; m++)
-                if (rows[j].v->r->has[m]) agg_add(&mi->m[m], rows[j].v->r->value[m]);
+                if (rows[j].v->r->has[m]) aggAdd(&mi->m[m], rows[j].v->r->value[m]);
         }
         int bad = 0;
         for (size_t k = 0; k < ndev && !bad; k++) {
-            int add = add_summary(b, &devs[k], why, sizeof(why));
+            int add = addSummary(b, &devs[k], why, sizeof(why));
             if (add != TABLEBATCH_ADDED) {
                 snprintf(err, errlen, "history: summary %s %s: %s", rows[i].pk, devs[k].first->sk,
                          why);
@@ -448,13 +448,13 @@ static int write_hour(const storageAccount *a, const char *table, row *rows, siz
                 cached next = d->now;
                 next.s.count += d->delta.count;
                 for (int m = 0; m < 60; m++)
-                    if (d->touched[m]) minute_merge(&next.s.minute[m], &d->delta.minute[m]);
+                    if (d->touched[m]) minuteMerge(&next.s.minute[m], &d->delta.minute[m]);
                 snprintf(next.etag, sizeof(next.etag), "%s",
                          nsent + k < res.count && res.ops[nsent + k].etag[0]
                              ? res.ops[nsent + k].etag
                              : "*");
                 snprintf(key, sizeof(key), "%s %s", d->first->pk, d->first->sk);
-                cache_put(key, &next);
+                cachePut(key, &next);
             }
             i = j;
             continue;
@@ -469,7 +469,7 @@ static int write_hour(const storageAccount *a, const char *table, row *rows, siz
         }
         if ((size_t)res.failed < nsent) {
             /* A replay: nothing of this transaction was applied; find which rows exist. */
-            if (find_existing(a, table, sent, nsent, st, err, errlen) != 0) goto out;
+            if (findExisting(a, table, sent, nsent, st, err, errlen) != 0) goto out;
             for (size_t k = 0; k < nsent; k++)
                 st->existed += sent[k]->state == 2;
         } else {
@@ -480,7 +480,7 @@ static int write_hour(const storageAccount *a, const char *table, row *rows, siz
              * refused at the next row (seen in tests/integration/transaction.test.mjs, two
              * handler processes). Conflicts are rare: the steady state reads nothing. */
             for (size_t k = 0; k < ndev; k++)
-                if (read_summary(a, table, &devs[k], st, err, errlen) != 0) goto out;
+                if (readSummary(a, table, &devs[k], st, err, errlen) != 0) goto out;
         }
     }
     rc = 0;
@@ -516,15 +516,15 @@ int historyWrite(const storageAccount *a, const char *table, const historyReadin
     /* Sorted: one hour's rows together, and the same split into transactions on every delivery
      * of the same readings. Two readings with one key (an event delivered twice in one batch)
      * are one row. */
-    qsort(rows, m, sizeof(row), by_key);
+    qsort(rows, m, sizeof(row), byKey);
     size_t u = 0;
     for (size_t i = 0; i < m; i++)
-        if (u == 0 || by_key(&rows[u - 1], &rows[i]) != 0) rows[u++] = rows[i];
+        if (u == 0 || byKey(&rows[u - 1], &rows[i]) != 0) rows[u++] = rows[i];
     for (size_t i = 0; i < u;) {
         size_t j = i;
         while (j < u && strcmp(rows[j].pk, rows[i].pk) == 0)
             j++;
-        if (write_hour(a, table, rows + i, j - i, st, err, errlen) != 0) goto out;
+        if (writeHour(a, table, rows + i, j - i, st, err, errlen) != 0) goto out;
         i = j;
     }
     rc = 0;

@@ -137,7 +137,7 @@ static void setError(tableResult *r, const httpcResponse *resp, const char *what
     r->tableGone = resp->status == 404 && strcmp(r->code, "TableNotFound") == 0;
 }
 
-static int classify(long status) {
+int tableStatusOf(long status) {
     if (status >= 200 && status < 300) return TABLE_OK;
     if (status == 404) return TABLE_NOT_FOUND;
     if (status == 409) return TABLE_CONFLICT;
@@ -196,7 +196,7 @@ static int sendRequest(const storageAccount *a, const char *method, const char *
 
     __atomic_add_fetch(&requests, 1, __ATOMIC_RELAXED);
     httpcRequest(method, url, headers, body, bodylen, respcap, TIMEOUT_MS, resp);
-    int c = classify(resp->status);
+    int c = tableStatusOf(resp->status);
     httpcHeader(resp, "ETag", r->etag, sizeof(r->etag));
     if (c != TABLE_OK)
         setError(r, resp, what);

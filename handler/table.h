@@ -29,6 +29,9 @@ enum tableStatus {
     TABLE_ERROR         /* anything else, or no answer */
 };
 
+/* The enum tableStatus of an HTTP status (0: no answer, TABLE_ERROR). */
+int tableStatusOf(long status);
+
 typedef struct tableResult {
     long status;       /* HTTP status, 0 when the service did not answer */
     char code[64];     /* x-ms-error-code, when the service gave one */

@@ -388,14 +388,6 @@ static int boundaryOf(const char *ctype, char *out, size_t outlen) {
     return 0;
 }
 
-static int classify(long status) {
-    if (status >= 200 && status < 300) return TABLE_OK;
-    if (status == 404) return TABLE_NOT_FOUND;
-    if (status == 409) return TABLE_CONFLICT;
-    if (status == 412) return TABLE_PRECONDITION;
-    return TABLE_ERROR;
-}
-
 /* A failed operation's class. The REST document says a failed operation's part carries 400 with
  * the index in its error; Azurite (and, per the issue's measurements, @azure/data-tables against
  * it) answers the operation's own status (412, 409, 404). Both are read the same way: the error
@@ -407,7 +399,7 @@ static int classifyOp(long status, const char *code) {
         if (strcmp(code, "EntityAlreadyExists") == 0) return TABLE_CONFLICT;
         if (strcmp(code, "ResourceNotFound") == 0) return TABLE_NOT_FOUND;
     }
-    return classify(status);
+    return tableStatusOf(status);
 }
 
 /* The operation index an error message starts with ("12:The ..."), or -1. */
@@ -522,7 +514,7 @@ static int parseRefused(long status, const char *body, size_t len, size_t nops,
         snprintf(res->message, sizeof(res->message), "$batch: HTTP %ld", status);
     }
     res->failedStatus = status;
-    return classify(status);
+    return tableStatusOf(status);
 }
 
 /* Reads up to the end of the batch part's headers: the batch boundary into bb (from

@@ -20,16 +20,7 @@ const FILL_S = Number(process.env.HB_FILL_S || 30);
 const DAY_S = Number(process.env.HB_DAY_S || 10);
 const rss = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
 
-async function trips(hd) {
-  const before = hd.logs.text.length;
-  hd.proc.kill('SIGUSR1');
-  for (let i = 0; i < 400; i++) {
-    const m = /(\d+) table round trips so far/.exec(hd.logs.text.slice(before));
-    if (m) return Number(m[1]);
-    await h.sleep(5);
-  }
-  throw new Error('no counters from the handler');
-}
+const trips = (hd) => h.tableTrips(hd);
 
 /** n readings of devices prefix-00..prefix-(d-1), seq from seq0, from t0 every stepMs (round robin). */
 function readings(prefix, n, d, seq0, t0, stepMs) {

@@ -22,17 +22,7 @@ const post = (url, events, partition) => h.invoke(url, 'EnvironmentEventTrigger'
 let seq = 1;
 const batchOf = (ids, extra = {}) => ids.map((deviceId) => ({ deviceId, seq: seq++, body: { temperature: 21, ...extra[deviceId] } }));
 
-/** The handler's own count of table round trips (it prints them on SIGUSR1). */
-async function trips(hd) {
-  const before = hd.logs.text.length;
-  hd.proc.kill('SIGUSR1');
-  for (let i = 0; i < 400; i++) {
-    const m = /(\d+) table round trips so far/.exec(hd.logs.text.slice(before));
-    if (m) return Number(m[1]);
-    await h.sleep(5);
-  }
-  throw new Error('no counters from the handler');
-}
+const trips = (hd) => h.tableTrips(hd);
 
 describe('optimistic concurrency inside a transaction', () => {
   let a, b;

@@ -29,17 +29,7 @@ async function post(evs, opts, url = handler.url) {
 }
 const range = (from, n) => Array.from({ length: n }, (_, i) => from + i);
 
-/** The handler's own count of table round trips (it prints them on SIGUSR1). */
-async function trips(hd = handler) {
-  const before = hd.logs.text.length;
-  hd.proc.kill('SIGUSR1');
-  for (let i = 0; i < 400; i++) {
-    const m = /(\d+) table round trips so far/.exec(hd.logs.text.slice(before));
-    if (m) return Number(m[1]);
-    await h.sleep(5);
-  }
-  throw new Error('no counters from the handler');
-}
+const trips = (hd = handler) => h.tableTrips(hd);
 
 describe('a changed Event Hub never looks like a replay', () => {
   test('after a hub change (sequence numbers restart low) every reading counts: 20 of 20', async () => {

@@ -319,3 +319,15 @@ export async function startCountingProxy(targetPort) {
   p.close = () => { for (const s of sockets) s.destroy(); return new Promise((r) => server.close(r)); };
   return p;
 }
+
+/** A handler's own count of table round trips so far (it prints its counters on SIGUSR1). */
+export async function tableTrips(hd) {
+  const before = hd.logs.text.length;
+  hd.proc.kill('SIGUSR1');
+  for (let i = 0; i < 400; i++) {
+    const m = /(\d+) table round trips so far/.exec(hd.logs.text.slice(before));
+    if (m) return Number(m[1]);
+    await sleep(5);
+  }
+  throw new Error('no counters from the handler');
+}

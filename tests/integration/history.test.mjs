@@ -223,16 +223,16 @@ describe('summaries with two writers, many devices', () => {
     // handler gave up with a 500 (found by transaction.test.mjs's two-process case).
     const other = await h.startHandler(env());
     try {
-      const evs = readings('hm', 60, { d: 10, seq0: 50000, t0: Date.parse('2026-11-30T06:00:00Z') });
+      const evs = readings('two10', 60, { d: 10, seq0: 50000, t0: Date.parse('2026-11-30T06:00:00Z') });
       const via = (hd, part) => h.invoke(hd.url, 'EnvironmentEventTrigger', h.hostBatch(part, { partition: '4' }));
       for (const [hd, part] of [[handler, evs.slice(0, 20)], [other, evs.slice(20, 40)], [handler, evs.slice(40, 60)]]) {
         const r = await via(hd, part);
         assert.equal(r.status, 200, r.text);
       }
-      const sums = await summariesOf('hm');
+      const sums = await summariesOf('two10');
       assert.equal(sums.length, 10);
       for (const sum of sums) assert.equal(Number(sum.Count), 6, sum.DeviceId);
-      assert.equal((await rowsOf('hm')).length, 60);
+      assert.equal((await rowsOf('two10')).length, 60);
     } finally {
       await other.stop();
     }

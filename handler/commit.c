@@ -325,16 +325,9 @@ static void fan(const settings *s, slot *sl, size_t n, int kind) {
     fanoutRun(n, want < most ? want : most, fanTask, &f);
 }
 
-size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
-    slot *sl = calloc(n ? n : 1, sizeof(*sl));
-    size_t notOk = 0;
-    uint64_t rnd = (uint64_t)clockWallMs() ^ (uint64_t)(uintptr_t)works;
-    int contended = 0, guessFailures = 0;
-    if (!sl) {
-        for (size_t i = 0; i < n; i++)
-            notOk += devicestateCommit(&works[i]) != 0;
-        return notOk;
-    }
+/* Each slot of sl[0..n) on its work of works, the work reset, the slot starting from what
+ * memory holds of the device's row. */
+static void startSlots(slot *sl, deviceWork *works, size_t n) {
     for (size_t i = 0; i < n; i++) {
         slot *x = &sl[i];
         x->w = &works[i];
@@ -345,33 +338,49 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
         x->mode = x->fromCache ? MODE_MERGE : MODE_INSERT;
         x->guess = 1;
     }
+}
+
+/* The reads the slots need, then the folds. A fold that needs a confirming read gets it in the
+ * next pass; a row read is never memory, so the second pass folds every slot. */
+static void readAndFold(const settings *s, slot *sl, size_t n) {
+    for (int pass = 0, reads = 1; pass < 2 && reads; pass++) {
+        reads = 0;
+        fan(s, sl, n, FAN_READ);
+        for (size_t i = 0; i < n; i++) {
+            slot *x = &sl[i];
+            if (x->done || x->fallback || x->mode == MODE_READ) continue;
+            if (!x->props) reads += fold(s, x);
+        }
+    }
+}
+
+/* Fails every slot not done: the table is gone (rd->gone) or did not answer. */
+static void failUndone(slot *sl, size_t n, const round *rd) {
+    for (size_t i = 0; i < n; i++)
+        if (!sl[i].done) {
+            fail(&sl[i], rd->gone ? "TableNotFound" : "no answer");
+            sl[i].w->tableGone = rd->gone;
+        }
+}
+
+/* Rounds of reads, folds and transactions until no slot is pending, the table is gone or does
+ * not answer, or contention persists (rnd drives the backoff). Returns the number of contended
+ * rounds. */
+static int commitRounds(const settings *s, slot *sl, size_t n, uint64_t *rnd) {
+    int contended = 0, guessFailures = 0;
     /* Each round: reads where needed, folds, transactions. A round ends every pending slot
      * committed, failed, or waiting for a read; a stale memory costs one round per row (the
      * second time, every row still resting on memory is read), a slot set aside one. */
     for (int rounds = 0; rounds < (int)n * 2 + COMMIT_CONTENDED_TRIES + 4; rounds++) {
         int pending = 0;
         round rd = {0};
-        /* A fold that needs a confirming read gets it in the next pass; a row read is never
-         * memory, so the second pass folds every slot. */
-        for (int pass = 0, reads = 1; pass < 2 && reads; pass++) {
-            reads = 0;
-            fan(s, sl, n, FAN_READ);
-            for (size_t i = 0; i < n; i++) {
-                slot *x = &sl[i];
-                if (x->done || x->fallback || x->mode == MODE_READ) continue;
-                if (!x->props) reads += fold(s, x);
-            }
-        }
+        readAndFold(s, sl, n);
         for (size_t i = 0; i < n; i++)
             pending += !sl[i].done && !sl[i].fallback;
         if (!pending) break;
         sendRound(s, sl, n, &rd, &guessFailures);
         if (rd.gone || rd.unreachable) {
-            for (size_t i = 0; i < n; i++)
-                if (!sl[i].done) {
-                    fail(&sl[i], rd.gone ? "TableNotFound" : "no answer");
-                    sl[i].w->tableGone = rd.gone;
-                }
+            failUndone(sl, n, &rd);
             break;
         }
         if (guessFailures >= 2)
@@ -381,12 +390,16 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
                 if (!sl[i].done && !sl[i].fallback && sl[i].guess) reread(&sl[i]);
         if (rd.contended) {
             if (++contended >= COMMIT_CONTENDED_TRIES) break;
-            sleepMs(devicestateBackoffMs(s->backoffBaseMs, s->backoffCapMs, contended - 1, &rnd));
+            sleepMs(devicestateBackoffMs(s->backoffBaseMs, s->backoffCapMs, contended - 1, rnd));
         }
     }
-    /* What is left goes one device at a time, each with its own backoff (heavy contention, or a
-     * transaction refused as a whole). A row read in this call is handed on as memory: its etag
-     * makes the first merge right when nobody else wrote since. */
+    return contended;
+}
+
+/* Readies the slots not done for one-by-one commits: their folds dropped, a row read in this
+ * call handed on as memory (its etag makes the first merge right when nobody else wrote since).
+ * Returns how many are left. */
+static size_t handOnLeft(slot *sl, size_t n) {
     size_t left = 0;
     for (size_t i = 0; i < n; i++) {
         slot *x = &sl[i];
@@ -399,6 +412,23 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
         }
         left++;
     }
+    return left;
+}
+
+size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
+    slot *sl = calloc(n ? n : 1, sizeof(*sl));
+    size_t notOk = 0;
+    uint64_t rnd = (uint64_t)clockWallMs() ^ (uint64_t)(uintptr_t)works;
+    if (!sl) {
+        for (size_t i = 0; i < n; i++)
+            notOk += devicestateCommit(&works[i]) != 0;
+        return notOk;
+    }
+    startSlots(sl, works, n);
+    int contended = commitRounds(s, sl, n, &rnd);
+    /* What is left goes one device at a time, each with its own backoff (heavy contention, or a
+     * transaction refused as a whole). */
+    size_t left = handOnLeft(sl, n);
     fan(s, sl, n, FAN_COMMIT);
     if (left)
         logWarn("%zu DeviceState row(s) committed one by one after %d contended transaction(s)",

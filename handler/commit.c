@@ -147,6 +147,49 @@ typedef struct round {
     int unreachable;
 } round;
 
+/* Drops the folds of ops[0..nops): they are made again next round, on the same rows. */
+static void dropFolds(slot **ops, size_t nops) {
+    for (size_t i = 0; i < nops; i++) {
+        json_decref(ops[i]->props);
+        ops[i]->props = NULL;
+    }
+}
+
+/* A transaction of ops[0..nops) refused at one operation (res->failed; c its status): the row
+ * a stale memory or another writer made it refuse is read again, a value the store refuses
+ * fails its row. Returns 1 so, or 0 (nothing done) when the refusal names no operation. */
+static int refusedAtOp(slot **ops, size_t nops, const tableBatchResult *res, int c, round *rd,
+                       int *guessFailures) {
+    int f = res->failed;
+    if (f >= 0 && (size_t)f < nops &&
+        (c == TABLE_PRECONDITION || c == TABLE_CONFLICT || c == TABLE_NOT_FOUND)) {
+        slot *sl = ops[f];
+        if (sl->guess) {
+            rd->staleGuess = 1;
+            (*guessFailures)++;
+        } else {
+            rd->contended = 1;
+        }
+        reread(sl);
+        dropFolds(ops, nops);
+        return 1;
+    }
+    if (f >= 0 && (size_t)f < nops && res->failedStatus >= 400 && res->failedStatus < 500) {
+        /* The store refuses this row's value (EntityTooLarge, PropertyValueTooLarge, ...): it
+         * will every time. The caller rejects its readings; the others go again. */
+        slot *sl = ops[f];
+        char why[256];
+        snprintf(why, sizeof(why), "$batch operation %d (%.160s): HTTP %ld %s", f, res->message,
+                 res->failedStatus, res->code);
+        fail(sl, why);
+        sl->w->permanent = 1;
+        devicestateForget(sl->w->deviceId);
+        dropFolds(ops, nops);
+        return 1;
+    }
+    return 0;
+}
+
 /* Sends one transaction of nops slots and applies its answer to them. */
 static void submit(const settings *s, tableBatch *b, slot **ops, size_t nops, round *rd,
                    int *guessFailures) {
@@ -189,39 +232,7 @@ static void submit(const settings *s, tableBatch *b, slot **ops, size_t nops, ro
         return;
     }
     /* Refused as a whole: nothing was applied. */
-    int f = res.failed;
-    if (f >= 0 && (size_t)f < nops &&
-        (c == TABLE_PRECONDITION || c == TABLE_CONFLICT || c == TABLE_NOT_FOUND)) {
-        slot *sl = ops[f];
-        if (sl->guess) {
-            rd->staleGuess = 1;
-            (*guessFailures)++;
-        } else {
-            rd->contended = 1;
-        }
-        reread(sl);
-        for (size_t i = 0; i < nops; i++) {
-            json_decref(ops[i]->props); /* folded again next round, on the same rows */
-            ops[i]->props = NULL;
-        }
-        return;
-    }
-    if (f >= 0 && (size_t)f < nops && res.failedStatus >= 400 && res.failedStatus < 500) {
-        /* The store refuses this row's value (EntityTooLarge, PropertyValueTooLarge, ...): it
-         * will every time. The caller rejects its readings; the others go again. */
-        slot *sl = ops[f];
-        char why[256];
-        snprintf(why, sizeof(why), "$batch operation %d (%.160s): HTTP %ld %s", f, res.message,
-                 res.failedStatus, res.code);
-        fail(sl, why);
-        sl->w->permanent = 1;
-        devicestateForget(sl->w->deviceId);
-        for (size_t i = 0; i < nops; i++) {
-            json_decref(ops[i]->props);
-            ops[i]->props = NULL;
-        }
-        return;
-    }
+    if (refusedAtOp(ops, nops, &res, c, rd, guessFailures)) return;
     /* Refused without naming an operation (a 4xx for the request itself): the rows go one by
      * one, where each answer is the row's own. */
     logWarn("DeviceState transaction of %zu row(s) refused (%s); committing them one by one", nops,

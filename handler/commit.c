@@ -147,6 +147,49 @@ typedef struct round {
     int unreachable;
 } round;
 
+/* Drops the folds of ops[0..nops): they are made again next round, on the same rows. */
+static void dropFolds(slot **ops, size_t nops) {
+    for (size_t i = 0; i < nops; i++) {
+        json_decref(ops[i]->props);
+        ops[i]->props = NULL;
+    }
+}
+
+/* A transaction of ops[0..nops) refused at one operation (res->failed; c its status): the row
+ * a stale memory or another writer made it refuse is read again, a value the store refuses
+ * fails its row. Returns 1 so, or 0 (nothing done) when the refusal names no operation. */
+static int refusedAtOp(slot **ops, size_t nops, const tableBatchResult *res, int c, round *rd,
+                       int *guessFailures) {
+    int f = res->failed;
+    if (f >= 0 && (size_t)f < nops &&
+        (c == TABLE_PRECONDITION || c == TABLE_CONFLICT || c == TABLE_NOT_FOUND)) {
+        slot *sl = ops[f];
+        if (sl->guess) {
+            rd->staleGuess = 1;
+            (*guessFailures)++;
+        } else {
+            rd->contended = 1;
+        }
+        reread(sl);
+        dropFolds(ops, nops);
+        return 1;
+    }
+    if (f >= 0 && (size_t)f < nops && res->failedStatus >= 400 && res->failedStatus < 500) {
+        /* The store refuses this row's value (EntityTooLarge, PropertyValueTooLarge, ...): it
+         * will every time. The caller rejects its readings; the others go again. */
+        slot *sl = ops[f];
+        char why[256];
+        snprintf(why, sizeof(why), "$batch operation %d (%.160s): HTTP %ld %s", f, res->message,
+                 res->failedStatus, res->code);
+        fail(sl, why);
+        sl->w->permanent = 1;
+        devicestateForget(sl->w->deviceId);
+        dropFolds(ops, nops);
+        return 1;
+    }
+    return 0;
+}
+
 /* Sends one transaction of nops slots and applies its answer to them. */
 static void submit(const settings *s, tableBatch *b, slot **ops, size_t nops, round *rd,
                    int *guessFailures) {
@@ -189,39 +232,7 @@ static void submit(const settings *s, tableBatch *b, slot **ops, size_t nops, ro
         return;
     }
     /* Refused as a whole: nothing was applied. */
-    int f = res.failed;
-    if (f >= 0 && (size_t)f < nops &&
-        (c == TABLE_PRECONDITION || c == TABLE_CONFLICT || c == TABLE_NOT_FOUND)) {
-        slot *sl = ops[f];
-        if (sl->guess) {
-            rd->staleGuess = 1;
-            (*guessFailures)++;
-        } else {
-            rd->contended = 1;
-        }
-        reread(sl);
-        for (size_t i = 0; i < nops; i++) {
-            json_decref(ops[i]->props); /* folded again next round, on the same rows */
-            ops[i]->props = NULL;
-        }
-        return;
-    }
-    if (f >= 0 && (size_t)f < nops && res.failedStatus >= 400 && res.failedStatus < 500) {
-        /* The store refuses this row's value (EntityTooLarge, PropertyValueTooLarge, ...): it
-         * will every time. The caller rejects its readings; the others go again. */
-        slot *sl = ops[f];
-        char why[256];
-        snprintf(why, sizeof(why), "$batch operation %d (%.160s): HTTP %ld %s", f, res.message,
-                 res.failedStatus, res.code);
-        fail(sl, why);
-        sl->w->permanent = 1;
-        devicestateForget(sl->w->deviceId);
-        for (size_t i = 0; i < nops; i++) {
-            json_decref(ops[i]->props);
-            ops[i]->props = NULL;
-        }
-        return;
-    }
+    if (refusedAtOp(ops, nops, &res, c, rd, guessFailures)) return;
     /* Refused without naming an operation (a 4xx for the request itself): the rows go one by
      * one, where each answer is the row's own. */
     logWarn("DeviceState transaction of %zu row(s) refused (%s); committing them one by one", nops,
@@ -325,16 +336,9 @@ static void fan(const settings *s, slot *sl, size_t n, int kind) {
     fanoutRun(n, want < most ? want : most, fanTask, &f);
 }
 
-size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
-    slot *sl = calloc(n ? n : 1, sizeof(*sl));
-    size_t notOk = 0;
-    uint64_t rnd = (uint64_t)clockWallMs() ^ (uint64_t)(uintptr_t)works;
-    int contended = 0, guessFailures = 0;
-    if (!sl) {
-        for (size_t i = 0; i < n; i++)
-            notOk += devicestateCommit(&works[i]) != 0;
-        return notOk;
-    }
+/* Each slot of sl[0..n) on its work of works, the work reset, the slot starting from what
+ * memory holds of the device's row. */
+static void startSlots(slot *sl, deviceWork *works, size_t n) {
     for (size_t i = 0; i < n; i++) {
         slot *x = &sl[i];
         x->w = &works[i];
@@ -345,33 +349,49 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
         x->mode = x->fromCache ? MODE_MERGE : MODE_INSERT;
         x->guess = 1;
     }
+}
+
+/* The reads the slots need, then the folds. A fold that needs a confirming read gets it in the
+ * next pass; a row read is never memory, so the second pass folds every slot. */
+static void readAndFold(const settings *s, slot *sl, size_t n) {
+    for (int pass = 0, reads = 1; pass < 2 && reads; pass++) {
+        reads = 0;
+        fan(s, sl, n, FAN_READ);
+        for (size_t i = 0; i < n; i++) {
+            slot *x = &sl[i];
+            if (x->done || x->fallback || x->mode == MODE_READ) continue;
+            if (!x->props) reads += fold(s, x);
+        }
+    }
+}
+
+/* Fails every slot not done: the table is gone (rd->gone) or did not answer. */
+static void failUndone(slot *sl, size_t n, const round *rd) {
+    for (size_t i = 0; i < n; i++)
+        if (!sl[i].done) {
+            fail(&sl[i], rd->gone ? "TableNotFound" : "no answer");
+            sl[i].w->tableGone = rd->gone;
+        }
+}
+
+/* Rounds of reads, folds and transactions until no slot is pending, the table is gone or does
+ * not answer, or contention persists (rnd drives the backoff). Returns the number of contended
+ * rounds. */
+static int commitRounds(const settings *s, slot *sl, size_t n, uint64_t *rnd) {
+    int contended = 0, guessFailures = 0;
     /* Each round: reads where needed, folds, transactions. A round ends every pending slot
      * committed, failed, or waiting for a read; a stale memory costs one round per row (the
      * second time, every row still resting on memory is read), a slot set aside one. */
     for (int rounds = 0; rounds < (int)n * 2 + COMMIT_CONTENDED_TRIES + 4; rounds++) {
         int pending = 0;
         round rd = {0};
-        /* A fold that needs a confirming read gets it in the next pass; a row read is never
-         * memory, so the second pass folds every slot. */
-        for (int pass = 0, reads = 1; pass < 2 && reads; pass++) {
-            reads = 0;
-            fan(s, sl, n, FAN_READ);
-            for (size_t i = 0; i < n; i++) {
-                slot *x = &sl[i];
-                if (x->done || x->fallback || x->mode == MODE_READ) continue;
-                if (!x->props) reads += fold(s, x);
-            }
-        }
+        readAndFold(s, sl, n);
         for (size_t i = 0; i < n; i++)
             pending += !sl[i].done && !sl[i].fallback;
         if (!pending) break;
         sendRound(s, sl, n, &rd, &guessFailures);
         if (rd.gone || rd.unreachable) {
-            for (size_t i = 0; i < n; i++)
-                if (!sl[i].done) {
-                    fail(&sl[i], rd.gone ? "TableNotFound" : "no answer");
-                    sl[i].w->tableGone = rd.gone;
-                }
+            failUndone(sl, n, &rd);
             break;
         }
         if (guessFailures >= 2)
@@ -381,12 +401,16 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
                 if (!sl[i].done && !sl[i].fallback && sl[i].guess) reread(&sl[i]);
         if (rd.contended) {
             if (++contended >= COMMIT_CONTENDED_TRIES) break;
-            sleepMs(devicestateBackoffMs(s->backoffBaseMs, s->backoffCapMs, contended - 1, &rnd));
+            sleepMs(devicestateBackoffMs(s->backoffBaseMs, s->backoffCapMs, contended - 1, rnd));
         }
     }
-    /* What is left goes one device at a time, each with its own backoff (heavy contention, or a
-     * transaction refused as a whole). A row read in this call is handed on as memory: its etag
-     * makes the first merge right when nobody else wrote since. */
+    return contended;
+}
+
+/* Readies the slots not done for one-by-one commits: their folds dropped, a row read in this
+ * call handed on as memory (its etag makes the first merge right when nobody else wrote since).
+ * Returns how many are left. */
+static size_t handOnLeft(slot *sl, size_t n) {
     size_t left = 0;
     for (size_t i = 0; i < n; i++) {
         slot *x = &sl[i];
@@ -399,6 +423,23 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
         }
         left++;
     }
+    return left;
+}
+
+size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
+    slot *sl = calloc(n ? n : 1, sizeof(*sl));
+    size_t notOk = 0;
+    uint64_t rnd = (uint64_t)clockWallMs() ^ (uint64_t)(uintptr_t)works;
+    if (!sl) {
+        for (size_t i = 0; i < n; i++)
+            notOk += devicestateCommit(&works[i]) != 0;
+        return notOk;
+    }
+    startSlots(sl, works, n);
+    int contended = commitRounds(s, sl, n, &rnd);
+    /* What is left goes one device at a time, each with its own backoff (heavy contention, or a
+     * transaction refused as a whole). */
+    size_t left = handOnLeft(sl, n);
     fan(s, sl, n, FAN_COMMIT);
     if (left)
         logWarn("%zu DeviceState row(s) committed one by one after %d contended transaction(s)",

@@ -288,54 +288,53 @@ static void bad(serverResponse *res, const char *param, const char *why) {
     serverSetJson(res, 400, j);
 }
 
-void fnGetHistory(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
-    histOut o;
-    char filter[4 * HISTORY_RK_MAX + 512], lit[2 * HISTORY_RK_MAX + 8], lit2[2 * TABLE_KEY_MAX + 8];
-    char dkey[HISTORY_DEVICE_KEY_MAX + 1], err[512];
-    memset(&o, 0, sizeof(o));
-    o.req = req;
-    o.res = res;
-    o.a.bucket = -1;
-    bufInit(&o.text, HELD_MAX + 1);
-
+/* The method, device, format and resolution of the request into o. Returns 0, or -1 with the
+ * error set in res. */
+static int readOptions(const serverRequest *req, serverResponse *res, histOut *o) {
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
         serverSetError(res, 405, "gethistory takes GET");
-        goto out;
+        return -1;
     }
     const char *device = serverQuery(req, "device");
-    const char *last = serverQuery(req, "last");
-    const char *from = serverQuery(req, "from");
-    const char *to = serverQuery(req, "to");
     const char *resolution = serverQuery(req, "resolution");
     const char *format = serverQuery(req, "format");
     if (device && !*device) device = NULL;
-    o.device = device;
+    o->device = device;
     if (device && !tableKeyValid(device)) {
         bad(res, "device",
             "not a device id (1 to 512 UTF-16 units, none of / \\ # ? or control "
             "characters)");
-        goto out;
+        return -1;
     }
     if (format && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0) {
         bad(res, "format", "must be json or csv");
-        goto out;
+        return -1;
     }
-    o.csv = format && strcmp(format, "csv") == 0;
-    o.resolution = RES_RAW;
+    o->csv = format && strcmp(format, "csv") == 0;
+    o->resolution = RES_RAW;
     if (resolution && strcmp(resolution, "minute") == 0)
-        o.resolution = RES_MINUTE;
+        o->resolution = RES_MINUTE;
     else if (resolution && strcmp(resolution, "hour") == 0)
-        o.resolution = RES_HOUR;
+        o->resolution = RES_HOUR;
     else if (resolution && strcmp(resolution, "raw") != 0) {
         bad(res, "resolution", "must be raw, minute or hour");
-        goto out;
+        return -1;
     }
+    return 0;
+}
+
+/* The range from last, or from and to, into o->fromMs and o->toMs. Returns 0, or -1 with the
+ * error set in res. */
+static int readRange(const serverRequest *req, serverResponse *res, histOut *o) {
+    const char *last = serverQuery(req, "last");
+    const char *from = serverQuery(req, "from");
+    const char *to = serverQuery(req, "to");
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t nowMs = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     if (last && (from || to)) {
         bad(res, "last", "give either last or from/to, not both");
-        goto out;
+        return -1;
     }
     if (last || (!from && !to)) {
         int64_t span = 0;
@@ -347,161 +346,212 @@ void fnGetHistory(const fnContext *ctx, const serverRequest *req, serverResponse
             span = 7 * DAY_MS;
         else {
             bad(res, "last", "must be 1h, 24h or 7d");
-            goto out;
+            return -1;
         }
-        o.toMs = nowMs;
-        o.fromMs = nowMs - span;
-    } else {
-        if (!from) {
-            bad(res, "from", "missing (give from with to, or last)");
-            goto out;
-        }
-        if (parseTime(from, &o.fromMs) != 0) {
-            bad(res, "from", "not a UTC time like 2026-12-02T13:00:00Z");
-            goto out;
-        }
-        o.toMs = nowMs;
-        if (to && parseTime(to, &o.toMs) != 0) {
-            bad(res, "to", "not a UTC time like 2026-12-02T14:00:00Z");
-            goto out;
-        }
-        if (o.fromMs > o.toMs) {
-            bad(res, "from", "is after to");
-            goto out;
-        }
+        o->toMs = nowMs;
+        o->fromMs = nowMs - span;
+        return 0;
     }
-    int64_t span = o.toMs - o.fromMs;
-    int64_t max = o.resolution == RES_MINUTE ? MINUTE_MAX_MS
-                  : o.resolution == RES_HOUR ? HOUR_RES_MAX_MS
-                  : device                   ? RAW_ONE_MAX_MS
-                                             : RAW_ALL_MAX_MS;
-    if (span > max) {
-        bad(res, "resolution",
-            o.resolution == RES_RAW
-                ? (device ? "the range is too large for raw readings of one device (at most 24 "
-                            "hours): use resolution=minute or hour"
-                          : "the range is too large for raw readings of every device (at most 1 "
-                            "hour): name a device, or use resolution=minute or hour")
-            : o.resolution == RES_MINUTE
-                ? "the range is too large for per-minute summaries (at most 7 days): use "
-                  "resolution=hour"
-                : "the range is too large (at most 92 days)");
-        goto out;
+    if (!from) {
+        bad(res, "from", "missing (give from with to, or last)");
+        return -1;
     }
-    if (device) {
-        json_t *row = NULL;
-        tableResult tr;
-        int c = tableGetEntity(&ctx->s->storage, ctx->s->deviceTable, ctx->s->partitionKey, device,
-                               &row, &tr);
-        json_decref(row);
-        if (c == TABLE_NOT_FOUND) {
-            bad(res, "device", "no such device");
-            goto out;
-        }
-        if (c != TABLE_OK) {
-            snprintf(err, sizeof(err), "device table: %s", tr.message);
-            serverSetError(res, tr.status == 0 ? 503 : 502, err);
-            goto out;
-        }
-        historyDeviceKey(device, dkey, sizeof(dkey));
+    if (parseTime(from, &o->fromMs) != 0) {
+        bad(res, "from", "not a UTC time like 2026-12-02T13:00:00Z");
+        return -1;
     }
+    o->toMs = nowMs;
+    if (to && parseTime(to, &o->toMs) != 0) {
+        bad(res, "to", "not a UTC time like 2026-12-02T14:00:00Z");
+        return -1;
+    }
+    if (o->fromMs > o->toMs) {
+        bad(res, "from", "is after to");
+        return -1;
+    }
+    return 0;
+}
 
-    /* the header */
-    serverSetBody(res, 200, o.csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8",
-                  NULL, 0);
-    serverAddHeader(res, "Cache-Control", "no-store");
-    if (o.csv) {
-        serverAddHeader(res, "Content-Disposition", "attachment; filename=\"history.csv\"");
-        const char *head = o.resolution == RES_RAW
+/* Whether the range fits the widest the resolution answers. Returns 0, or -1 with the 400 set. */
+static int checkSpan(serverResponse *res, const histOut *o) {
+    int64_t span = o->toMs - o->fromMs;
+    int64_t max = o->resolution == RES_MINUTE ? MINUTE_MAX_MS
+                  : o->resolution == RES_HOUR ? HOUR_RES_MAX_MS
+                  : o->device                 ? RAW_ONE_MAX_MS
+                                              : RAW_ALL_MAX_MS;
+    if (span <= max) return 0;
+    bad(res, "resolution",
+        o->resolution == RES_RAW
+            ? (o->device ? "the range is too large for raw readings of one device (at most 24 "
+                           "hours): use resolution=minute or hour"
+                         : "the range is too large for raw readings of every device (at most 1 "
+                           "hour): name a device, or use resolution=minute or hour")
+        : o->resolution == RES_MINUTE
+            ? "the range is too large for per-minute summaries (at most 7 days): use "
+              "resolution=hour"
+            : "the range is too large (at most 92 days)");
+    return -1;
+}
+
+/* Whether the device asked for is in the device table; its history key into dkey (dkeylen
+ * bytes). Returns 0, or -1 with the error set in res. */
+static int checkDevice(const fnContext *ctx, serverResponse *res, const char *device, char *dkey,
+                       size_t dkeylen) {
+    char err[512];
+    json_t *row = NULL;
+    tableResult tr;
+    int c = tableGetEntity(&ctx->s->storage, ctx->s->deviceTable, ctx->s->partitionKey, device,
+                           &row, &tr);
+    json_decref(row);
+    if (c == TABLE_NOT_FOUND) {
+        bad(res, "device", "no such device");
+        return -1;
+    }
+    if (c != TABLE_OK) {
+        snprintf(err, sizeof(err), "device table: %s", tr.message);
+        serverSetError(res, tr.status == 0 ? 503 : 502, err);
+        return -1;
+    }
+    historyDeviceKey(device, dkey, dkeylen);
+    return 0;
+}
+
+/* The status, headers and the answer's head (the CSV columns, or the JSON up to the points). */
+static void emitHead(histOut *o) {
+    serverSetBody(o->res, 200,
+                  o->csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8", NULL, 0);
+    serverAddHeader(o->res, "Cache-Control", "no-store");
+    if (o->csv) {
+        serverAddHeader(o->res, "Content-Disposition", "attachment; filename=\"history.csv\"");
+        const char *head = o->resolution == RES_RAW
                                ? "deviceId,time,celsius,humidity,hPa,light,partition,"
                                  "sequenceNumber\r\n"
                                : "deviceId,time,count,celsius_min,celsius_mean,celsius_max,"
                                  "humidity_min,humidity_mean,humidity_max,hPa_min,hPa_mean,"
                                  "hPa_max,light_min,light_mean,light_max\r\n";
-        emit(&o, head, strlen(head));
+        emit(o, head, strlen(head));
     } else {
         char f[40], t[40], head[256];
-        formatMs(o.fromMs, f, sizeof(f));
-        formatMs(o.toMs, t, sizeof(t));
+        formatMs(o->fromMs, f, sizeof(f));
+        formatMs(o->toMs, t, sizeof(t));
         snprintf(head, sizeof(head),
                  "{\"from\":\"%s\",\"to\":\"%s\",\"resolution\":\"%s\",\"points\":[", f, t,
-                 o.resolution == RES_RAW      ? "raw"
-                 : o.resolution == RES_MINUTE ? "minute"
-                                              : "hour");
-        emit(&o, head, strlen(head));
+                 o->resolution == RES_RAW      ? "raw"
+                 : o->resolution == RES_MINUTE ? "minute"
+                                               : "hour");
+        emit(o, head, strlen(head));
     }
+}
+
+/* The summaries of the hour starting at h (partition pk): one point read for a device, one
+ * query for all. Returns a TABLE_ status (no table or no row is TABLE_OK); tr as the table's. */
+static int readHourSummaries(const fnContext *ctx, histOut *o, int64_t h, const char *pk,
+                             tableResult *tr) {
+    char filter[4 * HISTORY_RK_MAX + 512], lit[2 * HISTORY_RK_MAX + 8];
+    char lo[HISTORY_RK_MAX], hi[HISTORY_RK_MAX];
+    summaryCtx sc = {o, h};
+    int c;
+    if (o->device) {
+        char sk[HISTORY_RK_MAX];
+        json_t *row = NULL;
+        historySummaryKey(o->device, sk, sizeof(sk));
+        c = tableGetEntity(&ctx->s->storage, ctx->s->historyTable, pk, sk, &row, tr);
+        if (c == TABLE_OK) emitSummary(o, row, h);
+        json_decref(row);
+    } else {
+        historyQuote(pk, lit, sizeof(lit));
+        int n = snprintf(filter, sizeof(filter), "PartitionKey eq %s", lit);
+        snprintf(lo, sizeof(lo), "%s", HISTORY_SUMMARY_PREFIX);
+        snprintf(hi, sizeof(hi), "%s", HISTORY_SUMMARY_PREFIX);
+        hi[strlen(hi) - 1] = '!'; /* the prefix's last character, a space, plus one */
+        historyQuote(lo, lit, sizeof(lit));
+        n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey ge %s", lit);
+        historyQuote(hi, lit, sizeof(lit));
+        snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey lt %s", lit);
+        c = tableQuerySelect(&ctx->s->storage, ctx->s->historyTable, filter, NULL, addSummaryRow,
+                             &sc, tr);
+    }
+    return c == TABLE_NOT_FOUND ? TABLE_OK : c;
+}
+
+/* The readings of the hour starting at h (partition pk) within the range, of the device (dkey
+ * its history key) or of all. Returns a TABLE_ status (no table is TABLE_OK); tr as the table's. */
+static int readHourRaw(const fnContext *ctx, histOut *o, int64_t h, const char *pk,
+                       const char *dkey, tableResult *tr) {
+    char filter[4 * HISTORY_RK_MAX + 512], lit[2 * HISTORY_RK_MAX + 8], lit2[2 * TABLE_KEY_MAX + 8];
+    char lo[HISTORY_RK_MAX], hi[HISTORY_RK_MAX];
+    historyQuote(pk, lit, sizeof(lit));
+    int n = snprintf(filter, sizeof(filter), "PartitionKey eq %s", lit);
+    if (o->device) {
+        snprintf(lo, sizeof(lo), "%s %013" PRId64, dkey, o->fromMs > h ? o->fromMs : h);
+        snprintf(hi, sizeof(hi), "%s %013" PRId64, dkey,
+                 (o->toMs < h + HOUR_MS ? o->toMs : h + HOUR_MS) + 1);
+        historyQuote(lo, lit, sizeof(lit));
+        n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey ge %s", lit);
+        historyQuote(hi, lit, sizeof(lit));
+        n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey lt %s", lit);
+        /* the id itself too, unless it is so long that the URL could not hold it (its key
+         * part is then a digest; addRow compares the id either way) */
+        if (strlen(o->device) <= HISTORY_DEVICE_KEY_MAX) {
+            historyQuote(o->device, lit2, sizeof(lit2));
+            n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and DeviceId eq %s", lit2);
+        }
+    }
+    int c =
+        tableQuerySelect(&ctx->s->storage, ctx->s->historyTable, filter, COLUMNS, addRow, o, tr);
+    return c == TABLE_NOT_FOUND ? TABLE_OK : c; /* no table yet: no history */
+}
+
+/* Sends the answer held or closes the stream; or the error: out of memory, or the history
+ * table's (tr) when c is not TABLE_OK. */
+static void finishAnswer(histOut *o, int c, const tableResult *tr) {
+    char err[512];
+    if (!o->oom && !o->gone && c == TABLE_OK) {
+        flushAgg(o);
+        if (!o->csv) emit(o, "]}", 2);
+    }
+    int ok = !o->oom && !o->gone && c == TABLE_OK;
+    if (o->stream) {
+        serverStreamClose(o->stream, ok);
+    } else if (ok) {
+        size_t len = o->text.len;
+        char *text = bufDetach(&o->text);
+        serverSetBody(o->res, 200,
+                      o->csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8",
+                      text ? text : strdup(""), text ? len : 0);
+    } else if (o->oom) {
+        serverSetError(o->res, 500, "out of memory");
+    } else {
+        snprintf(err, sizeof(err), "history table: %s", tr->message);
+        serverSetError(o->res, tr->status == 0 ? 503 : 502, err);
+    }
+}
+
+void fnGetHistory(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
+    histOut o;
+    char dkey[HISTORY_DEVICE_KEY_MAX + 1];
+    memset(&o, 0, sizeof(o));
+    o.req = req;
+    o.res = res;
+    o.a.bucket = -1;
+    bufInit(&o.text, HELD_MAX + 1);
+
+    if (readOptions(req, res, &o) != 0 || readRange(req, res, &o) != 0 || checkSpan(res, &o) != 0)
+        goto out;
+    if (o.device && checkDevice(ctx, res, o.device, dkey, sizeof(dkey)) != 0) goto out;
+    emitHead(&o);
     /* One query per hour's partition, oldest first; within it, rows come device by device in
      * time order (RowKey order), so the summaries are made as the rows stream by. */
     int c = TABLE_OK;
     tableResult tr;
     for (int64_t h = o.fromMs - o.fromMs % HOUR_MS;
          h <= o.toMs && c == TABLE_OK && !o.oom && !o.gone; h += HOUR_MS) {
-        char pk[HISTORY_PK_LEN], lo[HISTORY_RK_MAX], hi[HISTORY_RK_MAX];
+        char pk[HISTORY_PK_LEN];
         historyPartitionKey(h, pk);
-        historyQuote(pk, lit, sizeof(lit));
-        int n = snprintf(filter, sizeof(filter), "PartitionKey eq %s", lit);
-        if (o.resolution != RES_RAW) {
-            /* from the hour's summary rows: one point read for a device, one query for all */
-            summaryCtx sc = {&o, h};
-            if (device) {
-                char sk[HISTORY_RK_MAX];
-                json_t *row = NULL;
-                historySummaryKey(device, sk, sizeof(sk));
-                c = tableGetEntity(&ctx->s->storage, ctx->s->historyTable, pk, sk, &row, &tr);
-                if (c == TABLE_OK) emitSummary(&o, row, h);
-                json_decref(row);
-            } else {
-                snprintf(lo, sizeof(lo), "%s", HISTORY_SUMMARY_PREFIX);
-                snprintf(hi, sizeof(hi), "%s", HISTORY_SUMMARY_PREFIX);
-                hi[strlen(hi) - 1] = '!'; /* the prefix's last character, a space, plus one */
-                historyQuote(lo, lit, sizeof(lit));
-                n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey ge %s", lit);
-                historyQuote(hi, lit, sizeof(lit));
-                snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey lt %s", lit);
-                c = tableQuerySelect(&ctx->s->storage, ctx->s->historyTable, filter, NULL,
-                                     addSummaryRow, &sc, &tr);
-            }
-            if (c == TABLE_NOT_FOUND) c = TABLE_OK;
-            continue;
-        }
-        if (device) {
-            snprintf(lo, sizeof(lo), "%s %013" PRId64, dkey, o.fromMs > h ? o.fromMs : h);
-            snprintf(hi, sizeof(hi), "%s %013" PRId64, dkey,
-                     (o.toMs < h + HOUR_MS ? o.toMs : h + HOUR_MS) + 1);
-            historyQuote(lo, lit, sizeof(lit));
-            n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey ge %s", lit);
-            historyQuote(hi, lit, sizeof(lit));
-            n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey lt %s", lit);
-            /* the id itself too, unless it is so long that the URL could not hold it (its key
-             * part is then a digest; addRow compares the id either way) */
-            if (strlen(device) <= HISTORY_DEVICE_KEY_MAX) {
-                historyQuote(device, lit2, sizeof(lit2));
-                n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and DeviceId eq %s", lit2);
-            }
-        }
-        c = tableQuerySelect(&ctx->s->storage, ctx->s->historyTable, filter, COLUMNS, addRow, &o,
-                             &tr);
-        if (c == TABLE_NOT_FOUND) c = TABLE_OK; /* no table yet: no history */
+        c = o.resolution != RES_RAW ? readHourSummaries(ctx, &o, h, pk, &tr)
+                                    : readHourRaw(ctx, &o, h, pk, dkey, &tr);
     }
-    if (!o.oom && !o.gone && c == TABLE_OK) {
-        flushAgg(&o);
-        if (!o.csv) emit(&o, "]}", 2);
-    }
-    int ok = !o.oom && !o.gone && c == TABLE_OK;
-    if (o.stream) {
-        serverStreamClose(o.stream, ok);
-    } else if (ok) {
-        size_t len = o.text.len;
-        char *text = bufDetach(&o.text);
-        serverSetBody(res, 200,
-                      o.csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8",
-                      text ? text : strdup(""), text ? len : 0);
-    } else if (o.oom) {
-        serverSetError(res, 500, "out of memory");
-    } else {
-        snprintf(err, sizeof(err), "history table: %s", tr.message);
-        serverSetError(res, tr.status == 0 ? 503 : 502, err);
-    }
+    finishAnswer(&o, c, &tr);
     logInfo("gethistory: %zu rows read, %zu points", o.rows, o.points);
 out:
     bufFree(&o.text);

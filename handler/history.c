@@ -363,129 +363,174 @@ static int addSummary(tableBatch *b, devop *d, char *why, size_t whylen) {
     return rc;
 }
 
+/* One transaction of writeHour being built: its readings and one summary per device. */
+typedef struct hourTx {
+    tableBatch *b;
+    row *sent[TABLEBATCH_MAX_OPS]; /* the readings in b */
+    size_t nsent;
+    devop *devs; /* TABLEBATCH_MAX_OPS of them; the first ndev in b */
+    size_t ndev;
+} hourTx;
+
+/* Starts d, the summary of first's device, from what the cache knows of its row. */
+static void devopStart(devop *d, const row *first) {
+    char key[HISTORY_PK_LEN + HISTORY_RK_MAX + 2];
+    memset(d, 0, sizeof(*d));
+    d->first = first;
+    snprintf(key, sizeof(key), "%s %s", first->pk, first->sk);
+    d->known = cacheGet(key, &d->now);
+}
+
+/* Adds the reading of w to d's delta. */
+static void devopCount(devop *d, const row *w) {
+    int64_t ms = w->v->enqueuedMs;
+    int minute = (int)((ms / 60000) % 60);
+    historyMinute *mi = &d->delta.minute[minute];
+    d->touched[minute] = 1;
+    d->delta.count++;
+    mi->count++;
+    for (int m = 0; m < METRIC_COUNT; m++)
+        if (w->v->r->has[m]) aggAdd(&mi->m[m], w->v->r->value[m]);
+}
+
+/* Adds the rows of rows[i..n) not yet written to t while they fit with room for one summary per
+ * device among them; *end is where the next transaction starts. Returns 0 or -1 with err. */
+static int addReadings(hourTx *t, row *rows, size_t i, size_t n, size_t *end, char *err,
+                       size_t errlen) {
+    char why[256];
+    size_t j = i;
+    for (; j < n; j++) {
+        if (rows[j].state) continue;
+        int newdev = t->ndev == 0 || strcmp(t->devs[t->ndev - 1].first->sk, rows[j].sk) != 0;
+        if (t->nsent + t->ndev + 1 + (newdev ? 1 : 0) > TABLEBATCH_MAX_OPS) break;
+        /* a device seen earlier in this transaction (ids with spaces and digits can sort
+         * between another's rows): its summary is written once, so it waits for the next */
+        int again = 0;
+        for (size_t k = 0; newdev && k + 1 < t->ndev && !again; k++)
+            again = strcmp(t->devs[k].first->sk, rows[j].sk) == 0;
+        if (again) break;
+        json_t *p = rowProps(&rows[j]);
+        int add = p ? tableBatchAdd(t->b, TABLEBATCH_INSERT, rows[j].rk, p, NULL, why, sizeof(why))
+                    : TABLEBATCH_INVALID;
+        json_decref(p);
+        if (add == TABLEBATCH_FULL) break;
+        if (add != TABLEBATCH_ADDED) {
+            snprintf(err, errlen, "history: row %s %s: %s", rows[j].pk, rows[j].rk,
+                     p ? why : "out of memory");
+            return -1;
+        }
+        t->sent[t->nsent++] = &rows[j];
+        if (newdev) devopStart(&t->devs[t->ndev++], &rows[j]);
+        devopCount(&t->devs[t->ndev - 1], &rows[j]);
+    }
+    *end = j;
+    return 0;
+}
+
+/* Adds the summary of each device of t to t->b (pk the partition). Returns 0 or -1 with err. */
+static int addSummaries(hourTx *t, const char *pk, char *err, size_t errlen) {
+    char why[256];
+    for (size_t k = 0; k < t->ndev; k++) {
+        if (addSummary(t->b, &t->devs[k], why, sizeof(why)) != TABLEBATCH_ADDED) {
+            snprintf(err, errlen, "history: summary %s %s: %s", pk, t->devs[k].first->sk, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* After t went through (res its answer): its rows written, its summaries into the cache with
+ * their new etags. */
+static void rememberWritten(hourTx *t, const tableBatchResult *res, historyStats *st) {
+    char key[HISTORY_PK_LEN + HISTORY_RK_MAX + 2];
+    for (size_t k = 0; k < t->nsent; k++)
+        t->sent[k]->state = 1;
+    st->written += t->nsent;
+    for (size_t k = 0; k < t->ndev; k++) {
+        devop *d = &t->devs[k];
+        cached next = d->now;
+        next.s.count += d->delta.count;
+        for (int m = 0; m < 60; m++)
+            if (d->touched[m]) minuteMerge(&next.s.minute[m], &d->delta.minute[m]);
+        snprintf(next.etag, sizeof(next.etag), "%s",
+                 t->nsent + k < res->count && res->ops[t->nsent + k].etag[0]
+                     ? res->ops[t->nsent + k].etag
+                     : "*");
+        snprintf(key, sizeof(key), "%s %s", d->first->pk, d->first->sk);
+        cachePut(key, &next);
+    }
+}
+
+/* After t was refused at res->failed (a conflict, a changed etag or a missing row): which of its
+ * rows a replay already wrote, or every summary of it read again. Returns 0 or -1 with err. */
+static int recoverRefused(const storageAccount *a, const char *table, hourTx *t,
+                          const tableBatchResult *res, historyStats *st, char *err, size_t errlen) {
+    if ((size_t)res->failed < t->nsent) {
+        /* A replay: nothing of this transaction was applied; find which rows exist. */
+        if (findExisting(a, table, t->sent, t->nsent, st, err, errlen) != 0) return -1;
+        for (size_t k = 0; k < t->nsent; k++)
+            st->existed += t->sent[k]->state == 2;
+        return 0;
+    }
+    /* A summary row not as this process knew it (another writer): read every summary of
+     * the transaction again, not only the refused one. A refused transaction leaves
+     * nothing changed on Azure, but Azurite 3.35.0 rewrites the entities a failed
+     * transaction touched (new etags), so a re-read of the refused row alone would be
+     * refused at the next row (seen in tests/integration/transaction.test.mjs, two
+     * handler processes). Conflicts are rare: the steady state reads nothing. */
+    for (size_t k = 0; k < t->ndev; k++)
+        if (readSummary(a, table, &t->devs[k], st, err, errlen) != 0) return -1;
+    return 0;
+}
+
 /* Writes rows[0..n) (one PartitionKey). Returns 0 or -1 with err. */
 static int writeHour(const storageAccount *a, const char *table, row *rows, size_t n,
                      historyStats *st, char *err, size_t errlen) {
-    row *sent[TABLEBATCH_MAX_OPS];
-    devop *devs = calloc(TABLEBATCH_MAX_OPS, sizeof(devop));
-    char why[256], key[HISTORY_PK_LEN + HISTORY_RK_MAX + 2];
+    hourTx t;
+    char why[256];
     int rounds = 0, rc = -1;
     size_t i = 0;
-    if (!devs) {
+    memset(&t, 0, sizeof(t));
+    t.devs = calloc(TABLEBATCH_MAX_OPS, sizeof(devop));
+    if (!t.devs) {
         snprintf(err, errlen, "history: out of memory");
         return -1;
     }
     while (i < n) {
-        tableBatch *b = tableBatchNew(a, table, rows[i].pk, 0, why, sizeof(why));
-        size_t nsent = 0, ndev = 0, j = i;
-        if (!b) {
+        size_t j = i;
+        t.nsent = t.ndev = 0;
+        t.b = tableBatchNew(a, table, rows[i].pk, 0, why, sizeof(why));
+        if (!t.b) {
             snprintf(err, errlen, "history: %s", why);
             goto out;
         }
-        /* the readings, and room for one summary per device among them */
-        for (; j < n; j++) {
-            if (rows[j].state) continue;
-            int newdev = ndev == 0 || strcmp(devs[ndev - 1].first->sk, rows[j].sk) != 0;
-            if (nsent + ndev + 1 + (newdev ? 1 : 0) > TABLEBATCH_MAX_OPS) break;
-            /* a device seen earlier in this transaction (ids with spaces and digits can sort
-             * between another's rows): its summary is written once, so it waits for the next */
-            int again = 0;
-            for (size_t k = 0; newdev && k + 1 < ndev && !again; k++)
-                again = strcmp(devs[k].first->sk, rows[j].sk) == 0;
-            if (again) break;
-            json_t *p = rowProps(&rows[j]);
-            int add = p ? tableBatchAdd(b, TABLEBATCH_INSERT, rows[j].rk, p, NULL, why, sizeof(why))
-                        : TABLEBATCH_INVALID;
-            json_decref(p);
-            if (add == TABLEBATCH_FULL) break;
-            if (add != TABLEBATCH_ADDED) {
-                snprintf(err, errlen, "history: row %s %s: %s", rows[j].pk, rows[j].rk,
-                         p ? why : "out of memory");
-                tableBatchFree(b);
-                goto out;
-            }
-            sent[nsent++] = &rows[j];
-            if (newdev) {
-                devop *d = &devs[ndev++];
-                memset(d, 0, sizeof(*d));
-                d->first = &rows[j];
-                snprintf(key, sizeof(key), "%s %s", rows[j].pk, rows[j].sk);
-                d->known = cacheGet(key, &d->now);
-            }
-            devop *d = &devs[ndev - 1];
-            int64_t ms = rows[j].v->enqueuedMs;
-            int minute = (int)((ms / 60000) % 60);
-            historyMinute *mi = &d->delta.minute[minute];
-            d->touched[minute] = 1;
-            d->delta.count++;
-            mi->count++;
-            for (int m = 0; m < METRIC_COUNT; m++)
-                if (rows[j].v->r->has[m]) aggAdd(&mi->m[m], rows[j].v->r->value[m]);
-        }
-        int bad = 0;
-        for (size_t k = 0; k < ndev && !bad; k++) {
-            int add = addSummary(b, &devs[k], why, sizeof(why));
-            if (add != TABLEBATCH_ADDED) {
-                snprintf(err, errlen, "history: summary %s %s: %s", rows[i].pk, devs[k].first->sk,
-                         why);
-                bad = 1;
-            }
-        }
-        if (bad) {
-            tableBatchFree(b);
+        if (addReadings(&t, rows, i, n, &j, err, errlen) != 0 ||
+            addSummaries(&t, rows[i].pk, err, errlen) != 0) {
+            tableBatchFree(t.b);
             goto out;
         }
         tableBatchResult res;
-        int c = tableBatchSubmit(a, b, &res);
-        tableBatchFree(b);
-        if (nsent) st->transactions++;
+        int c = tableBatchSubmit(a, t.b, &res);
+        tableBatchFree(t.b);
+        if (t.nsent) st->transactions++;
         if (c == TABLE_OK) {
-            for (size_t k = 0; k < nsent; k++)
-                sent[k]->state = 1;
-            st->written += nsent;
-            for (size_t k = 0; k < ndev; k++) {
-                devop *d = &devs[k];
-                cached next = d->now;
-                next.s.count += d->delta.count;
-                for (int m = 0; m < 60; m++)
-                    if (d->touched[m]) minuteMerge(&next.s.minute[m], &d->delta.minute[m]);
-                snprintf(next.etag, sizeof(next.etag), "%s",
-                         nsent + k < res.count && res.ops[nsent + k].etag[0]
-                             ? res.ops[nsent + k].etag
-                             : "*");
-                snprintf(key, sizeof(key), "%s %s", d->first->pk, d->first->sk);
-                cachePut(key, &next);
-            }
+            rememberWritten(&t, &res, st);
             i = j;
             continue;
         }
         if (res.unknown || ++rounds > CONFLICT_ROUNDS || res.failed < 0 ||
             (c != TABLE_CONFLICT && c != TABLE_PRECONDITION && c != TABLE_NOT_FOUND)) {
-            snprintf(err, errlen, "history: transaction of %zu rows in %s: %ld %s %s", nsent,
+            snprintf(err, errlen, "history: transaction of %zu rows in %s: %ld %s %s", t.nsent,
                      rows[i].pk, res.status, res.code, res.message);
             /* the service's error code, a structured field (404 TableNotFound) */
             st->tableGone |= strcmp(res.code, "TableNotFound") == 0;
             goto out;
         }
-        if ((size_t)res.failed < nsent) {
-            /* A replay: nothing of this transaction was applied; find which rows exist. */
-            if (findExisting(a, table, sent, nsent, st, err, errlen) != 0) goto out;
-            for (size_t k = 0; k < nsent; k++)
-                st->existed += sent[k]->state == 2;
-        } else {
-            /* A summary row not as this process knew it (another writer): read every summary of
-             * the transaction again, not only the refused one. A refused transaction leaves
-             * nothing changed on Azure, but Azurite 3.35.0 rewrites the entities a failed
-             * transaction touched (new etags), so a re-read of the refused row alone would be
-             * refused at the next row (seen in tests/integration/transaction.test.mjs, two
-             * handler processes). Conflicts are rare: the steady state reads nothing. */
-            for (size_t k = 0; k < ndev; k++)
-                if (readSummary(a, table, &devs[k], st, err, errlen) != 0) goto out;
-        }
+        if (recoverRefused(a, table, &t, &res, st, err, errlen) != 0) goto out;
     }
     rc = 0;
 out:
-    free(devs);
+    free(t.devs);
     return rc;
 }
 

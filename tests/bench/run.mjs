@@ -17,6 +17,9 @@ const MESSAGES = Number(process.env.BENCH_MESSAGES || 2000);
 const DEVICES = Number(process.env.BENCH_DEVICES || 50);
 const BATCH = Number(process.env.BENCH_BATCH || 100);
 const STREAMS = Number(process.env.BENCH_STREAMS || 1);
+// BENCH_HISTORY=0 runs the handler without the history table (issue 12), to compare the pipeline alone
+// with builds that had none; history's own cost is measured by tests/bench/history.mjs.
+const HISTORY = process.env.BENCH_HISTORY === '0' ? '0' : '1';
 const CONCURRENCY = String(process.env.BENCH_CONCURRENCY || 8); // the handler's default
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -124,7 +127,7 @@ function percentiles(xs) {
 
 /** The cold and warm passes of the pipeline through the handler binary bin on Azurite az. */
 async function pipeline(az, bin) {
-  const handler = await h.startHandler(h.handlerEnv(az, { BatchConcurrency: CONCURRENCY }), { bin });
+  const handler = await h.startHandler(h.handlerEnv(az, { BatchConcurrency: CONCURRENCY, HistoryEnabled: HISTORY }), { bin });
   const seqs = Array.from({ length: STREAMS }, () => 1);
   const trips = async () => {
     const before = handler.logs.text.length;
@@ -209,7 +212,7 @@ try {
   }
   const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
-  console.log(`workload                 ${MESSAGES} messages per pass, ${DEVICES} devices, batches of ${BATCH}, ${STREAMS} stream(s), BatchConcurrency ${CONCURRENCY}`);
+  console.log(`workload                 ${MESSAGES} messages per pass, ${DEVICES} devices, batches of ${BATCH}, ${STREAMS} stream(s), BatchConcurrency ${CONCURRENCY}, history ${HISTORY === '1' ? 'on' : 'off'}`);
   console.log(`load average             ${load0} before, ${load1} after (1, 5, 15 min; ${BASELINE ? 'both builds' : 'this build'} in this run)`);
   printPipeline(`this build (${h.HANDLER_BIN})`, mine);
   printCeiling(txCeiling);

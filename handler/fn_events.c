@@ -368,7 +368,7 @@ static void freeRun(batchRun *run) {
 /* Keeps every accepted reading of the batch in the history table (history.h): replays write
  * nothing twice. Returns 0, or -1 with err (the host delivers the batch again). */
 static int keepHistory(batchRun *run, char *line, size_t linelen, char *err, size_t errlen,
-                       int *tableGone) {
+                       int *tableGone, int *permanent) {
     historyReading *v = calloc(run->nitems ? run->nitems : 1, sizeof(*v));
     historyStats st;
     size_t n = 0;
@@ -382,6 +382,7 @@ static int keepHistory(batchRun *run, char *line, size_t linelen, char *err, siz
     }
     int rc = historyWrite(&run->ctx->s->storage, run->ctx->s->historyTable, v, n, &st, err, errlen);
     *tableGone = st.tableGone;
+    *permanent = st.permanent;
     free(v);
     snprintf(line, linelen,
              "history: %zu rows written, %zu already kept, %zu without enqueued time, "
@@ -395,13 +396,14 @@ static int keepHistory(batchRun *run, char *line, size_t linelen, char *err, siz
 typedef struct historyJob {
     batchRun *run;
     pthread_t tid;
-    int started, rc, tableGone;
+    int started, rc, tableGone, permanent;
     char line[256], err[INVOCATION_ERR_LEN];
 } historyJob;
 
 static void *historyThread(void *arg) {
     historyJob *j = arg;
-    j->rc = keepHistory(j->run, j->line, sizeof(j->line), j->err, sizeof(j->err), &j->tableGone);
+    j->rc = keepHistory(j->run, j->line, sizeof(j->line), j->err, sizeof(j->err), &j->tableGone,
+                        &j->permanent);
     return NULL;
 }
 
@@ -652,7 +654,15 @@ static void conclude(batchRun *run, const historyJob *hj, serverResponse *res, j
     }
     if (hj) {
         json_array_append_new(logs, json_string(hj->line));
-        if (hj->rc != 0) {
+        if (hj->rc != 0 && hj->permanent) {
+            /* The device rows are committed; a history row that would be refused on every
+             * delivery must not stop the partition (the host retries a 500 forever): logged,
+             * and the batch goes on without it. */
+            logError("EnvironmentEventTrigger: history not kept for this batch, refused every "
+                     "time: %s",
+                     hj->err);
+            json_array_append_new(logs, json_string(hj->err));
+        } else if (hj->rc != 0) {
             if (hj->tableGone) tablesetLost(run->ctx->tables);
             logError("EnvironmentEventTrigger: %s (the host will retry the batch)", hj->err);
             answer(res, 500, logs, hj->err);

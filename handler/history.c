@@ -370,6 +370,7 @@ typedef struct hourTx {
     size_t nsent;
     devop *devs; /* TABLEBATCH_MAX_OPS of them; the first ndev in b */
     size_t ndev;
+    int permanent; /* an operation was refused by the writer: it can never be sent */
 } hourTx;
 
 /* Starts d, the summary of first's device, from what the cache knows of its row. */
@@ -417,6 +418,7 @@ static int addReadings(hourTx *t, row *rows, size_t i, size_t n, size_t *end, ch
         if (add != TABLEBATCH_ADDED) {
             snprintf(err, errlen, "history: row %s %s: %s", rows[j].pk, rows[j].rk,
                      p ? why : "out of memory");
+            t->permanent = p != NULL; /* TABLEBATCH_INVALID: it can never be sent */
             return -1;
         }
         t->sent[t->nsent++] = &rows[j];
@@ -433,6 +435,7 @@ static int addSummaries(hourTx *t, const char *pk, char *err, size_t errlen) {
     for (size_t k = 0; k < t->ndev; k++) {
         if (addSummary(t->b, &t->devs[k], why, sizeof(why)) != TABLEBATCH_ADDED) {
             snprintf(err, errlen, "history: summary %s %s: %s", pk, t->devs[k].first->sk, why);
+            t->permanent = 1;
             return -1;
         }
     }
@@ -506,6 +509,7 @@ static int writeHour(const storageAccount *a, const char *table, row *rows, size
         }
         if (addReadings(&t, rows, i, n, &j, err, errlen) != 0 ||
             addSummaries(&t, rows[i].pk, err, errlen) != 0) {
+            st->permanent |= t.permanent;
             tableBatchFree(t.b);
             goto out;
         }
@@ -524,6 +528,12 @@ static int writeHour(const storageAccount *a, const char *table, row *rows, size
                      rows[i].pk, res.status, res.code, res.message);
             /* the service's error code, a structured field (404 TableNotFound) */
             st->tableGone |= strcmp(res.code, "TableNotFound") == 0;
+            /* A value the store refuses (400 EntityTooLarge, ...) is refused on every delivery,
+             * as the device rows' transactions treat it (commit.c); a conflict past
+             * CONFLICT_ROUNDS, 408, 429, 5xx or no answer may pass later. */
+            st->permanent |= !res.unknown && res.failed >= 0 && res.failedStatus >= 400 &&
+                             res.failedStatus < 500 && res.failedStatus != 408 &&
+                             res.failedStatus != 429 && c == TABLE_ERROR;
             goto out;
         }
         if (recoverRefused(a, table, &t, &res, st, err, errlen) != 0) goto out;
@@ -554,6 +564,7 @@ int historyWrite(const storageAccount *a, const char *table, const historyReadin
         if (historyRowKey(&v[i], rows[m].rk, sizeof(rows[m].rk)) != 0 ||
             historySummaryKey(v[i].device, rows[m].sk, sizeof(rows[m].sk)) != 0) {
             snprintf(err, errlen, "history: row key of device '%.64s' too long", v[i].device);
+            st->permanent = 1;
             goto out;
         }
         m++;

@@ -73,6 +73,8 @@ typedef struct historyStats {
     size_t lookups;      /* queries made to find rows a replay had written */
     size_t summaryReads; /* summary rows read (not in this process's cache, or changed) */
     int tableGone;       /* the history table does not exist (deleted while running) */
+    int permanent;       /* the failure will recur on every delivery: a row the writer or the
+                            store refuses (a 4xx for its value), a key too long */
 } historyStats;
 
 /* The PartitionKey of an hour: "h" + YYYYMMDDHH (UTC) of ms. out holds HISTORY_PK_LEN bytes. */

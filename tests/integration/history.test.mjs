@@ -7,12 +7,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import * as h from '../lib/harness.mjs';
+import { batchFailure } from '../lib/batchproxy.mjs';
 
 const TABLE = 'ReadingHistory';
 let az, proxy, handler;
 
 /** A proxy to Azurite; onBatch(n) is asked for the n-th (1-based) history $batch: 'pass',
- * 'fail' (a 503 answer) or 'hang' (never answered). */
+ * 'fail' (a 503 answer), 'hang' (never answered) or 'refuse' (Azure's 400 for operation 0's
+ * value: Azurite does not enforce Azure's entity limits, so the proxy stands in for Azure). */
 async function startProxy() {
   const port = await h.freePort();
   const p = { port, batches: 0, onBatch: () => 'pass' };
@@ -25,6 +27,7 @@ async function startProxy() {
         const what = p.onBatch(++p.batches);
         if (what === 'fail') { res.writeHead(503, { 'Content-Type': 'text/plain' }); res.end('down'); return; }
         if (what === 'hang') return;
+        if (what === 'refuse') { batchFailure(res, 0, 400, 'EntityTooLarge', 'The entity is larger than allowed'); return; }
       }
       const up = http.request({ host: '127.0.0.1', port: az.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
         res.writeHead(ur.statusCode, ur.headers);
@@ -212,6 +215,23 @@ describe('summaries with two writers', () => {
       assert.equal(j.points[0].celsius.max, 26);
     } finally {
       await other.stop();
+    }
+  });
+});
+
+describe('a history row the store refuses every time', () => {
+  test('is logged and the batch answers 200: the partition is never stopped by history', async () => {
+    proxy.onBatch = () => 'refuse';
+    try {
+      const evs = readings('refused', 4, { d: 2, seq0: 70000, t0: Date.parse('2026-11-30T07:00:00Z') });
+      for (let delivery = 0; delivery < 2; delivery++) {
+        const r = await post(evs);
+        assert.equal(r.status, 200, r.text);
+        assert.match(logsOf(r), /EntityTooLarge/);
+      }
+      assert.equal((await rowsOf('refused')).length, 0);
+    } finally {
+      proxy.onBatch = () => 'pass';
     }
   });
 });

@@ -1,8 +1,15 @@
 /* fn_history: the gethistory function: one device or all over a time range, raw readings or
- * per-minute / per-hour count, min, max and mean, as JSON or CSV, streamed page by page. */
+ * per-minute / per-hour count, min, max and mean, as JSON or CSV, streamed page by page.
+ *
+ * Storage format v2 (README, "History"; historyread.h): raw readings are in chunk rows (up to 32
+ * reading texts) and format v1 rows (one reading) of each hour's partition, and in the device
+ * row's pending slots; they are gathered one device and one hour at a time, de-duplicated by
+ * (partition, sequence number, index) and sent in time order. Summaries: the hours before a
+ * device's HistHour from its frozen hour rows, the hour HistHour from its row's minute slots. */
 #include "functions.h"
 #include "buf.h"
 #include "history.h"
+#include "historyread.h"
 #include "log.h"
 #include "table.h"
 
@@ -22,9 +29,20 @@
 #define MINUTE_MAX_MS (7 * DAY_MS)    /* per minute: a week */
 #define HOUR_RES_MAX_MS (92 * DAY_MS) /* per hour: a quarter */
 #define HELD_MAX (64 << 10)           /* bytes held before the answer is streamed */
-#define COLUMNS "DeviceId,Time,Celsius,Humidity,hPa,Light,Partition,SequenceNumber"
+#define COLUMNS "RowKey,DeviceId,Time,Celsius,Humidity,hPa,Light,Partition,SequenceNumber,Readings"
+/* The device rows' columns each reader needs (historyread.h). */
+#define SLOT_COLUMNS                                                                               \
+    "RowKey,HistHour,Min00,Min01,Min02,Min03,Min04,Min05,Min06,Min07,Min08,Min09,Min10,Min11,"     \
+    "Min12,Min13,Min14,Min15,Min16,Min17,Min18,Min19,Min20,Min21,Min22,Min23,Min24,Min25,Min26,"   \
+    "Min27,Min28,Min29,Min30,Min31,Min32,Min33,Min34,Min35,Min36,Min37,Min38,Min39,Min40,Min41,"   \
+    "Min42,Min43,Min44,Min45,Min46,Min47,Min48,Min49,Min50,Min51,Min52,Min53,Min54,Min55,Min56,"   \
+    "Min57,Min58,Min59"
+#define PENDING_COLUMNS                                                                            \
+    "RowKey,PendN,P00,P01,P02,P03,P04,P05,P06,P07,P08,P09,P10,P11,P12,P13,P14,P15,P16,P17,P18,"    \
+    "P19,P20,P21,P22,P23,P24,P25,P26,P27,P28,P29,P30,P31"
+/* Device rows held for one answer (those with pending readings, or slots in the range). */
+#define DEVICES_MAX 100000
 
-static const char *const metricProps[METRIC_COUNT] = {"Celsius", "Humidity", "hPa", "Light"};
 static const char *const metricJson[METRIC_COUNT] = {"celsius", "humidity", "hPa", "light"};
 
 enum { RES_RAW, RES_MINUTE, RES_HOUR };
@@ -37,6 +55,14 @@ typedef struct agg {
     double min[METRIC_COUNT], max[METRIC_COUNT], sum[METRIC_COUNT];
 } agg;
 
+/* A device row the answer needs: its pending readings (raw) or its slots (summaries). */
+typedef struct devRow {
+    const char *id; /* its RowKey, borrowed from row */
+    json_t *row;    /* owned */
+    int64_t histHour;
+    int64_t pendingDone; /* the hour whose pending readings were sent, -1 */
+} devRow;
+
 typedef struct histOut {
     const serverRequest *req;
     serverResponse *res;
@@ -48,6 +74,14 @@ typedef struct histOut {
     size_t rows, points;
     int oom, gone;
     agg a;
+    devRow *devs; /* sorted by id */
+    size_t ndevs;
+    /* raw: the group being gathered (one device, one hour) */
+    historyreadGroup g;
+    char gdev[TABLE_KEY_MAX + 1];
+    int gActive;
+    int64_t hourMs; /* the hour being read */
+    size_t bad;     /* reading texts that could not be read */
 } histOut;
 
 /* Parses YYYY-MM-DDTHH:MM[:SS[.fff...]][Z|+00:00] (UTC) into ms. Returns 0 or -1. */
@@ -189,64 +223,160 @@ static void flushAgg(histOut *o) {
     a->bucket = -1;
 }
 
-/* One reading's row, as its query page arrives (raw resolution). */
+/* Appends s to b as a JSON string (s valid UTF-8, or "" when not). Returns 0 or -1. */
+static int jsonText(buf *b, const char *s) {
+    json_t *j = json_string(s);
+    char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    json_decref(j);
+    int rc = bufAppend(b, t ? t : "\"\"", t ? strlen(t) : 2);
+    free(t);
+    return rc;
+}
+
+/* Whether s can go into JSON between quotes as it is. */
+static int jsonPlain(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x80 || *s == '"' || *s == '\\')
+            return 0;
+    return 1;
+}
+
+/* One reading of the device o->gdev (its field text, CSV- or JSON-escaped, in dev). */
+static void emitReading(histOut *o, const char *dev, size_t devlen, const historyreadReading *r) {
+    char line[512], when[40];
+    size_t n;
+    formatMs(r->ms, when, sizeof(when));
+    if (o->csv) {
+        n = (size_t)snprintf(line, sizeof(line), ",%s", when);
+        for (int m = 0; m < METRIC_COUNT && n < sizeof(line); m++)
+            n += r->has[m] ? (size_t)snprintf(line + n, sizeof(line) - n, ",%.10g", r->value[m])
+                           : (size_t)snprintf(line + n, sizeof(line) - n, ",");
+    } else {
+        n = (size_t)snprintf(line, sizeof(line), ",\"time\":\"%s\"", when);
+        for (int m = 0; m < METRIC_COUNT && n < sizeof(line); m++)
+            if (r->has[m])
+                n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"%s\":%.10g", metricJson[m],
+                                      r->value[m]);
+    }
+    if (n >= sizeof(line)) n = sizeof(line) - 1;
+    buf b;
+    bufInit(&b, 4096);
+    int bad = (!o->csv && o->points++ && bufAppend(&b, ",", 1)) || bufAppend(&b, dev, devlen) ||
+              bufAppend(&b, line, n);
+    if (o->csv) {
+        bad = bad || bufAppend(&b, ",", 1) || csvField(&b, r->partition) ||
+              bufPrintf(&b, ",%" PRId64 "\r\n", r->seq);
+    } else {
+        bad = bad || bufAppend(&b, ",\"partition\":", 13);
+        if (!bad && jsonPlain(r->partition))
+            bad = bufPrintf(&b, "\"%s\"", r->partition);
+        else if (!bad)
+            bad = jsonText(&b, r->partition);
+        bad = bad || bufPrintf(&b, ",\"sequenceNumber\":%" PRId64 "}", r->seq);
+    }
+    o->rows++;
+    emitBuf(o, &b, bad);
+}
+
+static int byDevId(const void *a, const void *b) {
+    return strcmp(((const devRow *)a)->id, ((const devRow *)b)->id);
+}
+
+/* The held row of a device, or NULL. */
+static devRow *findDev(const histOut *o, const char *id) {
+    devRow key = {.id = id};
+    return o->ndevs ? bsearch(&key, o->devs, o->ndevs, sizeof(devRow), byDevId) : NULL;
+}
+
+/* Adds a reading to the group when it is in the range and the hour. */
+static int gather(const historyreadReading *r, void *ctx) {
+    histOut *o = ctx;
+    if (r->ms < o->fromMs || r->ms > o->toMs || r->ms < o->hourMs || r->ms >= o->hourMs + HOUR_MS)
+        return 0;
+    if (historyreadGroupAdd(&o->g, r) == 0) return 0;
+    /* full (a device with more than HISTORYREAD_GROUP_MAX readings in an hour) or no memory:
+     * what is held goes out, de-duplicated among itself */
+    historyreadGroupSettle(&o->g);
+    buf dev;
+    bufInit(&dev, 2 * TABLE_KEY_MAX + 16);
+    if ((o->csv ? csvField(&dev, o->gdev)
+                : bufAppend(&dev, "{\"deviceId\":", 12) || jsonText(&dev, o->gdev)) != 0) {
+        o->oom = 1;
+        return 1;
+    }
+    for (size_t i = 0; i < o->g.n && !o->oom && !o->gone; i++)
+        emitReading(o, dev.data, dev.len, &o->g.v[i]);
+    bufFree(&dev);
+    historyreadGroupClear(&o->g);
+    if (historyreadGroupAdd(&o->g, r) != 0) o->oom = 1;
+    return o->oom || o->gone;
+}
+
+/* Sends the group of o->gdev for the hour: with its pending readings of that hour, settled. */
+static void flushGroup(histOut *o) {
+    if (!o->gActive) return;
+    o->gActive = 0;
+    devRow *d = findDev(o, o->gdev);
+    if (d && d->pendingDone != o->hourMs) {
+        d->pendingDone = o->hourMs;
+        historyreadPending(d->row, gather, o, &o->bad);
+    }
+    historyreadGroupSettle(&o->g);
+    buf dev;
+    bufInit(&dev, 2 * TABLE_KEY_MAX + 16);
+    if (o->g.n && (o->csv ? csvField(&dev, o->gdev)
+                          : bufAppend(&dev, "{\"deviceId\":", 12) || jsonText(&dev, o->gdev))) {
+        o->oom = 1;
+    }
+    for (size_t i = 0; i < o->g.n && !o->oom && !o->gone; i++)
+        emitReading(o, dev.data, dev.len, &o->g.v[i]);
+    bufFree(&dev);
+    historyreadGroupClear(&o->g);
+}
+
+/* Starts the group of device dev (flushing the one before). */
+static void startGroup(histOut *o, const char *dev) {
+    if (o->gActive && strcmp(o->gdev, dev) == 0) return;
+    flushGroup(o);
+    snprintf(o->gdev, sizeof(o->gdev), "%s", dev);
+    o->gActive = 1;
+}
+
+/* One row of an hour's partition, as its query page arrives (raw resolution): a chunk, a format
+ * v1 reading, or anything else (a summary row: skipped). */
 static int addRow(json_t *e, void *ctx) {
     histOut *o = ctx;
     const char *dev = json_string_value(json_object_get(e, "DeviceId"));
-    const char *time_text = json_string_value(json_object_get(e, "Time"));
-    int64_t ms;
-    if (!dev || !time_text || parseTime(time_text, &ms) != 0) return 0; /* not ours */
-    if (ms < o->fromMs || ms > o->toMs) return 0;
-    if (o->device && strcmp(dev, o->device) != 0) return 0; /* another id in the key range */
-    o->rows++;
-    const char *part = json_string_value(json_object_get(e, "Partition"));
-    int64_t seq = tableGetInt64(e, "SequenceNumber", -1);
-    char when[40];
-    formatMs(ms, when, sizeof(when));
-    if (o->csv) {
-        buf b;
-        bufInit(&b, 4096);
-        int bad = csvField(&b, dev);
-        bad |= bufPrintf(&b, ",%s", when);
-        for (int m = 0; m < METRIC_COUNT; m++) {
-            json_t *v = json_object_get(e, metricProps[m]);
-            if (json_is_number(v))
-                bad |= bufPrintf(&b, ",%.10g", json_number_value(v));
-            else
-                bad |= bufAppend(&b, ",", 1);
-        }
-        bad |= bufAppend(&b, ",", 1);
-        bad |= csvField(&b, part ? part : "");
-        bad |= bufPrintf(&b, ",%" PRId64 "\r\n", seq);
-        emitBuf(o, &b, bad);
-    } else {
-        json_t *j = json_pack("{s:s,s:s}", "deviceId", dev, "time", when);
-        for (int m = 0; j && m < METRIC_COUNT; m++) {
-            json_t *v = json_object_get(e, metricProps[m]);
-            if (json_is_number(v))
-                json_object_set_new(j, metricJson[m], json_real(json_number_value(v)));
-        }
-        if (j) {
-            json_object_set_new(j, "partition", json_string(part ? part : ""));
-            json_object_set_new(j, "sequenceNumber", json_integer(seq));
-            emitJsonPoint(o, j);
-        } else {
-            o->oom = 1;
-        }
+    const char *readings = json_string_value(json_object_get(e, "Readings"));
+    historyreadReading r;
+    if (!dev || (o->device && strcmp(dev, o->device) != 0)) return 0; /* not ours */
+    if (readings) {
+        startGroup(o, dev);
+        historyreadChunk(readings, gather, o, &o->bad);
+    } else if (json_object_get(e, "Time") && historyreadFromV1(e, &r) == 0) {
+        startGroup(o, dev);
+        gather(&r, o);
     }
     return o->oom || o->gone;
 }
 
-/* The minutes of one summary row (the hour starting at hourMs) within the range: as minutes, or
- * folded into the hour. */
-static void emitSummary(histOut *o, const json_t *row, int64_t hourMs) {
-    const char *dev = json_string_value(json_object_get(row, "DeviceId"));
-    historySummary s;
-    if (!dev || json_object_get(row, "Time")) return; /* a reading's row, not a summary */
-    historySummaryFromRow(row, &s);
+/* After the hour's rows: the last group, then the pending readings of devices that had no row in
+ * the hour. */
+static void finishHour(histOut *o) {
+    flushGroup(o);
+    for (size_t i = 0; i < o->ndevs && !o->oom && !o->gone; i++) {
+        if (o->devs[i].pendingDone == o->hourMs) continue;
+        startGroup(o, o->devs[i].id);
+        flushGroup(o);
+    }
+}
+
+/* The minutes of one device's hour (starting at hourMs; minute[i] is its minute i) within the
+ * range: as minutes, or folded into the hour. */
+static void emitMinutes(histOut *o, const char *dev, const historyMinute *minute, int64_t hourMs) {
     for (int i = 0; i < 60 && !o->oom && !o->gone; i++) {
         int64_t start = hourMs + (int64_t)i * 60000;
-        const historyMinute *mi = &s.minute[i];
+        const historyMinute *mi = &minute[i];
         if (!mi->count || start + 59999 < o->fromMs - o->fromMs % 60000 || start > o->toMs)
             continue;
         o->rows += (size_t)mi->count;
@@ -270,6 +400,29 @@ static void emitSummary(histOut *o, const json_t *row, int64_t hourMs) {
     flushAgg(o);
 }
 
+/* One frozen hour row (or a format v1 summary row) of the hour starting at hourMs. A device whose
+ * HistHour is this hour is answered from its slots instead (emitSlots). */
+static void emitSummary(histOut *o, const json_t *row, int64_t hourMs) {
+    const char *dev = json_string_value(json_object_get(row, "DeviceId"));
+    historySummary s;
+    if (!dev || json_object_get(row, "Time") || json_object_get(row, "Readings")) return;
+    const devRow *d = findDev(o, dev);
+    if (d && d->histHour == hourMs / HOUR_MS) return;
+    historySummaryFromRow(row, &s);
+    emitMinutes(o, dev, s.minute, hourMs);
+}
+
+/* The devices whose HistHour is the hour starting at hourMs, from their rows' minute slots. */
+static void emitSlots(histOut *o, int64_t hourMs) {
+    historyMinute minute[60];
+    for (size_t i = 0; i < o->ndevs && !o->oom && !o->gone; i++) {
+        const devRow *d = &o->devs[i];
+        if (d->histHour != hourMs / HOUR_MS) continue;
+        if (historyreadSlots(d->row, d->histHour * 60, minute) > 0)
+            emitMinutes(o, d->id, minute, hourMs);
+    }
+}
+
 typedef struct summaryCtx {
     histOut *o;
     int64_t hourMs;
@@ -279,6 +432,54 @@ static int addSummaryRow(json_t *e, void *ctx) {
     summaryCtx *c = ctx;
     emitSummary(c->o, e, c->hourMs);
     return c->o->oom || c->o->gone;
+}
+
+/* Keeps a device row the answer needs (raw: pending readings; summaries: a HistHour in the
+ * range). Steals row. Returns 0, or -1 when too many are held or out of memory. */
+static int keepDev(histOut *o, json_t *row) {
+    const char *id = json_string_value(json_object_get(row, "RowKey"));
+    int64_t hh = historyreadHistHour(row);
+    int want = o->resolution == RES_RAW ? tableGetInt64(row, "PendN", 0) > 0
+                                        : hh >= o->fromMs / HOUR_MS && hh <= o->toMs / HOUR_MS;
+    if (!id || !want) {
+        json_decref(row);
+        return 0;
+    }
+    if (o->ndevs == DEVICES_MAX || (o->ndevs & (o->ndevs - 1)) == 0) {
+        devRow *n = o->ndevs == DEVICES_MAX
+                        ? NULL
+                        : realloc(o->devs, (o->ndevs ? 2 * o->ndevs : 1) * sizeof(devRow));
+        if (!n) {
+            json_decref(row);
+            return -1;
+        }
+        o->devs = n;
+    }
+    o->devs[o->ndevs++] = (devRow){id, row, hh, -1};
+    return 0;
+}
+
+static int addDevRow(json_t *e, void *ctx) {
+    histOut *o = ctx;
+    if (keepDev(o, json_incref(e)) != 0) o->oom = 1;
+    return o->oom;
+}
+
+/* Every device's row the answer needs, from the device table (all devices asked for). Returns a
+ * TABLE_ status (no table is TABLE_OK); tr as the table's. */
+static int readDevices(const fnContext *ctx, histOut *o, tableResult *tr) {
+    char lit[2 * TABLE_KEY_MAX + 8], filter[2 * TABLE_KEY_MAX + 32];
+    if (historyQuote(ctx->s->partitionKey, lit, sizeof(lit)) != 0) {
+        snprintf(tr->message, sizeof(tr->message), "the partition key is too long");
+        tr->status = 500;
+        return TABLE_ERROR;
+    }
+    snprintf(filter, sizeof(filter), "PartitionKey eq %s", lit);
+    int c = tableQuerySelect(&ctx->s->storage, ctx->s->deviceTable, filter,
+                             o->resolution == RES_RAW ? PENDING_COLUMNS : SLOT_COLUMNS, addDevRow,
+                             o, tr);
+    if (o->ndevs) qsort(o->devs, o->ndevs, sizeof(devRow), byDevId);
+    return c == TABLE_NOT_FOUND ? TABLE_OK : c;
 }
 
 static void bad(serverResponse *res, const char *param, const char *why) {
@@ -393,16 +594,22 @@ static int checkSpan(serverResponse *res, const histOut *o) {
     return -1;
 }
 
-/* Whether the device asked for is in the device table; its history key into dkey (dkeylen
- * bytes). Returns 0, or -1 with the error set in res. */
-static int checkDevice(const fnContext *ctx, serverResponse *res, const char *device, char *dkey,
+/* Whether the device asked for is in the device table (its row kept in o when the answer needs
+ * it); its history key into dkey (dkeylen bytes). Returns 0, or -1 with the error set in res. */
+static int checkDevice(const fnContext *ctx, histOut *o, const char *device, char *dkey,
                        size_t dkeylen) {
+    serverResponse *res = o->res;
     char err[512];
     json_t *row = NULL;
     tableResult tr;
+    /* Read before any history row: a pending reading moved into a chunk meanwhile is then seen
+     * twice (and de-duplicated), never missed. */
     int c = tableGetEntity(&ctx->s->storage, ctx->s->deviceTable, ctx->s->partitionKey, device,
                            &row, &tr);
-    json_decref(row);
+    if (c == TABLE_OK && keepDev(o, row) != 0) {
+        serverSetError(res, 500, "out of memory");
+        return -1;
+    }
     if (c == TABLE_NOT_FOUND) {
         bad(res, "device", "no such device");
         return -1;
@@ -454,6 +661,12 @@ static int readHourSummaries(const fnContext *ctx, histOut *o, int64_t h, const 
     if (o->device) {
         char sk[HISTORY_RK_MAX];
         json_t *row = NULL;
+        const devRow *d = o->ndevs ? &o->devs[0] : NULL;
+        /* its HistHour is in its row's slots; no hour after it has readings */
+        if (d && d->histHour <= h / HOUR_MS) {
+            emitSlots(o, h);
+            return TABLE_OK;
+        }
         historySummaryKey(o->device, sk, sizeof(sk));
         c = tableGetEntity(&ctx->s->storage, ctx->s->historyTable, pk, sk, &row, tr);
         if (c == TABLE_OK) emitSummary(o, row, h);
@@ -470,6 +683,7 @@ static int readHourSummaries(const fnContext *ctx, histOut *o, int64_t h, const 
         snprintf(filter + n, sizeof(filter) - (size_t)n, " and RowKey lt %s", lit);
         c = tableQuerySelect(&ctx->s->storage, ctx->s->historyTable, filter, NULL, addSummaryRow,
                              &sc, tr);
+        if (c == TABLE_OK || c == TABLE_NOT_FOUND) emitSlots(o, h);
     }
     return c == TABLE_NOT_FOUND ? TABLE_OK : c;
 }
@@ -483,7 +697,8 @@ static int readHourRaw(const fnContext *ctx, histOut *o, int64_t h, const char *
     historyQuote(pk, lit, sizeof(lit));
     int n = snprintf(filter, sizeof(filter), "PartitionKey eq %s", lit);
     if (o->device) {
-        snprintf(lo, sizeof(lo), "%s %013" PRId64, dkey, o->fromMs > h ? o->fromMs : h);
+        /* a chunk is in one hour and keyed by its first reading, which may be before the range */
+        snprintf(lo, sizeof(lo), "%s %013" PRId64, dkey, h);
         snprintf(hi, sizeof(hi), "%s %013" PRId64, dkey,
                  (o->toMs < h + HOUR_MS ? o->toMs : h + HOUR_MS) + 1);
         historyQuote(lo, lit, sizeof(lit));
@@ -497,8 +712,10 @@ static int readHourRaw(const fnContext *ctx, histOut *o, int64_t h, const char *
             n += snprintf(filter + n, sizeof(filter) - (size_t)n, " and DeviceId eq %s", lit2);
         }
     }
+    o->hourMs = h;
     int c =
         tableQuerySelect(&ctx->s->storage, ctx->s->historyTable, filter, COLUMNS, addRow, o, tr);
+    if (c == TABLE_OK || c == TABLE_NOT_FOUND) finishHour(o);
     return c == TABLE_NOT_FOUND ? TABLE_OK : c; /* no table yet: no history */
 }
 
@@ -529,7 +746,7 @@ static void finishAnswer(histOut *o, int c, const tableResult *tr) {
 
 void fnGetHistory(const fnContext *ctx, const serverRequest *req, serverResponse *res) {
     histOut o;
-    char dkey[HISTORY_DEVICE_KEY_MAX + 1];
+    char dkey[HISTORY_DEVICE_KEY_MAX + 1], err[512];
     memset(&o, 0, sizeof(o));
     o.req = req;
     o.res = res;
@@ -538,12 +755,19 @@ void fnGetHistory(const fnContext *ctx, const serverRequest *req, serverResponse
 
     if (readOptions(req, res, &o) != 0 || readRange(req, res, &o) != 0 || checkSpan(res, &o) != 0)
         goto out;
-    if (o.device && checkDevice(ctx, res, o.device, dkey, sizeof(dkey)) != 0) goto out;
+    if (o.device && checkDevice(ctx, &o, o.device, dkey, sizeof(dkey)) != 0) goto out;
+    int c = TABLE_OK;
+    tableResult tr;
+    memset(&tr, 0, sizeof(tr));
+    if (!o.device) c = readDevices(ctx, &o, &tr);
+    if (c != TABLE_OK || o.oom) {
+        snprintf(err, sizeof(err), "%s", o.oom ? "out of memory" : tr.message);
+        serverSetError(res, o.oom ? 500 : tr.status == 0 ? 503 : 502, err);
+        goto out;
+    }
     emitHead(&o);
     /* One query per hour's partition, oldest first; within it, rows come device by device in
      * time order (RowKey order), so the summaries are made as the rows stream by. */
-    int c = TABLE_OK;
-    tableResult tr;
     for (int64_t h = o.fromMs - o.fromMs % HOUR_MS;
          h <= o.toMs && c == TABLE_OK && !o.oom && !o.gone; h += HOUR_MS) {
         char pk[HISTORY_PK_LEN];
@@ -552,7 +776,12 @@ void fnGetHistory(const fnContext *ctx, const serverRequest *req, serverResponse
                                     : readHourRaw(ctx, &o, h, pk, dkey, &tr);
     }
     finishAnswer(&o, c, &tr);
-    logInfo("gethistory: %zu rows read, %zu points", o.rows, o.points);
+    logInfo("gethistory: %zu readings, %zu points, %zu duplicates dropped, %zu unreadable", o.rows,
+            o.points, o.g.dropped, o.bad);
 out:
+    for (size_t i = 0; i < o.ndevs; i++)
+        json_decref(o.devs[i].row);
+    free(o.devs);
+    historyreadGroupFree(&o.g);
     bufFree(&o.text);
 }

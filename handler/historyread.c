@@ -1,0 +1,263 @@
+/* historyread: reading texts, minute slots and de-duplicated groups of history format v2 (see
+ * historyread.h). */
+#include "historyread.h"
+
+#include "table.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const metricProps[METRIC_COUNT] = {"Celsius", "Humidity", "hPa", "Light"};
+
+/* A decimal integer of 1 to maxDigits digits in [p, end). Returns 0 or -1. */
+static int parseInt(const char *p, const char *end, int maxDigits, int64_t *out) {
+    int64_t v = 0;
+    if (p == end || end - p > maxDigits) return -1;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        v = v * 10 + (*p - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int hexValue(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes [p, end) into out (HISTORYREAD_PARTITION_MAX + 1 bytes). Returns 0 or -1. */
+static int parsePartition(const char *p, const char *end, char *out) {
+    size_t o = 0;
+    while (p < end) {
+        int c = (unsigned char)*p;
+        if (c == '%') {
+            int hi = end - p > 2 ? hexValue(p[1]) : -1, lo = end - p > 2 ? hexValue(p[2]) : -1;
+            if (hi < 0 || lo < 0) return -1;
+            c = hi * 16 + lo;
+            p += 3;
+        } else {
+            p++;
+        }
+        if (c == 0 || o == HISTORYREAD_PARTITION_MAX) return -1;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* A finite number filling [p, end), or nothing. Returns 0 or -1. */
+static int parseValue(const char *p, const char *end, unsigned char *has, double *v) {
+    char tmp[64];
+    char *stop;
+    *has = 0;
+    if (p == end) return 0;
+    if ((size_t)(end - p) >= sizeof(tmp)) return -1;
+    memcpy(tmp, p, (size_t)(end - p));
+    tmp[end - p] = '\0';
+    errno = 0;
+    *v = strtod(tmp, &stop);
+    if (*stop != '\0' || stop == tmp || !isfinite(*v) || tmp[0] == ' ') return -1;
+    *has = 1;
+    return 0;
+}
+
+int historyreadParse(const char *text, size_t len, historyreadReading *out) {
+    const char *field[8], *fend[8];
+    const char *p = text, *end = text + len;
+    int n = 0;
+    if (len == 0 || len > HISTORYREAD_TEXT_MAX) return -1;
+    for (field[0] = p; p < end; p++) {
+        if (*p != ';') continue;
+        if (n == 7) return -1; /* a ninth field */
+        fend[n++] = p;
+        field[n] = p + 1;
+    }
+    if (n != 7) return -1;
+    fend[7] = end;
+    memset(out, 0, sizeof(*out));
+    if (parseInt(field[0], fend[0], 13, &out->ms) != 0 ||
+        parsePartition(field[1], fend[1], out->partition) != 0 ||
+        parseInt(field[2], fend[2], 19, &out->seq) != 0 ||
+        parseInt(field[3], fend[3], 9, &out->k) != 0)
+        return -1;
+    for (int m = 0; m < METRIC_COUNT; m++)
+        if (parseValue(field[4 + m], fend[4 + m], &out->has[m], &out->value[m]) != 0) return -1;
+    return 0;
+}
+
+long historyreadChunk(const char *readings, historyreadFn fn, void *ctx, size_t *bad) {
+    long n = 0;
+    const char *p = readings;
+    historyreadReading r;
+    while (p && *p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len && historyreadParse(p, len, &r) == 0) {
+            if (fn(&r, ctx) != 0) return -1;
+            n++;
+        } else if (len && bad) {
+            (*bad)++;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    return n;
+}
+
+long historyreadPending(const json_t *row, historyreadFn fn, void *ctx, size_t *bad) {
+    int64_t pend = tableGetInt64(row, "PendN", 0);
+    long n = 0;
+    historyreadReading r;
+    if (pend > HISTORYREAD_PENDING_MAX) pend = HISTORYREAD_PENDING_MAX;
+    for (int64_t i = 0; i < pend; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "P%02d", (int)i);
+        const char *t = json_string_value(json_object_get(row, name));
+        if (t && historyreadParse(t, strlen(t), &r) == 0) {
+            if (fn(&r, ctx) != 0) return -1;
+            n++;
+        } else if (bad) {
+            (*bad)++;
+        }
+    }
+    return n;
+}
+
+/* Parses an Edm.DateTime as the table returns it (2026-11-30T10:00:10.123Z, up to 7 fraction
+ * digits) into ms. Returns 0 or -1. */
+static int parseTableTime(const char *s, int64_t *ms) {
+    int y, mo, d, h, mi, sec, n = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+        n != 19)
+        return -1;
+    const char *p = s + n;
+    int frac = 0, digits = 0;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 3) frac = frac * 10 + (*p - '0');
+    for (int i = digits; i < 3; i++)
+        frac *= 10;
+    if (strcmp(p, "Z") != 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+        sec > 60)
+        return -1;
+    /* days from civil (Howard Hinnant's algorithm), no time zone involved */
+    int yy = y - (mo <= 2);
+    int era = (yy >= 0 ? yy : yy - 399) / 400;
+    int yoe = yy - era * 400;
+    int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = (int64_t)era * 146097 + doe - 719468;
+    *ms = ((days * 24 + h) * 60 + mi) * 60000 + (int64_t)sec * 1000 + frac;
+    return 0;
+}
+
+int historyreadFromV1(const json_t *row, historyreadReading *out) {
+    const char *rk = json_string_value(json_object_get(row, "RowKey"));
+    const char *part = json_string_value(json_object_get(row, "Partition"));
+    memset(out, 0, sizeof(*out));
+    if (parseTableTime(json_string_value(json_object_get(row, "Time")), &out->ms) != 0) return -1;
+    out->seq = tableGetInt64(row, "SequenceNumber", -1);
+    const char *sp = rk ? strrchr(rk, ' ') : NULL;
+    if (out->seq < 0 || !sp || parseInt(sp + 1, sp + 1 + strlen(sp + 1), 9, &out->k) != 0)
+        return -1;
+    snprintf(out->partition, sizeof(out->partition), "%s", part ? part : "");
+    for (int m = 0; m < METRIC_COUNT; m++) {
+        json_t *v = json_object_get(row, metricProps[m]);
+        if (json_is_number(v)) {
+            out->has[m] = 1;
+            out->value[m] = json_number_value(v);
+        }
+    }
+    return 0;
+}
+
+int64_t historyreadHistHour(const json_t *row) { return tableGetInt64(row, "HistHour", -1); }
+
+int historyreadSlots(const json_t *row, int64_t first, historyMinute out[60]) {
+    int found = 0;
+    memset(out, 0, 60 * sizeof(historyMinute));
+    json_t *one = json_object();
+    if (!one) return 0;
+    for (int i = 0; i < 60; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "Min%02d", i);
+        const char *t = json_string_value(json_object_get(row, name));
+        const char *semi = t ? strchr(t, ';') : NULL;
+        int64_t u;
+        if (!semi || parseInt(t, semi, 12, &u) != 0 || u < first || u > first + 59) continue;
+        /* the minute text as history.c reads a summary row's M00 (its one parser) */
+        historySummary s;
+        json_object_set_new(one, "M00", json_string(semi + 1));
+        historySummaryFromRow(one, &s);
+        if (s.minute[0].count <= 0) continue; /* malformed: a kept minute has readings */
+        out[u - first] = s.minute[0];
+        found++;
+    }
+    json_decref(one);
+    return found;
+}
+
+void historyreadGroupInit(historyreadGroup *g) { memset(g, 0, sizeof(*g)); }
+
+int historyreadGroupAdd(historyreadGroup *g, const historyreadReading *r) {
+    if (g->n == g->cap) {
+        if (g->cap >= HISTORYREAD_GROUP_MAX) return -1;
+        size_t cap = g->cap ? g->cap * 2 : 64;
+        if (cap > HISTORYREAD_GROUP_MAX) cap = HISTORYREAD_GROUP_MAX;
+        historyreadReading *v = realloc(g->v, cap * sizeof(*v));
+        if (!v) return -1;
+        g->v = v;
+        g->cap = cap;
+    }
+    g->v[g->n++] = *r;
+    return 0;
+}
+
+static int cmpInt(int64_t a, int64_t b) { return a < b ? -1 : a > b; }
+
+/* By identity: partition, seq, k (then time, so that the order is total). */
+static int byIdentity(const void *a, const void *b) {
+    const historyreadReading *x = a, *y = b;
+    int c = strcmp(x->partition, y->partition);
+    if (!c) c = cmpInt(x->seq, y->seq);
+    if (!c) c = cmpInt(x->k, y->k);
+    return c ? c : cmpInt(x->ms, y->ms);
+}
+
+/* By time, then identity. */
+static int byTime(const void *a, const void *b) {
+    const historyreadReading *x = a, *y = b;
+    int c = cmpInt(x->ms, y->ms);
+    if (c) return c;
+    c = strcmp(x->partition, y->partition);
+    if (!c) c = cmpInt(x->seq, y->seq);
+    return c ? c : cmpInt(x->k, y->k);
+}
+
+size_t historyreadGroupSettle(historyreadGroup *g) {
+    if (g->n < 2) return g->n;
+    qsort(g->v, g->n, sizeof(*g->v), byIdentity);
+    size_t u = 1;
+    for (size_t i = 1; i < g->n; i++) {
+        const historyreadReading *p = &g->v[u - 1], *r = &g->v[i];
+        if (p->seq == r->seq && p->k == r->k && strcmp(p->partition, r->partition) == 0) continue;
+        if (u != i) g->v[u] = *r;
+        u++;
+    }
+    g->dropped += g->n - u;
+    g->n = u;
+    qsort(g->v, g->n, sizeof(*g->v), byTime);
+    return g->n;
+}
+
+void historyreadGroupClear(historyreadGroup *g) { g->n = 0; }
+
+void historyreadGroupFree(historyreadGroup *g) {
+    free(g->v);
+    memset(g, 0, sizeof(*g));
+}

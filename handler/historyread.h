@@ -1,0 +1,88 @@
+/* historyread: the readers' side of history format v2 (README, "History"): the reading texts of
+ * chunk rows and of a DeviceState row's pending slots, the minute slots Min00..Min59 of a
+ * DeviceState row, and a group of one device's readings of one hour, de-duplicated by
+ * (partition, sequence number, index) and put in time order. Pure: no network.
+ *
+ * A reading is in exactly one hour (its enqueued time's), and every copy of it (an orphan chunk
+ * left by a device commit that failed, a chunk and the pending slot it came from, a format v1
+ * row) lives in that hour's partition or in the device row's pending slots, which hold one hour.
+ * So one device's readings of one hour, gathered and sorted, are exactly de-duplicated: no state
+ * carries over from one hour to the next, and memory stays at one group (at most
+ * HISTORYREAD_GROUP_MAX readings) whatever the range.
+ *
+ * Ownership: every function borrows its arguments; a group owns its readings. */
+#ifndef ENVIROMON_HISTORYREAD_H
+#define ENVIROMON_HISTORYREAD_H
+
+#include "history.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HISTORYREAD_PARTITION_MAX 64 /* bytes of a decoded partition id (Event Hubs: "0".."31") */
+#define HISTORYREAD_PENDING_MAX 32   /* P00..P31 */
+#define HISTORYREAD_TEXT_MAX 1024    /* bytes of one reading text */
+#define HISTORYREAD_GROUP_MAX 16384  /* readings in one group (one device, one hour) */
+
+/* One stored reading. */
+typedef struct historyreadReading {
+    int64_t ms;  /* enqueued time, ms since 1970 */
+    int64_t seq; /* Event Hubs sequence number */
+    int64_t k;   /* index within its event's body */
+    unsigned char has[METRIC_COUNT];
+    double value[METRIC_COUNT]; /* Celsius, Humidity, hPa, Light */
+    char partition[HISTORYREAD_PARTITION_MAX + 1];
+} historyreadReading;
+
+/* Parses one reading text, "<ms>;<partition>;<seq>;<k>;<Celsius>;<Humidity>;<hPa>;<Light>"
+ * (len bytes, no NUL needed): ms, seq and k decimal integers (ms 13 digits at most, seq and k
+ * not negative), the partition percent-encoded, each value a finite number or empty. Returns 0,
+ * or -1 (out unspecified) when the text is anything else. */
+int historyreadParse(const char *text, size_t len, historyreadReading *out);
+
+/* Called per reading; return non-zero to stop. r is borrowed for the call. */
+typedef int (*historyreadFn)(const historyreadReading *r, void *ctx);
+
+/* Calls fn for each reading of a chunk row's Readings text (reading texts joined by "\n").
+ * Malformed lines are skipped and counted in *bad (may be NULL). Returns the readings passed to
+ * fn, or -1 when fn stopped the walk. */
+long historyreadChunk(const char *readings, historyreadFn fn, void *ctx, size_t *bad);
+
+/* Calls fn for each pending reading of a DeviceState row (P00..P(PendN-1)); as
+ * historyreadChunk. */
+long historyreadPending(const json_t *row, historyreadFn fn, void *ctx, size_t *bad);
+
+/* A format v1 row (one reading: Time, Celsius..Light, Partition, SequenceNumber, k the last
+ * field of its RowKey) into *out. Returns 0, or -1 when it is not one. */
+int historyreadFromV1(const json_t *row, historyreadReading *out);
+
+/* The unix hour (ms / 3600000) of the newest reading folded into a DeviceState row's slots
+ * (HistHour), or -1 when the row has none. */
+int64_t historyreadHistHour(const json_t *row);
+
+/* The minute slots of a DeviceState row for the 60 unix minutes first..first+59: out[i] is
+ * minute first+i (zeroed when no slot holds that minute or the slot is malformed). Returns how
+ * many minutes had readings. */
+int historyreadSlots(const json_t *row, int64_t first, historyMinute out[60]);
+
+/* One device's readings of one hour, gathered then settled. */
+typedef struct historyreadGroup {
+    historyreadReading *v;
+    size_t n, cap;
+    size_t dropped; /* duplicates dropped by settles so far */
+} historyreadGroup;
+
+void historyreadGroupInit(historyreadGroup *g);
+/* Adds a copy of r. Returns 0, or -1 when the group holds HISTORYREAD_GROUP_MAX readings or
+ * memory ran out (the caller settles and emits what it holds, then adds again). */
+int historyreadGroupAdd(historyreadGroup *g, const historyreadReading *r)
+    __attribute__((warn_unused_result));
+/* Sorts by (ms, partition, seq, k) and drops the copies of a reading (same partition, seq, k).
+ * Returns the readings left (g->v[0..n)). */
+size_t historyreadGroupSettle(historyreadGroup *g);
+/* Empties the group, keeping its memory for the next. */
+void historyreadGroupClear(historyreadGroup *g);
+void historyreadGroupFree(historyreadGroup *g);
+
+#endif

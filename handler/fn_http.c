@@ -5,6 +5,7 @@
 #include "buf.h"
 #include "devicestate.h"
 #include "escape.h"
+#include "historyread.h"
 #include "log.h"
 #include "signalr.h"
 #include "table.h"
@@ -79,6 +80,14 @@ void fnNegotiate(const fnContext *ctx, const serverRequest *req, serverResponse 
 /* The columns the answer is made of (devicestateToJson): a row's other properties (the
  * watermarks, anything an operator added) are never read. */
 #define STATE_COLUMNS "RowKey,Celsius,Humidity,hPa,Light,Geo,Count,Rejected,LastSeen,LastMessageId"
+/* With history=1h, the minute slots too (history format v2, historyread.h). */
+#define STATE_SLOT_COLUMNS                                                                         \
+    STATE_COLUMNS ",HistHour,Min00,Min01,Min02,Min03,Min04,Min05,Min06,Min07,Min08,Min09,Min10,"   \
+                  "Min11,Min12,Min13,Min14,Min15,Min16,Min17,Min18,Min19,Min20,Min21,Min22,"       \
+                  "Min23,Min24,Min25,Min26,Min27,Min28,Min29,Min30,Min31,Min32,Min33,Min34,"       \
+                  "Min35,Min36,Min37,Min38,Min39,Min40,Min41,Min42,Min43,Min44,Min45,Min46,"       \
+                  "Min47,Min48,Min49,Min50,Min51,Min52,Min53,Min54,Min55,Min56,Min57,Min58,Min59"
+#define LAST_HOUR_MAX 8192 /* bytes of one device's lastHour (60 minutes x 4 metrics: ~3 KB) */
 /* The answer is held whole up to this size (what one SignalR message can carry, so that a
  * connectionId can be sent it); past it, it is streamed to the client page by page. */
 #define STATE_WHOLE_MAX (SIGNALR_BODY_MAX - 2)
@@ -92,6 +101,8 @@ typedef struct stateOut {
     size_t count;
     int oom, gone;
     const char *conn; /* the connectionId asked for, or NULL */
+    int lastHour;     /* history=1h: each device's last hour of per-minute means too */
+    int64_t nowMinute;
 } stateOut;
 
 /* Switches to streaming: the 200 and the headers go out, then what was held. Returns 0 or -1. */
@@ -108,11 +119,34 @@ static int startStream(stateOut *o) {
     return 0;
 }
 
+/* The device object's text t (malloc'd, "{...}") with "lastHour" added from row's slots when
+ * they hold minutes of the last hour. Returns the text (t itself or a new one; t is then freed),
+ * or NULL when out of memory (t freed). */
+static char *withLastHour(const stateOut *o, const json_t *row, char *t) {
+    buf lh;
+    bufInit(&lh, LAST_HOUR_MAX);
+    int n = historyreadLastHour(row, o->nowMinute, &lh);
+    size_t len = strlen(t);
+    if (n <= 0 || len < 2) {
+        bufFree(&lh);
+        if (n < 0) logWarn("getdevicestate: a device's last hour is over %d bytes", LAST_HOUR_MAX);
+        return t; /* no minute in the last hour (or, impossible, too large): left out */
+    }
+    size_t total = len - 1 + 12 + lh.len + 2;
+    char *out = malloc(total);
+    if (out)
+        snprintf(out, total, "%.*s,\"lastHour\":%.*s}", (int)(len - 1), t, (int)lh.len, lh.data);
+    bufFree(&lh);
+    free(t);
+    return out;
+}
+
 static int addRow(json_t *row, void *ctx) {
     stateOut *o = ctx;
     json_t *d = devicestateToJson(row);
     char *t = d ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
+    if (t && o->lastHour) t = withLastHour(o, row, t);
     if (!t) {
         o->oom = 1;
         return 1;
@@ -216,6 +250,14 @@ void fnGetDeviceState(const fnContext *ctx, const serverRequest *req, serverResp
         serverSetError(res, 400, err);
         goto out;
     }
+    const char *history = serverQuery(req, "history");
+    if (history && *history && strcmp(history, "1h") != 0) {
+        serverSetError(res, 400,
+                       "history: must be 1h (each device's per-minute means over the last hour)");
+        goto out;
+    }
+    o.lastHour = history && *history;
+    o.nowMinute = (int64_t)time(NULL) / 60;
     /* PartitionKey eq '<key, quotes doubled>': a key too long for the filter is an error, never
      * cut short (a shorter key would name another partition). */
     if (bufAppend(&filter, "PartitionKey eq ", 16) ||
@@ -223,8 +265,8 @@ void fnGetDeviceState(const fnContext *ctx, const serverRequest *req, serverResp
         serverSetError(res, 500, "the partition key does not fit in a query filter");
         goto out;
     }
-    int c = tableQuerySelect(&ctx->s->storage, ctx->s->deviceTable, filter.data, STATE_COLUMNS,
-                             addRow, &o, &tr);
+    int c = tableQuerySelect(&ctx->s->storage, ctx->s->deviceTable, filter.data,
+                             o.lastHour ? STATE_SLOT_COLUMNS : STATE_COLUMNS, addRow, &o, &tr);
     if (o.stream) {
         finishStream(&o, c, &tr);
         goto out;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const metricProps[METRIC_COUNT] = {"Celsius", "Humidity", "hPa", "Light"};
 
@@ -200,6 +201,45 @@ int historyreadSlots(const json_t *row, int64_t first, historyMinute out[60]) {
     }
     json_decref(one);
     return found;
+}
+
+int historyreadLastHour(const json_t *row, int64_t nowMinute, buf *out) {
+    static const char *const names[METRIC_COUNT] = {"temperature", "humidity", "pressure", "light"};
+    historyMinute m[60];
+    int64_t first = nowMinute - 59;
+    int n = historyreadSlots(row, first, m);
+    if (n == 0) return 0;
+    int64_t ms = first * 60000;
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    int bad = bufPrintf(out, "{\"from\":\"%04d-%02d-%02dT%02d:%02d:00.000Z\",\"minute\":[",
+                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min);
+    const char *sep = "";
+    for (int i = 0; i < 60 && !bad; i++) {
+        if (!m[i].count) continue;
+        bad = bufPrintf(out, "%s%d", sep, i);
+        sep = ",";
+    }
+    bad = bad || bufAppend(out, "]", 1);
+    for (int k = 0; k < METRIC_COUNT && !bad; k++) {
+        int any = 0;
+        for (int i = 0; i < 60; i++)
+            any |= m[i].count && m[i].m[k].n;
+        if (!any) continue;
+        bad = bufPrintf(out, ",\"%s\":[", names[k]);
+        sep = "";
+        for (int i = 0; i < 60 && !bad; i++) {
+            if (!m[i].count) continue;
+            const historyAgg *a = &m[i].m[k];
+            bad = a->n ? bufPrintf(out, "%s%.6g", sep, a->sum / (double)a->n)
+                       : bufPrintf(out, "%snull", sep);
+            sep = ",";
+        }
+        bad = bad || bufAppend(out, "]", 1);
+    }
+    bad = bad || bufAppend(out, "}", 1);
+    return bad ? -1 : n;
 }
 
 void historyreadGroupInit(historyreadGroup *g) { memset(g, 0, sizeof(*g)); }

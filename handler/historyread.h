@@ -14,6 +14,7 @@
 #ifndef ENVIROMON_HISTORYREAD_H
 #define ENVIROMON_HISTORYREAD_H
 
+#include "buf.h"
 #include "history.h"
 
 #include <jansson.h>
@@ -65,6 +66,18 @@ int64_t historyreadHistHour(const json_t *row);
  * minute first+i (zeroed when no slot holds that minute or the slot is malformed). Returns how
  * many minutes had readings. */
 int historyreadSlots(const json_t *row, int64_t first, historyMinute out[60]);
+
+/* The per-minute means of a DeviceState row's last 60 minutes (unix minutes nowMinute-59 ..
+ * nowMinute, from its slots), appended to out as compact JSON:
+ *   {"from":"<ISO time of minute nowMinute-59>","minute":[i,...],"temperature":[mean,...],
+ *    "humidity":[...],"pressure":[...],"light":[...]}
+ * minute holds the offsets (0..59) of the minutes with readings, in order; each metric's array
+ * has one mean per listed minute (null when no reading of that minute had the metric), and a
+ * metric with no value in the hour is left out. Means have 6 significant digits. Appends nothing
+ * when no minute has readings. Returns the minutes written, or -1 when out is full (out freed, as
+ * bufAppend). */
+int historyreadLastHour(const json_t *row, int64_t nowMinute, buf *out)
+    __attribute__((warn_unused_result));
 
 /* One device's readings of one hour, gathered then settled. */
 typedef struct historyreadGroup {

@@ -171,6 +171,39 @@ static void test_slots(void **state) {
     json_decref(none);
 }
 
+static void test_last_hour(void **state) {
+    (void)state;
+    int64_t now = 29411520 + 59; /* 2025-12-02T16:59Z, minute 59 of its hour */
+    char s0[80], s1[80], s2[80];
+    snprintf(s0, sizeof(s0), "%lld;2|2,20,22,42|1,50,50,50|0,,,|0,,,", (long long)(now - 59));
+    snprintf(s1, sizeof(s1), "%lld;1|1,21.123456789,21.123456789,21.123456789|0,,,|0,,,|0,,,",
+             (long long)now);
+    snprintf(s2, sizeof(s2), "%lld;1|1,30,30,30|0,,,|0,,,|0,,,", (long long)(now - 60));
+    /* minute-of-hour 0 holds now-59, 59 holds now; slot 58 holds a minute an hour too old */
+    json_t *row = json_pack("{s:s,s:s,s:s}", "Min00", s0, "Min59", s1, "Min58", s2);
+    buf b;
+    bufInit(&b, 4096);
+    assert_int_equal(historyreadLastHour(row, now, &b), 2);
+    assert_int_equal(bufAppend(&b, "", 1), 0);
+    assert_string_equal(b.data, "{\"from\":\"2025-12-02T16:00:00.000Z\",\"minute\":[0,59],"
+                                "\"temperature\":[21,21.1235],\"humidity\":[50,null]}");
+    json_t *j = json_loads(b.data, 0, NULL);
+    assert_non_null(j); /* valid JSON */
+    json_decref(j);
+    bufFree(&b);
+    /* nothing in the hour: nothing appended */
+    bufInit(&b, 4096);
+    assert_int_equal(historyreadLastHour(row, now + 120, &b), 0);
+    assert_int_equal(b.len, 0);
+    /* a buffer too small: -1 */
+    buf small;
+    bufInit(&small, 16);
+    assert_int_equal(historyreadLastHour(row, now, &small), -1);
+    bufFree(&small);
+    bufFree(&b);
+    json_decref(row);
+}
+
 static historyreadReading rd(int64_t ms, const char *p, int64_t seq, int64_t k, double v) {
     historyreadReading r;
     memset(&r, 0, sizeof(r));
@@ -217,10 +250,10 @@ static void test_group(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse),  cmocka_unit_test(test_parse_rejects),
-        cmocka_unit_test(test_chunk),  cmocka_unit_test(test_pending),
-        cmocka_unit_test(test_v1_row), cmocka_unit_test(test_slots),
-        cmocka_unit_test(test_group),
+        cmocka_unit_test(test_parse),     cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_chunk),     cmocka_unit_test(test_pending),
+        cmocka_unit_test(test_v1_row),    cmocka_unit_test(test_slots),
+        cmocka_unit_test(test_last_hour), cmocka_unit_test(test_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,9 @@ let apiBase = '';
 let ignoredItems = 0;
 let lastStateLoad = 0;
 let historyLoaded = null; // points read from storage on load, null until then
+// The first look: getdevicestate?history=1h, sent as the page starts (beside negotiate): the
+// devices and each one's last hour of per-minute means in one answer.
+const firstLook = { pending: null, doneAt: 0, drawnAt: null };
 let detail = null; // the device detail view (detail.js)
 
 // What a person chose; kept in the URL (history.replaceState), so a reload or a shared link
@@ -225,7 +228,13 @@ function createRow(dev) {
   seenCell.dataset.field = 'lastSeen';
   const time = make('time');
   seenCell.append(time);
-  tr.append(seenCell);
+  const detailCell = cell('col-detail');
+  const more = make('button', 'detail-btn', 'History');
+  more.type = 'button';
+  more.setAttribute('aria-label', `History of ${dev.deviceId}`);
+  more.setAttribute('aria-haspopup', 'dialog');
+  detailCell.append(more);
+  tr.append(seenCell, detailCell);
   return { el: tr, badge, cells, swatch, pick: box, time, stale: null, slot: undefined, picked: undefined };
 }
 
@@ -785,10 +794,16 @@ async function connect() {
 
 let refreshTimer = null;
 
-/** Reads every device now, again a little later, then every REFRESH_MS while connected. */
+/**
+ * Reads every device now, again a little later, then every REFRESH_MS while connected. Right
+ * after the first look (in flight, or answered less than FIRST_LOOK_FRESH_MS ago) the read now is
+ * left out: that answer is the state, and the read a little later catches what was pushed while
+ * the hub was connecting.
+ */
+const FIRST_LOOK_FRESH_MS = 5000;
 function readAfterConnect(hub) {
   clearTimeout(refreshTimer);
-  loadState(hub, true);
+  if (!firstLook.pending && Date.now() - firstLook.doneAt > FIRST_LOOK_FRESH_MS) loadState(hub, true);
   let delay = FOLLOW_UP_READ_MS;
   const again = () => {
     if (conn.hub !== hub) return;
@@ -800,9 +815,38 @@ function readAfterConnect(hub) {
 }
 
 /**
- * Fills the charts from storage on load: one request for every device's last hour (per-minute
- * means from gethistory), so a reload shows what came before it. Live points then arrive as
- * before. A failure leaves the charts to live points (and says so).
+ * The first look: one request for every device and its last hour of per-minute means
+ * (getdevicestate?history=1h, from the minute slots of each device's row), sent as the page
+ * starts, so that a reload shows at once what came before it; the charts are drawn as soon as it
+ * is in. Live points then arrive as before. A failure leaves the charts to live points and to the
+ * reads after connecting (and says so).
+ */
+async function loadFirstLook() {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const r = await fetch(`${apiBase}/api/getdevicestate?history=1h`, { cache: 'no-store' });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      const body = await r.json();
+      applyPayload(body, 'state');
+      let taken = 0;
+      if (Array.isArray(body)) for (const d of body) taken += store.preloadMinutes(d?.deviceId, d?.lastHour);
+      historyLoaded = (historyLoaded ?? 0) + taken;
+      lastStateLoad = Date.now();
+      store.prune();
+      render(); // now, not on the next frame: the list and the chart set
+      drawCharts();
+      firstLook.drawnAt ??= performance.now();
+      return;
+    } catch (err) {
+      $('window-text').textContent = `Last ${duration(WINDOW_MS)}: history could not be read (${err.message})`;
+      await new Promise((r) => setTimeout(r, 2000 * (attempt + 1)));
+    }
+  }
+}
+
+/**
+ * For a window longer than the hour the first look holds (?window=): per-hour or per-minute
+ * means from gethistory, one request.
  */
 async function loadHistory() {
   const res = WINDOW_MS > 3600000 ? 'hour' : 'minute';
@@ -953,6 +997,10 @@ function wireControls() {
   });
   $('rows').addEventListener('click', (e) => {
     const tr = e.target.closest('tr[data-device-id]');
+    if (tr && e.target.closest('.detail-btn')) {
+      detail.open(tr.dataset.deviceId);
+      return;
+    }
     if (!tr || e.target.closest('label.pick') || selectingIn(tr)) return;
     togglePick(tr.dataset.deviceId);
   });
@@ -1014,10 +1062,14 @@ async function main() {
     if (document.visibilityState === 'visible' && conn.hub && Date.now() - lastStateLoad > 30000) loadState(conn.hub, false);
   });
   setInterval(tick, 1000);
+  firstLook.pending = loadFirstLook().finally(() => {
+    firstLook.pending = null;
+    firstLook.doneAt = Date.now();
+  });
   render();
   tick();
   connect();
-  loadHistory();
+  if (WINDOW_MS > 3600000) loadHistory();
 }
 
 const quantile = (xs, q) => {
@@ -1033,6 +1085,8 @@ window.enviromon = Object.freeze({
   devices: () => structuredClone(store.devices()),
   history: (id, metric) => structuredClone(store.history(id, metric)),
   historyLoaded: () => historyLoaded,
+  /** performance.now() (ms after navigation started) when the first look's charts were drawn. */
+  firstLookDrawn: () => firstLook.drawnAt,
   detail: () => detail?.current() ?? null,
   ignored: () => ignoredItems,
   view: () => shownView,

@@ -142,6 +142,30 @@ export class DeviceStore {
     return taken;
   }
 
+  /**
+   * Takes one device's last hour as getdevicestate?history=1h gives it: { from, minute: [offset],
+   * temperature: [mean|null], humidity, pressure, light }, each mean drawn at the middle of its
+   * minute (the current minute's not in the future). Anything malformed is skipped. Returns how
+   * many points were taken.
+   */
+  preloadMinutes(deviceId, lastHour) {
+    if (typeof deviceId !== 'string' || lastHour === null || typeof lastHour !== 'object') return 0;
+    const from = typeof lastHour.from === 'string' ? Date.parse(lastHour.from) : NaN;
+    const minutes = lastHour.minute;
+    if (!Number.isFinite(from) || !Array.isArray(minutes) || minutes.length > 1440) return 0;
+    const points = [];
+    for (const [i, off] of minutes.entries()) {
+      if (!Number.isInteger(off) || off < 0 || off >= 1440) continue;
+      const p = { deviceId, time: new Date(from + off * 60000).toISOString() };
+      for (const [key, field] of [['temperature', 'celsius'], ['humidity', 'humidity'], ['pressure', 'hPa']]) {
+        const arr = lastHour[key];
+        if (Array.isArray(arr) && typeof arr[i] === 'number') p[field] = arr[i];
+      }
+      points.push(p);
+    }
+    return this.preload(points, 'minute');
+  }
+
   get size() {
     return this.map.size;
   }

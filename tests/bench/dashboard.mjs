@@ -81,6 +81,9 @@ async function measure(browser, url, label) {
   await cdp.send('Performance.enable');
   await waitUntil(`${label}: ${DEVICES} devices on the page`, () => page.evaluate((n) =>
     window.enviromon.devices().length >= n, DEVICES), { timeout: 60000 });
+  // the first look: ms after navigation started when the charts were first drawn (pages before
+  // getdevicestate?history=1h do not say)
+  const firstLook = await page.evaluate(() => window.enviromon.firstLookDrawn?.() ?? null);
   await sleep(5000); // warm-up: the first full read, the first renders
   const hasPerf = await page.evaluate(() => typeof window.enviromon.perf === 'function');
   const m0 = await metricsOf(cdp);
@@ -95,6 +98,7 @@ async function measure(browser, url, label) {
   const per = (k) => (1000 * (m1[k] - m0[k])) / secs; // ms per second
   const fmt = (x) => (x === null ? '-' : x.toFixed(2));
   console.log(`${label}:`);
+  if (firstLook !== null) console.log(`  first look drawn        ${firstLook.toFixed(0)} ms after navigation started (devices and their last hour from one getdevicestate)`);
   console.log(`  Chromium CPU            ${((100 * (c1 - c0)) / secs).toFixed(1)} % of one core (all its processes, from /proc)`);
   console.log(`  main thread busy        ${(per('TaskDuration') / 10).toFixed(1)} % (${per('TaskDuration').toFixed(0)} ms/s)`);
   console.log(`  script / layout / style ${per('ScriptDuration').toFixed(0)} / ${per('LayoutDuration').toFixed(0)} / ${per('RecalcStyleDuration').toFixed(0)} ms/s`);

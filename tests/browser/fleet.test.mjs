@@ -300,3 +300,36 @@ test('hostile or malformed query parameters fall back to the defaults and never 
     await p2.context().close();
   }
 });
+
+test("a row's History button opens that device's detail view (without picking it), and a row click still picks", async () => {
+  const p2 = await openPage(browser, `${stack.handler.url}/?stale=${STALE_S}`);
+  try {
+    const id = 'fleet-042';
+    const btn = `#rows > tr[data-device-id="${id}"] .detail-btn`;
+    await waitUntil('the table with its History buttons', () => p2.$(btn));
+    await p2.click(btn);
+    const d = await waitUntil('the detail view of the row\'s device', async () => {
+      const x = await p2.evaluate(() => window.enviromon.detail());
+      return x?.loaded && x;
+    }, { describe: () => p2.evaluate(() => window.enviromon.detail()) });
+    assert.equal(d.device, id);
+    assert.equal(d.readings, 2); // the two good readings the fleet sent in the last hour
+    assert.equal(await p2.textContent('#detail-title'), id);
+    assert.ok(await p2.evaluate(() => document.getElementById('detail').open));
+    assert.match(p2.url(), /[?&]detail=fleet-042/);
+    assert.deepEqual(await p2.evaluate(() => window.enviromon.picked()), [], 'the button does not pick');
+    // the keyboard way: the dialog closes with Escape, Tab reaches the button, Enter opens it
+    await p2.keyboard.press('Escape');
+    await waitUntil('the dialog closed', async () => !(await p2.evaluate(() => document.getElementById('detail').open)));
+    await p2.focus(`#rows > tr[data-device-id="fleet-043"] .detail-btn`);
+    await p2.keyboard.press('Enter');
+    await waitUntil('the detail view of fleet-043', async () => (await p2.evaluate(() => window.enviromon.detail()))?.device === 'fleet-043');
+    await p2.keyboard.press('Escape');
+    await p2.click(`#rows > tr[data-device-id="${id}"] td[data-field="count"]`);
+    await waitUntil('the clicked row picked', async () =>
+      JSON.stringify(await p2.evaluate(() => window.enviromon.picked())) === JSON.stringify([id]));
+    assert.deepEqual(p2.problems, []);
+  } finally {
+    await p2.context().close();
+  }
+});

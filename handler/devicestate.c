@@ -320,16 +320,23 @@ typedef struct foldPick {
     int64_t latestMs;
 } foldPick;
 
+/* 1 when e is at or below a watermark (already applied): by the source's own (*byOwn) or by a
+ * legacy one (*byLegacy). */
+static int isReplay(const foldBase *b, const deviceEntry *e, int *byOwn, int *byLegacy) {
+    *byOwn = e->hasSeq && b->hasOwn && e->seq <= b->own;
+    *byLegacy = e->hasSeq && !*byOwn && b->useLegacy && e->seq <= b->legacy && e->enqueuedMs > 0 &&
+                e->enqueuedMs <= b->seenMs;
+    return *byOwn || *byLegacy;
+}
+
 /* Skips the entries at or below a watermark (counted in res), sums up the others in k. */
 static void pick(const foldBase *b, const deviceEntry *e, size_t n, int64_t nowMs, foldPick *k,
                  devicestateFoldResult *res) {
     k->maxSeq = INT64_MIN;
     for (size_t i = 0; i < n; i++) {
         if (e[i].hasSeq) {
-            int byOwn = b->hasOwn && e[i].seq <= b->own;
-            int byLegacy = !byOwn && b->useLegacy && e[i].seq <= b->legacy && e[i].enqueuedMs > 0 &&
-                           e[i].enqueuedMs <= b->seenMs;
-            if (byOwn || byLegacy) {
+            int byOwn, byLegacy;
+            if (isReplay(b, &e[i], &byOwn, &byLegacy)) {
                 if (res->replayed == 0 || e[i].seq < res->replayFirst) res->replayFirst = e[i].seq;
                 if (res->replayed == 0 || e[i].seq > res->replayLast) res->replayLast = e[i].seq;
                 res->replayed++;
@@ -396,8 +403,34 @@ static void setLatest(json_t *p, const foldPick *k, int64_t seenMs, const char *
     if (r->id[0]) tableSetString(p, "LastMessageId", r->id);
 }
 
+/* Folds the applied valid entries of e into the history properties of props (historyFold).
+ * Returns 0 or -1 (OOM). */
+static int foldHistory(const json_t *row, const foldBase *b, const devicestateSource *src,
+                       const char *deviceId, const deviceEntry *e, size_t n, json_t *props,
+                       historyRows *hist) {
+    historyReading *v = calloc(n ? n : 1, sizeof(*v));
+    size_t m = 0;
+    if (!v) return -1;
+    for (size_t i = 0; i < n; i++) {
+        int byOwn, byLegacy;
+        if (!e[i].r || isReplay(b, &e[i], &byOwn, &byLegacy)) continue;
+        v[m++] =
+            (historyReading){deviceId, e[i].r, src->partition, e[i].seq, e[i].k, e[i].enqueuedMs};
+    }
+    int rc = m ? historyFold(row, deviceId, v, m, props, hist) : 0;
+    free(v);
+    return rc;
+}
+
 json_t *devicestateFold(const json_t *row, const devicestateSource *src, const char *defaultGeo,
                         const deviceEntry *e, size_t n, int64_t nowMs, devicestateFoldResult *res) {
+    return devicestateFoldHistory(row, src, defaultGeo, NULL, e, n, nowMs, NULL, res);
+}
+
+json_t *devicestateFoldHistory(const json_t *row, const devicestateSource *src,
+                               const char *defaultGeo, const char *deviceId, const deviceEntry *e,
+                               size_t n, int64_t nowMs, historyRows *hist,
+                               devicestateFoldResult *res) {
     foldBase b;
     foldPick k = {0};
     json_t *p = NULL;
@@ -412,6 +445,10 @@ json_t *devicestateFold(const json_t *row, const devicestateSource *src, const c
     tableSetInt64(p, "Rejected", tableGetInt64(row, "Rejected", 0) + k.rejected);
     if (k.sawSeq) setWatermarks(row, &b, k.maxSeq, p, res);
     setLatest(p, &k, b.seenMs, defaultGeo);
+    if (hist && deviceId && foldHistory(row, &b, src, deviceId, e, n, p, hist) != 0) {
+        json_decref(p);
+        p = NULL;
+    }
 out:
     free(b.wm);
     return p;
@@ -487,6 +524,7 @@ typedef struct commit {
     devicestateFoldResult last; /* the fold written, logged once committed */
     tableResult r;              /* the last round trip's result */
     uint64_t rnd;
+    historyRows written; /* the history rows last written for this commit's fold */
 } commit;
 
 enum { STEP_AGAIN, STEP_DONE, STEP_FAIL };
@@ -585,6 +623,31 @@ static int writeRow(commit *c, json_t *props) {
     return t;
 }
 
+/* Writes the history rows of this round's fold (hist) before the device row that records them,
+ * unless the same rows were written by an earlier round. Returns 0, or -1 with w->error (and
+ * w->permanent when the store refuses a row every time). */
+static int writeHistory(commit *c, historyRows *hist) {
+    deviceWork *w = c->w;
+    if (hist->n == 0 || historyRowsEqual(hist, &c->written)) return 0;
+    w->writes++;
+    if (historyWriteRows(cfg, cfg->historyTable, hist->v, hist->n) == 0) {
+        w->historyRows += hist->n;
+        historyRowsFree(&c->written);
+        c->written = *hist;
+        memset(hist, 0, sizeof(*hist));
+        return 0;
+    }
+    for (size_t i = 0; i < hist->n; i++) {
+        const historyRow *x = &hist->v[i];
+        if (x->ok) continue;
+        snprintf(w->error, sizeof(w->error), "history row %s %.200s: %s", x->pk, x->rk, x->error);
+        w->permanent |= x->permanent;
+        w->tableGone |= x->tableGone;
+    }
+    historyRowsFree(hist);
+    return -1;
+}
+
 /* One round: a re-read when due, the fold, the write. Returns STEP_DONE (committed), STEP_AGAIN
  * or STEP_FAIL (give up). */
 static int commitRound(commit *c) {
@@ -595,9 +658,17 @@ static int commitRound(commit *c) {
         if (step == STEP_AGAIN) return afterUnknown(c);
     }
     devicestateFoldResult f;
-    json_t *props = devicestateFold(c->row, &c->src, cfg->partitionKey, w->entries, w->count,
-                                    clockWallMs(), &f);
+    historyRows hist = {0};
+    json_t *props =
+        devicestateFoldHistory(c->row, &c->src, cfg->partitionKey, w->deviceId, w->entries,
+                               w->count, clockWallMs(), cfg->historyEnabled ? &hist : NULL, &f);
+    if (!props && f.applied) {
+        historyRowsFree(&hist);
+        snprintf(w->error, sizeof(w->error), "out of memory folding the history");
+        return STEP_FAIL;
+    }
     if (f.replayed && c->fromCache) {
+        historyRowsFree(&hist);
         /* "Already applied" according to memory only: confirm with one read. Steady state
          * (nothing to skip) never comes here, so it stays one write per device per batch. */
         json_decref(props);
@@ -615,9 +686,16 @@ static int commitRound(commit *c) {
     w->replayed = f.replayed;
     c->last = f; /* logged once committed, not on every try */
     if (!props) {
+        historyRowsFree(&hist);
         settle(c, c->etag); /* every event was applied already (a replay) */
         return STEP_DONE;
     }
+    if (writeHistory(c, &hist) != 0) {
+        json_decref(props);
+        return STEP_FAIL;
+    }
+    w->historyLate = hist.late;
+    historyRowsFree(&hist);
     int t = writeRow(c, props);
     if (t == TABLE_OK) return STEP_DONE;
     if (c->r.tableGone) {
@@ -650,7 +728,7 @@ int devicestateCommit(deviceWork *w) {
     c.mode = c.fromCache ? MODE_MERGE : MODE_INSERT;
     w->ok = w->changed = 0;
     w->writes = 0;
-    w->tableGone = 0;
+    w->tableGone = w->permanent = 0;
 
     for (int rounds = 0; rounds < cfg->backoffAttempts * 2 + 2; rounds++) {
         step = commitRound(&c);
@@ -658,11 +736,12 @@ int devicestateCommit(deviceWork *w) {
     }
     if (step != STEP_DONE) {
         devicestateForget(w->deviceId);
-        w->permanent = c.r.permanent;
+        w->permanent |= c.r.permanent;
         if (!w->error[0])
             snprintf(w->error, sizeof(w->error), "gave up after %d attempts", c.conflicts);
     }
     if (w->ok) devicestateLogFold(w, &c.last);
+    historyRowsFree(&c.written);
     json_decref(c.row);
     return w->ok ? 0 : -1;
 }

@@ -4,8 +4,6 @@
 
 #include "table.h"
 
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +11,10 @@
 
 static const char *const metricProps[METRIC_COUNT] = {"Celsius", "Humidity", "hPa", "Light"};
 
-/* A decimal integer of 1 to maxDigits digits in [p, end). Returns 0 or -1. */
+/* A decimal integer of 1 to maxDigits (at most 18) digits in [p, end). Returns 0 or -1. */
 static int parseInt(const char *p, const char *end, int maxDigits, int64_t *out) {
     int64_t v = 0;
-    if (p == end || end - p > maxDigits) return -1;
+    if (p == end || end - p > maxDigits || maxDigits > 18) return -1;
     for (; p < end; p++) {
         if (*p < '0' || *p > '9') return -1;
         v = v * 10 + (*p - '0');
@@ -25,70 +23,21 @@ static int parseInt(const char *p, const char *end, int maxDigits, int64_t *out)
     return 0;
 }
 
-static int hexValue(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes [p, end) into out (HISTORYREAD_PARTITION_MAX + 1 bytes). Returns 0 or -1. */
-static int parsePartition(const char *p, const char *end, char *out) {
-    size_t o = 0;
-    while (p < end) {
-        int c = (unsigned char)*p;
-        if (c == '%') {
-            int hi = end - p > 2 ? hexValue(p[1]) : -1, lo = end - p > 2 ? hexValue(p[2]) : -1;
-            if (hi < 0 || lo < 0) return -1;
-            c = hi * 16 + lo;
-            p += 3;
-        } else {
-            p++;
-        }
-        if (c == 0 || o == HISTORYREAD_PARTITION_MAX) return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
-/* A finite number filling [p, end), or nothing. Returns 0 or -1. */
-static int parseValue(const char *p, const char *end, unsigned char *has, double *v) {
-    char tmp[64];
-    char *stop;
-    *has = 0;
-    if (p == end) return 0;
-    if ((size_t)(end - p) >= sizeof(tmp)) return -1;
-    memcpy(tmp, p, (size_t)(end - p));
-    tmp[end - p] = '\0';
-    errno = 0;
-    *v = strtod(tmp, &stop);
-    if (*stop != '\0' || stop == tmp || !isfinite(*v) || tmp[0] == ' ') return -1;
-    *has = 1;
-    return 0;
-}
-
 int historyreadParse(const char *text, size_t len, historyreadReading *out) {
-    const char *field[8], *fend[8];
-    const char *p = text, *end = text + len;
-    int n = 0;
-    if (len == 0 || len > HISTORYREAD_TEXT_MAX) return -1;
-    for (field[0] = p; p < end; p++) {
-        if (*p != ';') continue;
-        if (n == 7) return -1; /* a ninth field */
-        fend[n++] = p;
-        field[n] = p + 1;
-    }
-    if (n != 7) return -1;
-    fend[7] = end;
-    memset(out, 0, sizeof(*out));
-    if (parseInt(field[0], fend[0], 13, &out->ms) != 0 ||
-        parsePartition(field[1], fend[1], out->partition) != 0 ||
-        parseInt(field[2], fend[2], 19, &out->seq) != 0 ||
-        parseInt(field[3], fend[3], 9, &out->k) != 0)
+    historyParsed p;
+    /* the writer's own parser of the format (history.c), so that one parser reads it */
+    if (len == 0 || len > HISTORYREAD_TEXT_MAX || historyReadingParse(text, len, &p) != 0 ||
+        p.ms > HISTORY_MAX_MS || p.k > INT32_MAX)
         return -1;
-    for (int m = 0; m < METRIC_COUNT; m++)
-        if (parseValue(field[4 + m], fend[4 + m], &out->has[m], &out->value[m]) != 0) return -1;
+    memset(out, 0, sizeof(*out));
+    out->ms = p.ms;
+    out->seq = p.seq;
+    out->k = (int64_t)p.k;
+    snprintf(out->partition, sizeof(out->partition), "%s", p.partition);
+    for (int m = 0; m < METRIC_COUNT; m++) {
+        out->has[m] = p.has[m] != 0;
+        out->value[m] = p.value[m];
+    }
     return 0;
 }
 
@@ -182,24 +131,19 @@ int64_t historyreadHistHour(const json_t *row) { return tableGetInt64(row, "Hist
 int historyreadSlots(const json_t *row, int64_t first, historyMinute out[60]) {
     int found = 0;
     memset(out, 0, 60 * sizeof(historyMinute));
-    json_t *one = json_object();
-    if (!one) return 0;
     for (int i = 0; i < 60; i++) {
         char name[8];
         snprintf(name, sizeof(name), "Min%02d", i);
         const char *t = json_string_value(json_object_get(row, name));
         const char *semi = t ? strchr(t, ';') : NULL;
         int64_t u;
+        historyMinute mi;
         if (!semi || parseInt(t, semi, 12, &u) != 0 || u < first || u > first + 59) continue;
-        /* the minute text as history.c reads a summary row's M00 (its one parser) */
-        historySummary s;
-        json_object_set_new(one, "M00", json_string(semi + 1));
-        historySummaryFromRow(one, &s);
-        if (s.minute[0].count <= 0) continue; /* malformed: a kept minute has readings */
-        out[u - first] = s.minute[0];
+        /* a kept minute has readings */
+        if (historyMinuteParse(semi + 1, &mi) != 0 || mi.count <= 0) continue;
+        out[u - first] = mi;
         found++;
     }
-    json_decref(one);
     return found;
 }
 

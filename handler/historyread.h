@@ -36,10 +36,9 @@ typedef struct historyreadReading {
     char partition[HISTORYREAD_PARTITION_MAX + 1];
 } historyreadReading;
 
-/* Parses one reading text, "<ms>;<partition>;<seq>;<k>;<Celsius>;<Humidity>;<hPa>;<Light>"
- * (len bytes, no NUL needed): ms, seq and k decimal integers (ms 13 digits at most, seq and k
- * not negative), the partition percent-encoded, each value a finite number or empty. Returns 0,
- * or -1 (out unspecified) when the text is anything else. */
+/* Parses one reading text (len bytes, no NUL needed) with the writer's parser
+ * (historyReadingParse: "<ms>;<partition>;<seq>;<k>;<Celsius>;<Humidity>;<hPa>;<Light>"), and
+ * refuses an ms past HISTORY_MAX_MS. Returns 0, or -1 (out unspecified) when malformed. */
 int historyreadParse(const char *text, size_t len, historyreadReading *out);
 
 /* Called per reading; return non-zero to stop. r is borrowed for the call. */

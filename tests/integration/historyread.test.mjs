@@ -1,0 +1,191 @@
+// Integration: the readers of history format v2 (handler/fn_history.c, handler/historyread.c,
+// getdevicestate?history=1h) against rows the real pipeline wrote into real Azurite. Event Hubs
+// cannot run here, so the test plays the host (each batch what the host would post; a replay the
+// same batch posted again). A small HTTP proxy between the handler and Azurite fails the
+// DeviceState writes on request: a stand-in for a network fault, so that a chunk row is written
+// and the device commit that would record it is not (an orphan chunk).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import * as h from '../lib/harness.mjs';
+
+const HISTORY = 'ReadingHistory';
+const DEVICES = 'DeviceState';
+let az, proxy, handler;
+
+async function startProxy() {
+  const port = await h.freePort();
+  const p = { port, failDevice: false, failed: 0 };
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const write = req.method !== 'GET' && req.method !== 'HEAD';
+      if (p.failDevice && write && (req.url.includes(DEVICES) || (req.url.includes('$batch') && body.includes(`${DEVICES}(`)))) {
+        p.failed++;
+        res.writeHead(503, { 'Content-Type': 'text/plain' });
+        res.end('down');
+        return;
+      }
+      const up = http.request({ host: '127.0.0.1', port: az.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      up.end(body);
+    });
+  });
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  p.close = () => { server.closeAllConnections(); return new Promise((r) => server.close(r)); };
+  return p;
+}
+
+before(async () => {
+  az = await h.startAzurite();
+  proxy = await startProxy();
+  handler = await h.startHandler({
+    ...h.handlerEnv(az),
+    StorageConnectionString: az.connectionString.replace(`:${az.port}/`, `:${proxy.port}/`),
+    BackoffBaseMs: '5', BackoffCapMs: '20', BackoffAttempts: '2',
+  });
+});
+after(async () => {
+  await handler?.stop();
+  await proxy?.close();
+  await az?.close();
+});
+
+const post = (evs, partition) => h.invoke(handler.url, 'EnvironmentEventTrigger', h.hostBatch(evs, { partition }));
+const get = async (path) => {
+  const r = await fetch(`${handler.url}/api/${path}`);
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* CSV */ }
+  return { status: r.status, text, json };
+};
+const at = (iso, s) => new Date(Date.parse(iso) + s * 1000).toISOString();
+
+describe('raw readings', () => {
+  test('an orphan chunk, a chunk over the same readings and the pending ones: every reading once, in time order', async () => {
+    const D = 'ro-1';
+    // partition A: five readings at 10:30:00..04 (pending in the device row)
+    const a = Array.from({ length: 5 }, (_, i) => ({ deviceId: D, seq: 1 + i, enqueued: at('2026-11-29T10:30:00Z', i), body: { temperature: 1 + i } }));
+    assert.equal((await post(a, 'A')).status, 200);
+    // partition B lags ten minutes behind: 40 readings at 10:20:00..39. The first delivery writes
+    // the chunk [A1..A5, B1..B27] and then fails to commit the device row: an orphan.
+    const b = Array.from({ length: 40 }, (_, i) => ({ deviceId: D, seq: 101 + i, enqueued: at('2026-11-29T10:20:00Z', i), body: { temperature: 10 + i, humidity: 50 } }));
+    proxy.failDevice = true;
+    const failed = await post(b, 'B');
+    proxy.failDevice = false;
+    assert.equal(failed.status, 500, failed.text);
+    assert.ok(proxy.failed > 0);
+    // A sends one more, so the replay of B folds a different pending list: a second chunk that
+    // starts at the same reading with other readings in it
+    assert.equal((await post([{ deviceId: D, seq: 6, enqueued: at('2026-11-29T10:30:00Z', 6), body: { temperature: 6 } }], 'A')).status, 200);
+    const replay = await post(b, 'B');
+    assert.equal(replay.status, 200, replay.text);
+
+    // what storage holds: readings in more than one place
+    const chunks = (await h.tableAll(az, HISTORY)).filter((r) => r.DeviceId === D && r.Readings);
+    const stored = chunks.reduce((n, r) => n + r.Readings.split('\n').length, 0);
+    const [row] = (await h.tableAll(az, DEVICES)).filter((r) => r.RowKey === D);
+    const pending = Number(row.PendN);
+    assert.ok(chunks.length >= 2, `an orphan chunk beside the committed one: ${chunks.map((c) => c.RowKey).join(' | ')}`);
+    assert.ok(stored + pending > 46, `some readings stored twice (${stored} in chunks, ${pending} pending)`);
+    assert.equal(Number(row.Count), 46);
+
+    const r = await get(`gethistory?device=${D}&from=2026-11-29T10:00:00Z&to=2026-11-29T10:59:59Z`);
+    assert.equal(r.status, 200, r.text);
+    const pts = r.json.points;
+    assert.equal(pts.length, 46);
+    assert.equal(new Set(pts.map((p) => `${p.partition}/${p.sequenceNumber}`)).size, 46);
+    assert.deepEqual(pts.map((p) => p.time), pts.map((p) => p.time).sort(), 'time order');
+    assert.deepEqual(pts.map((p) => p.celsius), [...b.map((e) => e.body.temperature), 1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(pts[0], { deviceId: D, time: '2026-11-29T10:20:00.000Z', celsius: 10, humidity: 50, partition: 'B', sequenceNumber: 101 });
+    // the same as CSV, and a range inside the hour cuts by time (a chunk starting before it too)
+    const csv = await get(`gethistory?device=${D}&from=2026-11-29T10:20:30Z&to=2026-11-29T10:30:02Z&format=csv`);
+    const lines = csv.text.trimEnd().split('\r\n');
+    assert.equal(lines.length, 1 + 10 + 3, csv.text);
+    assert.equal(lines[1], `${D},2026-11-29T10:20:30.000Z,40,50,,,B,131`);
+    assert.equal(lines.at(-1), `${D},2026-11-29T10:30:02.000Z,3,,,,A,3`);
+    // every device's raw hour: the same 46 for this one
+    const all = await get('gethistory?from=2026-11-29T10:00:00Z&to=2026-11-29T10:59:59Z');
+    assert.equal(all.json.points.filter((p) => p.deviceId === D).length, 46);
+    // the per-minute summaries count each reading once too (from the slots: hour 10 is HistHour)
+    const m = await get(`gethistory?device=${D}&from=2026-11-29T10:00:00Z&to=2026-11-29T10:59:59Z&resolution=hour`);
+    assert.deepEqual(m.json.points.map((p) => p.count), [46]);
+  });
+});
+
+describe('summaries', () => {
+  test('hours before HistHour from frozen hour rows, the hour HistHour from the device row\'s slots, each reading once', async () => {
+    const D = 'rs-1';
+    // 40 readings a minute apart at 08:10..08:49, then 16 at 09:05..09:20: hour 08 is frozen when
+    // the first reading of 09 is folded; slots 05..20 then hold 09's minutes, 21..49 still 08's
+    const h8 = Array.from({ length: 40 }, (_, i) => ({ deviceId: D, seq: 1000 + i, enqueued: at('2026-11-29T08:10:00Z', 60 * i), body: { temperature: 10 + (i % 5), pressure: 1000 } }));
+    const h9 = Array.from({ length: 16 }, (_, i) => ({ deviceId: D, seq: 2000 + i, enqueued: at('2026-11-29T09:05:00Z', 60 * i), body: { temperature: 30 + (i % 3) } }));
+    assert.equal((await post(h8, 'C')).status, 200);
+    assert.equal((await post(h9, 'C')).status, 200);
+    const frozen = (await h.tableAll(az, HISTORY)).filter((r) => r.DeviceId === D && r.RowKey.startsWith('~~m '));
+    assert.deepEqual(frozen.map((r) => [r.PartitionKey, Number(r.Count)]), [['h2026112908', 40]]);
+    const [row] = (await h.tableAll(az, DEVICES)).filter((r) => r.RowKey === D);
+    assert.equal(Number(row.HistHour), Date.parse('2026-11-29T09:00:00Z') / 3600000);
+    assert.match(row.Min30, /^\d+;1\|/, 'an hour-08 minute still in its slot');
+
+    const range = 'from=2026-11-29T08:00:00Z&to=2026-11-29T09:59:59Z';
+    const hour = await get(`gethistory?device=${D}&${range}&resolution=hour`);
+    assert.equal(hour.status, 200, hour.text);
+    assert.deepEqual(hour.json.points.map((p) => [p.time, p.count]), [['2026-11-29T08:00:00.000Z', 40], ['2026-11-29T09:00:00.000Z', 16]]);
+    assert.deepEqual(hour.json.points[1].celsius, { min: 30, mean: (30 * 6 + 31 * 5 + 32 * 5) / 16, max: 32 });
+    const minute = await get(`gethistory?device=${D}&${range}&resolution=minute`);
+    const pts = minute.json.points;
+    assert.equal(pts.length, 56);
+    assert.equal(pts.reduce((n, p) => n + p.count, 0), 56);
+    assert.equal(pts[0].time, '2026-11-29T08:10:00.000Z');
+    assert.equal(pts[40].time, '2026-11-29T09:05:00.000Z');
+    assert.equal(pts[40].celsius.mean, 30);
+    assert.equal(pts[40].hPa, undefined);
+    // every device at once: the same points for this device (its slots from the device table)
+    const all = await get(`gethistory?${range}&resolution=minute`);
+    assert.deepEqual(all.json.points.filter((p) => p.deviceId === D), pts);
+    // CSV of the summaries
+    const csv = await get(`gethistory?device=${D}&${range}&resolution=hour&format=csv`);
+    assert.equal(csv.text.trimEnd().split('\r\n')[2], `${D},2026-11-29T09:00:00.000Z,16,30,${(30 * 6 + 31 * 5 + 32 * 5) / 16},32,,,,,,,,,`);
+  });
+});
+
+describe('getdevicestate?history=1h', () => {
+  test("each device's per-minute means over the last hour, compactly; nothing for a device silent that long", async () => {
+    const D = 'rl-1';
+    const now = Date.now();
+    const m30 = Math.floor(now / 60000) * 60000 - 30 * 60000; // the start of the minute 30 minutes ago
+    const evs = [
+      { deviceId: D, seq: 1, enqueued: new Date(m30 + 1000).toISOString(), body: { temperature: 20, humidity: 50 } },
+      { deviceId: D, seq: 2, enqueued: new Date(m30 + 11000).toISOString(), body: { temperature: 22.123456789 } },
+      { deviceId: D, seq: 3, enqueued: new Date(m30 + 25 * 60000).toISOString(), body: { temperature: 30, light: 400 } },
+    ];
+    assert.equal((await post(evs, 'D')).status, 200);
+    const r = await get('getdevicestate?history=1h');
+    assert.equal(r.status, 200, r.text);
+    const dev = r.json.find((d) => d.deviceId === D);
+    const lh = dev.lastHour;
+    const from = Date.parse(lh.from);
+    assert.equal(from % 60000, 0);
+    assert.ok(from <= m30 && m30 < from + 3600000);
+    const off = (m30 - from) / 60000;
+    assert.deepEqual(lh.minute, [off, off + 25]);
+    assert.deepEqual(lh.temperature, [21.0617, 30]); // means, 6 significant digits
+    assert.deepEqual(lh.humidity, [50, null]);
+    assert.deepEqual(lh.light, [null, 400]);
+    assert.equal(lh.pressure, undefined);
+    assert.deepEqual(Object.keys(dev).filter((k) => k !== 'lastHour'), Object.keys((await get('getdevicestate')).json.find((d) => d.deviceId === D)));
+    // devices whose readings are days old: no lastHour
+    for (const old of ['ro-1', 'rs-1']) assert.equal(r.json.find((d) => d.deviceId === old).lastHour, undefined, old);
+    // without the parameter nothing changes; a bad value is a 400 naming it
+    assert.ok((await get('getdevicestate')).json.every((d) => d.lastHour === undefined));
+    const bad = await get('getdevicestate?history=2h');
+    assert.equal(bad.status, 400);
+    assert.match(bad.json.error, /^history: /);
+  });
+});

@@ -743,6 +743,27 @@ function pause(ms) {
   });
 }
 
+/**
+ * Runs the SignalR client (index.html preloads it) the first time it is needed; resolves once it
+ * has run, rejects when it failed to load (a later call tries again).
+ */
+let signalrScript = null;
+function signalrLoaded() {
+  if (typeof signalR !== 'undefined') return Promise.resolve();
+  signalrScript ??= new Promise((resolve, reject) => {
+    const el = document.createElement('script');
+    el.src = 'signalr.min.js';
+    el.addEventListener('load', () => resolve(), { once: true });
+    el.addEventListener('error', () => {
+      signalrScript = null;
+      el.remove();
+      reject(new Error('the SignalR client did not load'));
+    }, { once: true });
+    document.head.append(el);
+  });
+  return signalrScript;
+}
+
 /** Negotiates and connects, retrying forever with a capped backoff; then loads every device. */
 async function connect() {
   const gen = ++conn.gen;
@@ -750,8 +771,7 @@ async function connect() {
     setState('connecting');
     let hub = null;
     try {
-      if (typeof signalR === 'undefined') throw new Error('the SignalR client did not load');
-      const info = await negotiate();
+      const [info] = await Promise.all([negotiate(), signalrLoaded()]);
       hub = new signalR.HubConnectionBuilder()
         .withUrl(info.url, { accessTokenFactory: accessToken })
         .withAutomaticReconnect(reconnectPolicy)
@@ -824,9 +844,11 @@ function readAfterConnect(hub) {
 async function loadFirstLook() {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
+      performance.mark('enviromon:first-look-sent');
       const r = await fetch(`${apiBase}/api/getdevicestate?history=1h`, { cache: 'no-store' });
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
       const body = await r.json();
+      performance.mark('enviromon:first-look-answered');
       applyPayload(body, 'state');
       let taken = 0;
       if (Array.isArray(body)) for (const d of body) taken += store.preloadMinutes(d?.deviceId, d?.lastHour);
@@ -834,6 +856,7 @@ async function loadFirstLook() {
       lastStateLoad = Date.now();
       store.prune();
       render(); // now, not on the next frame: the list and the chart set
+      performance.mark('enviromon:first-look-rendered');
       drawCharts();
       firstLook.drawnAt ??= performance.now();
       return;
@@ -1041,12 +1064,23 @@ function wireControls() {
 }
 
 async function main() {
+  // The first look goes out before anything else is set up (its answer is handled once main()
+  // has built the page: promise callbacks run after this synchronous part).
+  performance.mark('enviromon:main');
+  const config = loadConfig();
+  firstLook.pending = config.then((base) => {
+    apiBase = base;
+    return loadFirstLook();
+  }).finally(() => {
+    firstLook.pending = null;
+    firstLook.doneAt = Date.now();
+  });
   $('window-text').textContent = `Last ${duration(WINDOW_MS)}: per-minute means from storage, then every reading`;
   createCharts();
   wireControls();
   renderSortHeaders();
   renderFilterControls();
-  apiBase = await loadConfig();
+  apiBase = await config;
   detail = createDetail(() => apiBase, (device, range) => {
     ui.detail = device ? { device, range } : null;
     saveUrl();
@@ -1062,10 +1096,6 @@ async function main() {
     if (document.visibilityState === 'visible' && conn.hub && Date.now() - lastStateLoad > 30000) loadState(conn.hub, false);
   });
   setInterval(tick, 1000);
-  firstLook.pending = loadFirstLook().finally(() => {
-    firstLook.pending = null;
-    firstLook.doneAt = Date.now();
-  });
   render();
   tick();
   connect();

@@ -74,8 +74,9 @@ async function apiCalls(query) {
   await waitUntil('a negotiate attempt', async () => calls.length > 0 &&
     (await page.evaluate(() => document.getElementById('conn').dataset.state)) === 'disconnected');
   const result = {
-    calls: calls.filter((c) => !c.includes('/api/gethistory')), // read in parallel on load
-    history: calls.filter((c) => c.includes('/api/gethistory')),
+    // the first look (the devices and their last hour) is read in parallel on load
+    calls: calls.filter((c) => !c.includes('/api/getdevicestate?history=1h')),
+    firstLook: calls.filter((c) => c.includes('/api/getdevicestate?history=1h')),
     detail: await page.textContent('#conn-detail'),
     footer: await page.textContent('#settings-text'),
     retryVisible: await page.isVisible('#retry'),
@@ -87,7 +88,8 @@ async function apiCalls(query) {
 test('the page calls the API named in config.json, and says why it cannot connect', async () => {
   const r = await apiCalls('');
   assert.equal(r.calls[0], 'POST http://api.example.test/api/negotiate');
-  assert.equal(r.history[0], 'GET http://api.example.test/api/gethistory?last=1h&resolution=minute');
+  assert.equal(r.firstLook[0], 'GET http://api.example.test/api/getdevicestate?history=1h');
+  assert.ok(r.calls.every((c) => !c.includes('/api/gethistory')), r.calls.join(', '));
   assert.match(r.detail, /negotiate answered HTTP 503/);
   assert.match(r.footer, /API: http:\/\/api\.example\.test\./);
   assert.equal(r.retryVisible, true);
@@ -96,6 +98,7 @@ test('the page calls the API named in config.json, and says why it cannot connec
 test('?api= overrides config.json; a non-http value is ignored', async () => {
   const r = await apiCalls('?api=http://other.example.test:8080/');
   assert.equal(r.calls[0], 'POST http://other.example.test:8080/api/negotiate');
+  assert.equal(r.firstLook[0], 'GET http://other.example.test:8080/api/getdevicestate?history=1h');
   const r2 = await apiCalls(`?api=${encodeURIComponent('javascript:alert(1)')}`);
   assert.equal(r2.calls[0], 'POST http://api.example.test/api/negotiate');
 });

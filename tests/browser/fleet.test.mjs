@@ -102,12 +102,14 @@ test('the summary counts what was sent, and a fleet this size is shown as a tabl
   const { root } = await cdp.send('DOM.getDocument');
   const far = await cdp.send('Accessibility.queryAXTree', { nodeId: root.nodeId, accessibleName: 'fleet-287', role: 'rowheader' });
   const farBox = await cdp.send('Accessibility.queryAXTree', { nodeId: root.nodeId, accessibleName: 'Chart fleet-287', role: 'checkbox' });
+  const farMore = await cdp.send('Accessibility.queryAXTree', { nodeId: root.nodeId, accessibleName: 'History of fleet-287', role: 'button' });
   await cdp.detach();
   assert.equal(roles.table, 1, JSON.stringify(roles));
-  assert.equal(roles.columnheader, 10, JSON.stringify(roles));
+  assert.equal(roles.columnheader, 11, JSON.stringify(roles)); // the last one: each row's History button
   assert.equal(roles.row, N + 1, JSON.stringify(roles));
   assert.equal(far.nodes.length, 1, 'the row header of a row off screen');
   assert.equal(farBox.nodes.length, 1, 'the pick box of a row off screen');
+  assert.equal(farMore.nodes.length, 1, 'the History button of a row off screen');
   // What one row says, field by field, against what was sent.
   const row = await page.$eval('#rows > tr[data-device-id="fleet-044"]', (tr) =>
     Object.fromEntries([...tr.querySelectorAll('[data-field]')].map((td) => [td.dataset.field, td.textContent])));

@@ -201,6 +201,12 @@ void historyRowsFree(historyRows *r) {
     memset(r, 0, sizeof(*r));
 }
 
+int historyRowsFrozen(const historyRows *r) {
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i].frozen) return 1;
+    return 0;
+}
+
 int historyRowsEqual(const historyRows *a, const historyRows *b) {
     if (a->n != b->n) return 0;
     for (size_t i = 0; i < a->n; i++)
@@ -541,6 +547,68 @@ out:
     free(f.items);
     free(f.closed);
     return rc;
+}
+
+/* The unix hour of a PartitionKey "hYYYYMMDDHH", or -1. */
+static int64_t hourOfPk(const char *pk) {
+    struct tm tm;
+    int y, mo, d, h;
+    char tail;
+    if (sscanf(pk, "h%4d%2d%2d%2d%c", &y, &mo, &d, &h, &tail) != 4) return -1;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    time_t t = timegm(&tm);
+    return t < 0 ? -1 : (int64_t)t / 3600;
+}
+
+/* Reads the minute slot mm of row into *mi when it holds a minute of hour h. Returns 1 so. */
+static int slotOfHour(const json_t *row, int mm, int64_t h, historyMinute *mi) {
+    char name[8], *end;
+    snprintf(name, sizeof(name), "Min%02d", mm);
+    const char *t = json_string_value(json_object_get(row, name));
+    if (!t) return 0;
+    long long mn = strtoll(t, &end, 10);
+    return end != t && *end == ';' && mn >= 0 && mn / 60 == h && mn % 60 == mm &&
+           historyMinuteParse(end + 1, mi) == 0;
+}
+
+int historyRepair(const json_t *oldRow, const json_t *newRow, const char *device,
+                  const historyRows *written, historyRows *hist) {
+    int64_t now = tableGetInt64(newRow, HISTORY_PROP_HOUR, -1);
+    for (size_t i = 0; i < written->n; i++) {
+        const historyRow *w = &written->v[i];
+        int again = 0;
+        if (!w->frozen) continue;
+        for (size_t k = 0; k < hist->n && !again; k++)
+            again = hist->v[k].frozen && strcmp(hist->v[k].pk, w->pk) == 0;
+        int64_t h = hourOfPk(w->pk);
+        if (again || h < 0 || now <= h) continue;
+        historySummary s;
+        char text[HISTORY_MINUTE_TEXT_MAX], name[8], pk[HISTORY_PK_LEN], rk[HISTORY_RK_MAX];
+        memset(&s, 0, sizeof(s));
+        for (int m = 0; m < 60; m++) {
+            if (!slotOfHour(newRow, m, h, &s.minute[m]) && !slotOfHour(oldRow, m, h, &s.minute[m]))
+                memset(&s.minute[m], 0, sizeof(s.minute[m]));
+            s.count += s.minute[m].count;
+        }
+        json_t *p = json_object();
+        if (!p) return -1;
+        tableSetString(p, "DeviceId", device);
+        tableSetInt64(p, "Count", s.count);
+        for (int m = 0; m < 60; m++) {
+            if (!s.minute[m].count) continue;
+            snprintf(name, sizeof(name), "M%02d", m);
+            historyMinuteText(&s.minute[m], text, sizeof(text));
+            tableSetString(p, name, text);
+        }
+        historyPartitionKey(h * 3600000, pk);
+        snprintf(rk, sizeof(rk), "%s", w->rk);
+        if (rowsAdd(hist, pk, rk, p, 1) != 0) return -1;
+    }
+    return 0;
 }
 
 static int byPk(const void *a, const void *b) {

@@ -98,6 +98,16 @@ static int fold(const settings *s, slot *sl) {
         return 0;
     }
     sl->late = sl->hist.late;
+    if (sl->props && sl->guess && historyRowsFrozen(&sl->hist)) {
+        /* A frozen hour row is written whole (InsertOrReplace): never from a row this process
+         * only believes in (memory, or "no row yet"), which would replace the one the row's
+         * real history made. One read per device per hour. */
+        json_decref(sl->props);
+        sl->props = NULL;
+        historyRowsFree(&sl->hist);
+        sl->mode = MODE_READ;
+        return 1;
+    }
     if (sl->props && sl->writtenBase &&
         historyRepair(sl->writtenBase, sl->row, w->deviceId, &sl->written, &sl->hist) != 0) {
         fail(sl, "out of memory folding the history");
@@ -402,7 +412,9 @@ static void historySettle(slot *x) {
         historyRowsFree(&x->written);
         json_decref(x->writtenBase);
         /* a frozen hour row written on a row another writer may change first: kept to repair */
-        x->writtenBase = historyRowsFrozen(&x->hist) && x->row ? json_deep_copy(x->row) : NULL;
+        x->writtenBase = !historyRowsFrozen(&x->hist) ? NULL
+                         : x->row                     ? json_deep_copy(x->row)
+                                                      : json_object(); /* made on no row */
         x->written = x->hist;
         memset(&x->hist, 0, sizeof(x->hist));
         return;
@@ -501,9 +513,9 @@ static int commitRounds(const settings *s, slot *sl, size_t n, uint64_t *rnd) {
     return contended;
 }
 
-/* Readies the slots not done for one-by-one commits: their folds dropped, a row read in this
- * call handed on as memory (its etag makes the first merge right when nobody else wrote since).
- * Returns how many are left. */
+/* Readies the slots not done for one-by-one commits: their folds dropped, a row read or taken
+ * from memory in this call handed on as memory (its etag makes the first merge right when nobody
+ * else wrote since). Returns how many are left. */
 static size_t handOnLeft(slot *sl, size_t n) {
     size_t left = 0;
     for (size_t i = 0; i < n; i++) {
@@ -511,7 +523,7 @@ static size_t handOnLeft(slot *sl, size_t n) {
         if (x->done) continue;
         json_decref(x->props);
         x->props = NULL;
-        if (x->row && !x->fromCache && x->mode != MODE_READ) {
+        if (x->row && x->mode != MODE_READ) {
             devicestateRemember(x->w->deviceId, x->row, x->etag);
             x->row = NULL;
         }

@@ -59,6 +59,11 @@ typedef struct historySummary {
 /* Reads a summary row's minutes into *s (zeroed first). Malformed minutes are skipped. */
 void historySummaryFromRow(const json_t *row, historySummary *s);
 
+/* A number as the texts hold it: a decimal of at most 6 places when one reads back (strtod) as
+ * exactly v ("20.1"), else %.17g. Returns its length, or -1 when it does not fit (32 bytes
+ * always do). */
+int historyFormatDouble(double v, char *out, size_t outlen);
+
 /* A minute's summary text into out (HISTORY_MINUTE_TEXT_MAX bytes suffice). */
 void historyMinuteText(const historyMinute *mi, char *out, size_t outlen);
 /* Parses a minute's summary text. Returns 0, or -1 when malformed (*mi then undefined). */
@@ -89,7 +94,8 @@ int historyDeviceKey(const char *device, char *out, size_t outlen);
 int historyRowKey(const historyReading *v, char *out, size_t outlen);
 
 /* The reading text "<ms>;<partition>;<seq>;<k>;<Celsius>;<Humidity>;<hPa>;<Light>" (partition
- * percent-encoded, values %.17g or empty). Returns its length, or -1 when it does not fit. */
+ * percent-encoded, values historyFormatDouble or empty). Returns its length, or -1 when it does not
+ * fit. */
 int historyReadingText(const historyReading *v, char *out, size_t outlen);
 
 /* A reading text read back. */

@@ -38,6 +38,7 @@ typedef struct slot {
     devicestateFoldResult f;
     historyRows hist;    /* the history rows of this round's fold (HistoryEnabled) */
     historyRows written; /* the history rows last written for this slot */
+    json_t *writtenBase; /* the row their fold was made on, when they hold a frozen hour row */
     size_t late;         /* late readings in this round's fold */
 } slot;
 
@@ -97,6 +98,21 @@ static int fold(const settings *s, slot *sl) {
         return 0;
     }
     sl->late = sl->hist.late;
+    if (sl->props && sl->guess && historyRowsFrozen(&sl->hist)) {
+        /* A frozen hour row is written whole (InsertOrReplace): never from a row this process
+         * only believes in (memory, or "no row yet"), which would replace the one the row's
+         * real history made. One read per device per hour. */
+        json_decref(sl->props);
+        sl->props = NULL;
+        historyRowsFree(&sl->hist);
+        sl->mode = MODE_READ;
+        return 1;
+    }
+    if (sl->props && sl->writtenBase &&
+        historyRepair(sl->writtenBase, sl->row, w->deviceId, &sl->written, &sl->hist) != 0) {
+        fail(sl, "out of memory folding the history");
+        return 0;
+    }
     if (sl->f.replayed && sl->fromCache) {
         /* "Already applied" according to memory only: confirm with one read, as
          * devicestateCommit does (storage may have lost writes it acknowledged). */
@@ -394,12 +410,19 @@ static void historySettle(slot *x) {
     if (!bad) {
         x->w->historyRows += x->hist.n;
         historyRowsFree(&x->written);
+        json_decref(x->writtenBase);
+        /* a frozen hour row written on a row another writer may change first: kept to repair */
+        x->writtenBase = !historyRowsFrozen(&x->hist) ? NULL
+                         : x->row                     ? json_deep_copy(x->row)
+                                                      : json_object(); /* made on no row */
         x->written = x->hist;
         memset(&x->hist, 0, sizeof(x->hist));
         return;
     }
     char why[256];
-    snprintf(why, sizeof(why), "history row %s %.120s: %s", bad->pk, bad->rk, bad->error);
+    logError("device '%s': history row %s '%s' not written: %s", x->w->deviceId, bad->pk, bad->rk,
+             bad->error);
+    snprintf(why, sizeof(why), "history row not written: %s", bad->error);
     int permanent = 0, gone = 0;
     for (size_t k = 0; k < x->hist.n; k++) {
         permanent |= x->hist.v[k].permanent;
@@ -490,9 +513,9 @@ static int commitRounds(const settings *s, slot *sl, size_t n, uint64_t *rnd) {
     return contended;
 }
 
-/* Readies the slots not done for one-by-one commits: their folds dropped, a row read in this
- * call handed on as memory (its etag makes the first merge right when nobody else wrote since).
- * Returns how many are left. */
+/* Readies the slots not done for one-by-one commits: their folds dropped, a row read or taken
+ * from memory in this call handed on as memory (its etag makes the first merge right when nobody
+ * else wrote since). Returns how many are left. */
 static size_t handOnLeft(slot *sl, size_t n) {
     size_t left = 0;
     for (size_t i = 0; i < n; i++) {
@@ -500,7 +523,7 @@ static size_t handOnLeft(slot *sl, size_t n) {
         if (x->done) continue;
         json_decref(x->props);
         x->props = NULL;
-        if (x->row && !x->fromCache && x->mode != MODE_READ) {
+        if (x->row && x->mode != MODE_READ) {
             devicestateRemember(x->w->deviceId, x->row, x->etag);
             x->row = NULL;
         }
@@ -532,6 +555,7 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
         json_decref(sl[i].props);
         historyRowsFree(&sl[i].hist);
         historyRowsFree(&sl[i].written);
+        json_decref(sl[i].writtenBase);
         notOk += !works[i].ok;
     }
     free(sl);

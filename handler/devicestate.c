@@ -77,13 +77,19 @@ void devicestateForget(const char *deviceId) {
 
 int devicestateRecall(const char *id, json_t **row, char *etag, size_t etaglen) {
     pthread_mutex_lock(&lock);
-    known *k = dictTouch(&cache, id);
+    known *k = dictGet(&cache, id);
+    *row = NULL;
     if (k) {
-        *row = json_deep_copy(k->row);
+        /* taken, not copied: a row of a device with history carries about a hundred
+         * properties, and a copy and a free per device per batch showed in the profile; the
+         * commit gives it back (Remember) */
+        *row = k->row;
+        k->row = NULL;
         snprintf(etag, etaglen, "%s", k->etag);
+        dictDelete(&cache, id);
     }
     pthread_mutex_unlock(&lock);
-    return k && *row;
+    return *row != NULL;
 }
 
 void devicestateRemember(const char *id, json_t *row, const char *etag) {
@@ -525,6 +531,7 @@ typedef struct commit {
     tableResult r;              /* the last round trip's result */
     uint64_t rnd;
     historyRows written; /* the history rows last written for this commit's fold */
+    json_t *writtenBase; /* the row their fold was made on, when they hold a frozen hour row */
 } commit;
 
 enum { STEP_AGAIN, STEP_DONE, STEP_FAIL };
@@ -633,6 +640,10 @@ static int writeHistory(commit *c, historyRows *hist) {
     if (historyWriteRows(cfg, cfg->historyTable, hist->v, hist->n) == 0) {
         w->historyRows += hist->n;
         historyRowsFree(&c->written);
+        json_decref(c->writtenBase);
+        c->writtenBase = !historyRowsFrozen(hist) ? NULL
+                         : c->row                 ? json_deep_copy(c->row)
+                                                  : json_object(); /* made on no row */
         c->written = *hist;
         memset(hist, 0, sizeof(*hist));
         return 0;
@@ -640,7 +651,9 @@ static int writeHistory(commit *c, historyRows *hist) {
     for (size_t i = 0; i < hist->n; i++) {
         const historyRow *x = &hist->v[i];
         if (x->ok) continue;
-        snprintf(w->error, sizeof(w->error), "history row %s %.200s: %s", x->pk, x->rk, x->error);
+        logError("device '%s': history row %s '%s' not written: %s", w->deviceId, x->pk, x->rk,
+                 x->error);
+        snprintf(w->error, sizeof(w->error), "history row not written: %s", x->error);
         w->permanent |= x->permanent;
         w->tableGone |= x->tableGone;
     }
@@ -662,10 +675,21 @@ static int commitRound(commit *c) {
     json_t *props =
         devicestateFoldHistory(c->row, &c->src, cfg->partitionKey, w->deviceId, w->entries,
                                w->count, clockWallMs(), cfg->historyEnabled ? &hist : NULL, &f);
-    if (!props && f.applied) {
+    if ((!props && f.applied) ||
+        (props && c->writtenBase &&
+         historyRepair(c->writtenBase, c->row, w->deviceId, &c->written, &hist) != 0)) {
+        json_decref(props);
         historyRowsFree(&hist);
         snprintf(w->error, sizeof(w->error), "out of memory folding the history");
         return STEP_FAIL;
+    }
+    if (props && c->guess && historyRowsFrozen(&hist)) {
+        /* a frozen hour row is never made from a row this process only believes in (commit.c) */
+        json_decref(props);
+        historyRowsFree(&hist);
+        c->fromCache = c->guess = 0;
+        c->mode = MODE_READ;
+        return STEP_AGAIN;
     }
     if (f.replayed && c->fromCache) {
         historyRowsFree(&hist);
@@ -742,6 +766,7 @@ int devicestateCommit(deviceWork *w) {
     }
     if (w->ok) devicestateLogFold(w, &c.last);
     historyRowsFree(&c.written);
+    json_decref(c.writtenBase);
     json_decref(c.row);
     return w->ok ? 0 : -1;
 }

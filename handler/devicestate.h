@@ -131,9 +131,10 @@ int devicestateBackoffMs(int base, int cap, int attempt, uint64_t *rnd);
 /* The row cache now: rows held, their estimated bytes (at most RowCacheBytes), rows evicted. */
 void devicestateCacheStats(size_t *entries, size_t *bytes, unsigned long *evicted);
 
-/* The etag cache, for the transaction committer (commit.c). Recall copies the row this process
- * last wrote or read for the device (caller decrefs *row) and its etag; returns 1 when the device
- * is known, 0 when not. Remember keeps row (stolen) and etag as the device's; an empty etag
+/* The etag cache, for the transaction committer (commit.c). Recall takes the row this process
+ * last wrote or read for the device out of the cache (caller owns *row: it gives it back with
+ * Remember, or decrefs it) and its etag; returns 1 when the device is known, 0 when not (also
+ * while another commit of the same device holds it: that one reads the row). Remember keeps row (stolen) and etag as the device's; an empty etag
  * forgets the device instead. Forget drops the device (after an error that leaves its row
  * unknown). Thread-safe. */
 int devicestateRecall(const char *id, json_t **row, char *etag, size_t etaglen);

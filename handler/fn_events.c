@@ -618,7 +618,8 @@ static void conclude(batchRun *run, serverResponse *res, json_t *logs, double de
                  t.historyLate);
         json_array_append_new(logs, json_string(line));
     }
-    logInfo("%s; %.2f ms to decode and calibrate, %.2f ms to commit", line, decodeMs, commitMs);
+    logInfo("%s; %.2f ms to decode and calibrate, %.2f ms to commit (%zu history rows)", line,
+            decodeMs, commitMs, t.historyRows);
     /* The rows are safe: a failed push is logged inside and does not fail the invocation. */
     if (json_array_size(changed)) livepushDevices(changed);
     json_decref(changed);

@@ -15,6 +15,25 @@
 #include <string.h>
 #include <time.h>
 
+/* Property names by index: "M00".."M59", "Min00".."Min59", "P00".."P31" (no snprintf per row). */
+static const char *const minuteNames[60] = {
+    "M00", "M01", "M02", "M03", "M04", "M05", "M06", "M07", "M08", "M09", "M10", "M11",
+    "M12", "M13", "M14", "M15", "M16", "M17", "M18", "M19", "M20", "M21", "M22", "M23",
+    "M24", "M25", "M26", "M27", "M28", "M29", "M30", "M31", "M32", "M33", "M34", "M35",
+    "M36", "M37", "M38", "M39", "M40", "M41", "M42", "M43", "M44", "M45", "M46", "M47",
+    "M48", "M49", "M50", "M51", "M52", "M53", "M54", "M55", "M56", "M57", "M58", "M59"};
+static const char *const slotNames[60] = {
+    "Min00", "Min01", "Min02", "Min03", "Min04", "Min05", "Min06", "Min07", "Min08", "Min09",
+    "Min10", "Min11", "Min12", "Min13", "Min14", "Min15", "Min16", "Min17", "Min18", "Min19",
+    "Min20", "Min21", "Min22", "Min23", "Min24", "Min25", "Min26", "Min27", "Min28", "Min29",
+    "Min30", "Min31", "Min32", "Min33", "Min34", "Min35", "Min36", "Min37", "Min38", "Min39",
+    "Min40", "Min41", "Min42", "Min43", "Min44", "Min45", "Min46", "Min47", "Min48", "Min49",
+    "Min50", "Min51", "Min52", "Min53", "Min54", "Min55", "Min56", "Min57", "Min58", "Min59"};
+static const char *const pendingNames[HISTORY_CHUNK] = {
+    "P00", "P01", "P02", "P03", "P04", "P05", "P06", "P07", "P08", "P09", "P10",
+    "P11", "P12", "P13", "P14", "P15", "P16", "P17", "P18", "P19", "P20", "P21",
+    "P22", "P23", "P24", "P25", "P26", "P27", "P28", "P29", "P30", "P31"};
+
 int historySummaryKey(const char *device, char *out, size_t outlen) {
     char dev[HISTORY_DEVICE_KEY_MAX + 1];
     if (historyDeviceKey(device, dev, sizeof(dev)) != 0) return -1;
@@ -29,15 +48,48 @@ static void aggAdd(historyAgg *a, double v) {
     a->n++;
 }
 
+int historyFormatDouble(double v, char *out, size_t outlen) {
+    static const double tens[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+    /* a value with at most 6 decimals (what sensors send): that decimal, which strtod reads
+     * back as v (r / 10^d is correctly rounded like strtod, and equal to v); glibc's %.17g costs
+     * about a microsecond a number, and this runs for every reading and every minute */
+    for (int d = 0; d < 7 && isfinite(v) && fabs(v) < 1e15 / tens[d]; d++) {
+        double r = nearbyint(v * tens[d]);
+        if (r / tens[d] != v) continue;
+        char digits[24];
+        int64_t q = (int64_t)fabs(r);
+        int n = 0;
+        do {
+            digits[n++] = (char)('0' + q % 10);
+            q /= 10;
+        } while (q || n <= d);
+        size_t o = 0;
+        if (r < 0 && o + 1 < outlen) out[o++] = '-';
+        for (int i = n - 1; i >= 0 && o + 2 < outlen; i--) {
+            out[o++] = digits[i];
+            if (i == d && d > 0) out[o++] = '.';
+        }
+        if (o + 1 >= outlen) break;
+        out[o] = '\0';
+        return (int)o;
+    }
+    int n = snprintf(out, outlen, "%.17g", v);
+    return n > 0 && (size_t)n < outlen ? n : -1;
+}
+
 void historyMinuteText(const historyMinute *mi, char *out, size_t outlen) {
     size_t o = (size_t)snprintf(out, outlen, "%" PRId64, mi->count);
     for (int m = 0; m < METRIC_COUNT && o < outlen; m++) {
         const historyAgg *a = &mi->m[m];
-        if (a->n)
-            o += (size_t)snprintf(out + o, outlen - o, "|%" PRId64 ",%.17g,%.17g,%.17g", a->n,
-                                  a->min, a->max, a->sum);
-        else
+        if (!a->n) {
             o += (size_t)snprintf(out + o, outlen - o, "|0,,,");
+            continue;
+        }
+        char v[3][32];
+        historyFormatDouble(a->min, v[0], sizeof(v[0]));
+        historyFormatDouble(a->max, v[1], sizeof(v[1]));
+        historyFormatDouble(a->sum, v[2], sizeof(v[2]));
+        o += (size_t)snprintf(out + o, outlen - o, "|%" PRId64 ",%s,%s,%s", a->n, v[0], v[1], v[2]);
     }
 }
 
@@ -71,9 +123,7 @@ int historyMinuteParse(const char *text, historyMinute *mi) {
 void historySummaryFromRow(const json_t *row, historySummary *s) {
     memset(s, 0, sizeof(*s));
     for (int i = 0; i < 60; i++) {
-        char name[8];
-        snprintf(name, sizeof(name), "M%02d", i);
-        const char *t = json_string_value(json_object_get(row, name));
+        const char *t = json_string_value(json_object_get(row, minuteNames[i]));
         if (!t || historyMinuteParse(t, &s->minute[i]) != 0) {
             memset(&s->minute[i], 0, sizeof(s->minute[i]));
             continue;
@@ -134,8 +184,9 @@ int historyReadingText(const historyReading *v, char *out, size_t outlen) {
     int n =
         snprintf(out, outlen, "%" PRId64 ";%s;%" PRId64 ";%zu", v->enqueuedMs, part, v->seq, v->k);
     for (int m = 0; m < METRIC_COUNT && n > 0 && (size_t)n < outlen; m++) {
-        if (v->r->has[m])
-            n += snprintf(out + n, outlen - (size_t)n, ";%.17g", v->r->value[m]);
+        char num[32];
+        if (v->r->has[m] && historyFormatDouble(v->r->value[m], num, sizeof(num)) > 0)
+            n += snprintf(out + n, outlen - (size_t)n, ";%s", num);
         else
             n += snprintf(out + n, outlen - (size_t)n, ";");
     }
@@ -201,6 +252,12 @@ void historyRowsFree(historyRows *r) {
     memset(r, 0, sizeof(*r));
 }
 
+int historyRowsFrozen(const historyRows *r) {
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i].frozen) return 1;
+    return 0;
+}
+
 int historyRowsEqual(const historyRows *a, const historyRows *b) {
     if (a->n != b->n) return 0;
     for (size_t i = 0; i < a->n; i++)
@@ -239,7 +296,9 @@ static int rowsAdd(historyRows *r, const char *pk, const char *rk, json_t *props
 
 /* One minute slot of the device row: Min<mm> = "<unix minute>;<minute text>". */
 typedef struct minuteSlot {
-    int64_t minute; /* -1: empty */
+    int loaded;       /* minute and text read from the row */
+    int64_t minute;   /* -1: empty */
+    const char *text; /* its minute text in the row, not parsed yet (NULL once parsed) */
     historyMinute m;
     int changed;
 } minuteSlot;
@@ -248,6 +307,8 @@ typedef struct minuteSlot {
 typedef struct foldItem {
     char *text; /* owned */
     size_t len;
+    int64_t ms;
+    int parsed; /* p holds the reading (else only ms is known: a pending text) */
     historyParsed p;
 } foldItem;
 
@@ -264,7 +325,9 @@ typedef struct fold {
     char devkey[HISTORY_DEVICE_KEY_MAX + 1];
     minuteSlot slot[60];
     int64_t hour;   /* HistHour, -1 when none */
-    int64_t newest; /* the newest unix minute in the slots, -1 when none */
+    int64_t newest; /* the newest unix minute in the slots, -1 when none (once allLoaded) */
+    int allLoaded;
+    size_t pendBase; /* pending readings left in the row as they are (P00..): items follow them */
     foldItem *items;
     size_t nitems;
     closedHour *closed;
@@ -277,34 +340,53 @@ static void minuteAdd(historyMinute *mi, const historyParsed *p) {
         if (p->has[m]) aggAdd(&mi->m[m], p->value[m]);
 }
 
+/* Slot mm's unix minute and text from the row, on first use: a batch touches one or two of the
+ * 60, and their texts are parsed only then (slotGet). */
+static minuteSlot *slotLoad(fold *f, int mm) {
+    minuteSlot *s = &f->slot[mm];
+    if (s->loaded) return s;
+    s->loaded = 1;
+    s->minute = -1;
+    const char *t = json_string_value(json_object_get(f->row, slotNames[mm]));
+    char *end;
+    if (!t) return s;
+    long long mn = strtoll(t, &end, 10);
+    if (end == t || *end != ';' || mn < 0 || mn % 60 != mm) return s;
+    s->minute = mn;
+    s->text = end + 1;
+    return s;
+}
+
+/* Every slot loaded, and the newest minute among them. */
+static void loadAll(fold *f) {
+    if (f->allLoaded) return;
+    f->allLoaded = 1;
+    for (int i = 0; i < 60; i++) {
+        minuteSlot *s = slotLoad(f, i);
+        if (s->minute > f->newest) f->newest = s->minute;
+    }
+}
+
 static void readSlots(fold *f) {
     f->newest = -1;
-    for (int i = 0; i < 60; i++) {
-        char name[8];
-        minuteSlot *s = &f->slot[i];
-        s->minute = -1;
-        snprintf(name, sizeof(name), "Min%02d", i);
-        const char *t = json_string_value(json_object_get(f->row, name));
-        char *end;
-        if (!t) continue;
-        long long mn = strtoll(t, &end, 10);
-        if (end == t || *end != ';' || mn < 0 || mn % 60 != i ||
-            historyMinuteParse(end + 1, &s->m) != 0) {
-            memset(s, 0, sizeof(*s));
-            s->minute = -1;
-            continue;
-        }
-        s->minute = mn;
-        if (mn > f->newest) f->newest = mn;
-    }
     f->hour = tableGetInt64(f->row, HISTORY_PROP_HOUR, -1);
+    if (f->hour >= 0) return;
     /* a row without HistHour but with slots (written by hand?): the newest slot's hour */
-    if (f->hour < 0 && f->newest >= 0) f->hour = f->newest / 60;
+    loadAll(f);
+    if (f->newest >= 0) f->hour = f->newest / 60;
+}
+
+/* Slot mm with its minute text parsed (a malformed text counts as an empty minute). */
+static minuteSlot *slotGet(fold *f, int mm) {
+    minuteSlot *s = slotLoad(f, mm);
+    if (s->text && historyMinuteParse(s->text, &s->m) != 0) memset(&s->m, 0, sizeof(s->m));
+    s->text = NULL;
+    return s;
 }
 
 /* Adds p (of unix minute mn) to its slot, which holds mn or an older minute. */
 static void slotAdd(fold *f, int64_t mn, const historyParsed *p) {
-    minuteSlot *s = &f->slot[mn % 60];
+    minuteSlot *s = slotGet(f, (int)(mn % 60));
     if (s->minute != mn) {
         memset(&s->m, 0, sizeof(s->m));
         s->minute = mn;
@@ -322,9 +404,10 @@ static int closeHour(fold *f, int64_t h) {
     c = &f->closed[f->nclosed++];
     memset(c, 0, sizeof(*c));
     c->hour = h;
+    loadAll(f);
     for (int i = 0; i < 60; i++)
         if (f->slot[i].minute >= 0 && f->slot[i].minute / 60 == h) {
-            c->s.minute[i] = f->slot[i].m;
+            c->s.minute[i] = slotGet(f, i)->m;
             c->s.count += f->slot[i].m.count;
         }
     return 0;
@@ -341,7 +424,7 @@ static int summarize(fold *f, const historyParsed *p) {
         return 0;
     }
     if (h == f->hour) {
-        if (f->slot[mn % 60].minute > mn) return 1; /* a malformed row only */
+        if (slotLoad(f, (int)(mn % 60))->minute > mn) return 1; /* a malformed row only */
         slotAdd(f, mn, p);
         return 0;
     }
@@ -351,6 +434,7 @@ static int summarize(fold *f, const historyParsed *p) {
         if (f->closed[i].hour != h) continue;
         minuteAdd(&f->closed[i].s.minute[mn % 60], p);
         f->closed[i].s.count++;
+        loadAll(f);
         minuteSlot *s = &f->slot[mn % 60];
         if (s->minute == mn || (s->minute < mn && mn > f->newest - 60)) slotAdd(f, mn, p);
         return 0;
@@ -370,11 +454,9 @@ static int emitClosed(fold *f, historyRows *out) {
         tableSetString(p, "DeviceId", f->device);
         tableSetInt64(p, "Count", c->s.count);
         for (int m = 0; m < 60; m++) {
-            char name[8];
             if (!c->s.minute[m].count) continue;
-            snprintf(name, sizeof(name), "M%02d", m);
             historyMinuteText(&c->s.minute[m], text, sizeof(text));
-            tableSetString(p, name, text);
+            tableSetString(p, minuteNames[m], text);
         }
         historyPartitionKey(c->hour * 3600000, pk);
         if (rowsAdd(out, pk, rk, p, 1) != 0) return -1;
@@ -388,8 +470,8 @@ static int emitChunk(fold *f, size_t a, size_t b, historyRows *out) {
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (size_t i = a; i < b; i++) {
         len += f->items[i].len + 1;
-        if (f->items[i].p.ms < lo) lo = f->items[i].p.ms;
-        if (f->items[i].p.ms > hi) hi = f->items[i].p.ms;
+        if (f->items[i].ms < lo) lo = f->items[i].ms;
+        if (f->items[i].ms > hi) hi = f->items[i].ms;
     }
     char *text = malloc(len + 1), rk[HISTORY_RK_MAX], pk[HISTORY_PK_LEN], when[40], hex[9];
     unsigned char d[CRYPTO_SHA256_LEN];
@@ -404,7 +486,14 @@ static int emitChunk(fold *f, size_t a, size_t b, historyRows *out) {
     if (cryptoSha256(text, o, d) != 0) memset(d, 0, sizeof(d));
     for (int i = 0; i < 4; i++)
         snprintf(hex + 2 * i, 3, "%02x", d[i]);
-    const historyParsed *first = &f->items[a].p;
+    foldItem *fi = &f->items[a];
+    if (!fi->parsed && historyReadingParse(fi->text, fi->len, &fi->p) != 0) {
+        /* a pending text that cannot be read (only one written by hand): keyed as "p", seq 0 */
+        memset(&fi->p, 0, sizeof(fi->p));
+        fi->p.ms = fi->ms;
+    }
+    fi->parsed = 1;
+    const historyParsed *first = &fi->p;
     const char *part =
         first->partition[0] && tableKeyValid(first->partition) ? first->partition : "p";
     snprintf(rk, sizeof(rk), "%s %013" PRId64 " %s %020" PRId64 " %zu %s", f->devkey, first->ms,
@@ -429,7 +518,7 @@ static int emitChunk(fold *f, size_t a, size_t b, historyRows *out) {
 static int cutChunks(fold *f, historyRows *out, size_t *tail) {
     size_t start = 0;
     for (size_t i = 0; i < f->nitems; i++) {
-        if (i > start && f->items[i].p.ms / 3600000 != f->items[start].p.ms / 3600000) {
+        if (i > start && f->items[i].ms / 3600000 != f->items[start].ms / 3600000) {
             if (emitChunk(f, start, i, out) != 0) return -1;
             start = i;
         }
@@ -444,10 +533,10 @@ static int cutChunks(fold *f, historyRows *out, size_t *tail) {
 
 /* Sets in props what changed in the row: slots, HistHour, pending, LateReadings. */
 static void setChanged(fold *f, size_t tail, size_t late, json_t *props) {
-    char name[8], text[HISTORY_MINUTE_TEXT_MAX + 32], mt[HISTORY_MINUTE_TEXT_MAX];
+    char text[HISTORY_MINUTE_TEXT_MAX + 32], mt[HISTORY_MINUTE_TEXT_MAX];
     for (int i = 0; i < 60; i++) {
+        const char *name = slotNames[i];
         if (!f->slot[i].changed) continue;
-        snprintf(name, sizeof(name), "Min%02d", i);
         historyMinuteText(&f->slot[i].m, mt, sizeof(mt));
         snprintf(text, sizeof(text), "%" PRId64 ";%s", f->slot[i].minute, mt);
         const char *old = json_string_value(json_object_get(f->row, name));
@@ -455,13 +544,13 @@ static void setChanged(fold *f, size_t tail, size_t late, json_t *props) {
     }
     if (f->hour >= 0 && tableGetInt64(f->row, HISTORY_PROP_HOUR, -1) != f->hour)
         tableSetInt64(props, HISTORY_PROP_HOUR, f->hour);
-    size_t pend = f->nitems - tail;
-    for (size_t i = 0; i < pend; i++) {
-        snprintf(name, sizeof(name), "P%02zu", i);
+    size_t pend = f->pendBase + f->nitems - tail;
+    for (size_t i = f->pendBase; i < pend; i++) {
+        const char *name = pendingNames[i];
         const char *old = json_string_value(json_object_get(f->row, name));
-        if (!old || strcmp(old, f->items[tail + i].text) != 0)
-            json_object_set_new(
-                props, name, json_stringn_nocheck(f->items[tail + i].text, f->items[tail + i].len));
+        const foldItem *it = &f->items[tail + i - f->pendBase];
+        if (!old || strcmp(old, it->text) != 0)
+            json_object_set_new(props, name, json_stringn_nocheck(it->text, it->len));
     }
     if (tableGetInt64(f->row, HISTORY_PROP_PENDING, 0) != (int64_t)pend ||
         (pend && !json_object_get(f->row, HISTORY_PROP_PENDING)))
@@ -471,17 +560,54 @@ static void setChanged(fold *f, size_t tail, size_t late, json_t *props) {
                       tableGetInt64(f->row, HISTORY_PROP_LATE, 0) + (int64_t)late);
 }
 
-/* Appends a reading text (copied) to the fold's items. Returns 0 or -1. */
-static int itemAdd(fold *f, const char *text, size_t len, const historyParsed *p) {
+/* Appends a reading text (copied) of time ms to the fold's items, with p when it is known.
+ * Returns 0 or -1. */
+static int itemAdd(fold *f, const char *text, size_t len, int64_t ms, const historyParsed *p) {
     foldItem *it = &f->items[f->nitems];
     it->text = malloc(len + 1);
     if (!it->text) return -1;
     memcpy(it->text, text, len);
     it->text[len] = '\0';
     it->len = len;
-    it->p = *p;
+    it->ms = ms;
+    it->parsed = p != NULL;
+    if (p) it->p = *p;
     f->nitems++;
     return 0;
+}
+
+/* The time of a reading text (its first field) when the text has the fields of one, else -1:
+ * pending texts are read in full only when one starts a chunk. */
+static int64_t readingMs(const char *text, size_t len) {
+    size_t fields = 1, digits = 0;
+    int64_t ms = 0;
+    for (size_t i = 0; i < len; i++)
+        fields += text[i] == ';';
+    for (; digits < len && digits < 18 && text[digits] >= '0' && text[digits] <= '9'; digits++)
+        ms = ms * 10 + (text[digits] - '0');
+    return fields == 4 + METRIC_COUNT && digits && digits < len && text[digits] == ';' ? ms : -1;
+}
+
+/* 1 when the pending readings of the row stay as they are (sets f->pendBase): the new readings
+ * all fall in their hour and do not fill a chunk, so no chunk is cut and only the new readings'
+ * slots are written. The common case (a few readings a batch): the texts are not copied. */
+static int pendingStays(fold *f, const historyReading *v, size_t n) {
+    int64_t pend = tableGetInt64(f->row, HISTORY_PROP_PENDING, 0), hour = -1;
+    if (pend < 0 || pend > HISTORY_CHUNK || (size_t)pend + n >= HISTORY_CHUNK) return 0;
+    if (pend) {
+        json_t *t = json_object_get(f->row, pendingNames[0]);
+        int64_t ms =
+            json_is_string(t) ? readingMs(json_string_value(t), json_string_length(t)) : -1;
+        if (ms < HISTORY_MIN_MS || ms > HISTORY_MAX_MS) return 0;
+        hour = ms / 3600000;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].enqueuedMs < HISTORY_MIN_MS || v[i].enqueuedMs > HISTORY_MAX_MS) return 0;
+        if (hour >= 0 && v[i].enqueuedMs / 3600000 != hour) return 0;
+        hour = v[i].enqueuedMs / 3600000;
+    }
+    f->pendBase = (size_t)pend;
+    return 1;
 }
 
 /* The readings left pending in the row, into the fold's items. */
@@ -489,16 +615,14 @@ static int readPending(fold *f, historyRows *out) {
     int64_t n = tableGetInt64(f->row, HISTORY_PROP_PENDING, 0);
     if (n < 0 || n > HISTORY_CHUNK) n = n < 0 ? 0 : HISTORY_CHUNK;
     for (int64_t i = 0; i < n; i++) {
-        char name[8];
-        historyParsed p;
-        snprintf(name, sizeof(name), "P%02d", (int)i);
-        json_t *t = json_object_get(f->row, name);
-        if (!json_is_string(t) ||
-            historyReadingParse(json_string_value(t), json_string_length(t), &p) != 0) {
+        json_t *t = json_object_get(f->row, pendingNames[i]);
+        int64_t ms =
+            json_is_string(t) ? readingMs(json_string_value(t), json_string_length(t)) : -1;
+        if (ms < HISTORY_MIN_MS || ms > HISTORY_MAX_MS) {
             out->dropped++;
             continue;
         }
-        if (itemAdd(f, json_string_value(t), json_string_length(t), &p) != 0) return -1;
+        if (itemAdd(f, json_string_value(t), json_string_length(t), ms, NULL) != 0) return -1;
     }
     return 0;
 }
@@ -515,19 +639,29 @@ int historyFold(const json_t *row, const char *device, const historyReading *v, 
     f.items = calloc(HISTORY_CHUNK + n, sizeof(foldItem));
     if (!f.items) return -1;
     readSlots(&f);
-    if (readPending(&f, out) != 0) goto out;
+    if (!pendingStays(&f, v, n) && readPending(&f, out) != 0) goto out;
     for (size_t i = 0; i < n; i++) {
         char text[HISTORY_READING_MAX];
         historyParsed p;
         int len;
+        const char *part = v[i].partition ? v[i].partition : "";
         if (v[i].enqueuedMs < HISTORY_MIN_MS || v[i].enqueuedMs > HISTORY_MAX_MS ||
-            (len = historyReadingText(&v[i], text, sizeof(text))) < 0 ||
-            historyReadingParse(text, (size_t)len, &p) != 0) {
+            strlen(part) >= sizeof(p.partition) ||
+            (len = historyReadingText(&v[i], text, sizeof(text))) < 0) {
             out->skipped++;
             continue;
         }
+        memset(&p, 0, sizeof(p));
+        p.ms = v[i].enqueuedMs;
+        memcpy(p.partition, part, strlen(part) + 1);
+        p.seq = v[i].seq;
+        p.k = v[i].k;
+        for (int m = 0; m < METRIC_COUNT; m++) {
+            p.has[m] = v[i].r->has[m];
+            p.value[m] = v[i].r->value[m];
+        }
         int s = summarize(&f, &p);
-        if (s < 0 || itemAdd(&f, text, (size_t)len, &p) != 0) goto out;
+        if (s < 0 || itemAdd(&f, text, (size_t)len, p.ms, &p) != 0) goto out;
         late += (size_t)s;
         out->added++;
     }
@@ -541,6 +675,66 @@ out:
     free(f.items);
     free(f.closed);
     return rc;
+}
+
+/* The unix hour of a PartitionKey "hYYYYMMDDHH", or -1. */
+static int64_t hourOfPk(const char *pk) {
+    struct tm tm;
+    int y, mo, d, h;
+    char tail;
+    if (sscanf(pk, "h%4d%2d%2d%2d%c", &y, &mo, &d, &h, &tail) != 4) return -1;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    time_t t = timegm(&tm);
+    return t < 0 ? -1 : (int64_t)t / 3600;
+}
+
+/* Reads the minute slot mm of row into *mi when it holds a minute of hour h. Returns 1 so. */
+static int slotOfHour(const json_t *row, int mm, int64_t h, historyMinute *mi) {
+    char *end;
+    const char *t = json_string_value(json_object_get(row, slotNames[mm]));
+    if (!t) return 0;
+    long long mn = strtoll(t, &end, 10);
+    return end != t && *end == ';' && mn >= 0 && mn / 60 == h && mn % 60 == mm &&
+           historyMinuteParse(end + 1, mi) == 0;
+}
+
+int historyRepair(const json_t *oldRow, const json_t *newRow, const char *device,
+                  const historyRows *written, historyRows *hist) {
+    int64_t now = tableGetInt64(newRow, HISTORY_PROP_HOUR, -1);
+    for (size_t i = 0; i < written->n; i++) {
+        const historyRow *w = &written->v[i];
+        int again = 0;
+        if (!w->frozen) continue;
+        for (size_t k = 0; k < hist->n && !again; k++)
+            again = hist->v[k].frozen && strcmp(hist->v[k].pk, w->pk) == 0;
+        int64_t h = hourOfPk(w->pk);
+        if (again || h < 0 || now <= h) continue;
+        historySummary s;
+        char text[HISTORY_MINUTE_TEXT_MAX], pk[HISTORY_PK_LEN], rk[HISTORY_RK_MAX];
+        memset(&s, 0, sizeof(s));
+        for (int m = 0; m < 60; m++) {
+            if (!slotOfHour(newRow, m, h, &s.minute[m]) && !slotOfHour(oldRow, m, h, &s.minute[m]))
+                memset(&s.minute[m], 0, sizeof(s.minute[m]));
+            s.count += s.minute[m].count;
+        }
+        json_t *p = json_object();
+        if (!p) return -1;
+        tableSetString(p, "DeviceId", device);
+        tableSetInt64(p, "Count", s.count);
+        for (int m = 0; m < 60; m++) {
+            if (!s.minute[m].count) continue;
+            historyMinuteText(&s.minute[m], text, sizeof(text));
+            tableSetString(p, minuteNames[m], text);
+        }
+        historyPartitionKey(h * 3600000, pk);
+        snprintf(rk, sizeof(rk), "%s", w->rk);
+        if (rowsAdd(hist, pk, rk, p, 1) != 0) return -1;
+    }
+    return 0;
 }
 
 static int byPk(const void *a, const void *b) {

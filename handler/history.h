@@ -59,6 +59,11 @@ typedef struct historySummary {
 /* Reads a summary row's minutes into *s (zeroed first). Malformed minutes are skipped. */
 void historySummaryFromRow(const json_t *row, historySummary *s);
 
+/* A number as the texts hold it: a decimal of at most 6 places when one reads back (strtod) as
+ * exactly v ("20.1"), else %.17g. Returns its length, or -1 when it does not fit (32 bytes
+ * always do). */
+int historyFormatDouble(double v, char *out, size_t outlen);
+
 /* A minute's summary text into out (HISTORY_MINUTE_TEXT_MAX bytes suffice). */
 void historyMinuteText(const historyMinute *mi, char *out, size_t outlen);
 /* Parses a minute's summary text. Returns 0, or -1 when malformed (*mi then undefined). */
@@ -89,7 +94,8 @@ int historyDeviceKey(const char *device, char *out, size_t outlen);
 int historyRowKey(const historyReading *v, char *out, size_t outlen);
 
 /* The reading text "<ms>;<partition>;<seq>;<k>;<Celsius>;<Humidity>;<hPa>;<Light>" (partition
- * percent-encoded, values %.17g or empty). Returns its length, or -1 when it does not fit. */
+ * percent-encoded, values historyFormatDouble or empty). Returns its length, or -1 when it does not
+ * fit. */
 int historyReadingText(const historyReading *v, char *out, size_t outlen);
 
 /* A reading text read back. */
@@ -135,6 +141,9 @@ typedef struct historyRows {
 /* Frees every row and empties r (r itself is the caller's). */
 void historyRowsFree(historyRows *r);
 
+/* 1 when r holds a frozen hour row. */
+int historyRowsFrozen(const historyRows *r);
+
 /* 1 when a and b hold the same rows (keys and properties) in the same order. */
 int historyRowsEqual(const historyRows *a, const historyRows *b);
 
@@ -144,6 +153,15 @@ int historyRowsEqual(const historyRows *a, const historyRows *b);
  * props is committed. Returns 0, or -1 when memory ran out (out then partly filled: free it). */
 int historyFold(const json_t *row, const char *device, const historyReading *v, size_t n,
                 json_t *props, historyRows *out);
+
+/* After a lost race: rows (written) were written for a fold on oldRow, whose commit was refused;
+ * newRow is the row as committed since by another writer, and hist the rows of the fold on it.
+ * A frozen hour row of written for an hour newRow has closed and hist does not write again may
+ * have replaced the one the other writer made: it is made again, from newRow's slots of that
+ * hour and, for minutes newRow's slots no longer hold, oldRow's (exact unless the other writer's
+ * batches spanned an hour or more), and appended to hist. Returns 0 or -1 (OOM). */
+int historyRepair(const json_t *oldRow, const json_t *newRow, const char *device,
+                  const historyRows *written, historyRows *hist);
 
 /* Writes rows[0..n) into table: InsertOrReplace, in entity group transactions per PartitionKey
  * (commitUpsertRows: at most 100 operations and 4 MiB each); each row's ok, permanent, tableGone

@@ -844,8 +844,9 @@ function readAfterConnect(hub) {
 async function loadFirstLook() {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      performance.mark('enviromon:first-look-sent');
-      const r = await fetch(`${apiBase}/api/getdevicestate?history=1h`, { cache: 'no-store' });
+      // the first attempt's request went out from boot.js as the page started
+      const sent = attempt === 0 ? window.enviromonBoot?.firstLook : null;
+      const r = await (sent ?? fetch(`${apiBase}/api/getdevicestate?history=1h`, { cache: 'no-store' }));
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
       const body = await r.json();
       performance.mark('enviromon:first-look-answered');
@@ -910,37 +911,12 @@ async function loadState(hub, withConnection = false) {
   }
 }
 
-/** An http(s) base URL without trailing slashes, '' for same origin, or null when not usable. */
-function apiBaseFrom(text) {
-  const t = text.trim();
-  if (t === '') return '';
-  try {
-    const u = new URL(t, location.href);
-    return u.protocol === 'http:' || u.protocol === 'https:' ? u.href.replace(/\/+$/, '') : null;
-  } catch {
-    return null;
-  }
-}
-
-/** config.json's apiBaseUrl (written by the deployment), unless ?api= names another. */
-async function loadConfig() {
-  let base = '';
-  try {
-    const res = await fetch('config.json', { cache: 'no-store' });
-    if (res.ok) {
-      const cfg = await res.json();
-      if (cfg && typeof cfg.apiBaseUrl === 'string') base = apiBaseFrom(cfg.apiBaseUrl) ?? '';
-    }
-  } catch {
-    /* no config: same origin */
-  }
-  const override = params.get('api');
-  if (override !== null) {
-    const b = apiBaseFrom(override);
-    if (b === null) console.warn('enviromon: ignoring ?api=, not an http(s) URL');
-    else base = b;
-  }
-  return base;
+/**
+ * config.json's API base (boot.js reads it as the page starts); same origin when boot.js did not
+ * run.
+ */
+function loadConfig() {
+  return window.enviromonBoot?.config ?? Promise.resolve('');
 }
 
 // ---------------------------------------------------------------- start

@@ -32,8 +32,11 @@ function clock(ms, withSeconds) {
   return withSeconds ? `${hm}:${pad2(d.getSeconds())}` : hm;
 }
 
-const dayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+// Made on first use: the first Intl formatter of a page costs milliseconds, which loading the
+// module should not.
+let dayFmt = null;
 function dayLabel(ms) {
+  dayFmt ??= new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
   return dayFmt.format(new Date(ms));
 }
 

@@ -40,8 +40,11 @@
 #define PENDING_COLUMNS                                                                            \
     "RowKey,PendN,P00,P01,P02,P03,P04,P05,P06,P07,P08,P09,P10,P11,P12,P13,P14,P15,P16,P17,P18,"    \
     "P19,P20,P21,P22,P23,P24,P25,P26,P27,P28,P29,P30,P31"
-/* Device rows held for one answer (those with pending readings, or slots in the range). */
-#define DEVICES_MAX 100000
+/* Device rows held for one answer (those with pending readings, or slots in the range: at most
+ * about 2 KiB and 6 KiB each). */
+#define DEVICES_MAX 10000
+/* A device id as its CSV field or JSON text (every byte may take six: \u0001). */
+#define DEV_TEXT_MAX (6 * TABLE_KEY_MAX + 32)
 
 static const char *const metricJson[METRIC_COUNT] = {"celsius", "humidity", "hPa", "light"};
 
@@ -80,6 +83,7 @@ typedef struct histOut {
     historyreadGroup g;
     char gdev[TABLE_KEY_MAX + 1];
     int gActive;
+    int tooMany;    /* more than DEVICES_MAX device rows needed */
     int64_t hourMs; /* the hour being read */
     size_t bad;     /* reading texts that could not be read */
 } histOut;
@@ -260,7 +264,7 @@ static void emitReading(histOut *o, const char *dev, size_t devlen, const histor
     }
     if (n >= sizeof(line)) n = sizeof(line) - 1;
     buf b;
-    bufInit(&b, 4096);
+    bufInit(&b, devlen + sizeof(line) + 2 * HISTORYREAD_PARTITION_MAX * 6 + 64);
     int bad = (!o->csv && o->points++ && bufAppend(&b, ",", 1)) || bufAppend(&b, dev, devlen) ||
               bufAppend(&b, line, n);
     if (o->csv) {
@@ -298,7 +302,7 @@ static int gather(const historyreadReading *r, void *ctx) {
      * what is held goes out, de-duplicated among itself */
     historyreadGroupSettle(&o->g);
     buf dev;
-    bufInit(&dev, 2 * TABLE_KEY_MAX + 16);
+    bufInit(&dev, DEV_TEXT_MAX);
     if ((o->csv ? csvField(&dev, o->gdev)
                 : bufAppend(&dev, "{\"deviceId\":", 12) || jsonText(&dev, o->gdev)) != 0) {
         o->oom = 1;
@@ -323,7 +327,7 @@ static void flushGroup(histOut *o) {
     }
     historyreadGroupSettle(&o->g);
     buf dev;
-    bufInit(&dev, 2 * TABLE_KEY_MAX + 16);
+    bufInit(&dev, DEV_TEXT_MAX);
     if (o->g.n && (o->csv ? csvField(&dev, o->gdev)
                           : bufAppend(&dev, "{\"deviceId\":", 12) || jsonText(&dev, o->gdev))) {
         o->oom = 1;
@@ -449,6 +453,7 @@ static int keepDev(histOut *o, json_t *row) {
         devRow *n = o->ndevs == DEVICES_MAX
                         ? NULL
                         : realloc(o->devs, (o->ndevs ? 2 * o->ndevs : 1) * sizeof(devRow));
+        o->tooMany |= o->ndevs == DEVICES_MAX;
         if (!n) {
             json_decref(row);
             return -1;
@@ -760,6 +765,11 @@ void fnGetHistory(const fnContext *ctx, const serverRequest *req, serverResponse
     tableResult tr;
     memset(&tr, 0, sizeof(tr));
     if (!o.device) c = readDevices(ctx, &o, &tr);
+    if (o.tooMany) {
+        bad(res, "device",
+            "more than 10,000 devices hold readings of this range in their rows: name a device");
+        goto out;
+    }
     if (c != TABLE_OK || o.oom) {
         snprintf(err, sizeof(err), "%s", o.oom ? "out of memory" : tr.message);
         serverSetError(res, o.oom ? 500 : tr.status == 0 ? 503 : 502, err);

@@ -4,6 +4,7 @@
 
 #include "table.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,24 @@ int historyreadSlots(const json_t *row, int64_t first, historyMinute out[60]) {
     return found;
 }
 
+/* A mean for the charts: two decimals without trailing zeros ("21.06", "1012", "-0.5"), or %.6g
+ * past 1e9. */
+static void meanText(double v, char *out, size_t outlen) {
+    if (!(fabs(v) < 1e9)) {
+        snprintf(out, outlen, "%.6g", v);
+        return;
+    }
+    snprintf(out, outlen, "%.2f", v);
+    char *dot = strchr(out, '.');
+    if (dot) {
+        char *end = out + strlen(out) - 1;
+        while (end > dot && *end == '0')
+            *end-- = '\0';
+        if (end == dot) *end = '\0';
+    }
+    if (strcmp(out, "-0") == 0) snprintf(out, outlen, "0");
+}
+
 int historyreadLastHour(const json_t *row, int64_t nowMinute, buf *out) {
     static const char *const names[METRIC_COUNT] = {"temperature", "humidity", "pressure", "light"};
     historyMinute m[60];
@@ -176,8 +195,9 @@ int historyreadLastHour(const json_t *row, int64_t nowMinute, buf *out) {
         for (int i = 0; i < 60 && !bad; i++) {
             if (!m[i].count) continue;
             const historyAgg *a = &m[i].m[k];
-            bad = a->n ? bufPrintf(out, "%s%.6g", sep, a->sum / (double)a->n)
-                       : bufPrintf(out, "%snull", sep);
+            char num[48];
+            if (a->n) meanText(a->sum / (double)a->n, num, sizeof(num));
+            bad = bufPrintf(out, "%s%s", sep, a->n ? num : "null");
             sep = ",";
         }
         bad = bad || bufAppend(out, "]", 1);

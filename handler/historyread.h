@@ -72,7 +72,8 @@ int historyreadSlots(const json_t *row, int64_t first, historyMinute out[60]);
  *    "humidity":[...],"pressure":[...],"light":[...]}
  * minute holds the offsets (0..59) of the minutes with readings, in order; each metric's array
  * has one mean per listed minute (null when no reading of that minute had the metric), and a
- * metric with no value in the hour is left out. Means have 6 significant digits. Appends nothing
+ * metric with no value in the hour is left out. Means are rounded to two decimals (what the
+ * dashboard shows; %.6g past 1e9). Appends nothing
  * when no minute has readings. Returns the minutes written, or -1 when out is full (out freed, as
  * bufAppend). */
 int historyreadLastHour(const json_t *row, int64_t nowMinute, buf *out)

@@ -175,7 +175,7 @@ describe('getdevicestate?history=1h', () => {
     assert.ok(from <= m30 && m30 < from + 3600000);
     const off = (m30 - from) / 60000;
     assert.deepEqual(lh.minute, [off, off + 25]);
-    assert.deepEqual(lh.temperature, [21.0617, 30]); // means, 6 significant digits
+    assert.deepEqual(lh.temperature, [21.06, 30]); // means, two decimals
     assert.deepEqual(lh.humidity, [50, null]);
     assert.deepEqual(lh.light, [null, 400]);
     assert.equal(lh.pressure, undefined);

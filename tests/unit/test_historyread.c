@@ -185,11 +185,23 @@ static void test_last_hour(void **state) {
     assert_int_equal(historyreadLastHour(row, now, &b), 2);
     assert_int_equal(bufAppend(&b, "", 1), 0);
     assert_string_equal(b.data, "{\"from\":\"2025-12-02T16:00:00.000Z\",\"minute\":[0,59],"
-                                "\"temperature\":[21,21.1235],\"humidity\":[50,null]}");
+                                "\"temperature\":[21,21.12],\"humidity\":[50,null]}");
     json_t *j = json_loads(b.data, 0, NULL);
     assert_non_null(j); /* valid JSON */
     json_decref(j);
     bufFree(&b);
+    /* rounding: -0.004 is 0, 1012.00 is 1012, 1e10 stays a number */
+    char s3[96];
+    snprintf(s3, sizeof(s3), "%lld;1|1,-0.004,-0.004,-0.004|1,1012,1012,1012|1,1e10,1e10,1e10|0,,,",
+             (long long)(now - 58));
+    json_t *r3 = json_pack("{s:s}", "Min01", s3);
+    buf c;
+    bufInit(&c, 4096);
+    assert_int_equal(historyreadLastHour(r3, now, &c), 1);
+    assert_int_equal(bufAppend(&c, "", 1), 0);
+    assert_non_null(strstr(c.data, "\"temperature\":[0],\"humidity\":[1012],\"pressure\":[1e+10]"));
+    bufFree(&c);
+    json_decref(r3);
     /* nothing in the hour: nothing appended */
     bufInit(&b, 4096);
     assert_int_equal(historyreadLastHour(row, now + 120, &b), 0);

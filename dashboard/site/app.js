@@ -856,10 +856,12 @@ async function loadFirstLook() {
       historyLoaded = (historyLoaded ?? 0) + taken;
       lastStateLoad = Date.now();
       store.prune();
-      render(); // now, not on the next frame: the list and the chart set
-      performance.mark('enviromon:first-look-rendered');
+      // the charts first (they need the chart set, not the list), then the list
+      refreshSelection(Date.now(), true);
       drawCharts();
       firstLook.drawnAt ??= performance.now();
+      performance.mark('enviromon:first-look-drawn');
+      render();
       return;
     } catch (err) {
       $('window-text').textContent = `Last ${duration(WINDOW_MS)}: history could not be read (${err.message})`;

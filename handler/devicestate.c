@@ -272,10 +272,15 @@ static int legacyApplies(const json_t *row, const char *legacyName, int hasOwn, 
 static void retireLegacy(const json_t *row, json_t *p, const char *only) {
     const char *name;
     json_t *v;
+    int64_t x;
+    if (only) {
+        /* one name: a lookup, not a walk over the row (a hundred properties with history) */
+        if (json_object_get(row, only) && !(int64Property(row, only, &x) == 0 && x == -1))
+            tableSetInt64(p, only, -1);
+        return;
+    }
     json_object_foreach((json_t *)row, name, v) {
-        int64_t x;
         if (strncmp(name, "SeqP", 4) != 0 || strchr(name, '@')) continue;
-        if (only && strcmp(name, only) != 0) continue;
         if (int64Property(row, name, &x) == 0 && x == -1) continue;
         tableSetInt64(p, name, -1);
     }

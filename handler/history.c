@@ -636,10 +636,10 @@ int historyFold(const json_t *row, const char *device, const historyReading *v, 
     f.row = row;
     f.device = device;
     if (historyDeviceKey(device, f.devkey, sizeof(f.devkey)) != 0) return -1;
-    f.items = calloc(HISTORY_CHUNK + n, sizeof(foldItem));
-    if (!f.items) return -1;
     readSlots(&f);
-    if (!pendingStays(&f, v, n) && readPending(&f, out) != 0) goto out;
+    int stays = pendingStays(&f, v, n);
+    f.items = calloc((stays ? 0 : HISTORY_CHUNK) + n + 1, sizeof(foldItem));
+    if (!f.items || (!stays && readPending(&f, out) != 0)) goto out;
     for (size_t i = 0; i < n; i++) {
         char text[HISTORY_READING_MAX];
         historyParsed p;

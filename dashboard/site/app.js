@@ -45,7 +45,7 @@ let lastStateLoad = 0;
 let historyLoaded = null; // points read from storage on load, null until then
 // The first look: getdevicestate?history=1h, sent as the page starts (beside negotiate): the
 // devices and each one's last hour of per-minute means in one answer.
-const firstLook = { pending: null, doneAt: 0, drawnAt: null };
+const firstLook = { pending: null, doneAt: 0, drawnAt: null }; // doneAt: when it was answered
 let detail = null; // the device detail view (detail.js)
 
 // What a person chose; kept in the URL (history.replaceState), so a reload or a shared link
@@ -860,6 +860,7 @@ async function loadFirstLook() {
       refreshSelection(Date.now(), true);
       drawCharts();
       firstLook.drawnAt ??= performance.now();
+      firstLook.doneAt = Date.now(); // answered: the read right after connecting is not needed
       performance.mark('enviromon:first-look-drawn');
       render();
       return;
@@ -1051,7 +1052,6 @@ async function main() {
     return loadFirstLook();
   }).finally(() => {
     firstLook.pending = null;
-    firstLook.doneAt = Date.now();
   });
   $('window-text').textContent = `Last ${duration(WINDOW_MS)}: per-minute means from storage, then every reading`;
   createCharts();

@@ -161,3 +161,28 @@ test('picks from the URL: trimmed, unique, non-empty, at most the palette', () =
   assert.deepEqual(parsePicks([' a ', 'a', '', 'b', 'x'.repeat(129)]), ['a', 'b']);
   assert.equal(parsePicks(Array.from({ length: 30 }, (_, i) => `d${i}`)).length, PALETTE_SIZE);
 });
+
+test("a device's last hour from getdevicestate?history=1h: means at the middle of their minutes, malformed parts skipped", () => {
+  const s = new DeviceStore({ historyMs: 3600000 });
+  const now = Date.now();
+  const from = Math.floor(now / 60000) * 60000 - 59 * 60000;
+  s.apply(parseDevice({ deviceId: 'a', temperature: 25, count: 3, lastSeen: new Date(now).toISOString() }), now);
+  const taken = s.preloadMinutes('a', {
+    from: new Date(from).toISOString(),
+    minute: [0, 1, 2, 'x', -1, 2000, 59],
+    temperature: [20, null, 'hot', 1, 1, 1, 22],
+    humidity: [50, 500, 51],
+    pressure: 'not an array',
+  });
+  assert.deepEqual(s.history('a', 'temperature')[0], [from + 30000, 20]);
+  assert.deepEqual(s.history('a', 'humidity'), [[from + 30000, 50], [from + 2 * 60000 + 30000, 51]]); // 500 is out of range
+  assert.ok(s.history('a', 'temperature').some(([t, v]) => v === 22 && t <= Date.now()), 'the current minute is not in the future');
+  assert.equal(taken, 4); // temperature 20 and 22, humidity 50 and 51
+  for (const bad of [null, 'x', {}, { from: 'yesterday', minute: [0] }, { from: new Date(from).toISOString() }]) {
+    assert.equal(s.preloadMinutes('a', bad), 0);
+  }
+  assert.equal(s.preloadMinutes(42, { from: new Date(from).toISOString(), minute: [0], temperature: [1] }), 0);
+  // a device not seen yet: kept until it arrives
+  assert.equal(s.preloadMinutes('b', { from: new Date(from).toISOString(), minute: [3], pressure: [1000] }), 1);
+  assert.deepEqual(s.history('b', 'pressure'), [[from + 3 * 60000 + 30000, 1000]]);
+});

@@ -125,6 +125,15 @@ function percentiles(xs) {
   return { median: at(0.5), p99: at(0.99), n: s.length };
 }
 
+// A batch's phases in the handler's timing line (handler/fn_events.c): receive (header to the
+// body's last byte), queued (waiting for a worker), decode (the host's envelope), fold (split,
+// calibrate, validate, group), commit (rows folded and written: the $batch round trips), answer
+// (the reply built, the batch freed).
+const PHASES = [
+  ['receive', /([\d.]+) ms to receive/g], ['queued', /([\d.]+) ms queued/g], ['decode', /([\d.]+) ms to decode/g],
+  ['fold', /([\d.]+) ms to fold/g], ['commit', /([\d.]+) ms to commit/g], ['answer', /([\d.]+) ms to answer/g],
+];
+
 /** The cold and warm passes of the pipeline through the handler binary bin on Azurite az. */
 async function pipeline(az, bin) {
   const handler = await h.startHandler(h.handlerEnv(az, { BatchConcurrency: CONCURRENCY, HistoryEnabled: HISTORY }), { bin });
@@ -149,6 +158,7 @@ async function pipeline(az, bin) {
     const trips0 = await trips();
     const log0 = handler.logs.text.length;
     const cpuH0 = cpuSeconds(handler.proc.pid), cpuA0 = cpuSeconds(az.proc.pid);
+    const invokes = []; // each POST as the client sees it: from sending to the parsed answer
     const t0 = performance.now();
     await Promise.all(Array.from({ length: STREAMS }, async (_, s) => {
       const devs = Array.from({ length: DEVICES }, (_, d) => d).filter((d) => d % STREAMS === s);
@@ -158,15 +168,25 @@ async function pipeline(az, bin) {
           body: { temperature: 20 + (i % 10), humidity: 60 + (i % 20), pressure: 1000 + (i % 30) },
         }));
         sent += BATCH;
-        const r = await h.invoke(handler.url, 'EnvironmentEventTrigger', h.hostBatch(events, { partition: `s${s}` }));
+        const envelope = h.hostBatch(events, { partition: `s${s}` });
+        const tb = performance.now();
+        const r = await h.invoke(handler.url, 'EnvironmentEventTrigger', envelope);
+        invokes.push(performance.now() - tb);
         if (r.status !== 200) throw new Error(`batch failed: ${r.text}`);
       }
     }));
     const seconds = (performance.now() - t0) / 1000;
     const cpuH = cpuSeconds(handler.proc.pid) - cpuH0, cpuA = cpuSeconds(az.proc.pid) - cpuA0;
-    // the commit phase of each batch, as the handler logs it ("..., 4.21 ms to commit")
-    const commit = percentiles([...handler.logs.text.slice(log0).matchAll(/([\d.]+) ms to commit/g)].map((m) => Number(m[1])));
-    return { sent, seconds, trips: (await trips()) - trips0, cpuH, cpuA, commit };
+    // the phases of each batch, as the handler logs them ("0.41 ms to receive, ..., 4.21 ms to
+    // commit, 0.12 ms to answer")
+    const text = handler.logs.text.slice(log0);
+    const phase = (re) => [...text.matchAll(re)].map((m) => Number(m[1]));
+    const commit = percentiles(phase(/([\d.]+) ms to commit/g));
+    const split = {};
+    for (const [name, re] of PHASES) split[name] = percentiles(phase(re)).median;
+    split.invoke = percentiles(invokes).median;
+    split.perBatch = (seconds * 1000) / invokes.length;
+    return { sent, seconds, trips: (await trips()) - trips0, cpuH, cpuA, commit, split };
   }
 
   const cold = await pass(); // rows inserted, calibration read, Azurite's code paths warmed
@@ -191,6 +211,11 @@ function printPipeline(label, r) {
     console.log(`    table round trips      ${p.trips} (${(p.trips / p.sent).toFixed(3)} per message)`);
     console.log(`    handler table calls/s  ${calls.toFixed(0)} = ${(100 * calls / r.ceilingRate).toFixed(1)} % of the ceiling`);
     console.log(`    commit phase per batch median ${p.commit.median?.toFixed(2)} ms, p99 ${p.commit.p99?.toFixed(2)} ms (${p.commit.n} batches)`);
+    // a baseline build may not log its phases: n/a
+    const sp = p.split, inside = PHASES.reduce((a, [n]) => a + sp[n], 0), f = (v) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
+    console.log(`    one batch (medians, ms) ${PHASES.map(([n]) => `${n} ${f(sp[n])}`).join(', ')}; ` +
+      `outside the handler ${f(sp.invoke - inside)} (the POST as the client sees it, ${f(sp.invoke)}, less the phases); ` +
+      `the client building the envelope and waiting ${f(sp.perBatch - sp.invoke)} (${f(sp.perBatch)} per batch in all${STREAMS > 1 ? ', streams at once' : ''})`);
     console.log(`    CPU                    handler ${(100 * p.cpuH / p.seconds).toFixed(0)} %, Azurite ${(100 * p.cpuA / p.seconds).toFixed(0)} % (of one core)`);
   }
   console.log(`  peak resident memory     ${r.peak.toFixed(2)} MiB (VmHWM)`);

@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "fanout.h"
+#include "history.h"
 #include "log.h"
 #include "table.h"
 #include "tablebatch.h"
@@ -35,6 +36,10 @@ typedef struct slot {
     size_t cachedReplays; /* events memory called applied, before the confirming read */
     json_t *props;        /* this round's fold, NULL when none */
     devicestateFoldResult f;
+    historyRows hist;    /* the history rows of this round's fold (HistoryEnabled) */
+    historyRows written; /* the history rows last written for this slot */
+    json_t *writtenBase; /* the row their fold was made on, when they hold a frozen hour row */
+    size_t late;         /* late readings in this round's fold */
 } slot;
 
 static void sleepMs(int ms) {
@@ -84,8 +89,30 @@ static int fold(const settings *s, slot *sl) {
     deviceWork *w = sl->w;
     const devicestateSource src = {w->eventHubNamespace, w->eventHubName, w->partition};
     json_decref(sl->props);
-    sl->props = devicestateFold(sl->row, &src, s->partitionKey, w->entries, w->count, clockWallMs(),
-                                &sl->f);
+    historyRowsFree(&sl->hist);
+    sl->props =
+        devicestateFoldHistory(sl->row, &src, s->partitionKey, w->deviceId, w->entries, w->count,
+                               clockWallMs(), s->historyEnabled ? &sl->hist : NULL, &sl->f);
+    if (!sl->props && sl->f.applied) {
+        fail(sl, "out of memory folding the history");
+        return 0;
+    }
+    sl->late = sl->hist.late;
+    if (sl->props && sl->guess && historyRowsFrozen(&sl->hist)) {
+        /* A frozen hour row is written whole (InsertOrReplace): never from a row this process
+         * only believes in (memory, or "no row yet"), which would replace the one the row's
+         * real history made. One read per device per hour. */
+        json_decref(sl->props);
+        sl->props = NULL;
+        historyRowsFree(&sl->hist);
+        sl->mode = MODE_READ;
+        return 1;
+    }
+    if (sl->props && sl->writtenBase &&
+        historyRepair(sl->writtenBase, sl->row, w->deviceId, &sl->written, &sl->hist) != 0) {
+        fail(sl, "out of memory folding the history");
+        return 0;
+    }
     if (sl->f.replayed && sl->fromCache) {
         /* "Already applied" according to memory only: confirm with one read, as
          * devicestateCommit does (storage may have lost writes it acknowledged). */
@@ -125,6 +152,7 @@ static void committed(slot *sl, const char *etag) {
     json_decref(sl->props);
     sl->props = NULL;
     w->ok = w->changed = 1;
+    w->historyLate = sl->late;
     w->state = devicestateToJson(sl->row);
     devicestateRemember(w->deviceId, sl->row, etag); /* an empty etag forgets the device */
     sl->row = NULL;
@@ -365,6 +393,83 @@ static void readAndFold(const settings *s, slot *sl, size_t n) {
     }
 }
 
+/* 1 when the slot's fold has history rows not yet written (the same rows written by an earlier
+ * round are not written again). */
+static int historyDue(const slot *x) {
+    return !x->done && !x->fallback && x->props && x->hist.n &&
+           !historyRowsEqual(&x->hist, &x->written);
+}
+
+/* After its rows went: the slot's rows are written (kept to compare with a re-fold's), or the
+ * slot fails (permanent when the store refuses one of them every time: its readings are then
+ * rejected, and the row keeps its history as it was). */
+static void historySettle(slot *x) {
+    const historyRow *bad = NULL;
+    for (size_t k = 0; k < x->hist.n && !bad; k++)
+        if (!x->hist.v[k].ok) bad = &x->hist.v[k];
+    if (!bad) {
+        x->w->historyRows += x->hist.n;
+        historyRowsFree(&x->written);
+        json_decref(x->writtenBase);
+        /* a frozen hour row written on a row another writer may change first: kept to repair */
+        x->writtenBase = !historyRowsFrozen(&x->hist) ? NULL
+                         : x->row                     ? json_deep_copy(x->row)
+                                                      : json_object(); /* made on no row */
+        x->written = x->hist;
+        memset(&x->hist, 0, sizeof(x->hist));
+        return;
+    }
+    char why[256];
+    logError("device '%s': history row %s '%s' not written: %s", x->w->deviceId, bad->pk, bad->rk,
+             bad->error);
+    snprintf(why, sizeof(why), "history row not written: %s", bad->error);
+    int permanent = 0, gone = 0;
+    for (size_t k = 0; k < x->hist.n; k++) {
+        permanent |= x->hist.v[k].permanent;
+        gone |= x->hist.v[k].tableGone;
+    }
+    fail(x, why);
+    x->w->permanent = permanent;
+    x->w->tableGone = gone;
+    devicestateForget(x->w->deviceId);
+}
+
+/* Writes the history rows of every fold of this round (all devices together: transactions per
+ * hour partition) before the device rows that record them. */
+static void writeHistory(const settings *s, slot *sl, size_t n) {
+    size_t total = 0, o = 0;
+    for (size_t i = 0; i < n; i++)
+        if (historyDue(&sl[i])) total += sl[i].hist.n;
+    if (!total) return;
+    historyRow *all = calloc(total, sizeof(*all));
+    if (!all) {
+        for (size_t i = 0; i < n; i++)
+            if (historyDue(&sl[i])) fail(&sl[i], "history: out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (historyDue(&sl[i])) {
+            memcpy(all + o, sl[i].hist.v, sl[i].hist.n * sizeof(*all)); /* keys borrowed */
+            o += sl[i].hist.n;
+        }
+    historyWriteRows(s, s->historyTable, all, total);
+    o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!historyDue(&sl[i])) continue;
+        for (size_t k = 0; k < sl[i].hist.n; k++) {
+            historyRow *x = &sl[i].hist.v[k];
+            const historyRow *r = &all[o + k];
+            x->ok = r->ok;
+            x->permanent = r->permanent;
+            x->tableGone = r->tableGone;
+            snprintf(x->error, sizeof(x->error), "%s", r->error);
+        }
+        o += sl[i].hist.n;
+        historySettle(&sl[i]);
+    }
+    free(all);
+}
+
 /* Fails every slot not done: the table is gone (rd->gone) or did not answer. */
 static void failUndone(slot *sl, size_t n, const round *rd) {
     for (size_t i = 0; i < n; i++)
@@ -389,6 +494,7 @@ static int commitRounds(const settings *s, slot *sl, size_t n, uint64_t *rnd) {
         for (size_t i = 0; i < n; i++)
             pending += !sl[i].done && !sl[i].fallback;
         if (!pending) break;
+        writeHistory(s, sl, n);
         sendRound(s, sl, n, &rd, &guessFailures);
         if (rd.gone || rd.unreachable) {
             failUndone(sl, n, &rd);
@@ -407,9 +513,9 @@ static int commitRounds(const settings *s, slot *sl, size_t n, uint64_t *rnd) {
     return contended;
 }
 
-/* Readies the slots not done for one-by-one commits: their folds dropped, a row read in this
- * call handed on as memory (its etag makes the first merge right when nobody else wrote since).
- * Returns how many are left. */
+/* Readies the slots not done for one-by-one commits: their folds dropped, a row read or taken
+ * from memory in this call handed on as memory (its etag makes the first merge right when nobody
+ * else wrote since). Returns how many are left. */
 static size_t handOnLeft(slot *sl, size_t n) {
     size_t left = 0;
     for (size_t i = 0; i < n; i++) {
@@ -417,7 +523,7 @@ static size_t handOnLeft(slot *sl, size_t n) {
         if (x->done) continue;
         json_decref(x->props);
         x->props = NULL;
-        if (x->row && !x->fromCache && x->mode != MODE_READ) {
+        if (x->row && x->mode != MODE_READ) {
             devicestateRemember(x->w->deviceId, x->row, x->etag);
             x->row = NULL;
         }
@@ -447,6 +553,9 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n) {
     for (size_t i = 0; i < n; i++) {
         json_decref(sl[i].row);
         json_decref(sl[i].props);
+        historyRowsFree(&sl[i].hist);
+        historyRowsFree(&sl[i].written);
+        json_decref(sl[i].writtenBase);
         notOk += !works[i].ok;
     }
     free(sl);

@@ -77,13 +77,19 @@ void devicestateForget(const char *deviceId) {
 
 int devicestateRecall(const char *id, json_t **row, char *etag, size_t etaglen) {
     pthread_mutex_lock(&lock);
-    known *k = dictTouch(&cache, id);
+    known *k = dictGet(&cache, id);
+    *row = NULL;
     if (k) {
-        *row = json_deep_copy(k->row);
+        /* taken, not copied: a row of a device with history carries about a hundred
+         * properties, and a copy and a free per device per batch showed in the profile; the
+         * commit gives it back (Remember) */
+        *row = k->row;
+        k->row = NULL;
         snprintf(etag, etaglen, "%s", k->etag);
+        dictDelete(&cache, id);
     }
     pthread_mutex_unlock(&lock);
-    return k && *row;
+    return *row != NULL;
 }
 
 void devicestateRemember(const char *id, json_t *row, const char *etag) {
@@ -266,10 +272,15 @@ static int legacyApplies(const json_t *row, const char *legacyName, int hasOwn, 
 static void retireLegacy(const json_t *row, json_t *p, const char *only) {
     const char *name;
     json_t *v;
+    int64_t x;
+    if (only) {
+        /* one name: a lookup, not a walk over the row (a hundred properties with history) */
+        if (json_object_get(row, only) && !(int64Property(row, only, &x) == 0 && x == -1))
+            tableSetInt64(p, only, -1);
+        return;
+    }
     json_object_foreach((json_t *)row, name, v) {
-        int64_t x;
         if (strncmp(name, "SeqP", 4) != 0 || strchr(name, '@')) continue;
-        if (only && strcmp(name, only) != 0) continue;
         if (int64Property(row, name, &x) == 0 && x == -1) continue;
         tableSetInt64(p, name, -1);
     }
@@ -320,16 +331,23 @@ typedef struct foldPick {
     int64_t latestMs;
 } foldPick;
 
+/* 1 when e is at or below a watermark (already applied): by the source's own (*byOwn) or by a
+ * legacy one (*byLegacy). */
+static int isReplay(const foldBase *b, const deviceEntry *e, int *byOwn, int *byLegacy) {
+    *byOwn = e->hasSeq && b->hasOwn && e->seq <= b->own;
+    *byLegacy = e->hasSeq && !*byOwn && b->useLegacy && e->seq <= b->legacy && e->enqueuedMs > 0 &&
+                e->enqueuedMs <= b->seenMs;
+    return *byOwn || *byLegacy;
+}
+
 /* Skips the entries at or below a watermark (counted in res), sums up the others in k. */
 static void pick(const foldBase *b, const deviceEntry *e, size_t n, int64_t nowMs, foldPick *k,
                  devicestateFoldResult *res) {
     k->maxSeq = INT64_MIN;
     for (size_t i = 0; i < n; i++) {
         if (e[i].hasSeq) {
-            int byOwn = b->hasOwn && e[i].seq <= b->own;
-            int byLegacy = !byOwn && b->useLegacy && e[i].seq <= b->legacy && e[i].enqueuedMs > 0 &&
-                           e[i].enqueuedMs <= b->seenMs;
-            if (byOwn || byLegacy) {
+            int byOwn, byLegacy;
+            if (isReplay(b, &e[i], &byOwn, &byLegacy)) {
                 if (res->replayed == 0 || e[i].seq < res->replayFirst) res->replayFirst = e[i].seq;
                 if (res->replayed == 0 || e[i].seq > res->replayLast) res->replayLast = e[i].seq;
                 res->replayed++;
@@ -396,8 +414,34 @@ static void setLatest(json_t *p, const foldPick *k, int64_t seenMs, const char *
     if (r->id[0]) tableSetString(p, "LastMessageId", r->id);
 }
 
+/* Folds the applied valid entries of e into the history properties of props (historyFold).
+ * Returns 0 or -1 (OOM). */
+static int foldHistory(const json_t *row, const foldBase *b, const devicestateSource *src,
+                       const char *deviceId, const deviceEntry *e, size_t n, json_t *props,
+                       historyRows *hist) {
+    historyReading *v = calloc(n ? n : 1, sizeof(*v));
+    size_t m = 0;
+    if (!v) return -1;
+    for (size_t i = 0; i < n; i++) {
+        int byOwn, byLegacy;
+        if (!e[i].r || isReplay(b, &e[i], &byOwn, &byLegacy)) continue;
+        v[m++] =
+            (historyReading){deviceId, e[i].r, src->partition, e[i].seq, e[i].k, e[i].enqueuedMs};
+    }
+    int rc = m ? historyFold(row, deviceId, v, m, props, hist) : 0;
+    free(v);
+    return rc;
+}
+
 json_t *devicestateFold(const json_t *row, const devicestateSource *src, const char *defaultGeo,
                         const deviceEntry *e, size_t n, int64_t nowMs, devicestateFoldResult *res) {
+    return devicestateFoldHistory(row, src, defaultGeo, NULL, e, n, nowMs, NULL, res);
+}
+
+json_t *devicestateFoldHistory(const json_t *row, const devicestateSource *src,
+                               const char *defaultGeo, const char *deviceId, const deviceEntry *e,
+                               size_t n, int64_t nowMs, historyRows *hist,
+                               devicestateFoldResult *res) {
     foldBase b;
     foldPick k = {0};
     json_t *p = NULL;
@@ -412,6 +456,10 @@ json_t *devicestateFold(const json_t *row, const devicestateSource *src, const c
     tableSetInt64(p, "Rejected", tableGetInt64(row, "Rejected", 0) + k.rejected);
     if (k.sawSeq) setWatermarks(row, &b, k.maxSeq, p, res);
     setLatest(p, &k, b.seenMs, defaultGeo);
+    if (hist && deviceId && foldHistory(row, &b, src, deviceId, e, n, p, hist) != 0) {
+        json_decref(p);
+        p = NULL;
+    }
 out:
     free(b.wm);
     return p;
@@ -487,6 +535,8 @@ typedef struct commit {
     devicestateFoldResult last; /* the fold written, logged once committed */
     tableResult r;              /* the last round trip's result */
     uint64_t rnd;
+    historyRows written; /* the history rows last written for this commit's fold */
+    json_t *writtenBase; /* the row their fold was made on, when they hold a frozen hour row */
 } commit;
 
 enum { STEP_AGAIN, STEP_DONE, STEP_FAIL };
@@ -585,6 +635,37 @@ static int writeRow(commit *c, json_t *props) {
     return t;
 }
 
+/* Writes the history rows of this round's fold (hist) before the device row that records them,
+ * unless the same rows were written by an earlier round. Returns 0, or -1 with w->error (and
+ * w->permanent when the store refuses a row every time). */
+static int writeHistory(commit *c, historyRows *hist) {
+    deviceWork *w = c->w;
+    if (hist->n == 0 || historyRowsEqual(hist, &c->written)) return 0;
+    w->writes++;
+    if (historyWriteRows(cfg, cfg->historyTable, hist->v, hist->n) == 0) {
+        w->historyRows += hist->n;
+        historyRowsFree(&c->written);
+        json_decref(c->writtenBase);
+        c->writtenBase = !historyRowsFrozen(hist) ? NULL
+                         : c->row                 ? json_deep_copy(c->row)
+                                                  : json_object(); /* made on no row */
+        c->written = *hist;
+        memset(hist, 0, sizeof(*hist));
+        return 0;
+    }
+    for (size_t i = 0; i < hist->n; i++) {
+        const historyRow *x = &hist->v[i];
+        if (x->ok) continue;
+        logError("device '%s': history row %s '%s' not written: %s", w->deviceId, x->pk, x->rk,
+                 x->error);
+        snprintf(w->error, sizeof(w->error), "history row not written: %s", x->error);
+        w->permanent |= x->permanent;
+        w->tableGone |= x->tableGone;
+    }
+    historyRowsFree(hist);
+    return -1;
+}
+
 /* One round: a re-read when due, the fold, the write. Returns STEP_DONE (committed), STEP_AGAIN
  * or STEP_FAIL (give up). */
 static int commitRound(commit *c) {
@@ -595,9 +676,28 @@ static int commitRound(commit *c) {
         if (step == STEP_AGAIN) return afterUnknown(c);
     }
     devicestateFoldResult f;
-    json_t *props = devicestateFold(c->row, &c->src, cfg->partitionKey, w->entries, w->count,
-                                    clockWallMs(), &f);
+    historyRows hist = {0};
+    json_t *props =
+        devicestateFoldHistory(c->row, &c->src, cfg->partitionKey, w->deviceId, w->entries,
+                               w->count, clockWallMs(), cfg->historyEnabled ? &hist : NULL, &f);
+    if ((!props && f.applied) ||
+        (props && c->writtenBase &&
+         historyRepair(c->writtenBase, c->row, w->deviceId, &c->written, &hist) != 0)) {
+        json_decref(props);
+        historyRowsFree(&hist);
+        snprintf(w->error, sizeof(w->error), "out of memory folding the history");
+        return STEP_FAIL;
+    }
+    if (props && c->guess && historyRowsFrozen(&hist)) {
+        /* a frozen hour row is never made from a row this process only believes in (commit.c) */
+        json_decref(props);
+        historyRowsFree(&hist);
+        c->fromCache = c->guess = 0;
+        c->mode = MODE_READ;
+        return STEP_AGAIN;
+    }
     if (f.replayed && c->fromCache) {
+        historyRowsFree(&hist);
         /* "Already applied" according to memory only: confirm with one read. Steady state
          * (nothing to skip) never comes here, so it stays one write per device per batch. */
         json_decref(props);
@@ -615,9 +715,16 @@ static int commitRound(commit *c) {
     w->replayed = f.replayed;
     c->last = f; /* logged once committed, not on every try */
     if (!props) {
+        historyRowsFree(&hist);
         settle(c, c->etag); /* every event was applied already (a replay) */
         return STEP_DONE;
     }
+    if (writeHistory(c, &hist) != 0) {
+        json_decref(props);
+        return STEP_FAIL;
+    }
+    w->historyLate = hist.late;
+    historyRowsFree(&hist);
     int t = writeRow(c, props);
     if (t == TABLE_OK) return STEP_DONE;
     if (c->r.tableGone) {
@@ -650,7 +757,7 @@ int devicestateCommit(deviceWork *w) {
     c.mode = c.fromCache ? MODE_MERGE : MODE_INSERT;
     w->ok = w->changed = 0;
     w->writes = 0;
-    w->tableGone = 0;
+    w->tableGone = w->permanent = 0;
 
     for (int rounds = 0; rounds < cfg->backoffAttempts * 2 + 2; rounds++) {
         step = commitRound(&c);
@@ -658,11 +765,13 @@ int devicestateCommit(deviceWork *w) {
     }
     if (step != STEP_DONE) {
         devicestateForget(w->deviceId);
-        w->permanent = c.r.permanent;
+        w->permanent |= c.r.permanent;
         if (!w->error[0])
             snprintf(w->error, sizeof(w->error), "gave up after %d attempts", c.conflicts);
     }
     if (w->ok) devicestateLogFold(w, &c.last);
+    historyRowsFree(&c.written);
+    json_decref(c.writtenBase);
     json_decref(c.row);
     return w->ok ? 0 : -1;
 }

@@ -3,6 +3,7 @@
 #ifndef ENVIROMON_DEVICESTATE_H
 #define ENVIROMON_DEVICESTATE_H
 
+#include "history.h"
 #include "settings.h"
 #include "telemetry.h"
 
@@ -15,6 +16,7 @@ typedef struct deviceEntry {
     int hasSeq;
     int64_t seq;
     int64_t enqueuedMs; /* 0 when unknown */
+    size_t k;           /* index of the reading within its event's body */
 } deviceEntry;
 
 /* Where a batch's events come from. Sequence numbers grow within one partition of one Event Hub
@@ -35,15 +37,17 @@ typedef struct deviceWork {
     deviceEntry *entries; /* owned by the caller */
     size_t count;
     /* results */
-    int ok;          /* committed, or nothing to commit */
-    int changed;     /* the row was written */
-    size_t applied;  /* entries newly applied */
-    size_t replayed; /* entries skipped: already applied (a decision storage confirmed) */
-    int writes;      /* table round trips spent */
-    json_t *state;   /* the committed row as a camelCase device object (owned), or NULL */
-    int permanent;   /* not committed because the store refuses this row every time (a 400 such
-                        as PropertyValueTooLarge, or a key refused before sending) */
-    int tableGone;   /* not committed because the table does not exist (deleted while running) */
+    int ok;             /* committed, or nothing to commit */
+    int changed;        /* the row was written */
+    size_t applied;     /* entries newly applied */
+    size_t replayed;    /* entries skipped: already applied (a decision storage confirmed) */
+    int writes;         /* table round trips spent */
+    json_t *state;      /* the committed row as a camelCase device object (owned), or NULL */
+    int permanent;      /* not committed because the store refuses this row every time (a 400 such
+                           as PropertyValueTooLarge, or a key refused before sending) */
+    int tableGone;      /* not committed because the table does not exist (deleted while running) */
+    size_t historyRows; /* history rows written (chunks and frozen hours; HistoryEnabled) */
+    size_t historyLate; /* readings committed as late (raw only, LateReadings) */
     char error[256];
 } deviceWork;
 
@@ -90,6 +94,16 @@ typedef struct devicestateFoldResult {
 json_t *devicestateFold(const json_t *row, const devicestateSource *src, const char *defaultGeo,
                         const deviceEntry *e, size_t n, int64_t nowMs, devicestateFoldResult *res);
 
+/* devicestateFold with history (HistoryEnabled): the applied valid entries are also folded into
+ * the row's format v2 properties (historyFold; deviceId names the device), and the history rows
+ * to write before the row are appended to *hist (caller frees with historyRowsFree). hist NULL:
+ * devicestateFold. Returns NULL also when memory ran out for the history part (res->applied is
+ * then non-zero: the caller treats it as a failure). */
+json_t *devicestateFoldHistory(const json_t *row, const devicestateSource *src,
+                               const char *defaultGeo, const char *deviceId, const deviceEntry *e,
+                               size_t n, int64_t nowMs, historyRows *hist,
+                               devicestateFoldResult *res);
+
 #define DEVICESTATE_WATERMARKS "Watermarks"
 #define DEVICESTATE_WATERMARKS_MAX 8192
 #define DEVICESTATE_HUB_ID_LEN 16
@@ -117,9 +131,10 @@ int devicestateBackoffMs(int base, int cap, int attempt, uint64_t *rnd);
 /* The row cache now: rows held, their estimated bytes (at most RowCacheBytes), rows evicted. */
 void devicestateCacheStats(size_t *entries, size_t *bytes, unsigned long *evicted);
 
-/* The etag cache, for the transaction committer (commit.c). Recall copies the row this process
- * last wrote or read for the device (caller decrefs *row) and its etag; returns 1 when the device
- * is known, 0 when not. Remember keeps row (stolen) and etag as the device's; an empty etag
+/* The etag cache, for the transaction committer (commit.c). Recall takes the row this process
+ * last wrote or read for the device out of the cache (caller owns *row: it gives it back with
+ * Remember, or decrefs it) and its etag; returns 1 when the device is known, 0 when not (also
+ * while another commit of the same device holds it: that one reads the row). Remember keeps row (stolen) and etag as the device's; an empty etag
  * forgets the device instead. Forget drops the device (after an error that leaves its row
  * unknown). Thread-safe. */
 int devicestateRecall(const char *id, json_t **row, char *etag, size_t etaglen);

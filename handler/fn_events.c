@@ -5,7 +5,6 @@
 #include "devicestate.h"
 #include "dict.h"
 #include "functions.h"
-#include "history.h"
 #include "invocation.h"
 #include "livepush.h"
 #include "log.h"
@@ -161,6 +160,7 @@ static int group(batchRun *run) {
         de->hasSeq = e->hasSeq;
         de->seq = e->seq;
         de->enqueuedMs = e->enqueuedMs;
+        de->k = it->k;
     }
     rc = 0;
 out:
@@ -365,48 +365,6 @@ static void freeRun(batchRun *run) {
     pthread_mutex_destroy(&run->lock);
 }
 
-/* Keeps every accepted reading of the batch in the history table (history.h): replays write
- * nothing twice. Returns 0, or -1 with err (the host delivers the batch again). */
-static int keepHistory(batchRun *run, char *line, size_t linelen, char *err, size_t errlen,
-                       int *tableGone, int *permanent) {
-    historyReading *v = calloc(run->nitems ? run->nitems : 1, sizeof(*v));
-    historyStats st;
-    size_t n = 0;
-    if (!v) return snprintf(err, errlen, "history: out of memory"), -1;
-    for (size_t i = 0; i < run->nitems; i++) {
-        const item *it = &run->items[i];
-        const hostEvent *e = &run->b.events[it->event];
-        if (it->rejected || !it->device) continue;
-        v[n++] =
-            (historyReading){it->device, &it->r, run->b.partition, e->seq, it->k, e->enqueuedMs};
-    }
-    int rc = historyWrite(&run->ctx->s->storage, run->ctx->s->historyTable, v, n, &st, err, errlen);
-    *tableGone = st.tableGone;
-    *permanent = st.permanent;
-    free(v);
-    snprintf(line, linelen,
-             "history: %zu rows written, %zu already kept, %zu without enqueued time, "
-             "%zu transactions, %zu lookups, %zu summary reads",
-             st.written, st.existed, st.skipped, st.transactions, st.lookups, st.summaryReads);
-    return rc;
-}
-
-/* keepHistory on its own thread, beside the device rows' commits: the two are independent (each
- * is exactly once on its own), so a batch waits for the slower, not for both. */
-typedef struct historyJob {
-    batchRun *run;
-    pthread_t tid;
-    int started, rc, tableGone, permanent;
-    char line[256], err[INVOCATION_ERR_LEN];
-} historyJob;
-
-static void *historyThread(void *arg) {
-    historyJob *j = arg;
-    j->rc = keepHistory(j->run, j->line, sizeof(j->line), j->err, sizeof(j->err), &j->tableGone,
-                        &j->permanent);
-    return NULL;
-}
-
 static double msBetween(const struct timespec *a, const struct timespec *b) {
     return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
 }
@@ -592,7 +550,7 @@ static int prepare(batchRun *run, serverResponse *res, json_t *logs) {
 
 /* What the batch did, counted once its tasks ran. */
 typedef struct tally {
-    size_t updated, failed, replayed, valid;
+    size_t updated, failed, replayed, valid, historyRows, historyLate;
 } tally;
 
 /* Goes over the devices once their commits ran: rejects those the store refuses, logs those not
@@ -605,6 +563,8 @@ static void countDevices(batchRun *run, json_t *logs, json_t *changed, tally *t)
             /* logged below as not committed */
         }
         t->replayed += w->replayed;
+        t->historyRows += w->historyRows;
+        t->historyLate += w->historyLate;
         if (!w->ok) {
             t->failed++;
             if (w->tableGone) tablesetLost(run->ctx->tables); /* created again on retry */
@@ -626,8 +586,8 @@ static void countDevices(batchRun *run, json_t *logs, json_t *changed, tally *t)
 /* Answers once the tasks ran (logs stolen): 500 when a row or a rejected reading was not
  * committed (the host retries the batch), else 200 after the live push, with the batch's summary
  * line in summary (for the caller's timing line; "" otherwise). */
-static void conclude(batchRun *run, const historyJob *hj, serverResponse *res, json_t *logs,
-                     char *summary, size_t summarylen) {
+static void conclude(batchRun *run, serverResponse *res, json_t *logs, char *summary,
+                     size_t summarylen) {
     char err[INVOCATION_ERR_LEN], line[512];
     tally t = {0};
     json_t *changed = json_array();
@@ -653,25 +613,13 @@ static void conclude(batchRun *run, const historyJob *hj, serverResponse *res, j
         json_decref(changed);
         return;
     }
-    if (hj) {
-        json_array_append_new(logs, json_string(hj->line));
-        if (hj->rc != 0 && hj->permanent) {
-            /* The device rows are committed; a history row that would be refused on every
-             * delivery must not stop the partition (the host retries a 500 forever): logged,
-             * and the batch goes on without it. */
-            logError("EnvironmentEventTrigger: history not kept for this batch, refused every "
-                     "time: %s",
-                     hj->err);
-            json_array_append_new(logs, json_string(hj->err));
-        } else if (hj->rc != 0) {
-            if (hj->tableGone) tablesetLost(run->ctx->tables);
-            logError("EnvironmentEventTrigger: %s (the host will retry the batch)", hj->err);
-            answer(res, 500, logs, hj->err);
-            json_decref(changed);
-            return;
-        }
+    if (run->ctx->s->historyEnabled) {
+        /* history rows are written with the device rows (commit.c, history.h) */
+        snprintf(line, sizeof(line), "history: %zu rows written, %zu late readings", t.historyRows,
+                 t.historyLate);
+        json_array_append_new(logs, json_string(line));
     }
-    snprintf(summary, summarylen, "%s", line);
+    snprintf(summary, summarylen, "%s (%zu history rows)", line, t.historyRows);
     /* The rows are safe: a failed push is logged inside and does not fail the invocation. */
     if (json_array_size(changed)) livepushDevices(changed);
     json_decref(changed);
@@ -693,19 +641,13 @@ void fnEnvironmentEventTrigger(const fnContext *ctx, const serverRequest *req,
         clock_gettime(CLOCK_MONOTONIC, &tDecoded);
         if (prepare(&run, res, logs) != 0) goto out;
         clock_gettime(CLOCK_MONOTONIC, &tFolded);
-        /* The device rows in transactions (one device at a time under contention), then the
-         * rejected readings' rows. */
-        historyJob hj = {.run = &run};
-        if (ctx->s->historyEnabled) {
-            /* History beside the device rows: each is exactly once on its own. */
-            hj.started = pthread_create(&hj.tid, NULL, historyThread, &hj) == 0;
-            if (!hj.started) historyThread(&hj);
-        }
+        /* The device rows in transactions (one device at a time under contention), each
+         * device's history rows written before the row that records them; then the rejected
+         * readings' rows. */
         commitDevices(ctx->s, run.works, run.nworks);
         keepRejects(&run);
-        if (hj.started) pthread_join(hj.tid, NULL);
         clock_gettime(CLOCK_MONOTONIC, &tCommitted);
-        conclude(&run, ctx->s->historyEnabled ? &hj : NULL, res, logs, summary, sizeof(summary));
+        conclude(&run, res, logs, summary, sizeof(summary));
     }
 out:
     freeRun(&run);

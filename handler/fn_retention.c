@@ -1,5 +1,7 @@
 /* fn_retention: the HistoryRetention timer function: deletes the history rows older than
- * HistoryDays, in entity group transactions of up to 100 deletes, and logs how many.
+ * HistoryDays, in entity group transactions of up to 100 deletes, and logs how many: the hour
+ * partitions wholly before the cutoff (chunk rows, frozen hour rows and rows of format v1 alike),
+ * then the rows of the cutoff's hour whose readings are all older (v1 Time, chunk To).
  *
  * How a timer reaches a custom handler (Azure/azure-functions-host at 89dc438d):
  * src/WebJobs.Script/Workers/Http/DefaultHttpWorkerService.cs, ProcessDefaultInvocationRequest,
@@ -111,8 +113,11 @@ void fnHistoryRetention(const fnContext *ctx, const serverRequest *req, serverRe
                              deleteRow, &s, &tr);
     if (c == TABLE_OK && !s.failed && !s.outOfTime) flush(&s);
     if (c == TABLE_OK && !s.failed && !s.outOfTime) {
-        snprintf(filter, sizeof(filter), "PartitionKey eq '%s' and Time lt datetime'%s'", cutpk,
-                 when);
+        /* format v1 rows carry Time, chunk rows To (their newest reading); a frozen hour row
+         * stays with its hour */
+        snprintf(filter, sizeof(filter),
+                 "PartitionKey eq '%s' and (Time lt datetime'%s' or To lt datetime'%s')", cutpk,
+                 when, when);
         c = tableQuerySelect(&ctx->s->storage, ctx->s->historyTable, filter, "PartitionKey,RowKey",
                              deleteRow, &s, &tr);
         if (c == TABLE_OK && !s.failed && !s.outOfTime) flush(&s);

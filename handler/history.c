@@ -1,85 +1,38 @@
-/* history: the history table's keys and its transaction writer (see history.h). */
+/* history: the history table's format v2: keys, reading texts, the fold into the device row and
+ * the rows it yields, and their writer (see history.h). */
 #include "history.h"
 
+#include "commit.h"
 #include "crypto.h"
-#include "dict.h"
+#include "escape.h"
 #include "invocation.h"
-#include "log.h"
 #include "table.h"
-#include "tablebatch.h"
 
 #include <inttypes.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static const char *const metricProps[METRIC_COUNT] = {"Celsius", "Humidity", "hPa", "Light"};
-
-/* Table Storage allows at most 15 discrete comparisons in one $filter (the Azure Storage SDKs'
- * query documentation, e.g. the Python TableService: "no more than 15 discrete comparisons are
- * permitted within a $filter string", citing the REST reference "Querying Tables and Entities"):
- * one for the PartitionKey, 14 RowKeys. */
-#define LOOKUP_KEYS 14
-#define LOOKUP_FILTER_MAX 8192
-/* The most a lookup's filter may take once percent-encoded in the query URL (table.c sends URLs
- * of up to 8 KiB, endpoint, table and continuation included). */
-#define LOOKUP_URL_BUDGET 5000
-/* Rounds of "insert, find what exists" for one hour's rows before giving up (the host retries). */
-#define CONFLICT_ROUNDS 8
-/* The summary rows this process last wrote or read, with their etags: at most this many bytes. */
-#define SUMMARY_CACHE_BYTES ((size_t)64 << 20)
-#define MINUTE_TEXT_MAX 512
-
-/* A cached summary row. */
-typedef struct cached {
-    char etag[TABLEBATCH_ETAG_MAX]; /* "" when the row is not there */
-    historySummary s;
-} cached;
-
-static pthread_mutex_t cacheLock = PTHREAD_MUTEX_INITIALIZER;
-static dict cache;
-static int cacheReady;
-
-/* Copies the cached row of key into *out. Returns 1 when there was one. */
-static int cacheGet(const char *key, cached *out) {
-    int found = 0;
-    pthread_mutex_lock(&cacheLock);
-    if (cacheReady) {
-        cached *c = dictTouch(&cache, key);
-        if (c) {
-            *out = *c;
-            found = 1;
-        }
-    }
-    pthread_mutex_unlock(&cacheLock);
-    return found;
-}
-
-static void cachePut(const char *key, const cached *in) {
-    cached *c = malloc(sizeof(*c));
-    if (!c) return;
-    *c = *in;
-    pthread_mutex_lock(&cacheLock);
-    if (!cacheReady && dictInit(&cache, 1024, free) == 0) {
-        dictSetBudget(&cache, SUMMARY_CACHE_BYTES);
-        cacheReady = 1;
-    }
-    /* Not kept (over the budget, or out of memory: the value is freed) only costs a read later. */
-    if (!cacheReady)
-        free(c);
-    else if (dictSetSized(&cache, key, c, sizeof(*c)) != 0)
-        logDebug("history: summary %s not cached", key);
-    pthread_mutex_unlock(&cacheLock);
-}
-
-void historyForget(void) {
-    pthread_mutex_lock(&cacheLock);
-    if (cacheReady) dictClear(&cache);
-    pthread_mutex_unlock(&cacheLock);
-}
+/* Property names by index: "M00".."M59", "Min00".."Min59", "P00".."P31" (no snprintf per row). */
+static const char *const minuteNames[60] = {
+    "M00", "M01", "M02", "M03", "M04", "M05", "M06", "M07", "M08", "M09", "M10", "M11",
+    "M12", "M13", "M14", "M15", "M16", "M17", "M18", "M19", "M20", "M21", "M22", "M23",
+    "M24", "M25", "M26", "M27", "M28", "M29", "M30", "M31", "M32", "M33", "M34", "M35",
+    "M36", "M37", "M38", "M39", "M40", "M41", "M42", "M43", "M44", "M45", "M46", "M47",
+    "M48", "M49", "M50", "M51", "M52", "M53", "M54", "M55", "M56", "M57", "M58", "M59"};
+static const char *const slotNames[60] = {
+    "Min00", "Min01", "Min02", "Min03", "Min04", "Min05", "Min06", "Min07", "Min08", "Min09",
+    "Min10", "Min11", "Min12", "Min13", "Min14", "Min15", "Min16", "Min17", "Min18", "Min19",
+    "Min20", "Min21", "Min22", "Min23", "Min24", "Min25", "Min26", "Min27", "Min28", "Min29",
+    "Min30", "Min31", "Min32", "Min33", "Min34", "Min35", "Min36", "Min37", "Min38", "Min39",
+    "Min40", "Min41", "Min42", "Min43", "Min44", "Min45", "Min46", "Min47", "Min48", "Min49",
+    "Min50", "Min51", "Min52", "Min53", "Min54", "Min55", "Min56", "Min57", "Min58", "Min59"};
+static const char *const pendingNames[HISTORY_CHUNK] = {
+    "P00", "P01", "P02", "P03", "P04", "P05", "P06", "P07", "P08", "P09", "P10",
+    "P11", "P12", "P13", "P14", "P15", "P16", "P17", "P18", "P19", "P20", "P21",
+    "P22", "P23", "P24", "P25", "P26", "P27", "P28", "P29", "P30", "P31"};
 
 int historySummaryKey(const char *device, char *out, size_t outlen) {
     char dev[HISTORY_DEVICE_KEY_MAX + 1];
@@ -95,32 +48,52 @@ static void aggAdd(historyAgg *a, double v) {
     a->n++;
 }
 
-static void minuteMerge(historyMinute *into, const historyMinute *from) {
-    into->count += from->count;
-    for (int m = 0; m < METRIC_COUNT; m++) {
-        const historyAgg *f = &from->m[m];
-        historyAgg *t = &into->m[m];
-        if (!f->n) continue;
-        if (!t->n || f->min < t->min) t->min = f->min;
-        if (!t->n || f->max > t->max) t->max = f->max;
-        t->sum += f->sum;
-        t->n += f->n;
+int historyFormatDouble(double v, char *out, size_t outlen) {
+    static const double tens[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+    /* a value with at most 6 decimals (what sensors send): that decimal, which strtod reads
+     * back as v (r / 10^d is correctly rounded like strtod, and equal to v); glibc's %.17g costs
+     * about a microsecond a number, and this runs for every reading and every minute */
+    for (int d = 0; d < 7 && isfinite(v) && fabs(v) < 1e15 / tens[d]; d++) {
+        double r = nearbyint(v * tens[d]);
+        if (r / tens[d] != v) continue;
+        char digits[24];
+        int64_t q = (int64_t)fabs(r);
+        int n = 0;
+        do {
+            digits[n++] = (char)('0' + q % 10);
+            q /= 10;
+        } while (q || n <= d);
+        size_t o = 0;
+        if (r < 0 && o + 1 < outlen) out[o++] = '-';
+        for (int i = n - 1; i >= 0 && o + 2 < outlen; i--) {
+            out[o++] = digits[i];
+            if (i == d && d > 0) out[o++] = '.';
+        }
+        if (o + 1 >= outlen) break;
+        out[o] = '\0';
+        return (int)o;
     }
+    int n = snprintf(out, outlen, "%.17g", v);
+    return n > 0 && (size_t)n < outlen ? n : -1;
 }
 
-static void minuteText(const historyMinute *mi, char *out, size_t outlen) {
+void historyMinuteText(const historyMinute *mi, char *out, size_t outlen) {
     size_t o = (size_t)snprintf(out, outlen, "%" PRId64, mi->count);
     for (int m = 0; m < METRIC_COUNT && o < outlen; m++) {
         const historyAgg *a = &mi->m[m];
-        if (a->n)
-            o += (size_t)snprintf(out + o, outlen - o, "|%" PRId64 ",%.17g,%.17g,%.17g", a->n,
-                                  a->min, a->max, a->sum);
-        else
+        if (!a->n) {
             o += (size_t)snprintf(out + o, outlen - o, "|0,,,");
+            continue;
+        }
+        char v[3][32];
+        historyFormatDouble(a->min, v[0], sizeof(v[0]));
+        historyFormatDouble(a->max, v[1], sizeof(v[1]));
+        historyFormatDouble(a->sum, v[2], sizeof(v[2]));
+        o += (size_t)snprintf(out + o, outlen - o, "|%" PRId64 ",%s,%s,%s", a->n, v[0], v[1], v[2]);
     }
 }
 
-static int minuteParse(const char *text, historyMinute *mi) {
+int historyMinuteParse(const char *text, historyMinute *mi) {
     char *end;
     memset(mi, 0, sizeof(*mi));
     mi->count = strtoll(text, &end, 10);
@@ -150,10 +123,8 @@ static int minuteParse(const char *text, historyMinute *mi) {
 void historySummaryFromRow(const json_t *row, historySummary *s) {
     memset(s, 0, sizeof(*s));
     for (int i = 0; i < 60; i++) {
-        char name[8];
-        snprintf(name, sizeof(name), "M%02d", i);
-        const char *t = json_string_value(json_object_get(row, name));
-        if (!t || minuteParse(t, &s->minute[i]) != 0) {
+        const char *t = json_string_value(json_object_get(row, minuteNames[i]));
+        if (!t || historyMinuteParse(t, &s->minute[i]) != 0) {
             memset(&s->minute[i], 0, sizeof(s->minute[i]));
             continue;
         }
@@ -207,384 +178,604 @@ int historyQuote(const char *s, char *out, size_t outlen) {
     return 0;
 }
 
-/* One row to write. */
-typedef struct row {
-    char pk[HISTORY_PK_LEN];
-    char rk[HISTORY_RK_MAX];
-    char sk[HISTORY_RK_MAX]; /* its device's summary RowKey */
-    const historyReading *v;
-    int state; /* 0 to write, 1 written, 2 there already */
-} row;
-
-static json_t *rowProps(const row *w) {
-    char when[40];
-    json_t *p = json_object();
-    if (!p) return NULL;
-    tableSetString(p, "DeviceId", w->v->device);
-    invocationFormatTime(w->v->enqueuedMs, when, sizeof(when));
-    tableSetDateTime(p, "Time", when);
-    for (int m = 0; m < METRIC_COUNT; m++)
-        if (w->v->r->has[m]) tableSetDouble(p, metricProps[m], w->v->r->value[m]);
-    tableSetString(p, "Partition", w->v->partition ? w->v->partition : "");
-    tableSetInt64(p, "SequenceNumber", w->v->seq);
-    return p;
+int historyReadingText(const historyReading *v, char *out, size_t outlen) {
+    char part[3 * 64 + 1];
+    if (escapePercentTo(v->partition ? v->partition : "", part, sizeof(part)) != 0) return -1;
+    int n =
+        snprintf(out, outlen, "%" PRId64 ";%s;%" PRId64 ";%zu", v->enqueuedMs, part, v->seq, v->k);
+    for (int m = 0; m < METRIC_COUNT && n > 0 && (size_t)n < outlen; m++) {
+        char num[32];
+        if (v->r->has[m] && historyFormatDouble(v->r->value[m], num, sizeof(num)) > 0)
+            n += snprintf(out + n, outlen - (size_t)n, ";%s", num);
+        else
+            n += snprintf(out + n, outlen - (size_t)n, ";");
+    }
+    return n > 0 && (size_t)n < outlen ? n : -1;
 }
 
-static int byKey(const void *a, const void *b) {
-    const row *x = a, *y = b;
-    int c = strcmp(x->pk, y->pk);
-    return c ? c : strcmp(x->rk, y->rk);
-}
-
-typedef struct lookup {
-    row **rows;
-    size_t n;
-} lookup;
-
-static int markExisting(json_t *e, void *ctx) {
-    lookup *l = ctx;
-    const char *rk = json_string_value(json_object_get(e, "RowKey"));
-    for (size_t i = 0; rk && i < l->n; i++)
-        if (strcmp(l->rows[i]->rk, rk) == 0) l->rows[i]->state = 2;
+/* A decimal integer of exactly len bytes (no sign, at most 18 digits). Returns 0 or -1. */
+static int fieldInt(const char *text, size_t len, int64_t *out) {
+    int64_t v = 0;
+    if (len == 0 || len > 18) return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9') return -1;
+        v = v * 10 + (text[i] - '0');
+    }
+    *out = v;
     return 0;
 }
 
-/* The length of s percent-encoded (all but letters, digits and - . _ ~ take 3 bytes). */
-static size_t encodedLen(const char *s) {
-    size_t n = 0;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '.' || c == '_' || c == '~';
-        n += plain ? 1 : 3;
+int historyReadingParse(const char *text, size_t len, historyParsed *p) {
+    enum { FIELDS = 4 + METRIC_COUNT };
+    const char *f[FIELDS];
+    size_t fl[FIELDS], nf = 0, start = 0;
+    int64_t k;
+    memset(p, 0, sizeof(*p));
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && text[i] != ';') continue;
+        if (nf == FIELDS) return -1;
+        f[nf] = text + start;
+        fl[nf++] = i - start;
+        start = i + 1;
     }
-    return n;
-}
-
-/* Finds which of rows (one PartitionKey) exist and marks them. Returns 0 or -1 with err. */
-static int findExisting(const storageAccount *a, const char *table, row **rows, size_t n,
-                        historyStats *st, char *err, size_t errlen) {
-    char *filter = malloc(LOOKUP_FILTER_MAX);
-    char lit[2 * HISTORY_RK_MAX + 3];
-    int rc = -1;
-    if (!filter) {
-        snprintf(err, errlen, "history: out of memory");
+    if (nf != FIELDS || fieldInt(f[0], fl[0], &p->ms) != 0 || fieldInt(f[2], fl[2], &p->seq) != 0 ||
+        fieldInt(f[3], fl[3], &k) != 0)
+        return -1;
+    p->k = (size_t)k;
+    char *part = escapePercentDecode(f[1], fl[1], 0);
+    if (!part || strlen(part) >= sizeof(p->partition)) {
+        free(part);
         return -1;
     }
-    for (size_t i = 0; i < n;) {
-        size_t take = 0, len;
-        historyQuote(rows[i]->pk, lit, sizeof(lit));
-        len = (size_t)snprintf(filter, LOOKUP_FILTER_MAX, "PartitionKey eq %s and (", lit);
-        size_t url = encodedLen(filter);
-        while (i + take < n && take < LOOKUP_KEYS) {
-            if (historyQuote(rows[i + take]->rk, lit, sizeof(lit)) != 0) break;
-            size_t need = strlen(lit) + 16, eneed = encodedLen(lit) + 3 * 16;
-            if (take && (len + need + 2 > LOOKUP_FILTER_MAX || url + eneed > LOOKUP_URL_BUDGET))
-                break;
-            url += eneed;
-            len += (size_t)snprintf(filter + len, LOOKUP_FILTER_MAX - len, "%sRowKey eq %s",
-                                    take ? " or " : "", lit);
-            take++;
-        }
-        snprintf(filter + len, LOOKUP_FILTER_MAX - len, ")");
-        lookup l = {rows + i, take};
-        tableResult r;
-        st->lookups++;
-        if (tableQuerySelect(a, table, filter, "RowKey", markExisting, &l, &r) != TABLE_OK) {
-            snprintf(err, errlen, "history: finding rows already written: %s", r.message);
-            st->tableGone |= r.tableGone;
-            goto out;
-        }
-        i += take;
+    memcpy(p->partition, part, strlen(part) + 1);
+    free(part);
+    for (int m = 0; m < METRIC_COUNT; m++) {
+        char num[48], *end;
+        size_t l = fl[4 + m];
+        if (l == 0) continue;
+        if (l >= sizeof(num)) return -1;
+        memcpy(num, f[4 + m], l);
+        num[l] = '\0';
+        p->value[m] = strtod(num, &end);
+        if (*end || !isfinite(p->value[m])) return -1;
+        p->has[m] = 1;
     }
-    rc = 0;
-out:
-    free(filter);
-    return rc;
-}
-
-/* One device's summary in a transaction being built. */
-typedef struct devop {
-    const row *first; /* its first row (device, summary key) */
-    cached now;       /* the row as known before this transaction */
-    int known;        /* now came from the cache or a read (else: assumed absent) */
-    historySummary delta;
-    char touched[60];
-} devop;
-
-/* Reads the summary row of d into the cache. Returns 0 or -1 with err. */
-static int readSummary(const storageAccount *a, const char *table, devop *d, historyStats *st,
-                       char *err, size_t errlen) {
-    json_t *e = NULL;
-    tableResult r;
-    char key[HISTORY_PK_LEN + HISTORY_RK_MAX + 2];
-    cached c;
-    memset(&c, 0, sizeof(c));
-    st->summaryReads++;
-    int rc = tableGetEntity(a, table, d->first->pk, d->first->sk, &e, &r);
-    if ((rc != TABLE_OK && rc != TABLE_NOT_FOUND) || r.tableGone) {
-        snprintf(err, errlen, "history: reading summary %s %s: %s", d->first->pk, d->first->sk,
-                 r.message);
-        st->tableGone |= r.tableGone;
-        return -1;
-    }
-    if (rc == TABLE_OK) {
-        historySummaryFromRow(e, &c.s);
-        snprintf(c.etag, sizeof(c.etag), "%s", r.etag);
-        json_decref(e);
-    }
-    snprintf(key, sizeof(key), "%s %s", d->first->pk, d->first->sk);
-    cachePut(key, &c);
     return 0;
 }
 
-/* The operation that writes d's summary with its delta into b. Returns an enum
- * tableBatchAddStatus. */
-static int addSummary(tableBatch *b, devop *d, char *why, size_t whylen) {
-    historySummary next = d->now.s;
-    char text[MINUTE_TEXT_MAX];
-    json_t *p = json_object();
-    if (!p) return TABLEBATCH_INVALID;
-    next.count += d->delta.count;
-    for (int i = 0; i < 60; i++) {
-        if (!d->touched[i]) continue;
-        minuteMerge(&next.minute[i], &d->delta.minute[i]);
-        char name[8];
-        snprintf(name, sizeof(name), "M%02d", i);
-        minuteText(&next.minute[i], text, sizeof(text));
-        tableSetString(p, name, text);
+void historyRowsFree(historyRows *r) {
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->v[i].rk);
+        json_decref(r->v[i].props);
     }
-    tableSetInt64(p, "Count", next.count);
-    int exists = d->now.etag[0] != '\0';
-    if (!exists) tableSetString(p, "DeviceId", d->first->v->device);
-    int rc = tableBatchAdd(b, exists ? TABLEBATCH_MERGE : TABLEBATCH_INSERT, d->first->sk, p,
-                           exists ? d->now.etag : NULL, why, whylen);
-    json_decref(p);
-    return rc;
+    free(r->v);
+    memset(r, 0, sizeof(*r));
 }
 
-/* One transaction of writeHour being built: its readings and one summary per device. */
-typedef struct hourTx {
-    tableBatch *b;
-    row *sent[TABLEBATCH_MAX_OPS]; /* the readings in b */
-    size_t nsent;
-    devop *devs; /* TABLEBATCH_MAX_OPS of them; the first ndev in b */
-    size_t ndev;
-    int permanent; /* an operation was refused by the writer: it can never be sent */
-} hourTx;
-
-/* Starts d, the summary of first's device, from what the cache knows of its row. */
-static void devopStart(devop *d, const row *first) {
-    char key[HISTORY_PK_LEN + HISTORY_RK_MAX + 2];
-    memset(d, 0, sizeof(*d));
-    d->first = first;
-    snprintf(key, sizeof(key), "%s %s", first->pk, first->sk);
-    d->known = cacheGet(key, &d->now);
+int historyRowsFrozen(const historyRows *r) {
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i].frozen) return 1;
+    return 0;
 }
 
-/* Adds the reading of w to d's delta. */
-static void devopCount(devop *d, const row *w) {
-    int64_t ms = w->v->enqueuedMs;
-    int minute = (int)((ms / 60000) % 60);
-    historyMinute *mi = &d->delta.minute[minute];
-    d->touched[minute] = 1;
-    d->delta.count++;
+int historyRowsEqual(const historyRows *a, const historyRows *b) {
+    if (a->n != b->n) return 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i].pk, b->v[i].pk) != 0 || strcmp(a->v[i].rk, b->v[i].rk) != 0 ||
+            !json_equal(a->v[i].props, b->v[i].props))
+            return 0;
+    return 1;
+}
+
+/* Appends a row (rk copied, props stolen). Returns 0 or -1 (OOM: props freed). */
+static int rowsAdd(historyRows *r, const char *pk, const char *rk, json_t *props, int frozen) {
+    if (!props) return -1;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 8;
+        historyRow *v = realloc(r->v, cap * sizeof(*v));
+        if (!v) {
+            json_decref(props);
+            return -1;
+        }
+        r->v = v;
+        r->cap = cap;
+    }
+    historyRow *x = &r->v[r->n];
+    memset(x, 0, sizeof(*x));
+    snprintf(x->pk, sizeof(x->pk), "%s", pk);
+    x->rk = strdup(rk);
+    x->props = props;
+    x->frozen = frozen;
+    if (!x->rk) {
+        json_decref(props);
+        return -1;
+    }
+    r->n++;
+    return 0;
+}
+
+/* One minute slot of the device row: Min<mm> = "<unix minute>;<minute text>". */
+typedef struct minuteSlot {
+    int loaded;       /* minute and text read from the row */
+    int64_t minute;   /* -1: empty */
+    const char *text; /* its minute text in the row, not parsed yet (NULL once parsed) */
+    historyMinute m;
+    int changed;
+} minuteSlot;
+
+/* A reading of the fold: a pending one (text from the row) or a new one. */
+typedef struct foldItem {
+    char *text; /* owned */
+    size_t len;
+    int64_t ms;
+    int parsed; /* p holds the reading (else only ms is known: a pending text) */
+    historyParsed p;
+} foldItem;
+
+/* An hour the fold closed, with its summary (written as a frozen hour row). */
+typedef struct closedHour {
+    int64_t hour;
+    historySummary s;
+} closedHour;
+
+/* The whole state of one fold. */
+typedef struct fold {
+    const json_t *row;
+    const char *device;
+    char devkey[HISTORY_DEVICE_KEY_MAX + 1];
+    minuteSlot slot[60];
+    int64_t hour;   /* HistHour, -1 when none */
+    int64_t newest; /* the newest unix minute in the slots, -1 when none (once allLoaded) */
+    int allLoaded;
+    size_t pendBase; /* pending readings left in the row as they are (P00..): items follow them */
+    foldItem *items;
+    size_t nitems;
+    closedHour *closed;
+    size_t nclosed;
+} fold;
+
+static void minuteAdd(historyMinute *mi, const historyParsed *p) {
     mi->count++;
     for (int m = 0; m < METRIC_COUNT; m++)
-        if (w->v->r->has[m]) aggAdd(&mi->m[m], w->v->r->value[m]);
+        if (p->has[m]) aggAdd(&mi->m[m], p->value[m]);
 }
 
-/* Adds the rows of rows[i..n) not yet written to t while they fit with room for one summary per
- * device among them; *end is where the next transaction starts. Returns 0 or -1 with err. */
-static int addReadings(hourTx *t, row *rows, size_t i, size_t n, size_t *end, char *err,
-                       size_t errlen) {
-    char why[256];
-    size_t j = i;
-    for (; j < n; j++) {
-        if (rows[j].state) continue;
-        int newdev = t->ndev == 0 || strcmp(t->devs[t->ndev - 1].first->sk, rows[j].sk) != 0;
-        if (t->nsent + t->ndev + 1 + (newdev ? 1 : 0) > TABLEBATCH_MAX_OPS) break;
-        /* a device seen earlier in this transaction (ids with spaces and digits can sort
-         * between another's rows): its summary is written once, so it waits for the next */
-        int again = 0;
-        for (size_t k = 0; newdev && k + 1 < t->ndev && !again; k++)
-            again = strcmp(t->devs[k].first->sk, rows[j].sk) == 0;
-        if (again) break;
-        json_t *p = rowProps(&rows[j]);
-        int add = p ? tableBatchAdd(t->b, TABLEBATCH_INSERT, rows[j].rk, p, NULL, why, sizeof(why))
-                    : TABLEBATCH_INVALID;
-        json_decref(p);
-        if (add == TABLEBATCH_FULL) break;
-        if (add != TABLEBATCH_ADDED) {
-            snprintf(err, errlen, "history: row %s %s: %s", rows[j].pk, rows[j].rk,
-                     p ? why : "out of memory");
-            t->permanent = p != NULL; /* TABLEBATCH_INVALID: it can never be sent */
-            return -1;
-        }
-        t->sent[t->nsent++] = &rows[j];
-        if (newdev) devopStart(&t->devs[t->ndev++], &rows[j]);
-        devopCount(&t->devs[t->ndev - 1], &rows[j]);
+/* Slot mm's unix minute and text from the row, on first use: a batch touches one or two of the
+ * 60, and their texts are parsed only then (slotGet). */
+static minuteSlot *slotLoad(fold *f, int mm) {
+    minuteSlot *s = &f->slot[mm];
+    if (s->loaded) return s;
+    s->loaded = 1;
+    s->minute = -1;
+    const char *t = json_string_value(json_object_get(f->row, slotNames[mm]));
+    char *end;
+    if (!t) return s;
+    long long mn = strtoll(t, &end, 10);
+    if (end == t || *end != ';' || mn < 0 || mn % 60 != mm) return s;
+    s->minute = mn;
+    s->text = end + 1;
+    return s;
+}
+
+/* Every slot loaded, and the newest minute among them. */
+static void loadAll(fold *f) {
+    if (f->allLoaded) return;
+    f->allLoaded = 1;
+    for (int i = 0; i < 60; i++) {
+        minuteSlot *s = slotLoad(f, i);
+        if (s->minute > f->newest) f->newest = s->minute;
     }
-    *end = j;
+}
+
+static void readSlots(fold *f) {
+    f->newest = -1;
+    f->hour = tableGetInt64(f->row, HISTORY_PROP_HOUR, -1);
+    if (f->hour >= 0) return;
+    /* a row without HistHour but with slots (written by hand?): the newest slot's hour */
+    loadAll(f);
+    if (f->newest >= 0) f->hour = f->newest / 60;
+}
+
+/* Slot mm with its minute text parsed (a malformed text counts as an empty minute). */
+static minuteSlot *slotGet(fold *f, int mm) {
+    minuteSlot *s = slotLoad(f, mm);
+    if (s->text && historyMinuteParse(s->text, &s->m) != 0) memset(&s->m, 0, sizeof(s->m));
+    s->text = NULL;
+    return s;
+}
+
+/* Adds p (of unix minute mn) to its slot, which holds mn or an older minute. */
+static void slotAdd(fold *f, int64_t mn, const historyParsed *p) {
+    minuteSlot *s = slotGet(f, (int)(mn % 60));
+    if (s->minute != mn) {
+        memset(&s->m, 0, sizeof(s->m));
+        s->minute = mn;
+    }
+    minuteAdd(&s->m, p);
+    s->changed = 1;
+    if (mn > f->newest) f->newest = mn;
+}
+
+/* Closes hour h: its summary from the slots (they hold all of it while it is HistHour). */
+static int closeHour(fold *f, int64_t h) {
+    closedHour *c = realloc(f->closed, (f->nclosed + 1) * sizeof(*c));
+    if (!c) return -1;
+    f->closed = c;
+    c = &f->closed[f->nclosed++];
+    memset(c, 0, sizeof(*c));
+    c->hour = h;
+    loadAll(f);
+    for (int i = 0; i < 60; i++)
+        if (f->slot[i].minute >= 0 && f->slot[i].minute / 60 == h) {
+            c->s.minute[i] = slotGet(f, i)->m;
+            c->s.count += f->slot[i].m.count;
+        }
     return 0;
 }
 
-/* Adds the summary of each device of t to t->b (pk the partition). Returns 0 or -1 with err. */
-static int addSummaries(hourTx *t, const char *pk, char *err, size_t errlen) {
-    char why[256];
-    for (size_t k = 0; k < t->ndev; k++) {
-        if (addSummary(t->b, &t->devs[k], why, sizeof(why)) != TABLEBATCH_ADDED) {
-            snprintf(err, errlen, "history: summary %s %s: %s", pk, t->devs[k].first->sk, why);
-            t->permanent = 1;
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* After t went through (res its answer): its rows written, its summaries into the cache with
- * their new etags. */
-static void rememberWritten(hourTx *t, const tableBatchResult *res, historyStats *st) {
-    char key[HISTORY_PK_LEN + HISTORY_RK_MAX + 2];
-    for (size_t k = 0; k < t->nsent; k++)
-        t->sent[k]->state = 1;
-    st->written += t->nsent;
-    for (size_t k = 0; k < t->ndev; k++) {
-        devop *d = &t->devs[k];
-        cached next = d->now;
-        next.s.count += d->delta.count;
-        for (int m = 0; m < 60; m++)
-            if (d->touched[m]) minuteMerge(&next.s.minute[m], &d->delta.minute[m]);
-        snprintf(next.etag, sizeof(next.etag), "%s",
-                 t->nsent + k < res->count && res->ops[t->nsent + k].etag[0]
-                     ? res->ops[t->nsent + k].etag
-                     : "*");
-        snprintf(key, sizeof(key), "%s %s", d->first->pk, d->first->sk);
-        cachePut(key, &next);
-    }
-}
-
-/* After t was refused at res->failed (a conflict, a changed etag or a missing row): which of its
- * rows a replay already wrote, or every summary of it read again. Returns 0 or -1 with err. */
-static int recoverRefused(const storageAccount *a, const char *table, hourTx *t,
-                          const tableBatchResult *res, historyStats *st, char *err, size_t errlen) {
-    if ((size_t)res->failed < t->nsent) {
-        /* A replay: nothing of this transaction was applied; find which rows exist. */
-        if (findExisting(a, table, t->sent, t->nsent, st, err, errlen) != 0) return -1;
-        for (size_t k = 0; k < t->nsent; k++)
-            st->existed += t->sent[k]->state == 2;
+/* Puts the reading p into the summaries: the slots, or an hour this fold closed; returns 1 when
+ * it is late (older than what the slots can hold: raw only), 0 when counted, -1 on OOM. */
+static int summarize(fold *f, const historyParsed *p) {
+    int64_t mn = p->ms / 60000, h = p->ms / 3600000;
+    if (f->hour < 0 || h > f->hour) {
+        if (f->hour >= 0 && closeHour(f, f->hour) != 0) return -1;
+        f->hour = h;
+        slotAdd(f, mn, p);
         return 0;
     }
-    /* A summary row not as this process knew it (another writer): read every summary of
-     * the transaction again, not only the refused one. A refused transaction leaves
-     * nothing changed on Azure, but Azurite 3.35.0 rewrites the entities a failed
-     * transaction touched (new etags), so a re-read of the refused row alone would be
-     * refused at the next row (seen in tests/integration/transaction.test.mjs, two
-     * handler processes). Conflicts are rare: the steady state reads nothing. */
-    for (size_t k = 0; k < t->ndev; k++)
-        if (readSummary(a, table, &t->devs[k], st, err, errlen) != 0) return -1;
+    if (h == f->hour) {
+        if (slotLoad(f, (int)(mn % 60))->minute > mn) return 1; /* a malformed row only */
+        slotAdd(f, mn, p);
+        return 0;
+    }
+    /* A closed hour: exact only when this fold closed it (its summary is here whole); an hour
+     * an earlier batch closed may have lost minutes from the slots to the hour after it. */
+    for (size_t i = 0; i < f->nclosed; i++) {
+        if (f->closed[i].hour != h) continue;
+        minuteAdd(&f->closed[i].s.minute[mn % 60], p);
+        f->closed[i].s.count++;
+        loadAll(f);
+        minuteSlot *s = &f->slot[mn % 60];
+        if (s->minute == mn || (s->minute < mn && mn > f->newest - 60)) slotAdd(f, mn, p);
+        return 0;
+    }
+    return 1;
+}
+
+/* Appends the frozen hour rows of the hours this fold closed. Returns 0 or -1. */
+static int emitClosed(fold *f, historyRows *out) {
+    char rk[HISTORY_RK_MAX], pk[HISTORY_PK_LEN], text[HISTORY_MINUTE_TEXT_MAX];
+    snprintf(rk, sizeof(rk), "%s%s", HISTORY_SUMMARY_PREFIX, f->devkey);
+    for (size_t i = 0; i < f->nclosed; i++) {
+        const closedHour *c = &f->closed[i];
+        if (c->s.count == 0) continue;
+        json_t *p = json_object();
+        if (!p) return -1;
+        tableSetString(p, "DeviceId", f->device);
+        tableSetInt64(p, "Count", c->s.count);
+        for (int m = 0; m < 60; m++) {
+            if (!c->s.minute[m].count) continue;
+            historyMinuteText(&c->s.minute[m], text, sizeof(text));
+            tableSetString(p, minuteNames[m], text);
+        }
+        historyPartitionKey(c->hour * 3600000, pk);
+        if (rowsAdd(out, pk, rk, p, 1) != 0) return -1;
+    }
     return 0;
 }
 
-/* Writes rows[0..n) (one PartitionKey). Returns 0 or -1 with err. */
-static int writeHour(const storageAccount *a, const char *table, row *rows, size_t n,
-                     historyStats *st, char *err, size_t errlen) {
-    hourTx t;
-    char why[256];
-    int rounds = 0, rc = -1;
-    size_t i = 0;
-    memset(&t, 0, sizeof(t));
-    t.devs = calloc(TABLEBATCH_MAX_OPS, sizeof(devop));
-    if (!t.devs) {
-        snprintf(err, errlen, "history: out of memory");
-        return -1;
+/* Appends the chunk row of items[a..b) (one hour). Returns 0 or -1. */
+static int emitChunk(fold *f, size_t a, size_t b, historyRows *out) {
+    size_t len = 0;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (size_t i = a; i < b; i++) {
+        len += f->items[i].len + 1;
+        if (f->items[i].ms < lo) lo = f->items[i].ms;
+        if (f->items[i].ms > hi) hi = f->items[i].ms;
     }
-    while (i < n) {
-        size_t j = i;
-        t.nsent = t.ndev = 0;
-        t.b = tableBatchNew(a, table, rows[i].pk, 0, why, sizeof(why));
-        if (!t.b) {
-            snprintf(err, errlen, "history: %s", why);
-            goto out;
+    char *text = malloc(len + 1), rk[HISTORY_RK_MAX], pk[HISTORY_PK_LEN], when[40], hex[9];
+    unsigned char d[CRYPTO_SHA256_LEN];
+    if (!text) return -1;
+    size_t o = 0;
+    for (size_t i = a; i < b; i++) {
+        if (i > a) text[o++] = '\n';
+        memcpy(text + o, f->items[i].text, f->items[i].len);
+        o += f->items[i].len;
+    }
+    text[o] = '\0';
+    if (cryptoSha256(text, o, d) != 0) memset(d, 0, sizeof(d));
+    for (int i = 0; i < 4; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    foldItem *fi = &f->items[a];
+    if (!fi->parsed && historyReadingParse(fi->text, fi->len, &fi->p) != 0) {
+        /* a pending text that cannot be read (only one written by hand): keyed as "p", seq 0 */
+        memset(&fi->p, 0, sizeof(fi->p));
+        fi->p.ms = fi->ms;
+    }
+    fi->parsed = 1;
+    const historyParsed *first = &fi->p;
+    const char *part =
+        first->partition[0] && tableKeyValid(first->partition) ? first->partition : "p";
+    snprintf(rk, sizeof(rk), "%s %013" PRId64 " %s %020" PRId64 " %zu %s", f->devkey, first->ms,
+             part, first->seq, first->k, hex);
+    historyPartitionKey(first->ms, pk);
+    json_t *p = json_object();
+    if (p) {
+        tableSetString(p, "DeviceId", f->device);
+        invocationFormatTime(lo, when, sizeof(when));
+        tableSetDateTime(p, "From", when);
+        invocationFormatTime(hi, when, sizeof(when));
+        tableSetDateTime(p, "To", when);
+        json_object_set_new(p, "Count", json_integer((json_int_t)(b - a)));
+        json_object_set_new(p, "Readings", json_stringn_nocheck(text, o));
+    }
+    free(text);
+    return rowsAdd(out, pk, rk, p, 0);
+}
+
+/* Cuts the items into chunks of HISTORY_CHUNK and at every change of hour; appends the chunks
+ * and returns where the tail (left pending) starts. */
+static int cutChunks(fold *f, historyRows *out, size_t *tail) {
+    size_t start = 0;
+    for (size_t i = 0; i < f->nitems; i++) {
+        if (i > start && f->items[i].ms / 3600000 != f->items[start].ms / 3600000) {
+            if (emitChunk(f, start, i, out) != 0) return -1;
+            start = i;
         }
-        if (addReadings(&t, rows, i, n, &j, err, errlen) != 0 ||
-            addSummaries(&t, rows[i].pk, err, errlen) != 0) {
-            st->permanent |= t.permanent;
-            tableBatchFree(t.b);
-            goto out;
+        if (i + 1 - start == HISTORY_CHUNK) {
+            if (emitChunk(f, start, i + 1, out) != 0) return -1;
+            start = i + 1;
         }
-        tableBatchResult res;
-        int c = tableBatchSubmit(a, t.b, &res);
-        tableBatchFree(t.b);
-        if (t.nsent) st->transactions++;
-        if (c == TABLE_OK) {
-            rememberWritten(&t, &res, st);
-            i = j;
+    }
+    *tail = start;
+    return 0;
+}
+
+/* Sets in props what changed in the row: slots, HistHour, pending, LateReadings. */
+static void setChanged(fold *f, size_t tail, size_t late, json_t *props) {
+    char text[HISTORY_MINUTE_TEXT_MAX + 32], mt[HISTORY_MINUTE_TEXT_MAX];
+    for (int i = 0; i < 60; i++) {
+        const char *name = slotNames[i];
+        if (!f->slot[i].changed) continue;
+        historyMinuteText(&f->slot[i].m, mt, sizeof(mt));
+        snprintf(text, sizeof(text), "%" PRId64 ";%s", f->slot[i].minute, mt);
+        const char *old = json_string_value(json_object_get(f->row, name));
+        if (!old || strcmp(old, text) != 0) tableSetString(props, name, text);
+    }
+    if (f->hour >= 0 && tableGetInt64(f->row, HISTORY_PROP_HOUR, -1) != f->hour)
+        tableSetInt64(props, HISTORY_PROP_HOUR, f->hour);
+    size_t pend = f->pendBase + f->nitems - tail;
+    for (size_t i = f->pendBase; i < pend; i++) {
+        const char *name = pendingNames[i];
+        const char *old = json_string_value(json_object_get(f->row, name));
+        const foldItem *it = &f->items[tail + i - f->pendBase];
+        if (!old || strcmp(old, it->text) != 0)
+            json_object_set_new(props, name, json_stringn_nocheck(it->text, it->len));
+    }
+    if (tableGetInt64(f->row, HISTORY_PROP_PENDING, 0) != (int64_t)pend ||
+        (pend && !json_object_get(f->row, HISTORY_PROP_PENDING)))
+        json_object_set_new(props, HISTORY_PROP_PENDING, json_integer((json_int_t)pend));
+    if (late)
+        tableSetInt64(props, HISTORY_PROP_LATE,
+                      tableGetInt64(f->row, HISTORY_PROP_LATE, 0) + (int64_t)late);
+}
+
+/* Appends a reading text (copied) of time ms to the fold's items, with p when it is known.
+ * Returns 0 or -1. */
+static int itemAdd(fold *f, const char *text, size_t len, int64_t ms, const historyParsed *p) {
+    foldItem *it = &f->items[f->nitems];
+    it->text = malloc(len + 1);
+    if (!it->text) return -1;
+    memcpy(it->text, text, len);
+    it->text[len] = '\0';
+    it->len = len;
+    it->ms = ms;
+    it->parsed = p != NULL;
+    if (p) it->p = *p;
+    f->nitems++;
+    return 0;
+}
+
+/* The time of a reading text (its first field) when the text has the fields of one, else -1:
+ * pending texts are read in full only when one starts a chunk. */
+static int64_t readingMs(const char *text, size_t len) {
+    size_t fields = 1, digits = 0;
+    int64_t ms = 0;
+    for (size_t i = 0; i < len; i++)
+        fields += text[i] == ';';
+    for (; digits < len && digits < 18 && text[digits] >= '0' && text[digits] <= '9'; digits++)
+        ms = ms * 10 + (text[digits] - '0');
+    return fields == 4 + METRIC_COUNT && digits && digits < len && text[digits] == ';' ? ms : -1;
+}
+
+/* 1 when the pending readings of the row stay as they are (sets f->pendBase): the new readings
+ * all fall in their hour and do not fill a chunk, so no chunk is cut and only the new readings'
+ * slots are written. The common case (a few readings a batch): the texts are not copied. */
+static int pendingStays(fold *f, const historyReading *v, size_t n) {
+    int64_t pend = tableGetInt64(f->row, HISTORY_PROP_PENDING, 0), hour = -1;
+    if (pend < 0 || pend > HISTORY_CHUNK || (size_t)pend + n >= HISTORY_CHUNK) return 0;
+    if (pend) {
+        json_t *t = json_object_get(f->row, pendingNames[0]);
+        int64_t ms =
+            json_is_string(t) ? readingMs(json_string_value(t), json_string_length(t)) : -1;
+        if (ms < HISTORY_MIN_MS || ms > HISTORY_MAX_MS) return 0;
+        hour = ms / 3600000;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].enqueuedMs < HISTORY_MIN_MS || v[i].enqueuedMs > HISTORY_MAX_MS) return 0;
+        if (hour >= 0 && v[i].enqueuedMs / 3600000 != hour) return 0;
+        hour = v[i].enqueuedMs / 3600000;
+    }
+    f->pendBase = (size_t)pend;
+    return 1;
+}
+
+/* The readings left pending in the row, into the fold's items. */
+static int readPending(fold *f, historyRows *out) {
+    int64_t n = tableGetInt64(f->row, HISTORY_PROP_PENDING, 0);
+    if (n < 0 || n > HISTORY_CHUNK) n = n < 0 ? 0 : HISTORY_CHUNK;
+    for (int64_t i = 0; i < n; i++) {
+        json_t *t = json_object_get(f->row, pendingNames[i]);
+        int64_t ms =
+            json_is_string(t) ? readingMs(json_string_value(t), json_string_length(t)) : -1;
+        if (ms < HISTORY_MIN_MS || ms > HISTORY_MAX_MS) {
+            out->dropped++;
             continue;
         }
-        if (res.unknown || ++rounds > CONFLICT_ROUNDS || res.failed < 0 ||
-            (c != TABLE_CONFLICT && c != TABLE_PRECONDITION && c != TABLE_NOT_FOUND)) {
-            snprintf(err, errlen, "history: transaction of %zu rows in %s: %ld %s %s", t.nsent,
-                     rows[i].pk, res.status, res.code, res.message);
-            /* the service's error code, a structured field (404 TableNotFound) */
-            st->tableGone |= strcmp(res.code, "TableNotFound") == 0;
-            /* A value the store refuses (400 EntityTooLarge, ...) is refused on every delivery,
-             * as the device rows' transactions treat it (commit.c); a conflict past
-             * CONFLICT_ROUNDS, 408, 429, 5xx or no answer may pass later. */
-            st->permanent |= !res.unknown && res.failed >= 0 && res.failedStatus >= 400 &&
-                             res.failedStatus < 500 && res.failedStatus != 408 &&
-                             res.failedStatus != 429 && c == TABLE_ERROR;
-            goto out;
-        }
-        if (recoverRefused(a, table, &t, &res, st, err, errlen) != 0) goto out;
+        if (itemAdd(f, json_string_value(t), json_string_length(t), ms, NULL) != 0) return -1;
     }
+    return 0;
+}
+
+int historyFold(const json_t *row, const char *device, const historyReading *v, size_t n,
+                json_t *props, historyRows *out) {
+    fold f;
+    size_t late = 0, tail = 0;
+    int rc = -1;
+    memset(&f, 0, sizeof(f));
+    f.row = row;
+    f.device = device;
+    if (historyDeviceKey(device, f.devkey, sizeof(f.devkey)) != 0) return -1;
+    readSlots(&f);
+    int stays = pendingStays(&f, v, n);
+    f.items = calloc((stays ? 0 : HISTORY_CHUNK) + n + 1, sizeof(foldItem));
+    if (!f.items || (!stays && readPending(&f, out) != 0)) goto out;
+    for (size_t i = 0; i < n; i++) {
+        char text[HISTORY_READING_MAX];
+        historyParsed p;
+        int len;
+        const char *part = v[i].partition ? v[i].partition : "";
+        if (v[i].enqueuedMs < HISTORY_MIN_MS || v[i].enqueuedMs > HISTORY_MAX_MS ||
+            strlen(part) >= sizeof(p.partition) ||
+            (len = historyReadingText(&v[i], text, sizeof(text))) < 0) {
+            out->skipped++;
+            continue;
+        }
+        memset(&p, 0, sizeof(p));
+        p.ms = v[i].enqueuedMs;
+        memcpy(p.partition, part, strlen(part) + 1);
+        p.seq = v[i].seq;
+        p.k = v[i].k;
+        for (int m = 0; m < METRIC_COUNT; m++) {
+            p.has[m] = v[i].r->has[m];
+            p.value[m] = v[i].r->value[m];
+        }
+        int s = summarize(&f, &p);
+        if (s < 0 || itemAdd(&f, text, (size_t)len, p.ms, &p) != 0) goto out;
+        late += (size_t)s;
+        out->added++;
+    }
+    out->late += late;
+    if (emitClosed(&f, out) != 0 || cutChunks(&f, out, &tail) != 0) goto out;
+    setChanged(&f, tail, late, props);
     rc = 0;
 out:
-    free(t.devs);
+    for (size_t i = 0; i < f.nitems; i++)
+        free(f.items[i].text);
+    free(f.items);
+    free(f.closed);
     return rc;
 }
 
-int historyWrite(const storageAccount *a, const char *table, const historyReading *v, size_t n,
-                 historyStats *st, char *err, size_t errlen) {
-    row *rows = calloc(n ? n : 1, sizeof(row));
-    size_t m = 0;
-    int rc = -1;
-    memset(st, 0, sizeof(*st));
-    if (!rows) {
-        snprintf(err, errlen, "history: out of memory");
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (v[i].enqueuedMs < HISTORY_MIN_MS || v[i].enqueuedMs > HISTORY_MAX_MS) {
-            st->skipped++;
-            continue;
+/* The unix hour of a PartitionKey "hYYYYMMDDHH", or -1. */
+static int64_t hourOfPk(const char *pk) {
+    struct tm tm;
+    int y, mo, d, h;
+    char tail;
+    if (sscanf(pk, "h%4d%2d%2d%2d%c", &y, &mo, &d, &h, &tail) != 4) return -1;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    time_t t = timegm(&tm);
+    return t < 0 ? -1 : (int64_t)t / 3600;
+}
+
+/* Reads the minute slot mm of row into *mi when it holds a minute of hour h. Returns 1 so. */
+static int slotOfHour(const json_t *row, int mm, int64_t h, historyMinute *mi) {
+    char *end;
+    const char *t = json_string_value(json_object_get(row, slotNames[mm]));
+    if (!t) return 0;
+    long long mn = strtoll(t, &end, 10);
+    return end != t && *end == ';' && mn >= 0 && mn / 60 == h && mn % 60 == mm &&
+           historyMinuteParse(end + 1, mi) == 0;
+}
+
+int historyRepair(const json_t *oldRow, const json_t *newRow, const char *device,
+                  const historyRows *written, historyRows *hist) {
+    int64_t now = tableGetInt64(newRow, HISTORY_PROP_HOUR, -1);
+    for (size_t i = 0; i < written->n; i++) {
+        const historyRow *w = &written->v[i];
+        int again = 0;
+        if (!w->frozen) continue;
+        for (size_t k = 0; k < hist->n && !again; k++)
+            again = hist->v[k].frozen && strcmp(hist->v[k].pk, w->pk) == 0;
+        int64_t h = hourOfPk(w->pk);
+        if (again || h < 0 || now <= h) continue;
+        historySummary s;
+        char text[HISTORY_MINUTE_TEXT_MAX], pk[HISTORY_PK_LEN], rk[HISTORY_RK_MAX];
+        memset(&s, 0, sizeof(s));
+        for (int m = 0; m < 60; m++) {
+            if (!slotOfHour(newRow, m, h, &s.minute[m]) && !slotOfHour(oldRow, m, h, &s.minute[m]))
+                memset(&s.minute[m], 0, sizeof(s.minute[m]));
+            s.count += s.minute[m].count;
         }
-        rows[m].v = &v[i];
-        historyPartitionKey(v[i].enqueuedMs, rows[m].pk);
-        if (historyRowKey(&v[i], rows[m].rk, sizeof(rows[m].rk)) != 0 ||
-            historySummaryKey(v[i].device, rows[m].sk, sizeof(rows[m].sk)) != 0) {
-            snprintf(err, errlen, "history: row key of device '%.64s' too long", v[i].device);
-            st->permanent = 1;
-            goto out;
+        json_t *p = json_object();
+        if (!p) return -1;
+        tableSetString(p, "DeviceId", device);
+        tableSetInt64(p, "Count", s.count);
+        for (int m = 0; m < 60; m++) {
+            if (!s.minute[m].count) continue;
+            historyMinuteText(&s.minute[m], text, sizeof(text));
+            tableSetString(p, minuteNames[m], text);
         }
-        m++;
+        historyPartitionKey(h * 3600000, pk);
+        snprintf(rk, sizeof(rk), "%s", w->rk);
+        if (rowsAdd(hist, pk, rk, p, 1) != 0) return -1;
     }
-    /* Sorted: one hour's rows together, and the same split into transactions on every delivery
-     * of the same readings. Two readings with one key (an event delivered twice in one batch)
-     * are one row. */
-    qsort(rows, m, sizeof(row), byKey);
-    size_t u = 0;
-    for (size_t i = 0; i < m; i++)
-        if (u == 0 || byKey(&rows[u - 1], &rows[i]) != 0) rows[u++] = rows[i];
-    for (size_t i = 0; i < u;) {
+    return 0;
+}
+
+static int byPk(const void *a, const void *b) {
+    const historyRow *const *x = a, *const *y = b;
+    int c = strcmp((*x)->pk, (*y)->pk);
+    return c ? c : (*x < *y ? -1 : *x > *y);
+}
+
+size_t historyWriteRows(const settings *s, const char *table, historyRow *rows, size_t n) {
+    historyRow **order = calloc(n ? n : 1, sizeof(*order));
+    commitRow *cr = calloc(n ? n : 1, sizeof(*cr));
+    size_t notOk = 0;
+    if (!order || !cr) {
+        for (size_t i = 0; i < n; i++)
+            snprintf(rows[i].error, sizeof(rows[i].error), "history: out of memory");
+        free(order);
+        free(cr);
+        return n;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = &rows[i];
+    qsort(order, n, sizeof(*order), byPk); /* one PartitionKey's rows together */
+    for (size_t i = 0; i < n;) {
         size_t j = i;
-        while (j < u && strcmp(rows[j].pk, rows[i].pk) == 0)
+        while (j < n && strcmp(order[j]->pk, order[i]->pk) == 0) {
+            cr[j - i] = (commitRow){.rk = order[j]->rk, .props = order[j]->props};
             j++;
-        if (writeHour(a, table, rows + i, j - i, st, err, errlen) != 0) goto out;
+        }
+        commitUpsertRows(s, table, order[i]->pk, cr, j - i);
+        for (size_t k = i; k < j; k++) {
+            historyRow *x = order[k];
+            const commitRow *c = &cr[k - i];
+            x->ok = c->ok;
+            x->permanent = c->permanent;
+            x->tableGone = c->tableGone;
+            snprintf(x->error, sizeof(x->error), "%s", c->error);
+            notOk += !c->ok;
+        }
         i = j;
     }
-    rc = 0;
-out:
-    free(rows);
-    return rc;
+    free(order);
+    free(cr);
+    return notOk;
 }

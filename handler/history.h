@@ -1,16 +1,27 @@
-/* history: every accepted reading kept as one row of the history table, written in entity group
- * transactions; the keys, the writer and the reader's filters.
+/* history: the history table's format v2 (README, "History"): keys, the reading text, the fold of
+ * a device's readings into its DeviceState row (minute slots, pending readings) and the rows the
+ * fold yields (chunk rows, frozen hour rows), and the writer of those rows.
  *
- * Keys (README, "History"): PartitionKey "h" + the UTC hour of the enqueued time (h2026120213);
- * RowKey "<device> <ms> <partition> <sequence> <index>": the device part (the id, or "~" and a
- * SHA-256 digest for an id over HISTORY_DEVICE_KEY_MAX bytes), the enqueued time in milliseconds
- * since 1970 (13 digits), the Event Hubs partition, the sequence number (20 digits) and the
- * reading's index within its event. A reading has one key whatever the delivery, so a replay
- * names the rows already written; one hour of the whole fleet shares a partition, so a batch of
- * 100 readings is one transaction (two across an hour boundary); one device over a time range is
- * a RowKey range in each hour's partition.
+ * Keys: PartitionKey "h" + the UTC hour (h2026120213). A chunk row holds up to HISTORY_CHUNK
+ * readings of one device and one hour as text, RowKey "<devkey> <ms13> <partition> <seq20> <k>
+ * <hash8>" (its first reading, and 8 hex digits of SHA-256 over its Readings); a frozen hour row
+ * ("~~m <devkey>") holds the per-minute summaries of a closed hour. The hour being filled lives in
+ * the device's own row (Min00..Min59), and so do the readings not yet in a chunk (PendN,
+ * P00..P31): the device row is committed with If-Match, so what it records is exact under replays
+ * and competing writers; the history rows it names are written (InsertOrReplace) before it.
  *
- * Ownership: every function borrows its arguments. */
+ * Bounds this rests on: a device row gains at most 95 properties (60 slots, 32 pending, 3
+ * counters), within Table Storage's 252 a row, and a chunk's Readings (32 texts of at most
+ * HISTORY_READING_MAX bytes) stays under a String's 32,768 UTF-16 units ("Understanding the Table
+ * service data model", learn.microsoft.com, read 2026-12-02; table.h). Why not a row per reading:
+ * Azurite 3.35.0 looks every inserted or merged entity up with findOne({PartitionKey, RowKey})
+ * (node_modules/azurite/dist/src/table/persistence/LokiTableMetadataStore.js, insertTableEntity,
+ * insertOrUpdateTableEntity, insertOrMergeTableEntity), a scan of the partition's rows; and on
+ * Azure an entity weighs 4 bytes + 2 a key character + per property 8 bytes + 2 a name character
+ * + its value ("How the size of an entity is calculated in Windows Azure table storage", MSDN
+ * blog archive, learn.microsoft.com, 2011-11-30, read 2026-12-02).
+ *
+ * Ownership: every function borrows its arguments unless its comment says otherwise. */
 #ifndef ENVIROMON_HISTORY_H
 #define ENVIROMON_HISTORY_H
 
@@ -26,13 +37,20 @@
 #define HISTORY_RK_MAX 640             /* bytes: a RowKey as built here */
 #define HISTORY_MIN_MS 946684800000LL  /* 2000-01-01: earlier enqueued times are not kept */
 #define HISTORY_MAX_MS 9999999999999LL /* 13 digits */
+#define HISTORY_CHUNK 32               /* readings in a chunk row; pending slots P00..P31 */
+#define HISTORY_READING_MAX 512        /* bytes: one reading text with its NUL */
+#define HISTORY_MINUTE_TEXT_MAX 512    /* bytes: one minute's summary text with its NUL */
 
-/* Summary rows: one per device per hour, in the hour's partition, RowKey HISTORY_SUMMARY_PREFIX +
- * the device part; properties DeviceId, Count (Int64) and M00..M59, one per minute that has
- * readings: "<count>|<n>,<min>,<max>,<sum>|..." for Celsius, Humidity, hPa and Light. Written in
- * the same transaction as the readings they count, so a reading is in its summary exactly when
- * its row exists. */
+/* Frozen hour rows: one per device per closed hour, in the hour's partition, RowKey
+ * HISTORY_SUMMARY_PREFIX + the device part; properties DeviceId, Count (Int64) and M00..M59, one
+ * per minute that has readings: "<count>|<n>,<min>,<max>,<sum>|..." for Celsius, Humidity, hPa
+ * and Light (historyMinuteText). */
 #define HISTORY_SUMMARY_PREFIX "~~m "
+
+/* DeviceState properties of format v2 (hformat.md). */
+#define HISTORY_PROP_HOUR "HistHour"
+#define HISTORY_PROP_PENDING "PendN"
+#define HISTORY_PROP_LATE "LateReadings"
 
 typedef struct historyAgg {
     int64_t n;
@@ -52,6 +70,16 @@ typedef struct historySummary {
 /* Reads a summary row's minutes into *s (zeroed first). Malformed minutes are skipped. */
 void historySummaryFromRow(const json_t *row, historySummary *s);
 
+/* A number as the texts hold it: a decimal of at most 6 places when one reads back (strtod) as
+ * exactly v ("20.1"), else %.17g. Returns its length, or -1 when it does not fit (32 bytes
+ * always do). */
+int historyFormatDouble(double v, char *out, size_t outlen);
+
+/* A minute's summary text into out (HISTORY_MINUTE_TEXT_MAX bytes suffice). */
+void historyMinuteText(const historyMinute *mi, char *out, size_t outlen);
+/* Parses a minute's summary text. Returns 0, or -1 when malformed (*mi then undefined). */
+int historyMinuteParse(const char *text, historyMinute *mi);
+
 /* The summary RowKey of a device. Returns 0 or -1 when out is too small. */
 int historySummaryKey(const char *device, char *out, size_t outlen);
 
@@ -65,18 +93,6 @@ typedef struct historyReading {
     int64_t enqueuedMs; /* HISTORY_MIN_MS..HISTORY_MAX_MS, else the reading is not kept */
 } historyReading;
 
-typedef struct historyStats {
-    size_t written;      /* rows inserted */
-    size_t existed;      /* rows already there (a replay): left untouched */
-    size_t skipped;      /* readings without a usable enqueued time */
-    size_t transactions; /* $batch requests sent */
-    size_t lookups;      /* queries made to find rows a replay had written */
-    size_t summaryReads; /* summary rows read (not in this process's cache, or changed) */
-    int tableGone;       /* the history table does not exist (deleted while running) */
-    int permanent;       /* the failure will recur on every delivery: a row the writer or the
-                            store refuses (a 4xx for its value), a key too long */
-} historyStats;
-
 /* The PartitionKey of an hour: "h" + YYYYMMDDHH (UTC) of ms. out holds HISTORY_PK_LEN bytes. */
 void historyPartitionKey(int64_t ms, char *out);
 
@@ -84,24 +100,84 @@ void historyPartitionKey(int64_t ms, char *out);
  * 0, or -1 when out is too small (HISTORY_DEVICE_KEY_MAX + 1 suffices). */
 int historyDeviceKey(const char *device, char *out, size_t outlen);
 
-/* The RowKey of a reading. Returns 0, or -1 when it does not fit in outlen. */
+/* The RowKey of a format v1 row (one reading): "<devkey> <ms13> <partition> <seq20> <k>".
+ * Returns 0, or -1 when it does not fit in outlen. */
 int historyRowKey(const historyReading *v, char *out, size_t outlen);
 
-/* Writes the readings' rows: grouped by hour, up to 100 operations a transaction: the readings'
- * inserts and, for each device among them, its hour's summary row (inserted, or merged with the
- * etag this process last wrote or read). A transaction refused because a reading's row exists (a
- * replay) finds which rows exist, leaves them as they are and writes the rest; one refused for a
- * summary (another writer, or a cache that does not know the row) reads it and goes again. Returns
- * 0, or -1 with err when some rows are not known to be written (the caller answers 500 so that the
- * host delivers the batch again). Thread-safe. */
-int historyWrite(const storageAccount *a, const char *table, const historyReading *v, size_t n,
-                 historyStats *st, char *err, size_t errlen);
+/* The reading text "<ms>;<partition>;<seq>;<k>;<Celsius>;<Humidity>;<hPa>;<Light>" (partition
+ * percent-encoded, values historyFormatDouble or empty). Returns its length, or -1 when it does not
+ * fit. */
+int historyReadingText(const historyReading *v, char *out, size_t outlen);
+
+/* A reading text read back. */
+typedef struct historyParsed {
+    int64_t ms;
+    char partition[64]; /* decoded */
+    int64_t seq;
+    size_t k;
+    int has[METRIC_COUNT];
+    double value[METRIC_COUNT];
+} historyParsed;
+
+/* Parses a reading text (len bytes). Returns 0, or -1 when malformed. */
+int historyReadingParse(const char *text, size_t len, historyParsed *p);
 
 /* Writes s as an OData string literal ('...' with quotes doubled) into out. Returns 0, or -1
  * when out is too small. */
 int historyQuote(const char *s, char *out, size_t outlen);
 
-/* Forgets the summary cache (tests). */
-void historyForget(void);
+/* A history-table row a fold yields. */
+typedef struct historyRow {
+    char pk[HISTORY_PK_LEN];
+    char *rk;      /* owned */
+    json_t *props; /* owned */
+    int frozen;    /* a frozen hour row (else a chunk row) */
+    /* results of historyWriteRows */
+    int ok;
+    int permanent; /* the store refuses it every time */
+    int tableGone;
+    char error[256];
+} historyRow;
+
+/* The rows of one fold, and what the fold did. */
+typedef struct historyRows {
+    historyRow *v;
+    size_t n, cap;
+    size_t added;   /* readings folded */
+    size_t late;    /* of them, older than the slots' window: raw only (LateReadings) */
+    size_t skipped; /* readings without a usable enqueued time: not kept */
+    size_t dropped; /* pending texts in the row that could not be read (logged, not kept) */
+} historyRows;
+
+/* Frees every row and empties r (r itself is the caller's). */
+void historyRowsFree(historyRows *r);
+
+/* 1 when r holds a frozen hour row. */
+int historyRowsFrozen(const historyRows *r);
+
+/* 1 when a and b hold the same rows (keys and properties) in the same order. */
+int historyRowsEqual(const historyRows *a, const historyRows *b);
+
+/* Pure: folds the readings v[0..n) of one device (in fold order; every one newly applied) into
+ * the format v2 properties of its DeviceState row (NULL for a new row): sets in props only the
+ * properties that change, and appends to out the chunk rows and frozen hour rows to write before
+ * props is committed. Returns 0, or -1 when memory ran out (out then partly filled: free it). */
+int historyFold(const json_t *row, const char *device, const historyReading *v, size_t n,
+                json_t *props, historyRows *out);
+
+/* After a lost race: rows (written) were written for a fold on oldRow, whose commit was refused;
+ * newRow is the row as committed since by another writer, and hist the rows of the fold on it.
+ * A frozen hour row of written for an hour newRow has closed and hist does not write again may
+ * have replaced the one the other writer made: it is made again, from newRow's slots of that
+ * hour and, for minutes newRow's slots no longer hold, oldRow's (exact unless the other writer's
+ * batches spanned an hour or more), and appended to hist. Returns 0 or -1 (OOM). */
+int historyRepair(const json_t *oldRow, const json_t *newRow, const char *device,
+                  const historyRows *written, historyRows *hist);
+
+/* Writes rows[0..n) into table: InsertOrReplace, in entity group transactions per PartitionKey
+ * (commitUpsertRows: at most 100 operations and 4 MiB each); each row's ok, permanent, tableGone
+ * and error say how it went (a row the store refuses is set aside and the others of its
+ * transaction go again). Returns how many rows are not ok. Thread-safe. */
+size_t historyWriteRows(const settings *s, const char *table, historyRow *rows, size_t n);
 
 #endif

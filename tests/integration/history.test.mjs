@@ -1,34 +1,39 @@
-// Integration: the history table (handler/history.c) against real Azurite: every accepted
-// reading kept once, whatever the replays, crashes and failed transactions. Event Hubs cannot run
-// here, so this test plays the host: each batch is what the host would post, and a replay is the
-// same batch posted again. A small HTTP proxy between the handler and Azurite fails or kills at
-// a chosen history transaction (a stand-in for a network or process fault; Azurite is real).
+// Integration: the history table, format v2 (handler/history.c, README "History") against real
+// Azurite: every accepted reading kept once, whatever the replays, crashes, failed transactions
+// and competing writers. Event Hubs cannot run here, so this test plays the host: each batch is
+// what the host would post, and a replay is the same batch posted again. A small HTTP proxy
+// between the handler and Azurite fails or kills at a chosen transaction (a stand-in for a
+// network or process fault; Azurite is real). What readers see is computed by tests/lib/history.mjs
+// (the readers' rule, written independently of the handler's reader).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { createHash } from 'node:crypto';
 import * as h from '../lib/harness.mjs';
 import { batchFailure } from '../lib/batchproxy.mjs';
+import { readHistory, summaryOf, parseReading } from '../lib/history.mjs';
 
 const TABLE = 'ReadingHistory';
 let az, proxy, handler;
 
-/** A proxy to Azurite; onBatch(n) is asked for the n-th (1-based) history $batch: 'pass',
- * 'fail' (a 503 answer), 'hang' (never answered) or 'refuse' (Azure's 400 for operation 0's
- * value: Azurite does not enforce Azure's entity limits, so the proxy stands in for Azure). */
+/** A proxy to Azurite; onBatch(n) is asked for the n-th (1-based) history $batch, onDeviceBatch(n)
+ * for the n-th DeviceState $batch: 'pass', 'fail' (a 503 answer), 'hang' (never answered) or
+ * 'refuse' (Azure's 400 for operation 0's value: Azurite does not enforce Azure's entity limits,
+ * so the proxy stands in for Azure). */
 async function startProxy() {
   const port = await h.freePort();
-  const p = { port, batches: 0, onBatch: () => 'pass' };
+  const p = { port, batches: 0, deviceBatches: 0, onBatch: () => 'pass', onDeviceBatch: () => 'pass' };
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      if (req.url.includes('$batch') && body.includes(TABLE)) {
-        const what = p.onBatch(++p.batches);
-        if (what === 'fail') { res.writeHead(503, { 'Content-Type': 'text/plain' }); res.end('down'); return; }
-        if (what === 'hang') return;
-        if (what === 'refuse') { batchFailure(res, 0, 400, 'EntityTooLarge', 'The entity is larger than allowed'); return; }
-      }
+      let what = 'pass';
+      if (req.url.includes('$batch') && body.includes(TABLE)) what = p.onBatch(++p.batches);
+      else if (req.url.includes('$batch') && body.includes('DeviceState')) what = p.onDeviceBatch(++p.deviceBatches);
+      if (what === 'fail') { res.writeHead(503, { 'Content-Type': 'text/plain' }); res.end('down'); return; }
+      if (what === 'hang') return;
+      if (what === 'refuse') { batchFailure(res, 0, 400, 'EntityTooLarge', 'The entity is larger than allowed'); return; }
       const up = http.request({ host: '127.0.0.1', port: az.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
         res.writeHead(ur.statusCode, ur.headers);
         ur.pipe(res);
@@ -60,201 +65,271 @@ after(async () => {
 });
 
 /** n readings for devices prefix-0..prefix-(d-1), seq from seq0, enqueued from t0 a second apart. */
-function readings(prefix, n, { d = 5, seq0 = 1000, t0 = Date.parse('2026-11-30T09:58:00Z') } = {}) {
+function readings(prefix, n, { d = 5, seq0 = 1000, t0 = Date.parse('2026-11-30T09:58:00Z'), step = 1000 } = {}) {
   return Array.from({ length: n }, (_, i) => ({
-    deviceId: `${prefix}-${i % d}`, seq: seq0 + i, enqueued: new Date(t0 + i * 1000).toISOString(),
+    deviceId: `${prefix}-${i % d}`, seq: seq0 + i, enqueued: new Date(t0 + i * step).toISOString(),
     body: { temperature: 20 + (i % 7), humidity: 50, pressure: 1000 + (i % 500) },
   }));
 }
-/** The readings' rows of devices prefix-*, and their hourly summary rows. */
-const rowsOf = async (prefix) =>
-  (await h.tableAll(az, TABLE)).filter((r) => r.DeviceId.startsWith(prefix + '-') && r.Time);
-const summariesOf = async (prefix) =>
-  (await h.tableAll(az, TABLE)).filter((r) => r.DeviceId.startsWith(prefix + '-') && !r.Time);
 const post = (evs, opts = {}) => h.invoke(handler.url, 'EnvironmentEventTrigger', h.hostBatch(evs, { partition: '3', ...opts }));
 const logsOf = (r) => (r.json?.Logs ?? []).join('\n');
+const hour = (iso) => Date.parse(iso) / 3600000;
+const chunksOf = (rows) => rows.filter((r) => typeof r.Readings === 'string');
+const frozenOf = (rows) => rows.filter((r) => r.RowKey.startsWith('~~m '));
+const hash8 = (text) => createHash('sha256').update(text).digest('hex').slice(0, 8);
+const pad = (v, n) => String(v).padStart(n, '0');
 
-describe('history rows', () => {
-  test('one row per reading, keyed by hour and device; split past 100 operations; a replay leaves the table byte-identical', async () => {
-    // 250 readings a second apart from 09:58: two hours, 120 + 130 rows: 100+20, 100+30
+/** Checks what the readers see for the devices of prefix: each device's readings are exactly
+ * expected (events by device: [{ seq, partition?, enqueued, body }]) and its summaries (frozen
+ * hours, slots of HistHour) plus its late readings add up to its Count. */
+async function assertExact(prefix, evs, { partition = '3', copies = 'exact' } = {}) {
+  const { rows, devices, readings: got, copies: n } = await readHistory(az, { prefix });
+  const want = new Map();
+  for (const e of evs) {
+    if (!want.has(e.deviceId)) want.set(e.deviceId, new Set());
+    want.get(e.deviceId).add(`${e.partition ?? partition}/${e.seq}`);
+  }
+  assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort(), 'devices with history');
+  let total = 0;
+  for (const [dev, set] of want) {
+    const keys = got.get(dev).map((r) => `${r.partition}/${r.seq}`);
+    assert.equal(keys.length, set.size, `${dev}: every reading once`);
+    assert.deepEqual(new Set(keys), set, `${dev}: the readings sent`);
+    total += keys.length;
+    const row = devices.find((d) => d.RowKey === dev);
+    assert.equal(Number(row.Count), set.size, `${dev}: Count`);
+    const s = summaryOf(row, rows);
+    assert.equal(s.total + s.late, Number(row.Count), `${dev}: summaries + late readings = Count`);
+  }
+  if (copies === 'exact') assert.equal(n, total, 'no reading kept twice');
+  return { rows, devices, got };
+}
+
+describe('history rows (format v2)', () => {
+  test('chunk rows, frozen hour rows, pending readings and minute slots across an hour boundary; a replay leaves both tables byte-identical', async () => {
+    // 250 readings a second apart from 09:58: per device 24 in hour 9 and 26 in hour 10
     const evs = readings('hk', 250);
     const r = await post(evs);
     assert.equal(r.status, 200, r.text);
-    assert.match(logsOf(r), /history: 250 rows written, 0 already kept, 0 without enqueued time, 4 transactions/);
-    const rows = await rowsOf('hk');
-    assert.equal(rows.length, 250);
-    // one summary per device per hour, in the hour's partition, counting its readings
-    const sums = await summariesOf('hk');
-    assert.equal(sums.length, 10);
-    assert.equal(sums.reduce((n, x) => n + Number(x.Count), 0), 250);
-    const s0 = sums.find((x) => x.PartitionKey === 'h2026113009' && x.DeviceId === 'hk-0');
-    assert.equal(s0.RowKey, '~~m hk-0');
-    assert.equal(s0.M58, '12|12,20,26,276|12,50,50,600|12,1000,1055,12330|0,,,');
-    const one = rows.find((x) => x.SequenceNumber == 1000 + 130);
-    assert.equal(one.PartitionKey, 'h2026113010');
-    assert.equal(one.RowKey, `hk-0 ${String(Date.parse('2026-11-30T10:00:10Z')).padStart(13, '0')} 3 ${String(1130).padStart(20, '0')} 0`);
-    assert.equal(one.DeviceId, 'hk-0');
-    assert.equal(one.Celsius, 20 + (130 % 7));
-    assert.equal(one.Partition, '3');
-    assert.equal(new Date(one.Time).toISOString(), '2026-11-30T10:00:10.000Z');
+    assert.match(logsOf(r), /history: 10 rows written, 0 late readings/);
+    const { rows, devices } = await assertExact('hk-', evs);
+    assert.equal(chunksOf(rows).length, 5);
+    assert.equal(frozenOf(rows).length, 5);
+    const c0 = chunksOf(rows).find((x) => x.DeviceId === 'hk-0');
+    assert.equal(c0.PartitionKey, 'h2026113009');
+    assert.equal(c0.RowKey, `hk-0 ${pad(Date.parse('2026-11-30T09:58:00Z'), 13)} 3 ${pad(1000, 20)} 0 ${hash8(c0.Readings)}`);
+    assert.equal(c0.Count, 24);
+    assert.equal(new Date(c0.From).toISOString(), '2026-11-30T09:58:00.000Z');
+    assert.equal(new Date(c0.To).toISOString(), '2026-11-30T09:59:55.000Z');
+    assert.equal(c0.Readings.split('\n')[1], `${Date.parse('2026-11-30T09:58:05Z')};3;1005;0;25;50;1005;`);
+    const f0 = frozenOf(rows).find((x) => x.DeviceId === 'hk-0');
+    assert.deepEqual([f0.PartitionKey, f0.RowKey, Number(f0.Count)], ['h2026113009', '~~m hk-0', 24]);
+    assert.equal(f0.M58, '12|12,20,26,276|12,50,50,600|12,1000,1055,12330|0,,,');
+    const d0 = devices.find((x) => x.RowKey === 'hk-0');
+    assert.equal(Number(d0.HistHour), hour('2026-11-30T10:00:00Z'));
+    assert.equal(d0.PendN, 26);
+    assert.equal(d0.P00, `${Date.parse('2026-11-30T10:00:00Z')};3;1120;0;21;50;1120;`);
+    assert.equal(d0.Min00, `${Date.parse('2026-11-30T10:00:00Z') / 60000};12|12,20,26,274|12,50,50,600|12,1120,1175,13770|0,,,`);
+    // slots of hour 9 stay until hour 10 needs them; readers take hour 9 from the frozen row
+    assert.match(d0.Min58, new RegExp(`^${Date.parse('2026-11-30T09:58:00Z') / 60000};12\\|`));
     // the replay, and a replay cut differently (the host may batch differently after a restart)
+    const tables = async () => [await h.tableAll(az, TABLE), await h.tableAll(az, 'DeviceState')];
+    const before = await tables();
     const again = await post(evs);
     assert.equal(again.status, 200, again.text);
-    assert.match(logsOf(again), /history: 0 rows written, 250 already kept/);
-    const cut = await post(evs.slice(90, 180));
-    assert.equal(cut.status, 200, cut.text);
-    assert.deepEqual(await rowsOf('hk'), rows, 'rows, timestamps and etags unchanged');
-    assert.deepEqual(await summariesOf('hk'), sums, 'summaries unchanged');
+    assert.match(logsOf(again), /history: 0 rows written/);
+    assert.equal((await post(evs.slice(90, 180))).status, 200);
+    assert.deepEqual(await tables(), before, 'rows, timestamps and etags unchanged');
   });
 
-  test('a batch with some rows new and some kept writes only the new ones', async () => {
-    const evs = readings('hm', 60, { seq0: 5000 });
-    assert.equal((await post(evs.slice(0, 30))).status, 200);
-    const before = await rowsOf('hm');
-    const r = await post(evs);
+  test('a device with 100 readings in one batch: three chunks of 32, four pending; the next batch fills the fourth chunk', async () => {
+    const evs = readings('h100', 140, { d: 1, seq0: 3000, t0: Date.parse('2026-11-30T11:00:00Z') });
+    assert.equal((await post(evs.slice(0, 100))).status, 200);
+    let { rows, devices } = await assertExact('h100-', evs.slice(0, 100));
+    assert.deepEqual(chunksOf(rows).map((c) => [c.Count, c.RowKey.split(' ')[3]]).sort(),
+      [[32, pad(3000, 20)], [32, pad(3032, 20)], [32, pad(3064, 20)]]);
+    for (const c of chunksOf(rows)) assert.equal(c.RowKey.split(' ')[5], hash8(c.Readings));
+    assert.equal(devices[0].PendN, 4);
+    assert.equal(parseReading(devices[0].P00).seq, 3096);
+    assert.equal((await post(evs.slice(100))).status, 200);
+    ({ rows, devices } = await assertExact('h100-', evs));
+    assert.equal(chunksOf(rows).length, 4);
+    assert.equal(devices[0].PendN, 140 - 128);
+    assert.equal(parseReading(devices[0].P00).seq, 3128);
+    assert.equal(frozenOf(rows).length, 0, 'hour 11 is still open');
+  });
+
+  test('an hour boundary between batches: the pending readings of the closed hour become a chunk of their own', async () => {
+    const evs = [...readings('hb', 10, { d: 1, seq0: 100, t0: Date.parse('2026-11-30T12:59:30Z') }),
+      ...readings('hb', 5, { d: 1, seq0: 110, t0: Date.parse('2026-11-30T13:00:10Z') })];
+    const a = await post(evs.slice(0, 10));
+    assert.match(logsOf(a), /history: 0 rows written/);
+    const b = await post(evs.slice(10));
+    assert.match(logsOf(b), /history: 2 rows written/);
+    const { rows, devices } = await assertExact('hb-', evs);
+    assert.deepEqual(chunksOf(rows).map((c) => [c.PartitionKey, c.Count]), [['h2026113012', 10]]);
+    assert.deepEqual(frozenOf(rows).map((c) => [c.PartitionKey, Number(c.Count), c.M59.split('|')[0]]), [['h2026113012', 10, '10']]);
+    assert.equal(devices[0].PendN, 5);
+    assert.equal(Number(devices[0].HistHour), hour('2026-11-30T13:00:00Z'));
+  });
+
+  test('a late reading (older than the slots can hold) is kept raw, counted in LateReadings, not in a summary', async () => {
+    const now = readings('hlate', 5, { d: 1, seq0: 10, t0: Date.parse('2026-11-30T14:00:00Z') });
+    const late = [
+      { ...readings('hlate', 1, { d: 1, seq0: 7, t0: Date.parse('2026-11-30T12:30:00Z') })[0], partition: '5' },
+      { ...readings('hlate', 1, { d: 1, seq0: 8, t0: Date.parse('2026-11-30T14:01:00Z') })[0], partition: '5' },
+    ];
+    assert.equal((await post(now)).status, 200);
+    const r = await post(late, { partition: '5' });
     assert.equal(r.status, 200, r.text);
-    assert.match(logsOf(r), /history: 30 rows written, 30 already kept/);
-    const after = await rowsOf('hm');
-    assert.equal(after.length, 60);
-    for (const b of before) assert.deepEqual(after.find((x) => x.RowKey === b.RowKey), b);
+    assert.match(logsOf(r), /1 late readings/);
+    const { devices } = await assertExact('hlate-', [...now, ...late]);
+    assert.equal(Number(devices[0].LateReadings), 1);
+    const s = summaryOf(devices[0], []);
+    assert.equal(s.total, 6);
   });
 
-  test('rejected readings are not history; an array body is one row per element', async () => {
+  test('rejected readings are not history; an array body is one reading per element', async () => {
     const evs = [
       { deviceId: 'hr-0', seq: 1, enqueued: '2026-11-30T08:00:00Z', body: { temperature: 500 } },
       { deviceId: 'hr-0', seq: 2, enqueued: '2026-11-30T08:00:01Z', body: [{ temperature: 1 }, { temperature: 2 }] },
     ];
     const r = await post(evs);
     assert.equal(r.status, 200, r.text);
-    const rows = await rowsOf('hr');
-    assert.deepEqual(rows.map((x) => x.Celsius).sort(), [1, 2]);
-    assert.deepEqual(rows.map((x) => x.RowKey.split(' ').at(-1)).sort(), ['0', '1']);
+    const { readings: got } = await readHistory(az, { prefix: 'hr-' });
+    assert.deepEqual(got.get('hr-0').map((x) => [x.seq, x.k, x.celsius]), [[2, 0, 1], [2, 1, 2]]);
   });
 
   test('a device id with quotes and spaces, and one over 256 bytes, are kept under their own names', async () => {
     const long = 'hl-' + 'x'.repeat(400);
     const evs = [
-      { deviceId: "hq-o'brien x", seq: 1, enqueued: '2026-11-30T08:00:00Z', body: { temperature: 1 } },
-      { deviceId: long, seq: 2, enqueued: '2026-11-30T08:00:00Z', body: { temperature: 2 } },
+      ...readings("hq-o'brien x", 33, { d: 1, seq0: 1 }).map((e) => ({ ...e, deviceId: "hq-o'brien x" })),
+      ...readings('hl', 33, { d: 1, seq0: 100 }).map((e) => ({ ...e, deviceId: long })),
     ];
     const r = await post(evs);
     assert.equal(r.status, 200, r.text);
-    assert.equal((await rowsOf('hq')).length, 1);
-    const l = await rowsOf('hl');
-    assert.equal(l.length, 1);
-    assert.equal(l[0].DeviceId, long);
-    assert.match(l[0].RowKey, /^~[0-9a-f]{64} /);
-    assert.match(logsOf(await post(evs)), /0 rows written, 2 already kept/);
+    const mine = chunksOf(await h.tableAll(az, TABLE)).filter((c) => c.DeviceId === long || c.DeviceId === "hq-o'brien x");
+    assert.equal(mine.length, 2);
+    assert.match(mine.find((c) => c.DeviceId === long).RowKey, /^~[0-9a-f]{64} /);
+    assert.match(mine.find((c) => c.DeviceId !== long).RowKey, /^hq-o'brien x \d{13} 3 /);
+    assert.match(logsOf(await post(evs)), /history: 0 rows written/);
   });
 });
 
 describe('faults', () => {
-  test('a failed transaction answers 500 and the replay completes it: every reading once', async () => {
+  test('a failed history transaction answers 500, nothing of the devices is committed, and the replay completes it: every reading once', async () => {
     const evs = readings('hf', 250, { seq0: 9000 });
     proxy.batches = 0;
-    proxy.onBatch = (n) => (n === 2 ? 'fail' : 'pass');
+    proxy.onBatch = (n) => (n === 1 ? 'fail' : 'pass');
     const r = await post(evs);
     proxy.onBatch = () => 'pass';
     assert.equal(r.status, 500, r.text);
-    // the first transaction only: 100 operations, four devices' 24 readings of the first hour
-    // and their four summaries
-    const first = (await rowsOf('hf')).length;
-    assert.equal(first, 96);
+    assert.equal((await h.tableAll(az, 'DeviceState')).filter((d) => d.RowKey.startsWith('hf-')).length, 0);
     const again = await post(evs);
     assert.equal(again.status, 200, again.text);
-    assert.match(logsOf(again), new RegExp(`history: ${250 - first} rows written, ${first} already kept`));
-    const rows = await rowsOf('hf');
-    assert.equal(rows.length, 250);
-    assert.equal(new Set(rows.map((x) => x.SequenceNumber)).size, 250);
+    await assertExact('hf-', evs);
   });
 
-  test('the handler killed between transactions, then the host replays: every reading once', async () => {
+  test('the handler killed between the history transaction and the device commit, then the host replays: every reading once', async () => {
     const evs = readings('hc', 250, { seq0: 20000 });
-    proxy.batches = 0;
-    proxy.onBatch = (n) => {
-      if (n < 3) return 'pass';
-      handler.proc.kill('SIGKILL'); // after two transactions (the first hour) were applied
+    proxy.batches = proxy.deviceBatches = 0;
+    proxy.onDeviceBatch = () => {
+      handler.proc.kill('SIGKILL'); // the history rows are written, the device rows not yet
       return 'hang';
     };
     await post(evs).catch(() => null);
     await handler.exited;
-    proxy.onBatch = () => 'pass';
-    assert.equal((await rowsOf('hc')).length, 120);
+    proxy.onDeviceBatch = () => 'pass';
+    assert.ok(proxy.batches >= 1, 'the history transaction went first');
+    assert.equal(chunksOf(await h.tableAll(az, TABLE)).filter((c) => c.DeviceId.startsWith('hc-')).length, 5);
     handler = await h.startHandler(env());
-    const again = await post(evs);
-    assert.equal(again.status, 200, again.text);
-    assert.match(logsOf(again), /history: 130 rows written, 120 already kept/);
-    // the summaries count every reading once
-    const sums = await summariesOf('hc');
-    assert.equal(sums.reduce((n, x) => n + Number(x.Count), 0), 250);
-    const rows = await rowsOf('hc');
-    assert.equal(rows.length, 250);
-    assert.equal(new Set(rows.map((x) => x.SequenceNumber)).size, 250);
-  });
-});
-
-describe('summaries with two writers', () => {
-  test('two handler processes writing one device-hour in turn: each refused summary is read again, the count stays exact', async () => {
-    const other = await h.startHandler(env());
-    try {
-      const evs = readings('hw', 90, { d: 1, seq0: 40000, t0: Date.parse('2026-11-30T05:00:00Z') });
-      const via = (hd, part) => h.invoke(hd.url, 'EnvironmentEventTrigger', h.hostBatch(part, { partition: '3' }));
-      assert.equal((await via(handler, evs.slice(0, 30))).status, 200);
-      const b = await via(other, evs.slice(30, 60)); // knows nothing: its insert is refused, it reads
-      assert.equal(b.status, 200, b.text);
-      assert.match(logsOf(b), /1 summary reads/);
-      const c = await via(handler, evs.slice(60, 90)); // its etag is stale now: refused, it reads
-      assert.equal(c.status, 200, c.text);
-      assert.match(logsOf(c), /1 summary reads/);
-      const [sum] = await summariesOf('hw');
-      assert.equal(Number(sum.Count), 90);
-      const r = await fetch(`${handler.url}/api/gethistory?device=hw-0&from=2026-11-30T05:00:00Z&to=2026-11-30T05:59:59Z&resolution=hour`);
-      const j = await r.json();
-      assert.equal(j.points[0].count, 90);
-      assert.equal(j.points[0].celsius.min, 20);
-      assert.equal(j.points[0].celsius.max, 26);
-    } finally {
-      await other.stop();
+    // the host's replay, cut differently
+    for (const part of [evs.slice(0, 70), evs.slice(70)]) {
+      const again = await post(part);
+      assert.equal(again.status, 200, again.text);
     }
+    await assertExact('hc-', evs);
   });
-});
 
-describe('a history row the store refuses every time', () => {
-  test('is logged and the batch answers 200: the partition is never stopped by history', async () => {
+  test('a history row the store refuses every time: the device\'s readings are rejected, its row keeps its history as it was, the batch answers 200', async () => {
+    const evs = readings('refused', 45, { d: 1, seq0: 70000, t0: Date.parse('2026-11-30T07:00:00Z') });
+    assert.equal((await post(evs.slice(0, 5))).status, 200);
+    const before = await h.tableGet(az, 'DeviceState', 'Sydney', 'refused-0');
     proxy.onBatch = () => 'refuse';
     try {
-      const evs = readings('refused', 4, { d: 2, seq0: 70000, t0: Date.parse('2026-11-30T07:00:00Z') });
-      for (let delivery = 0; delivery < 2; delivery++) {
-        const r = await post(evs);
-        assert.equal(r.status, 200, r.text);
-        assert.match(logsOf(r), /EntityTooLarge/);
-      }
-      assert.equal((await rowsOf('refused')).length, 0);
+      const r = await post(evs.slice(5));
+      assert.equal(r.status, 200, r.text);
+      assert.match(logsOf(r), /40 rejected/);
+      const again = await post(evs.slice(5)); // the host's next delivery: already applied
+      assert.equal(again.status, 200, again.text);
+      assert.match(logsOf(again), /40 replayed/);
     } finally {
       proxy.onBatch = () => 'pass';
     }
+    const row = await h.tableGet(az, 'DeviceState', 'Sydney', 'refused-0');
+    assert.equal(Number(row.Count), 5);
+    assert.equal(Number(row.Rejected), 40);
+    for (const k of ['PendN', 'P00', 'P04', 'HistHour', 'Min00']) assert.deepEqual(row[k], before[k], k);
+    const kept = (await h.tableAll(az, 'RejectedTelemetry')).filter((x) => x.DeviceId === 'refused-0');
+    assert.equal(kept.length, 40);
+    assert.match(kept[0].Reason, /EntityTooLarge/);
+    assert.equal(chunksOf(await h.tableAll(az, TABLE)).filter((c) => c.DeviceId === 'refused-0').length, 0);
   });
 });
 
-describe('summaries with two writers, many devices', () => {
-  test('two processes writing the same ten device-hours in turn: every answer 200, counts exact', async () => {
-    // A refused transaction changes nothing on Azure; Azurite rewrites what it touched (new
-    // etags), so re-reading only the refused summary was refused again at the next one until the
-    // handler gave up with a 500 (found by transaction.test.mjs's two-process case).
+describe('competing writers', () => {
+  test('two handler processes writing one device in turn: counts and summaries exact', async () => {
     const other = await h.startHandler(env());
     try {
-      const evs = readings('two10', 60, { d: 10, seq0: 50000, t0: Date.parse('2026-11-30T06:00:00Z') });
-      const via = (hd, part) => h.invoke(hd.url, 'EnvironmentEventTrigger', h.hostBatch(part, { partition: '4' }));
-      for (const [hd, part] of [[handler, evs.slice(0, 20)], [other, evs.slice(20, 40)], [handler, evs.slice(40, 60)]]) {
+      const evs = readings('hw', 90, { d: 1, seq0: 40000, t0: Date.parse('2026-11-30T05:59:00Z') });
+      const via = (hd, part) => h.invoke(hd.url, 'EnvironmentEventTrigger', h.hostBatch(part, { partition: '3' }));
+      for (const [hd, part] of [[handler, evs.slice(0, 30)], [other, evs.slice(30, 60)], [handler, evs.slice(60, 90)]]) {
         const r = await via(hd, part);
         assert.equal(r.status, 200, r.text);
       }
-      const sums = await summariesOf('two10');
-      assert.equal(sums.length, 10);
-      for (const sum of sums) assert.equal(Number(sum.Count), 6, sum.DeviceId);
-      assert.equal((await rowsOf('two10')).length, 60);
+      // the third batch closes hour 5: a fold that writes a frozen hour row is never made on
+      // this process's memory of the row (30 readings old here), so it reads the row first and
+      // writes no orphan
+      await assertExact('hw-', evs);
+      assert.match(logsOf(await via(other, evs.slice(0, 60))), /history: 0 rows written/);
     } finally {
       await other.stop();
+    }
+  });
+
+  test('4 processes x 3 partitions over the same 10 devices, across an hour boundary, with duplicate deliveries: every reading once, summaries + late = Count', async () => {
+    const others = await Promise.all([1, 2, 3].map(() => h.startHandler(env())));
+    const procs = [handler, ...others];
+    try {
+      const t0 = Date.parse('2026-11-30T15:58:30Z');
+      const parts = ['0', '1', '2'];
+      const all = [];
+      const batches = parts.map((p, pi) => {
+        const evs = Array.from({ length: 240 }, (_, i) => ({
+          deviceId: `c4-${i % 10}`, seq: 500 + i, partition: p, enqueued: new Date(t0 + i * 1000 + pi * 300).toISOString(),
+          body: { temperature: 10 + pi + (i % 5), humidity: 40 },
+        }));
+        all.push(...evs);
+        return Array.from({ length: 6 }, (_, b) => evs.slice(b * 40, b * 40 + 40));
+      });
+      let seed = 7;
+      const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+      const deliver = async (p, batch) => {
+        for (let attempt = 0; attempt < 20; attempt++) {
+          const r = await h.invoke(procs[rnd(4)].url, 'EnvironmentEventTrigger', h.hostBatch(batch, { partition: p }));
+          if (r.status === 200) return;
+        }
+        throw new Error(`partition ${p}: no 200 after 20 deliveries`);
+      };
+      await Promise.all(parts.map(async (p, pi) => {
+        for (const batch of batches[pi]) {
+          // sometimes delivered twice at once (a lease moving between instances)
+          await Promise.all(rnd(3) === 0 ? [deliver(p, batch), deliver(p, batch)] : [deliver(p, batch)]);
+        }
+      }));
+      await assertExact('c4-', all, { copies: 'orphans allowed' });
+    } finally {
+      await Promise.all(others.map((o) => o.stop()));
     }
   });
 });
@@ -364,22 +439,26 @@ describe('retention', () => {
     const r = await post([...old, ...keep]);
     assert.equal(r.status, 200, r.text);
     const others = (await h.tableAll(az, TABLE)).filter((x) => !x.DeviceId.startsWith('ht-'));
-    assert.equal((await rowsOf('ht')).length, 155);
-    const summariesBefore = await summariesOf('ht');
+    const seqsOf = async () => [...(await readHistory(az, { prefix: 'ht-' })).readings.values()].flat().map((x) => x.seq).sort();
+    assert.equal((await seqsOf()).length, 155);
+    const cutoff = now - 3650 * day;
+    const cutpk = `h${new Date(cutoff).toISOString().slice(0, 13).replace(/\D/g, '')}`;
+    const mine = (await h.tableAll(az, TABLE)).filter((x) => x.DeviceId.startsWith('ht-'));
+    // whole hours before the cutoff's (chunks and frozen hour rows), and the cutoff hour's chunks
+    // whose newest reading is older than the cutoff; the cutoff hour's frozen rows stay
+    const doomed = mine.filter((x) => x.PartitionKey < cutpk || (x.PartitionKey === cutpk && x.To && Date.parse(x.To) < cutoff));
+    assert.ok(doomed.length >= 8, `${doomed.length} rows to delete`);
     // the host's timer invocation: POST /HistoryRetention with the TimerInfo under the binding's name
     const t = await h.invoke(hd.url, 'HistoryRetention', {
       Data: { timer: { Schedule: { AdjustForDST: true }, ScheduleStatus: null, IsPastDue: false } },
       Metadata: { sys: { MethodName: 'HistoryRetention', UtcNow: new Date().toISOString(), RandGuid: 'x' } },
     });
     assert.equal(t.status, 200, t.text);
-    const left = await rowsOf('ht');
-    assert.deepEqual(left.map((x) => Number(x.SequenceNumber)).sort(), [300152, 300153, 300154]);
-    // the summaries of the hours wholly before the cutoff went with their readings; the cutoff
-    // hour's stays (it counts readings on both sides)
-    const summariesAfter = await summariesOf('ht');
-    assert.ok(summariesBefore.length - summariesAfter.length >= 2);
-    assert.ok(summariesAfter.every((x) => x.PartitionKey >= `h${new Date(now - 3650 * day).toISOString().slice(0, 13).replace(/\D/g, '')}`));
-    assert.match(logsOf(t), new RegExp(`${152 + summariesBefore.length - summariesAfter.length} history rows older than \\S+ \\(HistoryDays 3650\\) deleted in \\d+ transactions`));
+    assert.deepEqual(await seqsOf(), [300152, 300153, 300154]);
+    const left = (await h.tableAll(az, TABLE)).filter((x) => x.DeviceId.startsWith('ht-'));
+    assert.deepEqual(left.map((x) => x.PartitionKey + ' ' + x.RowKey).sort(),
+      mine.filter((x) => !doomed.includes(x)).map((x) => x.PartitionKey + ' ' + x.RowKey).sort());
+    assert.match(logsOf(t), new RegExp(`${doomed.length} history rows older than \\S+ \\(HistoryDays 3650\\) deleted in \\d+ transactions`));
     // nothing else touched
     assert.deepEqual((await h.tableAll(az, TABLE)).filter((x) => !x.DeviceId.startsWith('ht-')), others);
     // a second run finds nothing

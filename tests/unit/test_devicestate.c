@@ -48,7 +48,7 @@ static void merge(json_t *row, json_t *p) {
 static void test_fold_new_row(void **state) {
     (void)state;
     reading a = make(20, 50), b = make(21, 51);
-    deviceEntry e[3] = {{&a, 1, 10, 1000}, {NULL, 1, 11, 2000}, {&b, 1, 12, 3000}};
+    deviceEntry e[3] = {{&a, 1, 10, 1000, 0}, {NULL, 1, 11, 2000, 0}, {&b, 1, 12, 3000, 0}};
     devicestateFoldResult f;
     json_t *p = devicestateFold(NULL, &hubA0, "Sydney", e, 3, 5000, &f);
     assert_non_null(p);
@@ -71,13 +71,13 @@ static void test_fold_replay_skipped(void **state) {
     json_t *row = json_loads("{\"RowKey\":\"d\",\"Count\":\"5\",\"Rejected\":\"1\","
                              "\"LastSeen\":\"1970-01-01T00:00:01.000Z\",\"Celsius\":19}",
                              0, NULL);
-    deviceEntry first[1] = {{&a, 1, 11, 1000}};
+    deviceEntry first[1] = {{&a, 1, 11, 1000, 0}};
     devicestateFoldResult f;
     json_t *p = devicestateFold(row, &hubA0, "Sydney", first, 1, 9000, &f);
     merge(row, p);
     json_decref(p);
 
-    deviceEntry e[2] = {{&a, 1, 11, 1500}, {&b, 1, 12, 2500}};
+    deviceEntry e[2] = {{&a, 1, 11, 1500, 0}, {&b, 1, 12, 2500, 0}};
     p = devicestateFold(row, &hubA0, "Sydney", e, 2, 9000, &f);
     assert_int_equal(f.applied, 1);
     assert_int_equal(f.replayed, 1);
@@ -117,12 +117,12 @@ static void test_fold_hub_change_counts_everything(void **state) {
     deviceEntry e[10];
     devicestateFoldResult f;
     for (int i = 0; i < 10; i++)
-        e[i] = (deviceEntry){&r, 1, 500 + i, 1000 + i};
+        e[i] = (deviceEntry){&r, 1, 500 + i, 1000 + i, 0};
     json_t *p = devicestateFold(row, &hubA0, NULL, e, 10, 0, &f);
     merge(row, p);
     json_decref(p);
     for (int i = 0; i < 10; i++)
-        e[i] = (deviceEntry){&r, 1, i, 5000 + i}; /* the new hub numbers from 0 */
+        e[i] = (deviceEntry){&r, 1, i, 5000 + i, 0}; /* the new hub numbers from 0 */
     p = devicestateFold(row, &hubB0, NULL, e, 10, 0, &f);
     assert_non_null(p);
     assert_int_equal(f.applied, 10);
@@ -160,7 +160,7 @@ static void test_fold_partitions_do_not_collide(void **state) {
     assert_null(strchr(k1, '='));
 
     json_t *row = json_object();
-    deviceEntry e[1] = {{&r, 1, 40, 1000}};
+    deviceEntry e[1] = {{&r, 1, 40, 1000, 0}};
     devicestateFoldResult f;
     json_t *p = devicestateFold(row, &ab, NULL, e, 1, 0, &f);
     merge(row, p);
@@ -191,7 +191,7 @@ static void test_fold_legacy_row(void **state) {
                          "\"SeqP1\":\"70\",\"LastSeen\":\"1970-01-01T00:00:10.000Z\"}";
     json_t *row = json_loads(legacy, 0, NULL);
     deviceEntry e[4] = {
-        {&r, 1, 47, 9000}, {&r, 1, 50, 10000}, {&r, 1, 51, 11000}, {&r, 1, 52, 12000}};
+        {&r, 1, 47, 9000, 0}, {&r, 1, 50, 10000, 0}, {&r, 1, 51, 11000, 0}, {&r, 1, 52, 12000, 0}};
     devicestateFoldResult f;
     /* the host replays from its checkpoint: 47 and 50 were applied, 51 and 52 are new */
     json_t *p = devicestateFold(row, &hubA0, NULL, e, 4, 0, &f);
@@ -214,7 +214,7 @@ static void test_fold_legacy_row(void **state) {
     /* The hub changed at the upgrade: the new hub numbers from 0, its events enqueued after the
      * row's LastSeen. None of them is skipped. */
     row = json_loads(legacy, 0, NULL);
-    deviceEntry n[3] = {{&r, 1, 0, 20000}, {&r, 1, 1, 21000}, {&r, 1, 2, 22000}};
+    deviceEntry n[3] = {{&r, 1, 0, 20000, 0}, {&r, 1, 1, 21000, 0}, {&r, 1, 2, 22000, 0}};
     p = devicestateFold(row, &hubB0, NULL, n, 3, 0, &f);
     assert_int_equal(f.applied, 3);
     assert_int_equal(tableGetInt64(p, "Count", -1), 53);
@@ -223,7 +223,7 @@ static void test_fold_legacy_row(void **state) {
     /* and once the row names a hub, SeqP1 is not honoured for another one */
     devicestateSource a1 = hubA0;
     a1.partition = "1";
-    deviceEntry old[1] = {{&r, 1, 60, 5000}}; /* enqueued before LastSeen, below SeqP1 */
+    deviceEntry old[1] = {{&r, 1, 60, 5000, 0}}; /* enqueued before LastSeen, below SeqP1 */
     p = devicestateFold(row, &a1, NULL, old, 1, 0, &f);
     assert_int_equal(f.applied, 1);
     /* a row naming two hubs retires every legacy watermark */
@@ -236,7 +236,7 @@ static void test_fold_legacy_row(void **state) {
     row = json_loads("{\"Count\":\"1\",\"SeqP0\":\"9223372036854775807\","
                      "\"LastSeen\":\"1970-01-01T00:00:10.000Z\"}",
                      0, NULL);
-    deviceEntry u[2] = {{&r, 1, 5, 1000}, {&r, 1, 6, 0}};
+    deviceEntry u[2] = {{&r, 1, 5, 1000, 0}, {&r, 1, 6, 0, 0}};
     p = devicestateFold(row, &hubA0, NULL, u, 2, 0, &f);
     assert_int_equal(f.applied, 2);
     json_decref(p);
@@ -260,7 +260,7 @@ static void test_fold_many_hubs_bounded(void **state) {
     for (int h = 0; h < 600; h++) {
         snprintf(ns, sizeof(ns), "ns-%d.servicebus.windows.net", h);
         devicestateSource src = {ns, "hub", "0"};
-        deviceEntry e[1] = {{&r, 1, 1000 + h, 1000 + h}};
+        deviceEntry e[1] = {{&r, 1, 1000 + h, 1000 + h, 0}};
         devicestateFoldResult f;
         json_t *p = devicestateFold(row, &src, NULL, e, 1, 0, &f);
         assert_non_null(p);
@@ -292,7 +292,7 @@ static void test_fold_corrupt_watermarks(void **state) {
     devicestateWatermarkKey(&hubA0, key, sizeof(key));
     snprintf(text, sizeof(text), "junk %s=abc =5 %s=99999999999999999999 x/y=1", key, key);
     json_t *row = json_pack("{s:s}", DEVICESTATE_WATERMARKS, text);
-    deviceEntry e[1] = {{&r, 1, 3, 1000}};
+    deviceEntry e[1] = {{&r, 1, 3, 1000, 0}};
     devicestateFoldResult f;
     json_t *p = devicestateFold(row, &hubA0, NULL, e, 1, 0, &f);
     assert_int_equal(f.applied, 1); /* nothing readable skips it */
@@ -309,7 +309,7 @@ static void test_fold_keeps_later_values(void **state) {
     json_t *row = json_loads("{\"Count\":\"1\",\"LastSeen\":\"1970-01-01T00:00:09.000Z\","
                              "\"Celsius\":19}",
                              0, NULL);
-    deviceEntry e[1] = {{&a, 1, 1, 2000}};
+    deviceEntry e[1] = {{&a, 1, 1, 2000, 0}};
     devicestateSource p1 = {"ns", "hub", "1"};
     devicestateFoldResult f;
     json_t *p = devicestateFold(row, &p1, NULL, e, 1, 9000, &f);

@@ -1,4 +1,5 @@
-/* Unit tests: history (keys, OData quoting, summary rows read back, malformed minutes skipped). */
+/* Unit tests: history (keys, OData quoting, summary rows read back, malformed minutes skipped;
+ * format v2: reading texts, numbers, the fold into the device row and the chunk cut). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +9,10 @@
 #include "history.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "crypto.h"
 
 static void test_partition_key(void **state) {
     (void)state;
@@ -68,12 +72,260 @@ static void test_summary_row(void **state) {
     json_decref(row);
 }
 
+static reading mk(double c, double h) {
+    reading r;
+    memset(&r, 0, sizeof(r));
+    r.has[METRIC_CELSIUS] = 1;
+    r.value[METRIC_CELSIUS] = c;
+    r.has[METRIC_HUMIDITY] = 1;
+    r.value[METRIC_HUMIDITY] = h;
+    return r;
+}
+
+static void test_format_double(void **state) {
+    (void)state;
+    char out[32];
+    const struct {
+        double v;
+        const char *text;
+    } cases[] = {{20.1, "20.1"},
+                 {20, "20"},
+                 {-0.05, "-0.05"},
+                 {1012.25, "1012.25"},
+                 {0, "0"},
+                 {1e-7, "9.9999999999999995e-08"},
+                 {0.1 + 0.2, "0.30000000000000004"},
+                 {123456.000001, "123456.000001"},
+                 {1e300, "1.0000000000000001e+300"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(historyFormatDouble(cases[i].v, out, sizeof(out)),
+                         (int)strlen(cases[i].text));
+        assert_string_equal(out, cases[i].text);
+        assert_true(strtod(out, NULL) == cases[i].v); /* reads back exactly */
+    }
+}
+
+static void test_reading_text(void **state) {
+    (void)state;
+    reading r = mk(21.5, 50);
+    r.has[METRIC_LIGHT] = 1;
+    r.value[METRIC_LIGHT] = 0.1;
+    historyReading v = {"d", &r, "p 1/%", 42, 3, 1764669600123LL};
+    char t[HISTORY_READING_MAX];
+    int n = historyReadingText(&v, t, sizeof(t));
+    assert_string_equal(t, "1764669600123;p%201%2F%25;42;3;21.5;50;;0.1");
+    assert_int_equal(n, (int)strlen(t));
+    historyParsed p;
+    assert_int_equal(historyReadingParse(t, strlen(t), &p), 0);
+    assert_true(p.ms == 1764669600123LL && p.seq == 42 && p.k == 3);
+    assert_string_equal(p.partition, "p 1/%");
+    assert_true(p.has[METRIC_CELSIUS] && p.value[METRIC_CELSIUS] == 21.5);
+    assert_false(p.has[METRIC_HPA]);
+    assert_true(p.has[METRIC_LIGHT] && p.value[METRIC_LIGHT] == 0.1);
+    assert_int_equal(historyReadingText(&v, t, 20), -1); /* does not fit */
+    const char *bad[] = {"",
+                         "1;p;2;3;4;5;6",     /* 7 fields */
+                         "1;p;2;3;4;5;6;7;8", /* 9 fields */
+                         "x;p;2;3;;;;",       /* time */
+                         "1;p;-2;3;;;;",      /* sequence */
+                         "1;%zz;2;3;;;;",     /* escape */
+                         "1;p;2;3;1e999;;;",  /* not finite */
+                         "1;p;2;3;12abc;;;",  /* not a number */
+                         "1;p;2;1234567890123456789;;;;"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(historyReadingParse(bad[i], strlen(bad[i]), &p), -1);
+}
+
+#define T0 1764669600000LL /* 2025-12-02T10:00:00Z, an hour's start */
+#define HOUR 3600000LL
+
+/* n readings of device "dv" from ms t, a second apart, seq from seq0, partition "0". */
+static void readings(historyReading *v, reading *r, size_t n, int64_t t, int64_t seq0) {
+    for (size_t i = 0; i < n; i++) {
+        r[i] = mk(20 + (double)(i % 3), 50);
+        v[i] = (historyReading){"dv", &r[i], "0", seq0 + (int64_t)i, 0, t + (int64_t)i * 1000};
+    }
+}
+
+static const historyRow *rowAt(const historyRows *o, size_t i) {
+    return i < o->n ? &o->v[i] : NULL;
+}
+
+static void test_fold_chunks_and_pending(void **state) {
+    (void)state;
+    reading r[40];
+    historyReading v[40];
+    readings(v, r, 40, T0, 100);
+    json_t *props = json_object();
+    historyRows out = {0};
+    assert_int_equal(historyFold(NULL, "dv", v, 40, props, &out), 0);
+    assert_int_equal(out.n, 1);
+    const historyRow *c = rowAt(&out, 0);
+    assert_string_equal(c->pk, "h2025120210");
+    assert_false(c->frozen);
+    const char *text = json_string_value(json_object_get(c->props, "Readings"));
+    unsigned char d[CRYPTO_SHA256_LEN];
+    char rk[128];
+    cryptoSha256(text, strlen(text), d);
+    snprintf(rk, sizeof(rk), "dv %013lld 0 %020d 0 %02x%02x%02x%02x", (long long)T0, 100, d[0],
+             d[1], d[2], d[3]);
+    assert_string_equal(c->rk, rk);
+    assert_int_equal(json_integer_value(json_object_get(c->props, "Count")), 32);
+    assert_string_equal(json_string_value(json_object_get(c->props, "From")),
+                        "2025-12-02T10:00:00.000Z");
+    assert_string_equal(json_string_value(json_object_get(c->props, "To")),
+                        "2025-12-02T10:00:31.000Z");
+    /* the tail: 8 pending; the slots of minute 0 (30 readings: 10:00:00..59 of 40 → 00..39) */
+    assert_int_equal(json_integer_value(json_object_get(props, "PendN")), 8);
+    assert_string_equal(json_string_value(json_object_get(props, "P00")),
+                        "1764669632000;0;132;0;22;50;;");
+    assert_null(json_object_get(props, "P08"));
+    assert_string_equal(json_string_value(json_object_get(props, "Min00")),
+                        "29411160;40|40,20,22,839|40,50,50,2000|0,,,|0,,,");
+    assert_string_equal(json_string_value(json_object_get(props, "HistHour")), "490186");
+    assert_null(json_object_get(props, "LateReadings"));
+
+    /* the same fold again (a replay or a re-fold): the same rows, byte for byte */
+    json_t *props2 = json_object();
+    historyRows out2 = {0};
+    assert_int_equal(historyFold(NULL, "dv", v, 40, props2, &out2), 0);
+    assert_true(historyRowsEqual(&out, &out2));
+    assert_true(json_equal(props, props2));
+
+    /* the next batch on the committed row: 2 readings more, the pending ones stay as they are */
+    json_t *row = json_deep_copy(props);
+    reading r2[2];
+    historyReading v2[2];
+    readings(v2, r2, 2, T0 + 40000, 140);
+    json_t *p3 = json_object();
+    historyRows out3 = {0};
+    assert_int_equal(historyFold(row, "dv", v2, 2, p3, &out3), 0);
+    assert_int_equal(out3.n, 0);
+    assert_null(json_object_get(p3, "P00")); /* unchanged: not sent */
+    assert_non_null(json_object_get(p3, "P08"));
+    assert_non_null(json_object_get(p3, "P09"));
+    assert_int_equal(json_integer_value(json_object_get(p3, "PendN")), 10);
+    assert_string_equal(json_string_value(json_object_get(p3, "Min00")),
+                        "29411160;42|42,20,22,880|42,50,50,2100|0,,,|0,,,");
+    assert_null(json_object_get(p3, "HistHour"));
+    json_decref(row);
+    json_decref(props);
+    json_decref(props2);
+    json_decref(p3);
+    historyRowsFree(&out);
+    historyRowsFree(&out2);
+    historyRowsFree(&out3);
+}
+
+static void test_fold_hour_boundary_and_late(void **state) {
+    (void)state;
+    reading r[8];
+    historyReading v[8];
+    /* 5 readings at 10:59:55.., then 3 of the next hour */
+    readings(v, r, 5, T0 + HOUR - 5000, 1);
+    json_t *row = json_object();
+    historyRows out = {0};
+    assert_int_equal(historyFold(NULL, "dv", v, 5, row, &out), 0);
+    assert_int_equal(out.n, 0);
+    readings(v, r, 3, T0 + HOUR + 1000, 6);
+    json_t *p = json_object();
+    assert_int_equal(historyFold(row, "dv", v, 3, p, &out), 0);
+    assert_int_equal(out.n, 2); /* the frozen hour 10, the chunk of its 5 pending readings */
+    const historyRow *f = out.v[0].frozen ? &out.v[0] : &out.v[1];
+    const historyRow *c = out.v[0].frozen ? &out.v[1] : &out.v[0];
+    assert_string_equal(f->pk, "h2025120210");
+    assert_string_equal(f->rk, "~~m dv");
+    assert_string_equal(json_string_value(json_object_get(f->props, "Count")), "5");
+    assert_string_equal(json_string_value(json_object_get(f->props, "M59")),
+                        "5|5,20,22,104|5,50,50,250|0,,,|0,,,");
+    assert_string_equal(c->pk, "h2025120210");
+    assert_int_equal(json_integer_value(json_object_get(c->props, "Count")), 5);
+    assert_int_equal(json_integer_value(json_object_get(p, "PendN")), 3);
+    assert_string_equal(json_string_value(json_object_get(p, "HistHour")), "490187");
+    historyRowsFree(&out);
+
+    /* a late reading: of hour 10, closed by an earlier batch: raw only, counted */
+    json_object_update(row, p);
+    readings(v, r, 1, T0 + 1000, 50);
+    v[0].partition = "7";
+    json_t *p2 = json_object();
+    assert_int_equal(historyFold(row, "dv", v, 1, p2, &out), 0);
+    assert_int_equal(out.late, 1);
+    assert_string_equal(json_string_value(json_object_get(p2, "LateReadings")), "1");
+    assert_null(json_object_get(p2, "Min00")); /* in no summary */
+    assert_null(json_object_get(p2, "HistHour"));
+    /* the pending readings of hour 11 become a chunk: the late one is of another hour */
+    assert_int_equal(out.n, 1);
+    assert_string_equal(out.v[0].pk, "h2025120211");
+    assert_int_equal(json_integer_value(json_object_get(p2, "PendN")), 1);
+    assert_string_equal(json_string_value(json_object_get(p2, "P00")),
+                        "1764669601000;7;50;0;20;50;;");
+    json_decref(row);
+    json_decref(p);
+    json_decref(p2);
+    historyRowsFree(&out);
+}
+
+static void test_fold_hundred_readings(void **state) {
+    (void)state;
+    reading r[100];
+    historyReading v[100];
+    readings(v, r, 100, T0, 1000);
+    json_t *p = json_object();
+    historyRows out = {0};
+    assert_int_equal(historyFold(NULL, "dv", v, 100, p, &out), 0);
+    assert_int_equal(out.n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        char seq[32];
+        snprintf(seq, sizeof(seq), " %020d ", 1000 + 32 * (int)i);
+        assert_non_null(strstr(out.v[i].rk, seq));
+        assert_int_equal(json_integer_value(json_object_get(out.v[i].props, "Count")), 32);
+    }
+    assert_int_equal(json_integer_value(json_object_get(p, "PendN")), 4);
+    assert_int_equal(out.added, 100);
+    json_decref(p);
+    historyRowsFree(&out);
+}
+
+static void test_fold_bad_rows(void **state) {
+    (void)state;
+    /* a row with malformed slots, a pending count past 32 and unreadable pending texts */
+    json_t *row = json_pack("{s:s,s:s,s:i,s:s,s:s}", "Min00", "x;1|1,1,1,1|0,,,|0,,,|0,,,", "Min01",
+                            "29411161;garbage", "PendN", 99, "P00", "not a reading", "P01",
+                            "1764669600000;0;1;0;;;;");
+    reading r[1];
+    historyReading v[1];
+    readings(v, r, 1, T0 + 61000, 5);
+    json_t *p = json_object();
+    historyRows out = {0};
+    assert_int_equal(historyFold(row, "dv", v, 1, p, &out), 0);
+    assert_int_equal(out.dropped, 1 + 30); /* P00 unreadable, P02..P31 absent */
+    assert_string_equal(json_string_value(json_object_get(p, "Min01")),
+                        "29411161;1|1,20,20,20|1,50,50,50|0,,,|0,,,");
+    assert_int_equal(json_integer_value(json_object_get(p, "PendN")), 2);
+    /* readings without a usable time are skipped */
+    v[0].enqueuedMs = 5;
+    json_t *p2 = json_object();
+    assert_int_equal(historyFold(row, "dv", v, 1, p2, &out), 0);
+    assert_int_equal(out.skipped, 1);
+    json_decref(row);
+    json_decref(p);
+    json_decref(p2);
+    historyRowsFree(&out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partition_key),
         cmocka_unit_test(test_row_key),
         cmocka_unit_test(test_quote),
         cmocka_unit_test(test_summary_row),
+        cmocka_unit_test(test_format_double),
+        cmocka_unit_test(test_reading_text),
+        cmocka_unit_test(test_fold_chunks_and_pending),
+        cmocka_unit_test(test_fold_hour_boundary_and_late),
+        cmocka_unit_test(test_fold_hundred_readings),
+        cmocka_unit_test(test_fold_bad_rows),
     };
     return cmocka_run_group_tests_name("history", tests, NULL, NULL);
 }

@@ -1,0 +1,41 @@
+/* Fuzz harness: history's format v2 readers on any bytes: a reading text and a minute text
+ * parsed, then a device row whose slots, pending readings and counters hold the bytes folded
+ * with two readings (the fold must never trust what a row holds). */
+#include "history.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char *t = malloc(size + 1);
+    if (!t) return 0;
+    memcpy(t, data, size);
+    t[size] = '\0';
+    historyParsed p;
+    historyMinute mi;
+    (void)historyReadingParse(t, size, &p);
+    (void)historyMinuteParse(t, &mi);
+    json_t *row = json_object();
+    json_t *s = json_stringn_nocheck(t, strlen(t));
+    const char *names[] = {"Min00", "Min01", "Min59", "P00", "P01", "P31", "HistHour", "PendN"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        json_object_set(row, names[i], s);
+    json_object_set_new(row, "PendN", json_integer(size % 40));
+    reading r;
+    memset(&r, 0, sizeof(r));
+    r.has[0] = 1;
+    r.value[0] = (double)size / 7;
+    historyReading v[2] = {{"d", &r, "0", 1, 0, 1764669600000LL + (int64_t)size * 60000},
+                           {"d", &r, "0", 2, 0, 1764669600000LL}};
+    json_t *props = json_object();
+    historyRows out = {0};
+    (void)historyFold(row, "d", v, 2, props, &out);
+    historyRowsFree(&out);
+    json_decref(props);
+    json_decref(s);
+    json_decref(row);
+    free(t);
+    return 0;
+}

@@ -9,6 +9,12 @@ static int64_t msOn(clockid_t clock) {
 
 int64_t clockNowMs(void) { return msOn(CLOCK_MONOTONIC); }
 
+int64_t clockNowUs(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int64_t clockWallMs(void) { return msOn(CLOCK_REALTIME); }
 
 void clockDeadline(struct timespec *ts, clockid_t clock, int64_t ms) {

@@ -8,6 +8,8 @@
 
 /* Milliseconds on CLOCK_MONOTONIC (since an arbitrary start): for intervals and timeouts only. */
 int64_t clockNowMs(void);
+/* Microseconds on CLOCK_MONOTONIC: for the timing figures of a request's phases. */
+int64_t clockNowUs(void);
 /* Milliseconds since the Unix epoch on CLOCK_REALTIME: for timestamps that leave the process. */
 int64_t clockWallMs(void);
 /* Sets *ts to the time ms from now on clock (CLOCK_REALTIME for a default condition variable,

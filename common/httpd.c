@@ -100,6 +100,7 @@ struct httpdRequest {
     httpdStream *stream;       /* open for writing by the full call, or NULL */
     httpdStream *streamQueued; /* the stream to queue once resumed (its reader's reference) */
     struct httpdRequest *next; /* in a lane's queue */
+    int64_t openedUs, bodyUs, startedUs; /* header seen, body whole, full call started */
 };
 
 struct httpdStream {
@@ -141,6 +142,11 @@ const char *httpdBody(const httpdRequest *req, size_t *len) {
 }
 
 FILE *httpdSpool(const httpdRequest *req) { return req->bodyReady ? req->spool : NULL; }
+
+void httpdTiming(const httpdRequest *req, int64_t *receiveUs, int64_t *queuedUs) {
+    *receiveUs = req->bodyUs > req->openedUs ? req->bodyUs - req->openedUs : 0;
+    *queuedUs = req->startedUs > req->bodyUs ? req->startedUs - req->bodyUs : 0;
+}
 
 void httpdSetBody(httpdResponse *resp, int status, const char *contentType, char *body,
                   size_t len) {
@@ -413,6 +419,7 @@ static int enqueue(httpdRequest *rq) {
 
 static void run(httpdRequest *rq) {
     httpd *d = rq->d;
+    rq->startedUs = clockNowUs();
     d->opt.full(rq, &rq->res, d->opt.ctx);
     pthread_mutex_lock(&d->lock);
     if (rq->state == RQ_WORKING) {
@@ -637,6 +644,7 @@ static enum MHD_Result openRequest(httpd *d, struct MHD_Connection *c, const cha
     rq->refs = 1;
     bufInit(&rq->body, o->maxBody);
     rq->conn = c;
+    rq->openedUs = clockNowUs();
     rq->method = method;
     rq->path = url;
     rq->lane = o->lane && o->lane(method, url) ? 1 : 0;
@@ -716,6 +724,7 @@ static enum MHD_Result bodyRead(httpdRequest *rq) {
         return early ? queueAnswer(rq, &rq->res, 0) : tooLarge(rq, 0);
     }
     rq->bodyReady = 1;
+    rq->bodyUs = rq->startedUs = clockNowUs();
     if (d->opt.threadPerConnection || (d->opt.quick && d->opt.quick(rq->method, rq->path))) {
         pthread_mutex_unlock(&d->lock);
         return runInline(rq);

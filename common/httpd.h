@@ -20,6 +20,7 @@
 #define ENVIROMON_HTTPD_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define HTTPD_MAX_HEADERS 12            /* response headers a handler may add */
@@ -128,6 +129,9 @@ char *httpdQuery(const httpdRequest *req, const char *name);
 const char *httpdBody(const httpdRequest *req, size_t *len);
 /* The spooled body, from its start (borrowed); NULL when the body is in memory. */
 FILE *httpdSpool(const httpdRequest *req);
+/* For timing lines, in microseconds: how long the request took to arrive (from the call that
+ * saw its header to its body's last byte) and then waited for a worker (0 when run inline). */
+void httpdTiming(const httpdRequest *req, int64_t *receiveUs, int64_t *queuedUs);
 
 /* Sets status, content type (copied; NULL for none) and a copy of text as the body. Returns 0,
  * or -1 on OOM (the status is still set, without a body). */

@@ -5,6 +5,7 @@
 #include "buf.h"
 #include "dict.h"
 #include "escape.h"
+#include "fanout.h"
 #include "log.h"
 #include "table.h"
 
@@ -164,37 +165,80 @@ static size_t encodedClause(const char *id) {
     return n;
 }
 
+/* The queries of one calibrationPrepare, run at once (fanout). */
+typedef struct group {
+    const char *const *ids; /* a slice of the caller's list of ids to load */
+    size_t n;
+    int rc;
+    char err[256];
+} group;
+
+typedef struct plan {
+    group *groups;
+    size_t ngroups;
+    time_t now;
+} plan;
+
+static void loadTask(size_t i, void *ctx) {
+    plan *p = ctx;
+    group *g = &p->groups[i];
+    g->rc = loadGroup(g->ids, g->n, p->now, g->err, sizeof(g->err));
+}
+
 int calibrationPrepare(const char *const *ids, size_t n, char *err, size_t errlen) {
-    const char *need[IDS_PER_QUERY];
-    size_t k = 0, used = 0;
     /* PartitionKey eq '<pk>' and ( ... ) */
     const size_t base = 64 + encodedClause(cfg->partitionKey);
+    const char **need = calloc(n ? n : 1, sizeof(*need));
+    group *groups = calloc(n ? n : 1, sizeof(*groups));
+    dict seen;
+    size_t k = 0, used = 0, ng = 0;
     time_t now = time(NULL);
+    int rc = CALIBRATION_TRANSIENT;
     if (errlen) err[0] = '\0';
+    if (dictInit(&seen, 64, NULL)) {
+        free(need);
+        free(groups);
+        snprintf(err, errlen, "out of memory");
+        return CALIBRATION_TRANSIENT;
+    }
+    if (!need || !groups) goto out;
+    /* The devices not cached (each once), in queries of at most IDS_PER_QUERY ids whose URL
+     * stays within FILTER_URL_MAX... */
     for (size_t i = 0; i < n; i++) {
         pthread_mutex_lock(&lock);
         int ok = fresh(dictGet(&cache, ids[i]), now);
         pthread_mutex_unlock(&lock);
-        if (ok) continue;
-        int dup = 0;
-        for (size_t j = 0; j < k; j++)
-            dup |= strcmp(need[j], ids[i]) == 0;
-        if (dup) continue;
+        if (ok || dictGet(&seen, ids[i])) continue;
+        if (dictSet(&seen, ids[i], (void *)ids[i])) goto out;
         size_t cost = encodedClause(ids[i]);
-        if (k && base + used + cost > FILTER_URL_MAX) {
-            int rc = loadGroup(need, k, now, err, errlen);
-            if (rc) return rc;
-            k = used = 0;
+        group *g = &groups[ng];
+        if (g->n && (base + used + cost > FILTER_URL_MAX || g->n == IDS_PER_QUERY)) {
+            g = &groups[++ng];
+            used = 0;
         }
+        if (!g->n) g->ids = need + k;
         need[k++] = ids[i];
+        g->n++;
         used += cost;
-        if (k == IDS_PER_QUERY) {
-            int rc = loadGroup(need, k, now, err, errlen);
-            if (rc) return rc;
-            k = used = 0;
-        }
     }
-    return k ? loadGroup(need, k, now, err, errlen) : 0;
+    if (k) ng++;
+    /* ...sent at once: on a cold start (every device unknown) a batch waits for one round trip,
+     * not one per query. */
+    size_t most = cfg->batchConcurrency > 0 ? (size_t)cfg->batchConcurrency : 1;
+    plan p = {groups, ng, now};
+    fanoutRun(ng, ng < most ? ng : most, loadTask, &p);
+    rc = 0;
+    for (size_t i = 0; i < ng && !rc; i++)
+        if (groups[i].rc) {
+            rc = groups[i].rc;
+            snprintf(err, errlen, "%s", groups[i].err);
+        }
+out:
+    if (rc == CALIBRATION_TRANSIENT && errlen && !err[0]) snprintf(err, errlen, "out of memory");
+    dictFree(&seen);
+    free(need);
+    free(groups);
+    return rc;
 }
 
 int calibrationGet(const char *id, calibration *out, char *reason, size_t len) {

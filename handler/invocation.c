@@ -3,6 +3,7 @@
 #include "invocation.h"
 
 #include "crypto.h"
+#include "jsonscan.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -12,17 +13,68 @@
 
 #define MAX_EVENTS 100000
 
-/* The host encodes array values a second time: accept an array, or a string holding one.
- * Returns a new reference, or NULL when v is neither. */
-static json_t *unwrapArray(json_t *v) {
-    if (json_is_array(v)) return json_incref(v);
-    if (json_is_string(v)) {
-        json_t *a = json_loadb(json_string_value(v), json_string_length(v),
-                               JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-        if (json_is_array(a)) return a;
-        json_decref(a);
+/* An envelope's parts, as spans of the body (or of the texts decoded out of it). */
+/* The Metadata members the handler reads, found in one pass over Metadata (its arrays are most
+ * of the body). */
+static const char *const metaNames[] = {"TriggerPartitionContext", "PartitionContext",
+                                        "SequenceNumberArray", "EnqueuedTimeUtcArray",
+                                        "SystemPropertiesArray"};
+#define META_NAMES (sizeof(metaNames) / sizeof(metaNames[0]))
+
+typedef struct envelope {
+    jsonscanSpan root, data, meta, events;
+    int hasMeta;
+    jsonscanSpan metaValues[META_NAMES]; /* type JSONSCAN_NONE when absent */
+    char *eventsText; /* Data.events decoded out of its string (owned), or NULL */
+} envelope;
+
+/* Fills env->metaValues (the last of duplicate keys, as jansson keeps). */
+static void readMetadata(envelope *env) {
+    jsonscanIter it;
+    jsonscanSpan k, v;
+    if (!env->hasMeta || env->meta.type != JSONSCAN_OBJECT) return;
+    jsonscanOpen(&it, &env->meta);
+    while (jsonscanNext(&it, &k, &v))
+        for (size_t i = 0; i < META_NAMES; i++)
+            if (jsonscanStringIs(&k, metaNames[i])) env->metaValues[i] = v;
+}
+
+/* A metadata value the host may encode a second time: an array, or a string holding one. Sets
+ * *out to the array's span (in *text, owned by the caller, when it was a string). Returns 0, 1
+ * when v is neither, or -1 when memory ran out. */
+static int unwrapSpan(const jsonscanSpan *v, jsonscanSpan *out, char **text) {
+    char why[96];
+    *text = NULL;
+    if (v->type == JSONSCAN_ARRAY) {
+        *out = *v;
+        return 0;
     }
-    return NULL;
+    if (v->type != JSONSCAN_STRING) return 1;
+    *text = malloc(v->n);
+    if (!*text) return -1;
+    size_t n = jsonscanString(v, *text);
+    if (jsonscanCheck(*text, n, out, why, sizeof(why)) != 0 || out->type != JSONSCAN_ARRAY) {
+        free(*text);
+        *text = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+/* Loads a small span with jansson (what the handler reads as JSON values): NULL on failure. */
+static json_t *loadSpan(const jsonscanSpan *v, json_error_t *je) {
+    return json_loadb(v->s, v->n, JSON_DECODE_ANY | JSON_ALLOW_NUL, je);
+}
+
+/* The same, for a value that may be a string holding JSON (SequenceNumberArray). */
+static json_t *loadUnwrapped(const jsonscanSpan *v, json_error_t *je) {
+    if (v->type != JSONSCAN_STRING) return loadSpan(v, je);
+    char *t = malloc(v->n);
+    if (!t) return NULL;
+    size_t n = jsonscanString(v, t);
+    json_t *j = json_loadb(t, n, JSON_DECODE_ANY, je);
+    free(t);
+    return j;
 }
 
 static int isContainer(const json_t *j) { return json_is_object(j) || json_is_array(j); }
@@ -36,16 +88,19 @@ static json_t *loadContainer(const char *s, size_t n) {
     return NULL;
 }
 
-/* Decodes one element of the events array into e. The element's text is borrowed: the caller
- * keeps the array alive. Returns 0 or -1 (OOM). */
-static int decodeEvent(json_t *el, hostEvent *e) {
-    if (json_is_string(el)) {
-        const char *s = json_string_value(el);
-        size_t n = json_string_length(el);
+/* Decodes one element of the events array (its span el) into e; a string's text goes to *arena
+ * (moved past it). Returns 0 or -1 (OOM). */
+static int decodeEvent(const jsonscanSpan *el, hostEvent *e, char **arena) {
+    if (el->type == JSONSCAN_STRING) {
+        char *s = *arena;
+        size_t n = jsonscanString(el, s);
+        *arena += n + 1;
         if (memchr(s, '\0', n)) {
             /* Not JSON text (JSON text holds no raw NUL): kept escaped, so that it stays
              * readable and whole in the rejected table. */
-            e->rawOwned = json_dumps(el, JSON_ENCODE_ANY);
+            json_t *str = json_stringn_nocheck(s, n);
+            e->rawOwned = str ? json_dumps(str, JSON_ENCODE_ANY) : NULL;
+            json_decref(str);
             if (!e->rawOwned) return -1;
             e->raw = e->rawOwned;
             e->rawlen = strlen(e->rawOwned);
@@ -71,47 +126,63 @@ static int decodeEvent(json_t *el, hostEvent *e) {
         }
         return 0;
     }
-    e->body = json_incref(el);
-    e->rawOwned = json_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* An object (no dataType), or any other value; a number beyond jansson's range is kept as
+     * text, without a body. */
+    e->body = loadSpan(el, NULL);
+    e->rawOwned =
+        e->body ? json_dumps(e->body, JSON_COMPACT | JSON_ENCODE_ANY) : strndup(el->s, el->n);
     if (!e->rawOwned) return -1;
     e->raw = e->rawOwned;
     e->rawlen = strlen(e->rawOwned);
     return 0;
 }
 
+/* The Metadata member name (absent, or null: 0). */
+static int metaMember(const envelope *env, const char *name, jsonscanSpan *v) {
+    for (size_t i = 0; i < META_NAMES; i++)
+        if (strcmp(metaNames[i], name) == 0) {
+            *v = env->metaValues[i];
+            return v->type != JSONSCAN_NONE && v->type != JSONSCAN_NULL;
+        }
+    return 0;
+}
+
+/* The partition context object (a new reference), or NULL. The Event Hubs extension puts the
+ * same TriggerPartitionContext (FullyQualifiedNamespace, EventHubName, ConsumerGroup,
+ * PartitionId) under both "TriggerPartitionContext" and "PartitionContext"
+ * (Azure/azure-sdk-for-net, sdk/eventhub/Microsoft.Azure.WebJobs.Extensions.EventHubs/src/
+ * Triggers/EventHubTriggerBindingStrategy.cs, GetBindingData; Config/TriggerPartitionContext.cs
+ * at ebb3eedf0db3c1096ba3ecee327f00e5cd5d07a0); older versions send only PartitionContext. */
+static json_t *partitionContext(const envelope *env) {
+    jsonscanSpan v;
+    if (metaMember(env, "TriggerPartitionContext", &v) && v.type == JSONSCAN_OBJECT)
+        return loadSpan(&v, NULL);
+    if (metaMember(env, "PartitionContext", &v) && v.type == JSONSCAN_OBJECT)
+        return loadSpan(&v, NULL);
+    return NULL;
+}
+
 /* After a failed decode: the partition and the sequence range, as far as the metadata can be
  * read, for the quarantine record. */
-static void describeFailed(hostBatch *b) {
-    json_t *meta = json_object_get(b->root, "Metadata");
-    json_t *ctx = json_object_get(meta, "TriggerPartitionContext");
-    if (!ctx) ctx = json_object_get(meta, "PartitionContext");
+static void describeFailed(const envelope *env, hostBatch *b) {
+    json_t *ctx = partitionContext(env);
     json_t *pid = json_object_get(ctx, "PartitionId");
     if (json_is_string(pid) && json_string_length(pid) < sizeof(b->partition) &&
         strlen(json_string_value(pid)) == json_string_length(pid))
         snprintf(b->partition, sizeof(b->partition), "%s", json_string_value(pid));
-    json_t *seqs = unwrapArray(json_object_get(meta, "SequenceNumberArray"));
+    json_decref(ctx);
+    jsonscanSpan v;
+    json_t *seqs = metaMember(env, "SequenceNumberArray", &v) ? loadUnwrapped(&v, NULL) : NULL;
     size_t i;
-    json_t *v;
-    json_array_foreach(seqs, i, v) {
-        if (!json_is_integer(v)) continue;
-        int64_t n = (int64_t)json_integer_value(v);
+    json_t *x;
+    json_array_foreach(seqs, i, x) {
+        if (!json_is_integer(x)) continue;
+        int64_t n = (int64_t)json_integer_value(x);
         if (!b->hasSeqRange || n < b->seqFirst) b->seqFirst = n;
         if (!b->hasSeqRange || n > b->seqLast) b->seqLast = n;
         b->hasSeqRange = 1;
     }
     json_decref(seqs);
-}
-
-static json_t *metadataArray(json_t *meta, const char *name, size_t count, int *bad) {
-    json_t *v = json_object_get(meta, name);
-    if (!v || json_is_null(v)) return NULL;
-    json_t *a = unwrapArray(v);
-    if (!a || json_array_size(a) != count) {
-        json_decref(a);
-        *bad = 1;
-        return NULL;
-    }
-    return a;
 }
 
 /* One string of the partition context: absent or null leaves *out NULL; anything but a string of
@@ -130,15 +201,9 @@ static int contextString(json_t *ctx, const char *name, const char **out, char *
     return 0;
 }
 
-/* Where the batch comes from. The Event Hubs extension puts the same TriggerPartitionContext
- * (FullyQualifiedNamespace, EventHubName, ConsumerGroup, PartitionId) under both
- * "TriggerPartitionContext" and "PartitionContext" (Azure/azure-sdk-for-net,
- * sdk/eventhub/Microsoft.Azure.WebJobs.Extensions.EventHubs/src/Triggers/
- * EventHubTriggerBindingStrategy.cs, GetBindingData; Config/TriggerPartitionContext.cs at
- * ebb3eedf0db3c1096ba3ecee327f00e5cd5d07a0); older versions send only PartitionContext. */
-static int readPartitionContext(json_t *meta, hostBatch *b, char *err, size_t errlen) {
-    json_t *ctx = json_object_get(meta, "TriggerPartitionContext");
-    if (!json_is_object(ctx)) ctx = json_object_get(meta, "PartitionContext");
+/* Where the batch comes from (see partitionContext): b->context keeps the strings. */
+static int readPartitionContext(const envelope *env, hostBatch *b, char *err, size_t errlen) {
+    json_t *ctx = b->context = partitionContext(env);
     const char *pid;
     if (contextString(ctx, "PartitionId", &pid, err, errlen) ||
         contextString(ctx, "FullyQualifiedNamespace", &b->eventHubNamespace, err, errlen) ||
@@ -153,16 +218,15 @@ static int readPartitionContext(json_t *meta, hostBatch *b, char *err, size_t er
 }
 
 /* SequenceNumberArray: an array, or a string holding one, with one entry per event; NULL in
- * *out when the host sent none. */
-static int sequenceArray(json_t *meta, size_t count, json_t **out, char *err, size_t errlen) {
-    json_t *v = json_object_get(meta, "SequenceNumberArray");
+ * *out when the host sent none. Small: read with jansson, which converts the numbers. */
+static int sequenceArray(const envelope *env, size_t count, json_t **out, char *err,
+                         size_t errlen) {
+    jsonscanSpan v;
     json_error_t je;
     *out = NULL;
-    if (!v || json_is_null(v)) return 0;
-    if (json_is_array(v)) {
-        *out = json_incref(v);
-    } else if (json_is_string(v)) {
-        *out = json_loadb(json_string_value(v), json_string_length(v), JSON_DECODE_ANY, &je);
+    if (!metaMember(env, "SequenceNumberArray", &v)) return 0;
+    if (v.type == JSONSCAN_ARRAY || v.type == JSONSCAN_STRING) {
+        *out = loadUnwrapped(&v, &je);
         if (!*out && json_error_code(&je) == json_error_numeric_overflow) {
             snprintf(err, errlen, "'SequenceNumberArray' holds a number beyond the 64-bit range");
             return -1;
@@ -210,40 +274,48 @@ static int sequenceNumber(json_t *s, size_t i, hostEvent *e, char *err, size_t e
     return -1;
 }
 
-/* Parses the body and finds the events' array in Data. Returns 0 with *events set (a new
- * reference, caller frees), or -1 with err set. */
-static int findEvents(const char *body, size_t len, hostBatch *b, json_t **events, char *err,
+/* Checks the body and finds Data's events array (env->events). Returns 0, or -1 with err set. */
+static int findEvents(const char *body, size_t len, envelope *env, hostBatch *b, char *err,
                       size_t errlen) {
-    json_error_t je;
+    char why[128];
+    jsonscanSpan ev, k;
     /* NUL characters (\u0000) are allowed here so that one event body holding one fails alone
      * (as "not JSON"), not the whole batch; strings the handler uses as text are checked. */
-    b->root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
-    if (!b->root) {
-        snprintf(err, errlen, "request body is not valid JSON: %s (line %d)", je.text, je.line);
+    if (jsonscanCheck(body, len, &env->root, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "request body is not valid JSON: %s", why);
         return -1;
     }
-    json_t *data = json_object_get(b->root, "Data");
-    if (!json_is_object(data)) {
+    if (env->root.type != JSONSCAN_OBJECT && env->root.type != JSONSCAN_ARRAY) {
+        snprintf(err, errlen, "request body is not valid JSON: '[' or '{' expected");
+        return -1;
+    }
+    if (!jsonscanMember(&env->root, "Data", &env->data) || env->data.type != JSONSCAN_OBJECT) {
         snprintf(err, errlen, "request has no 'Data' object");
         return -1;
     }
+    env->hasMeta = jsonscanMember(&env->root, "Metadata", &env->meta);
+    readMetadata(env);
     /* The trigger's binding is named "events" in function.json; a single other name is taken
      * too, so a renamed binding still works. */
-    json_t *ev = json_object_get(data, "events");
-    if (!ev && json_object_size(data) == 1) ev = json_object_iter_value(json_object_iter(data));
-    if (!ev) {
-        snprintf(err, errlen, "'Data' has no 'events' binding");
+    if (!jsonscanMember(&env->data, "events", &ev)) {
+        jsonscanIter it;
+        int n = 0;
+        jsonscanOpen(&it, &env->data);
+        while (n < 2 && jsonscanNext(&it, &k, &ev))
+            n++;
+        if (n != 1) {
+            snprintf(err, errlen, "'Data' has no 'events' binding");
+            return -1;
+        }
+    }
+    int rc = unwrapSpan(&ev, &env->events, &env->eventsText);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s",
+                 rc < 0 ? "out of memory"
+                        : "'Data.events' must be an array (or a JSON string holding one)");
         return -1;
     }
-    *events = unwrapArray(ev);
-    if (!*events) {
-        snprintf(err, errlen, "'Data.events' must be an array (or a JSON string holding one)");
-        return -1;
-    }
-    /* The events' texts are borrowed from the decoded array from here on: the (up to several
-     * MB) string the host wrapped them in is no longer needed. */
-    if (json_is_string(ev)) json_object_clear(data);
-    b->count = json_array_size(*events);
+    b->count = jsonscanCount(&env->events);
     if (b->count > MAX_EVENTS) {
         snprintf(err, errlen, "too many events in one batch (%zu)", b->count);
         return -1;
@@ -262,39 +334,86 @@ static void noteSequence(hostBatch *b, const hostEvent *e) {
     }
 }
 
-/* Event i's enqueued time (from times) and device id (from its system properties, decoded in
- * place when the host sent them as a string). */
-static void eventMetadata(hostBatch *b, json_t *times, size_t i, hostEvent *e) {
-    json_t *t = json_array_get(times, i);
-    if (json_is_string(t)) {
-        int64_t ms = invocationParseTime(json_string_value(t));
-        e->enqueuedMs = ms > 0 ? ms : 0;
+/* A metadata array with one entry per event, as a span in *out (*text owned when it was
+ * decoded out of a string). Returns 0 (absent or null: out->type JSONSCAN_NONE), 1 when it is
+ * not such an array, -1 on OOM. */
+static int metadataArray(const envelope *env, const char *name, size_t count, jsonscanSpan *out,
+                         char **text) {
+    jsonscanSpan v;
+    out->type = JSONSCAN_NONE;
+    *text = NULL;
+    if (!metaMember(env, name, &v)) return 0;
+    int rc = unwrapSpan(&v, out, text);
+    if (rc != 0) return rc;
+    return jsonscanCount(out) == count ? 0 : 1;
+}
+
+/* Each event's enqueued time, from the EnqueuedTimeUtcArray span (or none). */
+static void readTimes(hostBatch *b, const jsonscanSpan *times) {
+    jsonscanIter it;
+    jsonscanSpan t;
+    char text[64];
+    size_t i = 0;
+    if (times->type == JSONSCAN_NONE) return;
+    jsonscanOpen(&it, times);
+    for (; i < b->count && jsonscanNext(&it, NULL, &t); i++) {
+        if (t.type != JSONSCAN_STRING || t.n > sizeof(text)) continue; /* no time that long */
+        jsonscanString(&t, text);
+        int64_t ms = invocationParseTime(text);
+        b->events[i].enqueuedMs = ms > 0 ? ms : 0;
     }
-    json_t *sp = json_array_get(b->sysProps, i);
-    if (json_is_string(sp)) {
+}
+
+/* The device id in one element of SystemPropertiesArray: an object, or a string holding one
+ * (tmp: room for that string's text). Decoded into *arena (moved past it). */
+static void readDeviceId(const jsonscanSpan *sp, hostEvent *e, char *tmp, char **arena) {
+    jsonscanSpan obj = *sp, id;
+    char why[96];
+    if (sp->type == JSONSCAN_STRING) {
         /* an element encoded once more */
-        json_t *o = json_loadb(json_string_value(sp), json_string_length(sp), JSON_ALLOW_NUL, NULL);
-        if (json_is_object(o))
-            json_array_set_new(b->sysProps, i, o), sp = o;
-        else
-            json_decref(o);
+        size_t n = jsonscanString(sp, tmp);
+        if (jsonscanCheck(tmp, n, &obj, why, sizeof(why)) != 0) return;
     }
-    json_t *id = json_object_get(sp, "iothub-connection-device-id");
-    if (json_is_string(id) && json_string_length(id) > 0) {
-        e->deviceId = json_string_value(id);
-        /* an id with a NUL inside names no row: flagged, the reading is rejected */
-        e->badDeviceId = strlen(e->deviceId) != json_string_length(id);
+    if (!jsonscanMember(&obj, "iothub-connection-device-id", &id) || id.type != JSONSCAN_STRING ||
+        id.n <= 2)
+        return;
+    char *s = *arena;
+    size_t n = jsonscanString(&id, s);
+    *arena += n + 1;
+    e->deviceId = s;
+    /* an id with a NUL inside names no row: flagged, the reading is rejected */
+    e->badDeviceId = strlen(s) != n;
+}
+
+/* Each event's device id, from the SystemPropertiesArray span (or none): only the device id is
+ * decoded, the other properties are only checked. Returns 0 or -1 (OOM). */
+static int readDeviceIds(hostBatch *b, const jsonscanSpan *sys) {
+    jsonscanIter it;
+    jsonscanSpan sp;
+    char *tmp = NULL;
+    if (sys->type == JSONSCAN_NONE) return 0;
+    /* every id decoded is shorter than its text within the span */
+    b->ids = malloc(sys->n + 1);
+    if (!b->ids) return -1;
+    char *arena = b->ids;
+    jsonscanOpen(&it, sys);
+    for (size_t i = 0; i < b->count && jsonscanNext(&it, NULL, &sp); i++) {
+        if (sp.type == JSONSCAN_STRING && !tmp && !(tmp = malloc(sys->n))) return -1;
+        if (sp.type == JSONSCAN_STRING || sp.type == JSONSCAN_OBJECT)
+            readDeviceId(&sp, &b->events[i], tmp, &arena);
     }
+    free(tmp);
+    return 0;
 }
 
 /* Frees a batch that failed to decode, keeping what describes it in the log: the partition and
  * the sequence-number range. */
-static void keepFailedContext(hostBatch *b) {
+static void keepFailedContext(const envelope *env, int readable, hostBatch *b) {
     char partition[sizeof(b->partition)];
     int has = 0;
     int64_t first = 0, last = 0;
-    if (b->root) {
-        describeFailed(b);
+    if (readable) {
+        describeFailed(env, b);
         has = b->hasSeqRange, first = b->seqFirst, last = b->seqLast;
     }
     memcpy(partition, b->partition, sizeof(partition));
@@ -303,22 +422,56 @@ static void keepFailedContext(hostBatch *b) {
     b->hasSeqRange = has, b->seqFirst = first, b->seqLast = last;
 }
 
-int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err, size_t errlen) {
-    json_t *events = NULL, *seqs = NULL, *times = NULL;
-    int rc = -1, bad = 0;
-    memset(b, 0, sizeof(*b));
+/* The events themselves, with their sequence numbers (seqs may be NULL). */
+static int decodeEvents(const envelope *env, hostBatch *b, json_t *seqs, char *err, size_t errlen) {
+    jsonscanIter it;
+    jsonscanSpan el;
+    const jsonscanSpan *ev = &env->events;
+    /* every string decoded is shorter than its text within the array */
+    b->text = malloc(ev->n + 1);
+    if (!b->text) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char *arena = b->text;
+    b->allSeq = 1;
+    jsonscanOpen(&it, ev);
+    for (size_t i = 0; i < b->count && jsonscanNext(&it, NULL, &el); i++) {
+        hostEvent *e = &b->events[i];
+        if (decodeEvent(&el, e, &arena) != 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        if (sequenceNumber(json_array_get(seqs, i), i, e, err, errlen) != 0) return -1;
+        noteSequence(b, e);
+    }
+    return 0;
+}
 
-    if (findEvents(body, len, b, &events, err, errlen) != 0) goto out;
-    json_t *meta = json_object_get(b->root, "Metadata");
-    if (meta && !json_is_null(meta) && !json_is_object(meta)) {
+int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err, size_t errlen) {
+    envelope env;
+    json_t *seqs = NULL;
+    jsonscanSpan times, sys;
+    char *timesText = NULL, *sysText = NULL;
+    int rc = -1, readable = 0;
+    memset(b, 0, sizeof(*b));
+    memset(&env, 0, sizeof(env));
+
+    if (findEvents(body, len, &env, b, err, errlen) != 0) goto out;
+    readable = 1;
+    if (env.hasMeta && env.meta.type != JSONSCAN_NULL && env.meta.type != JSONSCAN_OBJECT) {
         snprintf(err, errlen, "'Metadata' must be an object");
         goto out;
     }
-    if (readPartitionContext(meta, b, err, errlen) != 0) goto out;
-    if (sequenceArray(meta, b->count, &seqs, err, errlen) != 0) goto out;
-    times = metadataArray(meta, "EnqueuedTimeUtcArray", b->count, &bad);
-    b->sysProps = metadataArray(meta, "SystemPropertiesArray", b->count, &bad);
-    if (bad) {
+    if (readPartitionContext(&env, b, err, errlen) != 0) goto out;
+    if (sequenceArray(&env, b->count, &seqs, err, errlen) != 0) goto out;
+    int t = metadataArray(&env, "EnqueuedTimeUtcArray", b->count, &times, &timesText);
+    int s = metadataArray(&env, "SystemPropertiesArray", b->count, &sys, &sysText);
+    if (t < 0 || s < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (t || s) {
         snprintf(err, errlen, "metadata arrays must be arrays with one entry per event (%zu)",
                  b->count);
         goto out;
@@ -329,25 +482,19 @@ int invocationDecodeBatch(const char *body, size_t len, hostBatch *b, char *err,
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    b->allSeq = 1;
-    for (size_t i = 0; i < b->count; i++) {
-        hostEvent *e = &b->events[i];
-        if (decodeEvent(json_array_get(events, i), e) != 0) {
-            snprintf(err, errlen, "out of memory");
-            goto out;
-        }
-        if (sequenceNumber(json_array_get(seqs, i), i, e, err, errlen) != 0) goto out;
-        noteSequence(b, e);
-        eventMetadata(b, times, i, e);
+    if (decodeEvents(&env, b, seqs, err, errlen) != 0) goto out;
+    readTimes(b, &times);
+    if (readDeviceIds(b, &sys) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
     }
-    b->eventsArr = events;
-    events = NULL;
     rc = 0;
 out:
-    json_decref(events);
     json_decref(seqs);
-    json_decref(times);
-    if (rc != 0) keepFailedContext(b);
+    free(timesText);
+    free(sysText);
+    if (rc != 0) keepFailedContext(&env, readable, b);
+    free(env.eventsText);
     return rc;
 }
 
@@ -357,9 +504,9 @@ void invocationBatchFree(hostBatch *b) {
         free(b->events[i].rawOwned);
     }
     free(b->events);
-    json_decref(b->eventsArr);
-    json_decref(b->sysProps);
-    json_decref(b->root);
+    free(b->text);
+    free(b->ids);
+    json_decref(b->context);
     memset(b, 0, sizeof(*b));
 }
 

@@ -27,16 +27,16 @@ typedef struct hostBatch {
     size_t count;
     char partition[64]; /* PartitionId, "" when the host sent none */
     /* The Event Hub the partition belongs to (PartitionContext.FullyQualifiedNamespace and
-     * EventHubName), borrowed from root; NULL when the host sent none. */
+     * EventHubName), borrowed from context; NULL when the host sent none. */
     const char *eventHubNamespace;
     const char *eventHubName;
-    json_t *root;      /* keeps borrowed strings alive */
-    json_t *eventsArr; /* the decoded events array (owned): raw texts are borrowed from it */
-    json_t *sysProps;  /* decoded SystemPropertiesArray (owned), or NULL */
-    int allSeq;        /* every event has a sequence number */
-    int hasSeqRange;   /* seqFirst/seqLast hold the lowest and highest sequence numbers seen, */
-    int64_t seqFirst;  /* also filled, as far as the metadata could be read, when decoding */
-    int64_t seqLast;   /* failed (for the quarantine record) */
+    json_t *context;  /* the partition context (owned): keeps the two strings above alive */
+    char *text;       /* the events' decoded texts (owned): raw is borrowed from here */
+    char *ids;        /* the decoded device ids (owned): deviceId is borrowed from here */
+    int allSeq;       /* every event has a sequence number */
+    int hasSeqRange;  /* seqFirst/seqLast hold the lowest and highest sequence numbers seen, */
+    int64_t seqFirst; /* also filled, as far as the metadata could be read, when decoding */
+    int64_t seqLast;  /* failed (for the quarantine record) */
 } hostBatch;
 
 /* Decodes an invocation body. Event bodies may be JSON text, base64 of JSON, objects or arrays,

@@ -53,7 +53,11 @@ static void onFull(const httpdRequest *hr, httpdResponse *resp, void *ctx) {
                          .conn = (void *)hr,
                          .rq = (void *)hr};
     serverResponse res = {.status = 500};
+    int64_t receiveUs, queuedUs;
     (void)ctx;
+    httpdTiming(hr, &receiveUs, &queuedUs);
+    req.receiveMs = (double)receiveUs / 1e3;
+    req.queuedMs = (double)queuedUs / 1e3;
     opt.handler(&req, &res);
     toHttpd(&res, resp);
 }

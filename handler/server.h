@@ -21,6 +21,8 @@ typedef struct serverRequest {
     FILE *spool;
     void *conn; /* opaque, for serverQuery/serverHeader */
     void *rq;   /* opaque, for serverStreamOpen */
+    /* For timing lines: how long the request took to arrive, and then waited for a worker. */
+    double receiveMs, queuedMs;
 } serverRequest;
 
 typedef struct serverResponse {

@@ -44,8 +44,11 @@ struct tableBatch {
     char ctype[128];    /* multipart/mixed; boundary=batch_{uuid} */
     size_t maxbytes;
     size_t count;
-    char *rks[TABLEBATCH_MAX_OPS]; /* each operation's RowKey, to refuse a row twice */
-    buf parts;                     /* the changeset's parts, each "--changeset_..\r\n...\r\n" */
+    char *rks[TABLEBATCH_MAX_OPS];   /* each operation's RowKey, to refuse a row twice */
+    buf parts;                       /* the changeset's parts, each "--changeset_..\r\n...\r\n" */
+    buf part;                        /* the part being written (storage kept between operations) */
+    char epk[TABLE_KEY_MAX * 6 + 1]; /* pk escaped for a URL, once */
+    char *jpk;                       /* pk as a JSON string literal (ASCII), once */
 };
 
 static void setErr(char *err, size_t errlen, const char *msg) {
@@ -129,6 +132,15 @@ tableBatch *tableBatchNew(const storageAccount *a, const char *table, const char
                   : cosmos(a->endpoint) ? TABLEBATCH_COSMOS_MAX_BYTES
                                         : TABLEBATCH_MAX_BYTES;
     bufInit(&b->parts, b->maxbytes);
+    bufInit(&b->part, b->maxbytes);
+    json_t *k = json_string(pk);
+    b->jpk = k ? json_dumps(k, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
+    json_decref(k);
+    if (!b->jpk || tableEscapeKey(pk, b->epk, sizeof(b->epk))) {
+        setErr(err, errlen, b->jpk ? "PartitionKey too long" : "out of memory");
+        tableBatchFree(b);
+        return NULL;
+    }
     return b;
 }
 
@@ -137,6 +149,8 @@ void tableBatchFree(tableBatch *b) {
     for (size_t i = 0; i < b->count; i++)
         free(b->rks[i]);
     bufFree(&b->parts);
+    bufFree(&b->part);
+    free(b->jpk);
     free(b);
 }
 
@@ -167,40 +181,53 @@ char *tableBatchBody(const tableBatch *b, size_t *len) {
     return bufDetach(&out);
 }
 
-/* The JSON body of one operation (caller frees), or NULL with err set. */
-static char *opJson(const tableBatch *b, enum tableBatchOp op, const char *rk, const json_t *props,
-                    char *err, size_t errlen) {
-    if (!json_is_object(props)) {
-        setErr(err, errlen, "the properties are not a JSON object");
-        return NULL;
-    }
+/* Checks that props is an object whose PartitionKey and RowKey, where given, are the operation's;
+ * *missing is set when an INSERT must add them. Returns 0 or -1 with err set. */
+static int checkProps(const tableBatch *b, enum tableBatchOp op, const char *rk,
+                      const json_t *props, int *missing, char *err, size_t errlen) {
     const char *keys[2] = {"PartitionKey", "RowKey"};
     const char *want[2] = {b->pk, rk};
+    if (!json_is_object(props)) {
+        setErr(err, errlen, "the properties are not a JSON object");
+        return -1;
+    }
+    *missing = 0;
     for (int i = 0; i < 2; i++) {
         json_t *v = json_object_get(props, keys[i]);
         if (v && (!json_is_string(v) || strcmp(json_string_value(v), want[i]) != 0)) {
             setErr(err, errlen, "a key in the properties differs from the operation's");
-            return NULL;
+            return -1;
         }
+        *missing |= op == TABLEBATCH_INSERT && !v;
     }
-    json_t *o = json_copy((json_t *)props); /* shallow: only dumped */
-    if (!o) {
-        setErr(err, errlen, "out of memory");
-        return NULL;
-    }
-    if (op == TABLEBATCH_INSERT && (json_object_set_new(o, "PartitionKey", json_string(b->pk)) ||
-                                    json_object_set_new(o, "RowKey", json_string(rk)))) {
-        json_decref(o);
-        setErr(err, errlen, "out of memory");
-        return NULL;
-    }
-    /* One line of ASCII, as Azurite's reader needs: TableBatchSerialization.ts matches the body
-     * with /{+.+}+/, whose '.' stops at a line end and at U+2028 and U+2029 too (a raw U+2028 in
-     * a string made Azurite 3.35.0 answer 500), so every non-ASCII character goes as \uXXXX. */
-    char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-    json_decref(o);
-    if (!s) setErr(err, errlen, "cannot encode the properties as JSON");
-    return s;
+    return 0;
+}
+
+static int appendCallback(const char *s, size_t n, void *data) {
+    return bufAppend(data, s, n) ? -1 : 0;
+}
+
+/* Appends the JSON body of one operation to part: props, and for an INSERT without them the
+ * keys first. One line of ASCII, as Azurite's reader needs: TableBatchSerialization.ts matches
+ * the body with /{+.+}+/, whose '.' stops at a line end and at U+2028 and U+2029 too (a raw U+2028
+ * in a string made Azurite 3.35.0 answer 500), so every non-ASCII character goes as \uXXXX.
+ * Dumped straight into part (no copy of props). Returns nonzero when part's cap was reached or
+ * memory ran out. */
+static int appendJson(const tableBatch *b, const char *rk, const json_t *props, int keys,
+                      buf *part) {
+    size_t flags = JSON_COMPACT | JSON_ENSURE_ASCII;
+    if (!keys) return json_dump_callback(props, appendCallback, part, flags) != 0;
+    json_t *k = json_string(rk);
+    char *jrk = k ? json_dumps(k, JSON_ENCODE_ANY | flags) : NULL;
+    json_decref(k);
+    int bad = !jrk || bufPrintf(part, "{\"PartitionKey\":%s,\"RowKey\":%s", b->jpk, jrk);
+    free(jrk);
+    if (bad) return 1;
+    if (json_object_size(props) == 0) return bufAppend(part, "}", 1);
+    size_t at = part->len;
+    if (json_dump_callback(props, appendCallback, part, flags) != 0) return 1;
+    part->data[at] = ','; /* the dumped object's '{' */
+    return 0;
 }
 
 /* Checks an operation before it is written. Returns 0, or TABLEBATCH_INVALID / TABLEBATCH_FULL
@@ -233,27 +260,31 @@ static int addRefused(const tableBatch *b, enum tableBatchOp op, const char *rk,
     return 0;
 }
 
-/* Writes one application/http part into part (epk, erk: the escaped keys; json NULL for a
- * DELETE). Returns nonzero when part's cap was reached. */
-static int writePart(const tableBatch *b, enum tableBatchOp op, const char *epk, const char *erk,
-                     const char *json, const char *etag, buf *part) {
+static int appendText(buf *part, const char *s) { return bufAppend(part, s, strlen(s)); }
+
+/* Writes one application/http part into part (erk: the escaped RowKey; props NULL for a
+ * DELETE). *json is set to where the JSON body starts. Returns nonzero when part's cap was
+ * reached. */
+static int writePart(const tableBatch *b, enum tableBatchOp op, const char *rk, const char *erk,
+                     const json_t *props, int keys, const char *etag, buf *part, size_t *json) {
     static const char *verbs[] = {"POST", "MERGE", "PUT", "DELETE"};
-    int bad = bufPrintf(part,
-                        "--%s\r\nContent-Type: application/http\r\n"
-                        "Content-Transfer-Encoding: binary\r\n\r\n",
-                        b->changeset);
+    int bad = appendText(part, "--") || appendText(part, b->changeset) ||
+              appendText(part, "\r\nContent-Type: application/http\r\n"
+                               "Content-Transfer-Encoding: binary\r\n\r\n");
     if (op == TABLEBATCH_INSERT)
         bad = bad || bufPrintf(part, "POST %s/%s HTTP/1.1\r\n", b->endpoint, b->table);
     else
         bad = bad || bufPrintf(part, "%s %s/%s(PartitionKey='%s',RowKey='%s') HTTP/1.1\r\n",
-                               verbs[op], b->endpoint, b->table, epk, erk);
-    bad = bad || bufPrintf(part, "Accept: application/json;odata=nometadata\r\n"
-                                 "DataServiceVersion: 3.0;\r\n");
-    if (json) bad = bad || bufPrintf(part, "Content-Type: application/json\r\n");
-    if (op == TABLEBATCH_INSERT) bad = bad || bufPrintf(part, "Prefer: return-no-content\r\n");
+                               verbs[op], b->endpoint, b->table, b->epk, erk);
+    bad = bad || appendText(part, "Accept: application/json;odata=nometadata\r\n"
+                                  "DataServiceVersion: 3.0;\r\n");
+    if (props) bad = bad || appendText(part, "Content-Type: application/json\r\n");
+    if (op == TABLEBATCH_INSERT) bad = bad || appendText(part, "Prefer: return-no-content\r\n");
     if (etag) bad = bad || bufPrintf(part, "If-Match: %s\r\n", etag);
-    bad = bad || bufPrintf(part, "\r\n%s\r\n", json ? json : "");
-    return bad;
+    bad = bad || appendText(part, "\r\n");
+    *json = part->len;
+    if (props) bad = bad || appendJson(b, rk, props, keys, part);
+    return bad || appendText(part, "\r\n");
 }
 
 /* Appends a written part and remembers its RowKey. Returns TABLEBATCH_ADDED, or
@@ -278,40 +309,39 @@ static int keepPart(tableBatch *b, const char *rk, const buf *part, char *err, s
 
 int tableBatchAdd(tableBatch *b, enum tableBatchOp op, const char *rk, const json_t *props,
                   const char *etag, char *err, size_t errlen) {
-    char erk[TABLE_KEY_MAX * 6 + 1], epk[TABLE_KEY_MAX * 6 + 1];
-    char *json = NULL;
-    buf part;
-    int rc;
-    bufInit(&part, b->maxbytes);
+    char erk[TABLE_KEY_MAX * 6 + 1];
+    buf *part = &b->part;
+    size_t json = 0;
+    int rc, keys = 0;
+    bufReset(part);
 
-    if ((rc = addRefused(b, op, rk, etag, err, errlen))) goto out;
-    rc = TABLEBATCH_INVALID;
-    if (op != TABLEBATCH_DELETE && !(json = opJson(b, op, rk, props, err, errlen))) goto out;
-    if (json && memmem(json, strlen(json), b->changeset, strlen(b->changeset))) {
-        setErr(err, errlen, "the properties contain the transaction's boundary");
-        goto out;
-    }
-    if (tableEscapeKey(rk, erk, sizeof(erk)) || tableEscapeKey(b->pk, epk, sizeof(epk))) {
+    if ((rc = addRefused(b, op, rk, etag, err, errlen))) return rc;
+    if (op == TABLEBATCH_DELETE)
+        props = NULL;
+    else if (checkProps(b, op, rk, props, &keys, err, errlen) != 0)
+        return TABLEBATCH_INVALID;
+    if (tableEscapeKey(rk, erk, sizeof(erk))) {
         setErr(err, errlen, "key too long");
-        goto out;
+        return TABLEBATCH_INVALID;
     }
-    if (writePart(b, op, epk, erk, json, etag, &part) || frameSize(b) + part.len > b->maxbytes) {
+    if (writePart(b, op, rk, erk, props, keys, etag, part, &json) ||
+        frameSize(b) + part->len > b->maxbytes) {
+        /* the cap was reached (bufAppend then freed part) or memory ran out */
         if (err && errlen)
             snprintf(err, errlen, "the operation alone is over the transaction's %zu bytes",
                      b->maxbytes);
-        goto out;
+        return TABLEBATCH_INVALID;
     }
-    if (tableBatchSize(b) + part.len > b->maxbytes) {
+    if (memmem(part->data + json, part->len - json, b->changeset, strlen(b->changeset))) {
+        setErr(err, errlen, "the properties contain the transaction's boundary");
+        return TABLEBATCH_INVALID;
+    }
+    if (tableBatchSize(b) + part->len > b->maxbytes) {
         if (err && errlen)
             snprintf(err, errlen, "the transaction would pass %zu bytes", b->maxbytes);
-        rc = TABLEBATCH_FULL;
-        goto out;
+        return TABLEBATCH_FULL;
     }
-    rc = keepPart(b, rk, &part, err, errlen);
-out:
-    free(json);
-    bufFree(&part);
-    return rc;
+    return keepPart(b, rk, part, err, errlen);
 }
 
 /* ---- reading the answer ---- */

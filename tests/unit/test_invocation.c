@@ -173,6 +173,37 @@ static void test_partition_context_variants(void **state) {
     invocationBatchFree(&b);
 }
 
+/* System properties: only the device id is decoded, from an object or an object encoded once
+ * more, escaped or not, the last of duplicate keys; the others are only checked. */
+static void test_device_ids(void **state) {
+    (void)state;
+    const char *body =
+        "{\"Data\":{\"events\":[\"{}\",\"{}\",\"{}\",\"{}\",\"{}\"]},\"Metadata\":{"
+        "\"SystemPropertiesArray\":\"[{\\\"x-opt-offset\\\":\\\"1\\\",\\\"iothub-connection-device-"
+        "id\\\":\\\"d\\\\\\\"q\\\\u00e9\\\"},"
+        "{\\\"iothub-connection-device-id\\\":\\\"first\\\",\\\"iothub-connection-device-id\\\":"
+        "\\\"second\\\"},"
+        "\\\"{\\\\\\\"iothub-connection-device-id\\\\\\\":\\\\\\\"inner\\\\\\\"}\\\","
+        "{\\\"iothub-connection-device-id\\\":\\\"a\\\\u0000b\\\"},"
+        "{\\\"iothub-connection-device-id\\\":7}]\"}}";
+    hostBatch b;
+    char err[INVOCATION_ERR_LEN] = "";
+    if (invocationDecodeBatch(body, strlen(body), &b, err, sizeof(err))) fail_msg("%s", err);
+    assert_int_equal(b.count, 5);
+    assert_string_equal(b.events[0].deviceId, "d\"q\xc3\xa9");
+    assert_string_equal(b.events[1].deviceId, "second");
+    assert_string_equal(b.events[2].deviceId, "inner");
+    assert_true(b.events[3].badDeviceId);
+    assert_false(b.events[0].badDeviceId);
+    assert_null(b.events[4].deviceId);
+    invocationBatchFree(&b);
+    /* a broken element inside the string is a broken array: the envelope cannot be read */
+    const char *broken = "{\"Data\":{\"events\":[\"{}\"]},\"Metadata\":{"
+                         "\"SystemPropertiesArray\":\"[{\\\"a\\\":}]\"}}";
+    assert_int_equal(invocationDecodeBatch(broken, strlen(broken), &b, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "one entry per event"));
+}
+
 /* Sequence numbers exactly: what is not an integer in 0..INT64_MAX makes the batch unreadable
  * (never a clamped or negative watermark). */
 static void test_sequence_numbers_exact(void **state) {
@@ -301,6 +332,7 @@ int main(void) {
         cmocka_unit_test(test_array_body),
         cmocka_unit_test(test_bad_envelopes),
         cmocka_unit_test(test_partition_context_variants),
+        cmocka_unit_test(test_device_ids),
         cmocka_unit_test(test_sequence_numbers_exact),
         cmocka_unit_test(test_event_hub_identity),
         cmocka_unit_test(test_times),

@@ -292,6 +292,22 @@ static devRow *findDev(const histOut *o, const char *id) {
     return o->ndevs ? bsearch(&key, o->devs, o->ndevs, sizeof(devRow), byDevId) : NULL;
 }
 
+/* Sends what the group holds (settled: de-duplicated, in time order) and empties it. */
+static void emitGroup(histOut *o) {
+    historyreadGroupSettle(&o->g);
+    if (o->g.n) {
+        buf dev;
+        bufInit(&dev, DEV_TEXT_MAX);
+        if (o->csv ? csvField(&dev, o->gdev)
+                   : bufAppend(&dev, "{\"deviceId\":", 12) || jsonText(&dev, o->gdev))
+            o->oom = 1; /* dev freed */
+        for (size_t i = 0; i < o->g.n && !o->oom && !o->gone; i++)
+            emitReading(o, dev.data, dev.len, &o->g.v[i]);
+        bufFree(&dev);
+    }
+    historyreadGroupClear(&o->g);
+}
+
 /* Adds a reading to the group when it is in the range and the hour. */
 static int gather(const historyreadReading *r, void *ctx) {
     histOut *o = ctx;
@@ -300,19 +316,8 @@ static int gather(const historyreadReading *r, void *ctx) {
     if (historyreadGroupAdd(&o->g, r) == 0) return 0;
     /* full (a device with more than HISTORYREAD_GROUP_MAX readings in an hour) or no memory:
      * what is held goes out, de-duplicated among itself */
-    historyreadGroupSettle(&o->g);
-    buf dev;
-    bufInit(&dev, DEV_TEXT_MAX);
-    if ((o->csv ? csvField(&dev, o->gdev)
-                : bufAppend(&dev, "{\"deviceId\":", 12) || jsonText(&dev, o->gdev)) != 0) {
-        o->oom = 1;
-        return 1;
-    }
-    for (size_t i = 0; i < o->g.n && !o->oom && !o->gone; i++)
-        emitReading(o, dev.data, dev.len, &o->g.v[i]);
-    bufFree(&dev);
-    historyreadGroupClear(&o->g);
-    if (historyreadGroupAdd(&o->g, r) != 0) o->oom = 1;
+    emitGroup(o);
+    if (!o->oom && historyreadGroupAdd(&o->g, r) != 0) o->oom = 1;
     return o->oom || o->gone;
 }
 
@@ -325,17 +330,7 @@ static void flushGroup(histOut *o) {
         d->pendingDone = o->hourMs;
         historyreadPending(d->row, gather, o, &o->bad);
     }
-    historyreadGroupSettle(&o->g);
-    buf dev;
-    bufInit(&dev, DEV_TEXT_MAX);
-    if (o->g.n && (o->csv ? csvField(&dev, o->gdev)
-                          : bufAppend(&dev, "{\"deviceId\":", 12) || jsonText(&dev, o->gdev))) {
-        o->oom = 1;
-    }
-    for (size_t i = 0; i < o->g.n && !o->oom && !o->gone; i++)
-        emitReading(o, dev.data, dev.len, &o->g.v[i]);
-    bufFree(&dev);
-    historyreadGroupClear(&o->g);
+    emitGroup(o);
 }
 
 /* Starts the group of device dev (flushing the one before). */

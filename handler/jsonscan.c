@@ -162,95 +162,102 @@ static const char *scanScalar(const char *p, const char *end, int *type, const c
     return q;
 }
 
-int jsonscanCheck(const char *text, size_t len, jsonscanSpan *v, char *err, size_t errlen) {
-    /* One bit per open container (1: object), so nesting costs no recursion. */
+/* The state of jsonscanCheck: where it is, and one bit per open container (1: an object), so
+ * that nesting costs no recursion. */
+typedef struct checker {
+    const char *p, *end, *why;
     unsigned char open[JSONSCAN_MAX_DEPTH / 8];
-    int depth = 0, type = JSONSCAN_NONE;
-    const char *p = text, *end = text + len, *start, *why = "unexpected end of input";
-    pthread_once(&plainOnce, makePlain);
-    p = skipSpace(p, end);
-    start = p;
-    for (;;) {
-        /* a value */
-        if (p >= end) goto bad;
-        if (*p == '{' || *p == '[') {
-            int obj = *p == '{';
-            if (depth == 0) type = obj ? JSONSCAN_OBJECT : JSONSCAN_ARRAY;
-            if (depth == JSONSCAN_MAX_DEPTH) {
-                why = "nested too deep";
-                goto bad;
-            }
-            if (obj)
-                open[depth / 8] |= (unsigned char)(1u << (depth % 8));
-            else
-                open[depth / 8] &= (unsigned char)~(1u << (depth % 8));
-            depth++;
-            p = skipSpace(p + 1, end);
-            if (p < end && *p == (obj ? '}' : ']')) {
-                p++;
-                depth--;
-                goto after;
-            }
-            if (obj) goto key;
-            continue;
-        }
-        {
-            int t;
-            const char *at = p;
-            if (!(p = scanScalar(p, end, &t, &why))) {
-                p = at;
-                goto bad;
-            }
-            if (depth == 0) type = t;
-        }
-    after:
-        if (depth == 0) break;
-        p = skipSpace(p, end);
-        if (p >= end) goto bad;
-        {
-            int obj = (open[(depth - 1) / 8] >> ((depth - 1) % 8)) & 1;
-            if (*p == ',') {
-                p = skipSpace(p + 1, end);
-                if (obj) goto key;
-                continue;
-            }
-            if (*p == (obj ? '}' : ']')) {
-                p++;
-                depth--;
-                goto after;
-            }
-            why = obj ? "expected ',' or '}'" : "expected ',' or ']'";
-            goto bad;
-        }
-    key:
-        if (p >= end || *p != '"') {
-            why = "expected a string key";
-            goto bad;
-        }
-        {
-            const char *at = p;
-            if (!(p = scanString(p, end, 1, &why))) {
-                p = at;
-                goto bad;
-            }
-        }
-        p = skipSpace(p, end);
-        if (p >= end || *p != ':') {
-            why = "expected ':'";
-            goto bad;
-        }
-        p = skipSpace(p + 1, end);
+    int depth, type;
+} checker;
+
+/* What comes next in the text. */
+enum { NEXT_VALUE, NEXT_KEY, NEXT_DONE, NEXT_BAD };
+
+static int openIsObject(const checker *c, int d) { return (c->open[d / 8] >> (d % 8)) & 1; }
+
+/* A key and its ':' at c->p. Returns 0, or -1 with c->why set (c->p where it failed). */
+static int checkKey(checker *c) {
+    if (c->p >= c->end || *c->p != '"') {
+        c->why = "expected a string key";
+        return -1;
     }
-    v->s = start;
-    v->n = (size_t)(p - start);
-    v->type = type;
-    if (skipSpace(p, end) != end) {
-        why = "end of input expected";
-        goto bad;
+    const char *q = scanString(c->p, c->end, 1, &c->why);
+    if (!q) return -1;
+    c->p = skipSpace(q, c->end);
+    if (c->p >= c->end || *c->p != ':') {
+        c->why = "expected ':'";
+        return -1;
     }
+    c->p = skipSpace(c->p + 1, c->end);
     return 0;
-bad:
-    snprintf(err, errlen, "%s near byte %zu", why, (size_t)(p - text));
+}
+
+/* After a value: closes the containers that end here. Returns what comes next. */
+static int checkAfter(checker *c) {
+    while (c->depth > 0) {
+        c->p = skipSpace(c->p, c->end);
+        if (c->p >= c->end) return NEXT_BAD;
+        int obj = openIsObject(c, c->depth - 1);
+        if (*c->p == ',') {
+            c->p = skipSpace(c->p + 1, c->end);
+            return obj ? NEXT_KEY : NEXT_VALUE;
+        }
+        if (*c->p != (obj ? '}' : ']')) {
+            c->why = obj ? "expected ',' or '}'" : "expected ',' or ']'";
+            return NEXT_BAD;
+        }
+        c->p++;
+        c->depth--;
+    }
+    return NEXT_DONE;
+}
+
+/* One value at c->p: a scalar, or a container's opening (and its closing when empty). Returns
+ * what comes next. */
+static int checkValue(checker *c) {
+    if (c->p >= c->end) return NEXT_BAD;
+    if (*c->p == '{' || *c->p == '[') {
+        int obj = *c->p == '{', d = c->depth;
+        if (d == 0) c->type = obj ? JSONSCAN_OBJECT : JSONSCAN_ARRAY;
+        if (d == JSONSCAN_MAX_DEPTH) {
+            c->why = "nested too deep";
+            return NEXT_BAD;
+        }
+        if (obj)
+            c->open[d / 8] |= (unsigned char)(1u << (d % 8));
+        else
+            c->open[d / 8] &= (unsigned char)~(1u << (d % 8));
+        c->depth++;
+        c->p = skipSpace(c->p + 1, c->end);
+        if (c->p >= c->end || *c->p != (obj ? '}' : ']')) return obj ? NEXT_KEY : NEXT_VALUE;
+        c->p++;
+        c->depth--;
+        return checkAfter(c);
+    }
+    int t;
+    const char *q = scanScalar(c->p, c->end, &t, &c->why);
+    if (!q) return NEXT_BAD;
+    c->p = q;
+    if (c->depth == 0) c->type = t;
+    return checkAfter(c);
+}
+
+int jsonscanCheck(const char *text, size_t len, jsonscanSpan *v, char *err, size_t errlen) {
+    checker c = {.end = text + len, .why = "unexpected end of input", .type = JSONSCAN_NONE};
+    int next = NEXT_VALUE;
+    pthread_once(&plainOnce, makePlain);
+    c.p = skipSpace(text, c.end);
+    const char *start = c.p;
+    while (next == NEXT_VALUE || next == NEXT_KEY)
+        next = next == NEXT_KEY && checkKey(&c) != 0 ? NEXT_BAD : checkValue(&c);
+    if (next == NEXT_DONE) {
+        v->s = start;
+        v->n = (size_t)(c.p - start);
+        v->type = c.type;
+        if (skipSpace(c.p, c.end) == c.end) return 0;
+        c.why = "end of input expected";
+    }
+    snprintf(err, errlen, "%s near byte %zu", c.why, (size_t)(c.p - text));
     return -1;
 }
 

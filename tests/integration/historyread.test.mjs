@@ -6,39 +6,27 @@
 // and the device commit that would record it is not (an orphan chunk).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import * as h from '../lib/harness.mjs';
+import { startTableProxy } from '../lib/batchproxy.mjs';
 
 const HISTORY = 'ReadingHistory';
 const DEVICES = 'DeviceState';
 let az, proxy, handler;
 
+/** The proxy (tests/lib/batchproxy.mjs) with one switch: failDevice answers 503 to every write
+ * of a DeviceState row (alone or in a $batch), counted in failed. */
 async function startProxy() {
-  const port = await h.freePort();
-  const p = { port, failDevice: false, failed: 0 };
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const write = req.method !== 'GET' && req.method !== 'HEAD';
-      if (p.failDevice && write && (req.url.includes(DEVICES) || (req.url.includes('$batch') && body.includes(`${DEVICES}(`)))) {
-        p.failed++;
-        res.writeHead(503, { 'Content-Type': 'text/plain' });
-        res.end('down');
-        return;
-      }
-      const up = http.request({ host: '127.0.0.1', port: az.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-        res.writeHead(ur.statusCode, ur.headers);
-        ur.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      up.end(body);
-    });
+  const p = { failDevice: false, failed: 0 };
+  const proxy = await startTableProxy(az, (req, body, res) => {
+    const write = req.method !== 'GET' && req.method !== 'HEAD';
+    if (!p.failDevice || !write) return false;
+    if (!req.url.includes(DEVICES) && !(req.url.includes('$batch') && body.includes(`${DEVICES}(`))) return false;
+    p.failed++;
+    res.writeHead(503, { 'Content-Type': 'text/plain' });
+    res.end('down');
+    return true;
   });
-  await new Promise((r) => server.listen(port, '127.0.0.1', r));
-  p.close = () => { server.closeAllConnections(); return new Promise((r) => server.close(r)); };
-  return p;
+  return Object.assign(p, proxy);
 }
 
 before(async () => {
@@ -46,7 +34,7 @@ before(async () => {
   proxy = await startProxy();
   handler = await h.startHandler({
     ...h.handlerEnv(az),
-    StorageConnectionString: az.connectionString.replace(`:${az.port}/`, `:${proxy.port}/`),
+    StorageConnectionString: proxy.connectionString,
     BackoffBaseMs: '5', BackoffCapMs: '20', BackoffAttempts: '2',
   });
 });

@@ -8,6 +8,7 @@
 #include "invocation.h"
 #include "table.h"
 
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -41,10 +42,15 @@ int historySummaryKey(const char *device, char *out, size_t outlen) {
     return n > 0 && (size_t)n < outlen ? 0 : -1;
 }
 
+double historySumAdd(double sum, double v) {
+    double s = sum + v;
+    return s > DBL_MAX ? DBL_MAX : s < -DBL_MAX ? -DBL_MAX : s;
+}
+
 static void aggAdd(historyAgg *a, double v) {
     if (!a->n || v < a->min) a->min = v;
     if (!a->n || v > a->max) a->max = v;
-    a->sum += v;
+    a->sum = historySumAdd(a->sum, v);
     a->n++;
 }
 
@@ -193,15 +199,17 @@ int historyReadingText(const historyReading *v, char *out, size_t outlen) {
     return n > 0 && (size_t)n < outlen ? n : -1;
 }
 
-/* A decimal integer of exactly len bytes (no sign, at most 18 digits). Returns 0 or -1. */
-static int fieldInt(const char *text, size_t len, int64_t *out) {
-    int64_t v = 0;
-    if (len == 0 || len > 18) return -1;
+/* A decimal integer of exactly len bytes (no sign, at most maxDigits, at most 19, and at most
+ * INT64_MAX: a sequence number can be any of 0..INT64_MAX). Returns 0 or -1. */
+static int fieldInt(const char *text, size_t len, size_t maxDigits, int64_t *out) {
+    uint64_t v = 0;
+    if (len == 0 || len > maxDigits || len > 19) return -1;
     for (size_t i = 0; i < len; i++) {
         if (text[i] < '0' || text[i] > '9') return -1;
-        v = v * 10 + (text[i] - '0');
+        v = v * 10 + (uint64_t)(text[i] - '0'); /* 19 digits fit in 64 bits unsigned */
     }
-    *out = v;
+    if (v > (uint64_t)INT64_MAX) return -1;
+    *out = (int64_t)v;
     return 0;
 }
 
@@ -218,8 +226,8 @@ int historyReadingParse(const char *text, size_t len, historyParsed *p) {
         fl[nf++] = i - start;
         start = i + 1;
     }
-    if (nf != FIELDS || fieldInt(f[0], fl[0], &p->ms) != 0 || fieldInt(f[2], fl[2], &p->seq) != 0 ||
-        fieldInt(f[3], fl[3], &k) != 0)
+    if (nf != FIELDS || fieldInt(f[0], fl[0], 18, &p->ms) != 0 ||
+        fieldInt(f[2], fl[2], 19, &p->seq) != 0 || fieldInt(f[3], fl[3], 18, &k) != 0)
         return -1;
     p->k = (size_t)k;
     char *part = escapePercentDecode(f[1], fl[1], 0);

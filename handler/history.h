@@ -67,6 +67,11 @@ typedef struct historySummary {
     historyMinute minute[60];
 } historySummary;
 
+/* sum + v, saturated at +-DBL_MAX: a sum of finite readings stays finite (Light has no range,
+ * and two readings of 1e308 made an inf that no minute text reads back), so counts, minimums and
+ * maximums stay exact and only the mean of such values is off. */
+double historySumAdd(double sum, double v);
+
 /* Reads a summary row's minutes into *s (zeroed first). Malformed minutes are skipped. */
 void historySummaryFromRow(const json_t *row, historySummary *s);
 

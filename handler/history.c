@@ -255,6 +255,7 @@ void historyRowsFree(historyRows *r) {
     for (size_t i = 0; i < r->n; i++) {
         free(r->v[i].rk);
         json_decref(r->v[i].props);
+        json_decref(r->v[i].ifSame);
     }
     free(r->v);
     memset(r, 0, sizeof(*r));
@@ -741,6 +742,7 @@ int historyRepair(const json_t *oldRow, const json_t *newRow, const char *device
         historyPartitionKey(h * 3600000, pk);
         snprintf(rk, sizeof(rk), "%s", w->rk);
         if (rowsAdd(hist, pk, rk, p, 1) != 0) return -1;
+        hist->v[hist->n - 1].ifSame = json_incref(w->props);
     }
     return 0;
 }
@@ -751,10 +753,35 @@ static int byPk(const void *a, const void *b) {
     return c ? c : (*x < *y ? -1 : *x > *y);
 }
 
+/* 1 when the stored frozen hour row holds what a row's props say (its Count and minutes). */
+static int frozenSame(const json_t *stored, const json_t *props) {
+    if (tableGetInt64(stored, "Count", -1) != tableGetInt64(props, "Count", -2)) return 0;
+    for (int m = 0; m < 60; m++) {
+        const char *a = json_string_value(json_object_get(stored, minuteNames[m]));
+        const char *b = json_string_value(json_object_get(props, minuteNames[m]));
+        if ((a || b) && (!a || !b || strcmp(a, b) != 0)) return 0;
+    }
+    return 1;
+}
+
+/* A repair (ifSame) whose row another writer has written since this process did: that row is
+ * the one to keep (it was written before that writer's device commit, so after this process's
+ * write, and from the committed history), not a repair made from slots that may have lost
+ * minutes. Returns 1 so (the row is then settled as ok, not written). */
+static int repairSuperseded(const settings *s, const char *table, const historyRow *x) {
+    json_t *cur = NULL;
+    tableResult tr;
+    if (!x->ifSame) return 0;
+    int c = tableGetEntity(&s->storage, table, x->pk, x->rk, &cur, &tr);
+    int other = c == TABLE_OK && cur && !frozenSame(cur, x->ifSame);
+    json_decref(cur);
+    return other;
+}
+
 size_t historyWriteRows(const settings *s, const char *table, historyRow *rows, size_t n) {
     historyRow **order = calloc(n ? n : 1, sizeof(*order));
     commitRow *cr = calloc(n ? n : 1, sizeof(*cr));
-    size_t notOk = 0;
+    size_t notOk = 0, m = 0;
     if (!order || !cr) {
         for (size_t i = 0; i < n; i++)
             snprintf(rows[i].error, sizeof(rows[i].error), "history: out of memory");
@@ -762,8 +789,14 @@ size_t historyWriteRows(const settings *s, const char *table, historyRow *rows, 
         free(cr);
         return n;
     }
-    for (size_t i = 0; i < n; i++)
-        order[i] = &rows[i];
+    for (size_t i = 0; i < n; i++) {
+        rows[i].ok = 0;
+        if (repairSuperseded(s, table, &rows[i]))
+            rows[i].ok = 1, rows[i].error[0] = '\0'; /* the other writer's row stays */
+        else
+            order[m++] = &rows[i];
+    }
+    n = m;
     qsort(order, n, sizeof(*order), byPk); /* one PartitionKey's rows together */
     for (size_t i = 0; i < n;) {
         size_t j = i;

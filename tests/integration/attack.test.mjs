@@ -3,6 +3,7 @@
 // test plays the host: each batch is what the host would post.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import * as h from '../lib/harness.mjs';
 
 let az, handler;
@@ -55,5 +56,84 @@ describe('history under hostile input', () => {
     assert.equal(hour.status, 200, hour.text);
     assert.deepEqual(hour.json.points.map((p) => [p.count, p.light.min, p.light.max]), [[4, 5, 1e308]]);
     assert.ok(Number.isFinite(hour.json.points[0].light.mean));
+  });
+});
+
+// Two processes on one device (partitions A and B), a lost race: per device, frozen hours before
+// HistHour + the slots of HistHour + LateReadings must equal Count (hformat-changes.md, 16:07).
+// Process 1 closes hour 09 and writes its frozen hour row; process 2 closes hour 09 too and
+// commits first; process 1's device write is refused (412), it folds again (its 09:20 reading is
+// now late) and repairs the frozen row it wrote (historyRepair).
+async function race(holdTable, p2Events, check) {
+  // a proxy before handler 1 that holds its next write to holdTable until released
+  const port = await h.freePort();
+  const px = { hold: false, held: null };
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const forward = () => {
+        const up = http.request({ host: '127.0.0.1', port: az.port, method: req.method, path: req.url, headers: req.headers }, (ur) => { res.writeHead(ur.statusCode, ur.headers); ur.pipe(res); });
+        up.on('error', () => res.destroy());
+        up.end(body);
+      };
+      const write = req.method !== 'GET' && req.method !== 'HEAD';
+      if (px.hold && write && (req.url.includes(holdTable) || body.includes(`${holdTable}(`))) {
+        px.hold = false;
+        px.held = forward;
+        return;
+      }
+      forward();
+    });
+  });
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  let h1, h2;
+  try {
+    h1 = await h.startHandler({ ...h.handlerEnv(az), StorageConnectionString: az.connectionString.replace(`:${az.port}/`, `:${port}/`) });
+    h2 = await h.startHandler(h.handlerEnv(az));
+    const send = (hd, evs, partition) => h.invoke(hd.url, 'EnvironmentEventTrigger', h.hostBatch(evs, { partition }));
+    const D = `at-race-${holdTable}`;
+    const ev = (seq, t) => ({ deviceId: D, seq, enqueued: `2026-11-28T${t}:00Z`, body: { temperature: 20 } });
+    assert.equal((await send(h2, [ev(1, '09:10')], 'B')).status, 200);
+    px.hold = true;
+    const p1 = send(h1, [ev(1, '09:20'), ev(2, '10:05')], 'A');
+    while (!px.held) await h.sleep(10);
+    assert.equal((await send(h2, p2Events.map(([q, t]) => ev(q, t)), 'B')).status, 200);
+    px.held();
+    assert.equal((await p1).status, 200);
+    const [row] = (await h.tableAll(az, 'DeviceState')).filter((x) => x.RowKey === D);
+    const frozen = (await h.tableAll(az, 'ReadingHistory')).filter((x) => x.RowKey.startsWith('~~m ') && x.DeviceId === D);
+    const hh = Number(row.HistHour);
+    let slots = 0;
+    for (let i = 0; i < 60; i++) {
+      const t = row[`Min${String(i).padStart(2, '0')}`];
+      if (t && Math.floor(Number(t.split(';')[0]) / 60) === hh) slots += Number(t.split(';')[1].split('|')[0]);
+    }
+    const sum = frozen.reduce((n, x) => n + Number(x.Count), 0) + slots + Number(row.LateReadings ?? 0);
+    assert.equal(sum, Number(row.Count), `frozen ${frozen.map((x) => `${x.PartitionKey}:${x.Count}`).join(' ')}, slots ${slots}, late ${row.LateReadings}`);
+    check(row, frozen);
+  } finally {
+    await h1?.stop();
+    await h2?.stop();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+}
+
+describe('history summaries under a lost race', () => {
+  test("the winner's frozen hour row, written after the loser's, is not replaced by a repair made from slots that lost minutes", async () => {
+    // process 1's device write is held: its frozen row goes first, the winner's after it
+    await race('DeviceState', [[2, '09:30'], [3, '10:10'], [4, '10:30']], (row, frozen) => {
+      assert.equal(Number(row.Count), 6);
+      assert.deepEqual(frozen.map((x) => [x.PartitionKey, Number(x.Count), Boolean(x.M10), Boolean(x.M20), Boolean(x.M30)]), [['h2026112809', 2, true, false, true]]);
+    });
+  });
+  test("the loser's frozen hour row, written after the winner's, is repaired from the committed slots", async () => {
+    // process 1's history write is held: the winner's frozen row goes first, the loser's after it
+    await race('ReadingHistory', [[2, '09:30'], [3, '10:10']], (row, frozen) => {
+      assert.equal(Number(row.Count), 5);
+      assert.deepEqual(frozen.map((x) => [x.PartitionKey, Number(x.Count), Boolean(x.M10), Boolean(x.M20), Boolean(x.M30)]), [['h2026112809', 2, true, false, true]]);
+    });
   });
 });

@@ -93,7 +93,7 @@ async function race(holdTable, p2Events, check) {
     h1 = await h.startHandler({ ...h.handlerEnv(az), StorageConnectionString: az.connectionString.replace(`:${az.port}/`, `:${port}/`) });
     h2 = await h.startHandler(h.handlerEnv(az));
     const send = (hd, evs, partition) => h.invoke(hd.url, 'EnvironmentEventTrigger', h.hostBatch(evs, { partition }));
-    const D = `at-race-${holdTable}`;
+    const D = `at-race-${holdTable}-${p2Events.length}`;
     const ev = (seq, t) => ({ deviceId: D, seq, enqueued: `2026-11-28T${t}:00Z`, body: { temperature: 20 } });
     assert.equal((await send(h2, [ev(1, '09:10')], 'B')).status, 200);
     px.hold = true;
@@ -127,6 +127,15 @@ describe('history summaries under a lost race', () => {
     await race('DeviceState', [[2, '09:30'], [3, '10:10'], [4, '10:30']], (row, frozen) => {
       assert.equal(Number(row.Count), 6);
       assert.deepEqual(frozen.map((x) => [x.PartitionKey, Number(x.Count), Boolean(x.M10), Boolean(x.M20), Boolean(x.M30)]), [['h2026112809', 2, true, false, true]]);
+    });
+  });
+  // Not fixed (a design limit, README "lost race"): when the loser's frozen row landed after the
+  // winner's and the winner's batch moved a minute of the hour out of the slots (09:30 -> 10:30),
+  // the repair cannot know that minute: 09:30 is then in no summary. A todo test: it runs and
+  // reports without failing the suite.
+  test("the loser's frozen hour row, written after the winner's, when the winner's batch moved one of the hour's minutes out of the slots", { todo: 'the repair has no exact source for that minute' }, async () => {
+    await race('ReadingHistory', [[2, '09:30'], [3, '10:10'], [4, '10:30']], (row) => {
+      assert.equal(Number(row.Count), 6);
     });
   });
   test("the loser's frozen hour row, written after the winner's, is repaired from the committed slots", async () => {

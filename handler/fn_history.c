@@ -392,7 +392,7 @@ static void emitMinutes(histOut *o, const char *dev, const historyMinute *minute
             if (!g->n) continue;
             if (!a->n[m] || g->min < a->min[m]) a->min[m] = g->min;
             if (!a->n[m] || g->max > a->max[m]) a->max[m] = g->max;
-            a->sum[m] += g->sum;
+            a->sum[m] = historySumAdd(a->sum[m], g->sum);
             a->n[m] += g->n;
         }
     }

@@ -8,6 +8,7 @@
 #include "invocation.h"
 #include "table.h"
 
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -41,10 +42,15 @@ int historySummaryKey(const char *device, char *out, size_t outlen) {
     return n > 0 && (size_t)n < outlen ? 0 : -1;
 }
 
+double historySumAdd(double sum, double v) {
+    double s = sum + v;
+    return s > DBL_MAX ? DBL_MAX : s < -DBL_MAX ? -DBL_MAX : s;
+}
+
 static void aggAdd(historyAgg *a, double v) {
     if (!a->n || v < a->min) a->min = v;
     if (!a->n || v > a->max) a->max = v;
-    a->sum += v;
+    a->sum = historySumAdd(a->sum, v);
     a->n++;
 }
 
@@ -193,15 +199,17 @@ int historyReadingText(const historyReading *v, char *out, size_t outlen) {
     return n > 0 && (size_t)n < outlen ? n : -1;
 }
 
-/* A decimal integer of exactly len bytes (no sign, at most 18 digits). Returns 0 or -1. */
-static int fieldInt(const char *text, size_t len, int64_t *out) {
-    int64_t v = 0;
-    if (len == 0 || len > 18) return -1;
+/* A decimal integer of exactly len bytes (no sign, at most maxDigits, at most 19, and at most
+ * INT64_MAX: a sequence number can be any of 0..INT64_MAX). Returns 0 or -1. */
+static int fieldInt(const char *text, size_t len, size_t maxDigits, int64_t *out) {
+    uint64_t v = 0;
+    if (len == 0 || len > maxDigits || len > 19) return -1;
     for (size_t i = 0; i < len; i++) {
         if (text[i] < '0' || text[i] > '9') return -1;
-        v = v * 10 + (text[i] - '0');
+        v = v * 10 + (uint64_t)(text[i] - '0'); /* 19 digits fit in 64 bits unsigned */
     }
-    *out = v;
+    if (v > (uint64_t)INT64_MAX) return -1;
+    *out = (int64_t)v;
     return 0;
 }
 
@@ -218,8 +226,8 @@ int historyReadingParse(const char *text, size_t len, historyParsed *p) {
         fl[nf++] = i - start;
         start = i + 1;
     }
-    if (nf != FIELDS || fieldInt(f[0], fl[0], &p->ms) != 0 || fieldInt(f[2], fl[2], &p->seq) != 0 ||
-        fieldInt(f[3], fl[3], &k) != 0)
+    if (nf != FIELDS || fieldInt(f[0], fl[0], 18, &p->ms) != 0 ||
+        fieldInt(f[2], fl[2], 19, &p->seq) != 0 || fieldInt(f[3], fl[3], 18, &k) != 0)
         return -1;
     p->k = (size_t)k;
     char *part = escapePercentDecode(f[1], fl[1], 0);
@@ -247,6 +255,7 @@ void historyRowsFree(historyRows *r) {
     for (size_t i = 0; i < r->n; i++) {
         free(r->v[i].rk);
         json_decref(r->v[i].props);
+        json_decref(r->v[i].ifSame);
     }
     free(r->v);
     memset(r, 0, sizeof(*r));
@@ -733,6 +742,7 @@ int historyRepair(const json_t *oldRow, const json_t *newRow, const char *device
         historyPartitionKey(h * 3600000, pk);
         snprintf(rk, sizeof(rk), "%s", w->rk);
         if (rowsAdd(hist, pk, rk, p, 1) != 0) return -1;
+        hist->v[hist->n - 1].ifSame = json_incref(w->props);
     }
     return 0;
 }
@@ -743,10 +753,35 @@ static int byPk(const void *a, const void *b) {
     return c ? c : (*x < *y ? -1 : *x > *y);
 }
 
+/* 1 when the stored frozen hour row holds what a row's props say (its Count and minutes). */
+static int frozenSame(const json_t *stored, const json_t *props) {
+    if (tableGetInt64(stored, "Count", -1) != tableGetInt64(props, "Count", -2)) return 0;
+    for (int m = 0; m < 60; m++) {
+        const char *a = json_string_value(json_object_get(stored, minuteNames[m]));
+        const char *b = json_string_value(json_object_get(props, minuteNames[m]));
+        if ((a || b) && (!a || !b || strcmp(a, b) != 0)) return 0;
+    }
+    return 1;
+}
+
+/* A repair (ifSame) whose row another writer has written since this process did: that row is
+ * the one to keep (it was written before that writer's device commit, so after this process's
+ * write, and from the committed history), not a repair made from slots that may have lost
+ * minutes. Returns 1 so (the row is then settled as ok, not written). */
+static int repairSuperseded(const settings *s, const char *table, const historyRow *x) {
+    json_t *cur = NULL;
+    tableResult tr;
+    if (!x->ifSame) return 0;
+    int c = tableGetEntity(&s->storage, table, x->pk, x->rk, &cur, &tr);
+    int other = c == TABLE_OK && cur && !frozenSame(cur, x->ifSame);
+    json_decref(cur);
+    return other;
+}
+
 size_t historyWriteRows(const settings *s, const char *table, historyRow *rows, size_t n) {
     historyRow **order = calloc(n ? n : 1, sizeof(*order));
     commitRow *cr = calloc(n ? n : 1, sizeof(*cr));
-    size_t notOk = 0;
+    size_t notOk = 0, m = 0;
     if (!order || !cr) {
         for (size_t i = 0; i < n; i++)
             snprintf(rows[i].error, sizeof(rows[i].error), "history: out of memory");
@@ -754,8 +789,14 @@ size_t historyWriteRows(const settings *s, const char *table, historyRow *rows, 
         free(cr);
         return n;
     }
-    for (size_t i = 0; i < n; i++)
-        order[i] = &rows[i];
+    for (size_t i = 0; i < n; i++) {
+        rows[i].ok = 0;
+        if (repairSuperseded(s, table, &rows[i]))
+            rows[i].ok = 1, rows[i].error[0] = '\0'; /* the other writer's row stays */
+        else
+            order[m++] = &rows[i];
+    }
+    n = m;
     qsort(order, n, sizeof(*order), byPk); /* one PartitionKey's rows together */
     for (size_t i = 0; i < n;) {
         size_t j = i;

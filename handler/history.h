@@ -67,6 +67,11 @@ typedef struct historySummary {
     historyMinute minute[60];
 } historySummary;
 
+/* sum + v, saturated at +-DBL_MAX: a sum of finite readings stays finite (Light has no range,
+ * and two readings of 1e308 made an inf that no minute text reads back), so counts, minimums and
+ * maximums stay exact and only the mean of such values is off. */
+double historySumAdd(double sum, double v);
+
 /* Reads a summary row's minutes into *s (zeroed first). Malformed minutes are skipped. */
 void historySummaryFromRow(const json_t *row, historySummary *s);
 
@@ -129,9 +134,11 @@ int historyQuote(const char *s, char *out, size_t outlen);
 /* A history-table row a fold yields. */
 typedef struct historyRow {
     char pk[HISTORY_PK_LEN];
-    char *rk;      /* owned */
-    json_t *props; /* owned */
-    int frozen;    /* a frozen hour row (else a chunk row) */
+    char *rk;       /* owned */
+    json_t *props;  /* owned */
+    int frozen;     /* a frozen hour row (else a chunk row) */
+    json_t *ifSame; /* owned; a repair (historyRepair) only: the properties this process wrote
+                     * before; written only while the stored row still holds them */
     /* results of historyWriteRows */
     int ok;
     int permanent; /* the store refuses it every time */
@@ -170,7 +177,10 @@ int historyFold(const json_t *row, const char *device, const historyReading *v, 
  * A frozen hour row of written for an hour newRow has closed and hist does not write again may
  * have replaced the one the other writer made: it is made again, from newRow's slots of that
  * hour and, for minutes newRow's slots no longer hold, oldRow's (exact unless the other writer's
- * batches spanned an hour or more), and appended to hist. Returns 0 or -1 (OOM). */
+ * batches spanned an hour or more), and appended to hist. It replaces only this process's own row:
+ * when the stored row is no longer the one written (the other writer's came after it, and is
+ * exact), historyWriteRows leaves it (one read per repaired row, after a lost race only). Returns 0
+ * or -1 (OOM). */
 int historyRepair(const json_t *oldRow, const json_t *newRow, const char *device,
                   const historyRows *written, historyRows *hist);
 

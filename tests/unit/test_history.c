@@ -8,6 +8,7 @@
 
 #include "history.h"
 
+#include <float.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -314,6 +315,60 @@ static void test_fold_bad_rows(void **state) {
     historyRowsFree(&out);
 }
 
+/* Light has no range: two readings of 1e308 in one minute overflowed the minute's sum to inf,
+ * the slot text then read back as malformed and the next batch restarted the minute from zero
+ * (readings lost from every summary). The sum saturates instead: count, min and max stay exact. */
+static void test_fold_huge_values(void **state) {
+    (void)state;
+    reading r[3];
+    historyReading v[3];
+    readings(v, r, 3, T0, 1);
+    for (int i = 0; i < 3; i++) {
+        r[i].has[METRIC_LIGHT] = 1;
+        r[i].value[METRIC_LIGHT] = i == 2 ? -0.0 : 1e308;
+    }
+    json_t *row = json_object();
+    historyRows out = {0};
+    assert_int_equal(historyFold(NULL, "dv", v, 2, row, &out), 0);
+    const char *t = json_string_value(json_object_get(row, "Min00"));
+    historyMinute mi;
+    assert_non_null(t);
+    assert_int_equal(historyMinuteParse(strchr(t, ';') + 1, &mi), 0);
+    assert_int_equal(mi.count, 2);
+    assert_true(mi.m[METRIC_LIGHT].max == 1e308);
+    /* the next batch on the committed row: the minute goes on from 2 */
+    json_t *p = json_object();
+    assert_int_equal(historyFold(row, "dv", v + 2, 1, p, &out), 0);
+    t = json_string_value(json_object_get(p, "Min00"));
+    assert_non_null(t);
+    assert_int_equal(historyMinuteParse(strchr(t, ';') + 1, &mi), 0);
+    assert_int_equal(mi.count, 3);
+    assert_int_equal(mi.m[METRIC_LIGHT].n, 3);
+    assert_true(mi.m[METRIC_LIGHT].min == 0);
+    assert_true(historySumAdd(-1e308, -1e308) == -DBL_MAX);
+    assert_true(historySumAdd(1e308, -1e308) == 0);
+    json_decref(row);
+    json_decref(p);
+    historyRowsFree(&out);
+}
+
+/* Sequence numbers run to INT64_MAX (19 digits; invocation.c accepts them): a reading text with
+ * one must read back, or every reader drops the reading as unreadable. */
+static void test_reading_text_big_sequence(void **state) {
+    (void)state;
+    reading r = mk(21.5, 50);
+    historyReading v = {"d", &r, "0", INT64_MAX, 0, 1764669600123LL};
+    char t[HISTORY_READING_MAX];
+    historyParsed p;
+    assert_true(historyReadingText(&v, t, sizeof(t)) > 0);
+    assert_int_equal(historyReadingParse(t, strlen(t), &p), 0);
+    assert_true(p.seq == INT64_MAX);
+    const char *bad[] = {"1;p;9223372036854775808;0;;;;", /* past INT64_MAX */
+                         "1;p;99999999999999999999;0;;;;"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(historyReadingParse(bad[i], strlen(bad[i]), &p), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partition_key),
@@ -326,6 +381,8 @@ int main(void) {
         cmocka_unit_test(test_fold_hour_boundary_and_late),
         cmocka_unit_test(test_fold_hundred_readings),
         cmocka_unit_test(test_fold_bad_rows),
+        cmocka_unit_test(test_fold_huge_values),
+        cmocka_unit_test(test_reading_text_big_sequence),
     };
     return cmocka_run_group_tests_name("history", tests, NULL, NULL);
 }

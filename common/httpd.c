@@ -853,10 +853,32 @@ static size_t keepRaw(void *cls, struct MHD_Connection *conn, char *uri) {
     return strlen(uri);
 }
 
+static int hexValue(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes a path or an argument in place, as MHD_http_unescape does, except %00, which
+ * stays as it is: a NUL inside a decoded value would cut it short wherever it is read as a C
+ * string (gethistory?device=%00x read as no device, so all of them). Returns the decoded
+ * length. */
 static size_t decode(void *cls, struct MHD_Connection *conn, char *uri) {
+    char *r = uri, *w = uri;
     (void)cls;
     (void)conn;
-    return MHD_http_unescape(uri);
+    while (*r) {
+        int hi = r[0] == '%' ? hexValue(r[1]) : -1, lo = hi >= 0 ? hexValue(r[2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            *w++ = (char)(hi * 16 + lo);
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - uri);
 }
 
 static void onLibraryLog(void *cls, const char *fmt, va_list ap) {

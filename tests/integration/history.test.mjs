@@ -392,6 +392,7 @@ describe('gethistory', () => {
     const cases = [
       ['device=nobody-here', 'device'],
       ['device=a%2Fb', 'device'],
+      ['device=%00hk-1', 'device'], // a NUL is not decoded: never read as "no device, so all"
       ["device=hk-1'%20or%20DeviceId%20ne%20'x", 'device'],
       ["device=hk-1'%20or%20'1'%20eq%20'1", 'device'],
       ['from=2026-11-30T10:00:00Z&to=2026-11-30T09:00:00Z', 'from'],

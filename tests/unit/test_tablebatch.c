@@ -504,6 +504,56 @@ static void test_writer_cosmos_and_ascii(void **state) {
     json_decref(p);
 }
 
+/* The writer's own dumper for flat properties writes what jansson writes (COMPACT, ENSURE_ASCII):
+ * escapes, control characters, every UTF-8 length, integers, booleans, null, and a real (jansson's
+ * own formatting), in the object's order, with and without the keys of an INSERT. */
+static void test_writer_flat_as_jansson(void **state) {
+    (void)state;
+    storageAccount az = dev();
+    char err[256];
+    json_t *p = json_object();
+    json_object_set_new(p, "Q\"k\\ey",
+                        json_string("quote \" back \\ slash / tab\t cr\r bs\b ff\f"));
+    json_object_set_new(p, "Ctl", json_string("\x01\x1f\x7f end"));
+    json_object_set_new(p, "Utf",
+                        json_string("\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8c\xa1 \xef\xbf\xbf"));
+    json_object_set_new(
+        p, "Readings", json_string("1700000000000;0;42;0;20.5;;1012;\n1700000000020;0;43;0;;50;;"));
+    json_object_set_new(p, "Empty", json_string(""));
+    json_object_set_new(p, "N", json_integer(-9223372036854775807LL - 1));
+    json_object_set_new(p, "T", json_true());
+    json_object_set_new(p, "F", json_false());
+    json_object_set_new(p, "Z", json_null());
+    char *want = json_dumps(p, JSON_COMPACT | JSON_ENSURE_ASCII);
+    for (int op = 0; op < 2; op++) {
+        tableBatch *b = tableBatchNew(&az, "DeviceState", "P", 0, err, sizeof(err));
+        assert_int_equal(tableBatchAdd(b, op ? TABLEBATCH_INSERT : TABLEBATCH_UPDATE, "r", p, NULL,
+                                       err, sizeof(err)),
+                         TABLEBATCH_ADDED);
+        size_t len;
+        char *body = tableBatchBody(b, &len);
+        /* the INSERT's body starts with the keys, then the same members */
+        assert_non_null(strstr(body, op ? want + 1 : want));
+        if (op) assert_non_null(strstr(body, "{\"PartitionKey\":\"P\",\"RowKey\":\"r\","));
+        free(body);
+        tableBatchFree(b);
+    }
+    free(want);
+    /* a real: jansson writes the object */
+    json_object_set_new(p, "R", json_real(0.1));
+    want = json_dumps(p, JSON_COMPACT | JSON_ENSURE_ASCII);
+    tableBatch *b = tableBatchNew(&az, "DeviceState", "P", 0, err, sizeof(err));
+    assert_int_equal(tableBatchAdd(b, TABLEBATCH_UPDATE, "r", p, NULL, err, sizeof(err)),
+                     TABLEBATCH_ADDED);
+    size_t len;
+    char *body = tableBatchBody(b, &len);
+    assert_non_null(strstr(body, want));
+    free(body);
+    tableBatchFree(b);
+    free(want);
+    json_decref(p);
+}
+
 static void test_writer_refusals(void **state) {
     (void)state;
     storageAccount a = dev();
@@ -563,7 +613,7 @@ int main(void) {
         cmocka_unit_test(test_reader_truncated), cmocka_unit_test(test_reader_malformed),
         cmocka_unit_test(test_reader_oversized), cmocka_unit_test(test_writer_format),
         cmocka_unit_test(test_writer_limits),    cmocka_unit_test(test_writer_cosmos_and_ascii),
-        cmocka_unit_test(test_writer_refusals),
+        cmocka_unit_test(test_writer_refusals),  cmocka_unit_test(test_writer_flat_as_jansson),
     };
     return cmocka_run_group_tests_name("tablebatch", tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@
 #include "httpc.h"
 #include "table.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,10 +268,38 @@ static int appendString(buf *part, const char *s, size_t len) {
     return bufAppend(part, "\"", 1) ? 1 : 0;
 }
 
+/* Appends the number v as jansson 2.14 writes a real (dump.c, jsonp_dtostr: "%.17g", ".0" when
+ * neither a point nor an exponent, the exponent without '+' or leading zeros). Returns 0, 1 when
+ * part's cap was reached or memory ran out, -1 for a value jansson refuses (not finite). */
+static int appendReal(buf *part, double v) {
+    char num[40];
+    if (!isfinite(v)) return -1;
+    int n = snprintf(num, sizeof(num), "%.17g", v);
+    if (n <= 0 || (size_t)n + 3 > sizeof(num)) return -1;
+    size_t len = (size_t)n;
+    if (!strchr(num, '.') && !strchr(num, 'e')) {
+        memcpy(num + len, ".0", 3);
+        len += 2;
+    }
+    char *start = strchr(num, 'e');
+    if (start) {
+        start++;
+        char *end = start + 1;
+        if (*start == '-') start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, len + 1 - (size_t)(end - num));
+            len -= (size_t)(end - start);
+        }
+    }
+    return bufAppend(part, num, len) ? 1 : 0;
+}
+
 /* Appends props as JSON when every value is a string, integer, boolean or null (what the handler
- * writes; jansson's dumper walked a string a code point at a time and showed in the profile).
- * Returns 0, 1 when part's cap was reached or memory ran out, -1 when props holds anything else
- * (then part is as it was: the caller dumps with jansson). */
+ * writes, reals too; jansson's dumper walked a string a code point at a time and showed in the
+ * profile). Returns 0, 1 when part's cap was reached or memory ran out, -1 when props holds
+ * anything else (then part is as it was: the caller dumps with jansson). */
 static int appendFlat(const json_t *props, buf *part) {
     size_t at = part->len;
     const char *key;
@@ -300,8 +329,11 @@ static int appendFlat(const json_t *props, buf *part) {
         case JSON_NULL:
             rc = bufAppend(part, "null", 4) ? 1 : 0;
             break;
+        case JSON_REAL:
+            rc = appendReal(part, json_real_value(v));
+            break;
         default:
-            rc = -1; /* a real or a nested value: jansson's own formatting */
+            rc = -1; /* a nested value: jansson's own dumper */
         }
         if (rc) break;
     }

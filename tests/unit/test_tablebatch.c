@@ -539,8 +539,15 @@ static void test_writer_flat_as_jansson(void **state) {
         tableBatchFree(b);
     }
     free(want);
-    /* a real: jansson writes the object */
-    json_object_set_new(p, "R", json_real(0.1));
+    /* reals, as jansson formats them (exponents, integral values, the 17 digits) */
+    const double reals[] = {
+        0.1,    1e20, 1e-5, -2.5, 3.0, 1e300, -1e-300, 123456789012345678.0, 20.100000000000001,
+        5e-324, 1e16, 0.0};
+    for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "R%zu", i);
+        json_object_set_new(p, name, json_real(reals[i]));
+    }
     want = json_dumps(p, JSON_COMPACT | JSON_ENSURE_ASCII);
     tableBatch *b = tableBatchNew(&az, "DeviceState", "P", 0, err, sizeof(err));
     assert_int_equal(tableBatchAdd(b, TABLEBATCH_UPDATE, "r", p, NULL, err, sizeof(err)),

@@ -838,7 +838,10 @@ size_t historyWriteRows(const settings *s, const char *table, historyRow *rows, 
     for (size_t i = 0; i < n;) {
         size_t j = i;
         while (j < n && strcmp(order[j]->pk, order[i]->pk) == 0) {
-            cr[j - i] = (commitRow){.rk = order[j]->rk, .props = order[j]->props};
+            /* a chunk row's RowKey ends in the hash of its readings: it exists only when this
+             * batch is a replay, so it goes as an insert first (commitRow.insert) */
+            cr[j - i] = (commitRow){
+                .rk = order[j]->rk, .props = order[j]->props, .insert = !order[j]->frozen};
             j++;
         }
         commitUpsertRows(s, table, order[i]->pk, cr, j - i);

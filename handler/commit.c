@@ -571,8 +571,9 @@ size_t commitUpsertRows(const settings *s, const char *table, const char *pk, co
         rows[i].error[0] = '\0';
     }
     /* Each pass sends every row not yet settled; a refused row is settled (permanent), so at
-     * most n + 1 passes. A transient failure settles the rows it carried as not ok. */
-    for (size_t pass = 0; pass <= n; pass++) {
+     * most n + 1 passes, and one more when inserts fall back to insert-or-replace (409). A
+     * transient failure settles the rows it carried as not ok. */
+    for (size_t pass = 0; pass <= n + 1; pass++) {
         int again = 0;
         tableBatch *b = NULL;
         size_t nops = 0;
@@ -587,7 +588,9 @@ size_t commitUpsertRows(const settings *s, const char *table, const char *pk, co
                     continue;
                 }
             }
-            if (x) a = tableBatchAdd(b, TABLEBATCH_UPDATE, x->rk, x->props, NULL, err, sizeof(err));
+            if (x)
+                a = tableBatchAdd(b, x->insert ? TABLEBATCH_INSERT : TABLEBATCH_UPDATE, x->rk,
+                                  x->props, NULL, err, sizeof(err));
             if (a == TABLEBATCH_ADDED) {
                 idx[nops++] = i;
                 continue;
@@ -609,9 +612,18 @@ size_t commitUpsertRows(const settings *s, const char *table, const char *pk, co
             if (b && nops) {
                 tableBatchResult res;
                 int c = tableBatchSubmit(&s->storage, b, &res);
+                int inserts = 0;
+                for (size_t k = 0; k < nops; k++)
+                    inserts += rows[idx[k]].insert;
                 if (c == TABLE_OK) {
                     for (size_t k = 0; k < nops; k++)
                         rows[idx[k]].ok = 1;
+                } else if (inserts && !res.unknown && res.failedStatus == 409) {
+                    /* a row sent as an insert exists (a replay; the store names one operation at
+                     * most): the whole transaction again, every row insert-or-replace */
+                    for (size_t k = 0; k < nops; k++)
+                        rows[idx[k]].insert = 0;
+                    again = 1;
                 } else if (!res.unknown && res.failed >= 0 && (size_t)res.failed < nops &&
                            res.failedStatus >= 400 && res.failedStatus < 500 &&
                            res.failedStatus != 404 && res.failedStatus != 408) {

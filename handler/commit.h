@@ -30,6 +30,13 @@ size_t commitDevices(const settings *s, deviceWork *works, size_t n);
 typedef struct commitRow {
     const char *rk; /* borrowed */
     json_t *props;  /* borrowed */
+    /* 1: a row that cannot exist yet (a history chunk): sent as a plain insert, which Azurite
+     * 3.35.0 looks up once, not twice as an insert-or-replace; when the store answers 409 (it
+     * exists: a replay), its transaction is sent again with insert-or-replace. Cleared then.
+     * Azure: an insert of an existing entity fails with 409 EntityAlreadyExists ("Table Storage
+     * error codes"), and a change set succeeds or fails whole ("Performing entity group
+     * transactions"; both learn.microsoft.com/rest/api/storageservices, read 2026-12-02). */
+    int insert;
     /* results */
     int ok;
     int permanent; /* the store refuses this row every time */

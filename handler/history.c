@@ -11,6 +11,7 @@
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,20 +84,77 @@ int historyFormatDouble(double v, char *out, size_t outlen) {
     return n > 0 && (size_t)n < outlen ? n : -1;
 }
 
-void historyMinuteText(const historyMinute *mi, char *out, size_t outlen) {
-    size_t o = (size_t)snprintf(out, outlen, "%" PRId64, mi->count);
-    for (int m = 0; m < METRIC_COUNT && o < outlen; m++) {
+/* A capped text being built into a caller's buffer: no snprintf per field (the texts below are
+ * built for every reading and every changed minute, and glibc's formatting showed in the
+ * handler's profile). over is set, and nothing more written, once a piece does not fit. */
+typedef struct text {
+    char *p;
+    size_t len, cap; /* cap counts the NUL */
+    int over;
+} text;
+
+static void textPut(text *t, const char *s, size_t n) {
+    if (t->over || n >= t->cap - t->len) {
+        t->over = 1;
+        return;
+    }
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
+}
+
+static void textChar(text *t, char c) { textPut(t, &c, 1); }
+
+static void textInt(text *t, int64_t v) {
+    char d[24];
+    size_t n = sizeof(d);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        d[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) d[--n] = '-';
+    textPut(t, d + n, sizeof(d) - n);
+}
+
+static void textDouble(text *t, double v) {
+    char num[32];
+    int n = historyFormatDouble(v, num, sizeof(num));
+    if (n < 0)
+        t->over = 1;
+    else
+        textPut(t, num, (size_t)n);
+}
+
+/* NUL-terminates t. Returns its length, or -1 when something did not fit. */
+static int textEnd(text *t) {
+    if (t->cap) t->p[t->over ? 0 : t->len] = '\0';
+    return t->over || !t->cap ? -1 : (int)t->len;
+}
+
+/* Appends mi's summary text to t. */
+static void minuteText(text *t, const historyMinute *mi) {
+    textInt(t, mi->count);
+    for (int m = 0; m < METRIC_COUNT; m++) {
         const historyAgg *a = &mi->m[m];
         if (!a->n) {
-            o += (size_t)snprintf(out + o, outlen - o, "|0,,,");
+            textPut(t, "|0,,,", 5);
             continue;
         }
-        char v[3][32];
-        historyFormatDouble(a->min, v[0], sizeof(v[0]));
-        historyFormatDouble(a->max, v[1], sizeof(v[1]));
-        historyFormatDouble(a->sum, v[2], sizeof(v[2]));
-        o += (size_t)snprintf(out + o, outlen - o, "|%" PRId64 ",%s,%s,%s", a->n, v[0], v[1], v[2]);
+        textChar(t, '|');
+        textInt(t, a->n);
+        textChar(t, ',');
+        textDouble(t, a->min);
+        textChar(t, ',');
+        textDouble(t, a->max);
+        textChar(t, ',');
+        textDouble(t, a->sum);
     }
+}
+
+void historyMinuteText(const historyMinute *mi, char *out, size_t outlen) {
+    text t = {out, 0, outlen, 0};
+    minuteText(&t, mi);
+    textEnd(&t);
 }
 
 int historyMinuteParse(const char *text, historyMinute *mi) {
@@ -185,18 +243,29 @@ int historyQuote(const char *s, char *out, size_t outlen) {
 }
 
 int historyReadingText(const historyReading *v, char *out, size_t outlen) {
-    char part[3 * 64 + 1];
-    if (escapePercentTo(v->partition ? v->partition : "", part, sizeof(part)) != 0) return -1;
-    int n =
-        snprintf(out, outlen, "%" PRId64 ";%s;%" PRId64 ";%zu", v->enqueuedMs, part, v->seq, v->k);
-    for (int m = 0; m < METRIC_COUNT && n > 0 && (size_t)n < outlen; m++) {
-        char num[32];
-        if (v->r->has[m] && historyFormatDouble(v->r->value[m], num, sizeof(num)) > 0)
-            n += snprintf(out + n, outlen - (size_t)n, ";%s", num);
-        else
-            n += snprintf(out + n, outlen - (size_t)n, ";");
+    const char *part = v->partition ? v->partition : "";
+    text t = {out, 0, outlen, 0};
+    size_t plain =
+        strspn(part, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~");
+    if (plain > 3 * 64) return -1; /* as escapePercentTo's cap below */
+    textInt(&t, v->enqueuedMs);
+    textChar(&t, ';');
+    if (part[plain] == '\0') {
+        textPut(&t, part, plain); /* nothing to encode: the common case */
+    } else {
+        char enc[3 * 64 + 1];
+        if (escapePercentTo(part, enc, sizeof(enc)) != 0) return -1;
+        textPut(&t, enc, strlen(enc));
     }
-    return n > 0 && (size_t)n < outlen ? n : -1;
+    textChar(&t, ';');
+    textInt(&t, v->seq);
+    textChar(&t, ';');
+    textInt(&t, (int64_t)v->k);
+    for (int m = 0; m < METRIC_COUNT; m++) {
+        textChar(&t, ';');
+        if (v->r->has[m]) textDouble(&t, v->r->value[m]);
+    }
+    return textEnd(&t);
 }
 
 /* A decimal integer of exactly len bytes (no sign, at most maxDigits, at most 19, and at most
@@ -332,7 +401,6 @@ typedef struct fold {
     const json_t *row;
     const char *device;
     char devkey[HISTORY_DEVICE_KEY_MAX + 1];
-    minuteSlot slot[60];
     int64_t hour;   /* HistHour, -1 when none */
     int64_t newest; /* the newest unix minute in the slots, -1 when none (once allLoaded) */
     int allLoaded;
@@ -341,6 +409,10 @@ typedef struct fold {
     size_t nitems;
     closedHour *closed;
     size_t nclosed;
+    /* last: historyFold clears only what is above it and each slot's loaded and changed (zeroing
+     * all 60 slots, ~10 KB, cost more than the rest of a typical fold); slotLoad clears a slot
+     * when it first reads it */
+    minuteSlot slot[60];
 } fold;
 
 static void minuteAdd(historyMinute *mi, const historyParsed *p) {
@@ -354,6 +426,7 @@ static void minuteAdd(historyMinute *mi, const historyParsed *p) {
 static minuteSlot *slotLoad(fold *f, int mm) {
     minuteSlot *s = &f->slot[mm];
     if (s->loaded) return s;
+    memset(s, 0, sizeof(*s));
     s->loaded = 1;
     s->minute = -1;
     const char *t = json_string_value(json_object_get(f->row, slotNames[mm]));
@@ -542,14 +615,17 @@ static int cutChunks(fold *f, historyRows *out, size_t *tail) {
 
 /* Sets in props what changed in the row: slots, HistHour, pending, LateReadings. */
 static void setChanged(fold *f, size_t tail, size_t late, json_t *props) {
-    char text[HISTORY_MINUTE_TEXT_MAX + 32], mt[HISTORY_MINUTE_TEXT_MAX];
+    char buf[HISTORY_MINUTE_TEXT_MAX + 32];
     for (int i = 0; i < 60; i++) {
         const char *name = slotNames[i];
         if (!f->slot[i].changed) continue;
-        historyMinuteText(&f->slot[i].m, mt, sizeof(mt));
-        snprintf(text, sizeof(text), "%" PRId64 ";%s", f->slot[i].minute, mt);
+        text t = {buf, 0, sizeof(buf), 0};
+        textInt(&t, f->slot[i].minute);
+        textChar(&t, ';');
+        minuteText(&t, &f->slot[i].m);
+        if (textEnd(&t) < 0) continue; /* cannot happen: a minute text is far shorter */
         const char *old = json_string_value(json_object_get(f->row, name));
-        if (!old || strcmp(old, text) != 0) tableSetString(props, name, text);
+        if (!old || strcmp(old, buf) != 0) tableSetString(props, name, buf);
     }
     if (f->hour >= 0 && tableGetInt64(f->row, HISTORY_PROP_HOUR, -1) != f->hour)
         tableSetInt64(props, HISTORY_PROP_HOUR, f->hour);
@@ -641,7 +717,9 @@ int historyFold(const json_t *row, const char *device, const historyReading *v, 
     fold f;
     size_t late = 0, tail = 0;
     int rc = -1;
-    memset(&f, 0, sizeof(f));
+    memset(&f, 0, offsetof(fold, slot));
+    for (int i = 0; i < 60; i++)
+        f.slot[i].loaded = f.slot[i].changed = 0;
     f.row = row;
     f.device = device;
     if (historyDeviceKey(device, f.devkey, sizeof(f.devkey)) != 0) return -1;
@@ -801,7 +879,10 @@ size_t historyWriteRows(const settings *s, const char *table, historyRow *rows, 
     for (size_t i = 0; i < n;) {
         size_t j = i;
         while (j < n && strcmp(order[j]->pk, order[i]->pk) == 0) {
-            cr[j - i] = (commitRow){.rk = order[j]->rk, .props = order[j]->props};
+            /* a chunk row's RowKey ends in the hash of its readings: it exists only when this
+             * batch is a replay, so it goes as an insert first (commitRow.insert) */
+            cr[j - i] = (commitRow){
+                .rk = order[j]->rk, .props = order[j]->props, .insert = !order[j]->frozen};
             j++;
         }
         commitUpsertRows(s, table, order[i]->pk, cr, j - i);

@@ -8,7 +8,8 @@
  * ("~~m <devkey>") holds the per-minute summaries of a closed hour. The hour being filled lives in
  * the device's own row (Min00..Min59), and so do the readings not yet in a chunk (PendN,
  * P00..P31): the device row is committed with If-Match, so what it records is exact under replays
- * and competing writers; the history rows it names are written (InsertOrReplace) before it.
+ * and competing writers; the history rows it names are written before it (chunks as inserts,
+ * InsertOrReplace when one exists: historyWriteRows).
  *
  * Bounds this rests on: a device row gains at most 95 properties (60 slots, 32 pending, 3
  * counters), within Table Storage's 252 a row, and a chunk's Readings (32 texts of at most
@@ -184,8 +185,10 @@ int historyFold(const json_t *row, const char *device, const historyReading *v, 
 int historyRepair(const json_t *oldRow, const json_t *newRow, const char *device,
                   const historyRows *written, historyRows *hist);
 
-/* Writes rows[0..n) into table: InsertOrReplace, in entity group transactions per PartitionKey
- * (commitUpsertRows: at most 100 operations and 4 MiB each); each row's ok, permanent, tableGone
+/* Writes rows[0..n) into table in entity group transactions per PartitionKey (commitUpsertRows:
+ * at most 100 operations and 4 MiB each): chunk rows as plain inserts, and a transaction the store
+ * answers 409 (a chunk a replay wrote before) again with InsertOrReplace; frozen hour rows with
+ * InsertOrReplace. Each row's ok, permanent, tableGone
  * and error say how it went (a row the store refuses is set aside and the others of its
  * transaction go again). Returns how many rows are not ok. Thread-safe. */
 size_t historyWriteRows(const settings *s, const char *table, historyRow *rows, size_t n);

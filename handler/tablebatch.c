@@ -27,6 +27,7 @@
 #include "httpc.h"
 #include "table.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,143 @@ static int appendCallback(const char *s, size_t n, void *data) {
     return bufAppend(data, s, n) ? -1 : 0;
 }
 
+/* Appends the JSON string of s (len bytes, UTF-8) to part, every character outside printable
+ * ASCII as an escape (as JSON_ENSURE_ASCII). Returns 0, 1 when part's cap was reached or memory
+ * ran out, -1 when s is not UTF-8 (then part may hold a partial string: the caller resets it). */
+static int appendString(buf *part, const char *s, size_t len) {
+    static const char hex[] = "0123456789ABCDEF"; /* as jansson writes them */
+    const unsigned char *u = (const unsigned char *)s;
+    if (bufAppend(part, "\"", 1)) return 1;
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+        while (j < len && u[j] >= 0x20 && u[j] < 0x80 && u[j] != '"' && u[j] != '\\')
+            j++;
+        if (j > i && bufAppend(part, s + i, j - i)) return 1;
+        if (j == len) break;
+        uint32_t c = u[j];
+        size_t n = 1;
+        if (c >= 0x80) {
+            size_t more = c >= 0xf0 && c < 0xf5   ? 3
+                          : c >= 0xe0 && c < 0xf0 ? 2
+                          : c >= 0xc2 && c < 0xe0 ? 1
+                                                  : 0;
+            if (!more || more >= len - j) return -1;
+            c &= 0x3fu >> more;
+            for (size_t k = 1; k <= more; k++) {
+                if ((u[j + k] & 0xc0) != 0x80) return -1;
+                c = (c << 6) | (u[j + k] & 0x3fu);
+            }
+            if ((more == 2 && (c < 0x800 || (c >= 0xd800 && c < 0xe000))) ||
+                (more == 3 && (c < 0x10000 || c > 0x10ffff)))
+                return -1;
+            n = more + 1;
+        }
+        char esc[12];
+        size_t e = 0;
+        if (c == '"' || c == '\\') {
+            esc[e++] = '\\';
+            esc[e++] = (char)c;
+        } else if (c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f') {
+            esc[e++] = '\\';
+            esc[e++] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c == '\b' ? 'b' : 'f';
+        } else {
+            uint32_t units[2] = {c, 0};
+            int nu = 1;
+            if (c > 0xffff) {
+                units[0] = 0xd800 | ((c - 0x10000) >> 10);
+                units[1] = 0xdc00 | ((c - 0x10000) & 0x3ff);
+                nu = 2;
+            }
+            for (int k = 0; k < nu; k++) {
+                esc[e++] = '\\';
+                esc[e++] = 'u';
+                for (int sh = 12; sh >= 0; sh -= 4)
+                    esc[e++] = hex[(units[k] >> sh) & 15];
+            }
+        }
+        if (bufAppend(part, esc, e)) return 1;
+        i = j + n;
+    }
+    return bufAppend(part, "\"", 1) ? 1 : 0;
+}
+
+/* Appends the number v as jansson 2.14 writes a real (dump.c, jsonp_dtostr: "%.17g", ".0" when
+ * neither a point nor an exponent, the exponent without '+' or leading zeros). Returns 0, 1 when
+ * part's cap was reached or memory ran out, -1 for a value jansson refuses (not finite). */
+static int appendReal(buf *part, double v) {
+    char num[40];
+    if (!isfinite(v)) return -1;
+    int n = snprintf(num, sizeof(num), "%.17g", v);
+    if (n <= 0 || (size_t)n + 3 > sizeof(num)) return -1;
+    size_t len = (size_t)n;
+    if (!strchr(num, '.') && !strchr(num, 'e')) {
+        memcpy(num + len, ".0", 3);
+        len += 2;
+    }
+    char *start = strchr(num, 'e');
+    if (start) {
+        start++;
+        char *end = start + 1;
+        if (*start == '-') start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, len + 1 - (size_t)(end - num));
+            len -= (size_t)(end - start);
+        }
+    }
+    return bufAppend(part, num, len) ? 1 : 0;
+}
+
+/* Appends props as JSON when every value is a string, integer, boolean or null (what the handler
+ * writes, reals too; jansson's dumper walked a string a code point at a time and showed in the
+ * profile). Returns 0, 1 when part's cap was reached or memory ran out, -1 when props holds
+ * anything else (then part is as it was: the caller dumps with jansson). */
+static int appendFlat(const json_t *props, buf *part) {
+    size_t at = part->len;
+    const char *key;
+    json_t *v;
+    int first = 1, rc = 0;
+    if (bufAppend(part, "{", 1)) return 1;
+    json_object_foreach((json_t *)props, key, v) {
+        char num[32];
+        if (!first && bufAppend(part, ",", 1)) return 1;
+        first = 0;
+        if ((rc = appendString(part, key, strlen(key))) != 0) break;
+        if (bufAppend(part, ":", 1)) return 1;
+        switch (json_typeof(v)) {
+        case JSON_STRING:
+            rc = appendString(part, json_string_value(v), json_string_length(v));
+            break;
+        case JSON_INTEGER:
+            snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+            rc = bufAppend(part, num, strlen(num)) ? 1 : 0;
+            break;
+        case JSON_TRUE:
+            rc = bufAppend(part, "true", 4) ? 1 : 0;
+            break;
+        case JSON_FALSE:
+            rc = bufAppend(part, "false", 5) ? 1 : 0;
+            break;
+        case JSON_NULL:
+            rc = bufAppend(part, "null", 4) ? 1 : 0;
+            break;
+        case JSON_REAL:
+            rc = appendReal(part, json_real_value(v));
+            break;
+        default:
+            rc = -1; /* a nested value: jansson's own dumper */
+        }
+        if (rc) break;
+    }
+    if (rc == -1) {
+        part->len = at;
+        part->data[at] = '\0';
+    }
+    if (rc) return rc;
+    return bufAppend(part, "}", 1) ? 1 : 0;
+}
+
 /* Appends the JSON body of one operation to part: props, and for an INSERT without them the
  * keys first. One line of ASCII, as Azurite's reader needs: TableBatchSerialization.ts matches
  * the body with /{+.+}+/, whose '.' stops at a line end and at U+2028 and U+2029 too (a raw U+2028
@@ -216,7 +354,11 @@ static int appendCallback(const char *s, size_t n, void *data) {
 static int appendJson(const tableBatch *b, const char *rk, const json_t *props, int keys,
                       buf *part) {
     size_t flags = JSON_COMPACT | JSON_ENSURE_ASCII;
-    if (!keys) return json_dump_callback(props, appendCallback, part, flags) != 0;
+    int flat;
+    if (!keys) {
+        if ((flat = appendFlat(props, part)) >= 0) return flat;
+        return json_dump_callback(props, appendCallback, part, flags) != 0;
+    }
     json_t *k = json_string(rk);
     char *jrk = k ? json_dumps(k, JSON_ENCODE_ANY | flags) : NULL;
     json_decref(k);
@@ -225,7 +367,8 @@ static int appendJson(const tableBatch *b, const char *rk, const json_t *props, 
     if (bad) return 1;
     if (json_object_size(props) == 0) return bufAppend(part, "}", 1);
     size_t at = part->len;
-    if (json_dump_callback(props, appendCallback, part, flags) != 0) return 1;
+    if ((flat = appendFlat(props, part)) > 0) return 1;
+    if (flat < 0 && json_dump_callback(props, appendCallback, part, flags) != 0) return 1;
     part->data[at] = ','; /* the dumped object's '{' */
     return 0;
 }

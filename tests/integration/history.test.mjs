@@ -16,13 +16,14 @@ import { readHistory, summaryOf, parseReading } from '../lib/history.mjs';
 const TABLE = 'ReadingHistory';
 let az, proxy, handler;
 
-/** A proxy to Azurite; onBatch(n) is asked for the n-th (1-based) history $batch, onDeviceBatch(n)
+/** A proxy to Azurite (it keeps the history $batch bodies it passed on, and their answers, in sent
+ * and answers); onBatch(n) is asked for the n-th (1-based) history $batch, onDeviceBatch(n)
  * for the n-th DeviceState $batch: 'pass', 'fail' (a 503 answer), 'hang' (never answered) or
  * 'refuse' (Azure's 400 for operation 0's value: Azurite does not enforce Azure's entity limits,
  * so the proxy stands in for Azure). */
 async function startProxy() {
   const port = await h.freePort();
-  const p = { port, batches: 0, deviceBatches: 0, onBatch: () => 'pass', onDeviceBatch: () => 'pass' };
+  const p = { port, batches: 0, deviceBatches: 0, onBatch: () => 'pass', onDeviceBatch: () => 'pass', sent: [], answers: [] };
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
@@ -34,8 +35,15 @@ async function startProxy() {
       if (what === 'fail') { res.writeHead(503, { 'Content-Type': 'text/plain' }); res.end('down'); return; }
       if (what === 'hang') return;
       if (what === 'refuse') { batchFailure(res, 0, 400, 'EntityTooLarge', 'The entity is larger than allowed'); return; }
+      const history = req.url.includes('$batch') && body.includes(TABLE);
+      if (history) p.sent.push(body.toString());
       const up = http.request({ host: '127.0.0.1', port: az.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
         res.writeHead(ur.statusCode, ur.headers);
+        if (history) {
+          const got = [];
+          ur.on('data', (c) => got.push(c));
+          ur.on('end', () => p.answers.push(Buffer.concat(got).toString()));
+        }
         ur.pipe(res);
       });
       up.on('error', () => res.destroy());
@@ -249,6 +257,37 @@ describe('faults', () => {
       assert.equal(again.status, 200, again.text);
     }
     await assertExact('hc-', evs);
+  });
+
+  test('the same batch again after a crash: its chunk rows exist, their inserts answer 409 and the transaction goes again as insert-or-replace; the rows unchanged, every reading once', async () => {
+    const evs = readings('hi', 250, { seq0: 40000 });
+    proxy.batches = proxy.deviceBatches = 0;
+    proxy.sent = [];
+    proxy.answers = [];
+    proxy.onDeviceBatch = () => {
+      handler.proc.kill('SIGKILL'); // the history rows are written, the device rows not yet
+      return 'hang';
+    };
+    await post(evs).catch(() => null);
+    await handler.exited;
+    proxy.onDeviceBatch = () => 'pass';
+    assert.equal(proxy.sent.length, 1);
+    assert.match(proxy.sent[0], /\r\nPOST http[^\r]*ReadingHistory HTTP/, 'chunk rows go as plain inserts');
+    assert.doesNotMatch(proxy.answers[0], /HTTP\/1.1 409/);
+    const strip = ({ Timestamp, ...rest }) => rest;
+    const mine = async () => chunksOf(await h.tableAll(az, TABLE)).filter((c) => c.DeviceId.startsWith('hi-')).map(strip);
+    const first = await mine();
+    assert.equal(first.length, 5);
+    handler = await h.startHandler(env());
+    const again = await post(evs); // the host's replay, the same batch
+    assert.equal(again.status, 200, again.text);
+    assert.equal(proxy.sent.length, 3, 'the inserts, then the same rows as insert-or-replace');
+    assert.match(proxy.answers[1], /HTTP\/1.1 409/);
+    assert.doesNotMatch(proxy.sent[2], /\r\nPOST http/);
+    assert.match(proxy.sent[2], /\r\nPUT http[^\r]*ReadingHistory\(PartitionKey=/);
+    assert.doesNotMatch(proxy.answers[2], /HTTP\/1.1 [45]\d\d/);
+    assert.deepEqual(await mine(), first, 'the chunk rows as they were');
+    await assertExact('hi-', evs);
   });
 
   test('a history row the store refuses every time: the device\'s readings are rejected, its row keeps its history as it was, the batch answers 200', async () => {

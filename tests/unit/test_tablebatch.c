@@ -504,6 +504,63 @@ static void test_writer_cosmos_and_ascii(void **state) {
     json_decref(p);
 }
 
+/* The writer's own dumper for flat properties writes what jansson writes (COMPACT, ENSURE_ASCII):
+ * escapes, control characters, every UTF-8 length, integers, booleans, null, and a real (jansson's
+ * own formatting), in the object's order, with and without the keys of an INSERT. */
+static void test_writer_flat_as_jansson(void **state) {
+    (void)state;
+    storageAccount az = dev();
+    char err[256];
+    json_t *p = json_object();
+    json_object_set_new(p, "Q\"k\\ey",
+                        json_string("quote \" back \\ slash / tab\t cr\r bs\b ff\f"));
+    json_object_set_new(p, "Ctl", json_string("\x01\x1f\x7f end"));
+    json_object_set_new(p, "Utf",
+                        json_string("\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8c\xa1 \xef\xbf\xbf"));
+    json_object_set_new(
+        p, "Readings", json_string("1700000000000;0;42;0;20.5;;1012;\n1700000000020;0;43;0;;50;;"));
+    json_object_set_new(p, "Empty", json_string(""));
+    json_object_set_new(p, "N", json_integer(-9223372036854775807LL - 1));
+    json_object_set_new(p, "T", json_true());
+    json_object_set_new(p, "F", json_false());
+    json_object_set_new(p, "Z", json_null());
+    char *want = json_dumps(p, JSON_COMPACT | JSON_ENSURE_ASCII);
+    for (int op = 0; op < 2; op++) {
+        tableBatch *b = tableBatchNew(&az, "DeviceState", "P", 0, err, sizeof(err));
+        assert_int_equal(tableBatchAdd(b, op ? TABLEBATCH_INSERT : TABLEBATCH_UPDATE, "r", p, NULL,
+                                       err, sizeof(err)),
+                         TABLEBATCH_ADDED);
+        size_t len;
+        char *body = tableBatchBody(b, &len);
+        /* the INSERT's body starts with the keys, then the same members */
+        assert_non_null(strstr(body, op ? want + 1 : want));
+        if (op) assert_non_null(strstr(body, "{\"PartitionKey\":\"P\",\"RowKey\":\"r\","));
+        free(body);
+        tableBatchFree(b);
+    }
+    free(want);
+    /* reals, as jansson formats them (exponents, integral values, the 17 digits) */
+    const double reals[] = {
+        0.1,    1e20, 1e-5, -2.5, 3.0, 1e300, -1e-300, 123456789012345678.0, 20.100000000000001,
+        5e-324, 1e16, 0.0};
+    for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "R%zu", i);
+        json_object_set_new(p, name, json_real(reals[i]));
+    }
+    want = json_dumps(p, JSON_COMPACT | JSON_ENSURE_ASCII);
+    tableBatch *b = tableBatchNew(&az, "DeviceState", "P", 0, err, sizeof(err));
+    assert_int_equal(tableBatchAdd(b, TABLEBATCH_UPDATE, "r", p, NULL, err, sizeof(err)),
+                     TABLEBATCH_ADDED);
+    size_t len;
+    char *body = tableBatchBody(b, &len);
+    assert_non_null(strstr(body, want));
+    free(body);
+    tableBatchFree(b);
+    free(want);
+    json_decref(p);
+}
+
 static void test_writer_refusals(void **state) {
     (void)state;
     storageAccount a = dev();
@@ -563,7 +620,7 @@ int main(void) {
         cmocka_unit_test(test_reader_truncated), cmocka_unit_test(test_reader_malformed),
         cmocka_unit_test(test_reader_oversized), cmocka_unit_test(test_writer_format),
         cmocka_unit_test(test_writer_limits),    cmocka_unit_test(test_writer_cosmos_and_ascii),
-        cmocka_unit_test(test_writer_refusals),
+        cmocka_unit_test(test_writer_refusals),  cmocka_unit_test(test_writer_flat_as_jansson),
     };
     return cmocka_run_group_tests_name("tablebatch", tests, NULL, NULL);
 }

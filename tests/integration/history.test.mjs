@@ -224,6 +224,18 @@ describe('history rows (format v2)', () => {
   });
 });
 
+/** Posts evs and kills the handler (SIGKILL) when its first DeviceState transaction arrives: the
+ * history rows are written, the device rows not yet. */
+async function crashBeforeDeviceCommit(evs) {
+  proxy.onDeviceBatch = () => {
+    handler.proc.kill('SIGKILL');
+    return 'hang';
+  };
+  await post(evs).catch(() => null);
+  await handler.exited;
+  proxy.onDeviceBatch = () => 'pass';
+}
+
 describe('faults', () => {
   test('a failed history transaction answers 500, nothing of the devices is committed, and the replay completes it: every reading once', async () => {
     const evs = readings('hf', 250, { seq0: 9000 });
@@ -241,13 +253,7 @@ describe('faults', () => {
   test('the handler killed between the history transaction and the device commit, then the host replays: every reading once', async () => {
     const evs = readings('hc', 250, { seq0: 20000 });
     proxy.batches = proxy.deviceBatches = 0;
-    proxy.onDeviceBatch = () => {
-      handler.proc.kill('SIGKILL'); // the history rows are written, the device rows not yet
-      return 'hang';
-    };
-    await post(evs).catch(() => null);
-    await handler.exited;
-    proxy.onDeviceBatch = () => 'pass';
+    await crashBeforeDeviceCommit(evs);
     assert.ok(proxy.batches >= 1, 'the history transaction went first');
     assert.equal(chunksOf(await h.tableAll(az, TABLE)).filter((c) => c.DeviceId.startsWith('hc-')).length, 5);
     handler = await h.startHandler(env());
@@ -264,13 +270,7 @@ describe('faults', () => {
     proxy.batches = proxy.deviceBatches = 0;
     proxy.sent = [];
     proxy.answers = [];
-    proxy.onDeviceBatch = () => {
-      handler.proc.kill('SIGKILL'); // the history rows are written, the device rows not yet
-      return 'hang';
-    };
-    await post(evs).catch(() => null);
-    await handler.exited;
-    proxy.onDeviceBatch = () => 'pass';
+    await crashBeforeDeviceCommit(evs);
     assert.equal(proxy.sent.length, 1);
     assert.match(proxy.sent[0], /\r\nPOST http[^\r]*ReadingHistory HTTP/, 'chunk rows go as plain inserts');
     assert.doesNotMatch(proxy.answers[0], /HTTP\/1.1 409/);

@@ -39,7 +39,8 @@
     "Min57,Min58,Min59"
 #define PENDING_COLUMNS                                                                            \
     "RowKey,PendN,P00,P01,P02,P03,P04,P05,P06,P07,P08,P09,P10,P11,P12,P13,P14,P15,P16,P17,P18,"    \
-    "P19,P20,P21,P22,P23,P24,P25,P26,P27,P28,P29,P30,P31"
+    "P19,P20,P21,P22,P23,P24,P25,P26,P27,P28,P29,P30,P31,Q00,Q01,Q02,Q03,Q04,Q05,Q06,Q07,Q08,Q09," \
+    "Q10,Q11,Q12,Q13,Q14,Q15,Q16,Q17,Q18,Q19,Q20,Q21,Q22,Q23,Q24,Q25,Q26,Q27,Q28,Q29,Q30,Q31"
 /* Device rows held for one answer (those with pending readings, or slots in the range: at most
  * about 2 KiB and 6 KiB each). */
 #define DEVICES_MAX 10000
@@ -438,7 +439,7 @@ static int addSummaryRow(json_t *e, void *ctx) {
 static int keepDev(histOut *o, json_t *row) {
     const char *id = json_string_value(json_object_get(row, "RowKey"));
     int64_t hh = historyreadHistHour(row);
-    int want = o->resolution == RES_RAW ? tableGetInt64(row, "PendN", 0) > 0
+    int want = o->resolution == RES_RAW ? historyPendingAny(row)
                                         : hh >= o->fromMs / HOUR_MS && hh <= o->toMs / HOUR_MS;
     if (!id || !want) {
         json_decref(row);

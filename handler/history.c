@@ -35,6 +35,77 @@ static const char *const pendingNames[HISTORY_CHUNK] = {
     "P00", "P01", "P02", "P03", "P04", "P05", "P06", "P07", "P08", "P09", "P10",
     "P11", "P12", "P13", "P14", "P15", "P16", "P17", "P18", "P19", "P20", "P21",
     "P22", "P23", "P24", "P25", "P26", "P27", "P28", "P29", "P30", "P31"};
+static const char *const groupNames[HISTORY_GROUPS] = {
+    "Q00", "Q01", "Q02", "Q03", "Q04", "Q05", "Q06", "Q07", "Q08", "Q09", "Q10",
+    "Q11", "Q12", "Q13", "Q14", "Q15", "Q16", "Q17", "Q18", "Q19", "Q20", "Q21",
+    "Q22", "Q23", "Q24", "Q25", "Q26", "Q27", "Q28", "Q29", "Q30", "Q31"};
+
+const char *historyGroupName(size_t i) { return i < HISTORY_GROUPS ? groupNames[i] : NULL; }
+
+/* A group's generation ("<gen>|", 1 to 18 digits, not 0) and where its texts start. Returns 0,
+ * or -1 when t is not a group. */
+static int groupHeader(const char *t, int64_t *gen, const char **body) {
+    int64_t g = 0;
+    int digits = 0;
+    if (!t) return -1;
+    for (; *t >= '0' && *t <= '9' && digits < 18; t++, digits++)
+        g = g * 10 + (*t - '0');
+    if (!digits || *t != '|' || g == 0) return -1;
+    *gen = g;
+    *body = t + 1;
+    return 0;
+}
+
+/* Calls fn for each text of a group's body (texts joined by "\n"; empty: none). Returns the
+ * texts passed, or -1 when fn stopped. */
+static long groupTexts(const char *body, historyTextFn fn, void *ctx) {
+    long n = 0;
+    while (*body) {
+        const char *nl = strchr(body, '\n');
+        size_t len = nl ? (size_t)(nl - body) : strlen(body);
+        if (fn(body, len, ctx) != 0) return -1;
+        n++;
+        if (!nl) break;
+        body = nl + 1;
+    }
+    return n;
+}
+
+long historyPendingWalk(const json_t *row, historyTextFn fn, void *ctx) {
+    long n = 0, k;
+    int64_t pend = tableGetInt64(row, HISTORY_PROP_PENDING, 0), gen = 0, g;
+    const char *body;
+    if (pend > HISTORY_CHUNK) pend = HISTORY_CHUNK;
+    for (int64_t i = 0; i < pend; i++, n++) {
+        json_t *t = json_object_get(row, pendingNames[i]);
+        /* a slot missing or not a string is passed empty: the caller counts it unreadable */
+        if (fn(json_is_string(t) ? json_string_value(t) : "", json_string_length(t), ctx) != 0)
+            return -1;
+    }
+    for (size_t i = 0; i < HISTORY_GROUPS; i++) {
+        if (groupHeader(json_string_value(json_object_get(row, groupNames[i])), &g, &body) != 0 ||
+            (i > 0 && g != gen))
+            break;
+        gen = g;
+        if ((k = groupTexts(body, fn, ctx)) < 0) return -1;
+        n += k;
+    }
+    return n;
+}
+
+int historyPendingAny(const json_t *row) {
+    int64_t g, gen = 0;
+    const char *body;
+    if (tableGetInt64(row, HISTORY_PROP_PENDING, 0) > 0) return 1;
+    for (size_t i = 0; i < HISTORY_GROUPS; i++) {
+        if (groupHeader(json_string_value(json_object_get(row, groupNames[i])), &g, &body) != 0 ||
+            (i > 0 && g != gen))
+            break;
+        if (*body) return 1;
+        gen = g;
+    }
+    return 0;
+}
 
 int historySummaryKey(const char *device, char *out, size_t outlen) {
     char dev[HISTORY_DEVICE_KEY_MAX + 1];
@@ -404,7 +475,10 @@ typedef struct fold {
     int64_t hour;   /* HistHour, -1 when none */
     int64_t newest; /* the newest unix minute in the slots, -1 when none (once allLoaded) */
     int allLoaded;
-    size_t pendBase; /* pending readings left in the row as they are (P00..): items follow them */
+    int stays;     /* the row's pending groups stay as they are: the new readings are one more */
+    size_t groups; /* with stays: the row's current groups Q00.. (the new one is the next) */
+    int64_t gen;   /* with stays: their generation */
+    size_t cap;    /* items allocated */
     foldItem *items;
     size_t nitems;
     closedHour *closed;
@@ -613,8 +687,21 @@ static int cutChunks(fold *f, historyRows *out, size_t *tail) {
     return 0;
 }
 
-/* Sets in props what changed in the row: slots, HistHour, pending, LateReadings. */
-static void setChanged(fold *f, size_t tail, size_t late, json_t *props) {
+/* The generation for a new Q00: above every group the row holds, current or stale, so that no
+ * stale group can pass for one of the new generation. */
+static int64_t newGeneration(const json_t *row) {
+    int64_t top = 0, g;
+    const char *body;
+    for (size_t i = 0; i < HISTORY_GROUPS; i++)
+        if (groupHeader(json_string_value(json_object_get(row, groupNames[i])), &g, &body) == 0 &&
+            g > top)
+            top = g;
+    return top < INT64_C(999999999999999999) ? top + 1 : 1;
+}
+
+/* Sets in props what changed in the row: slots, HistHour, LateReadings, pending. Returns 0, or
+ * -1 when memory ran out. */
+static int setChanged(fold *f, size_t tail, size_t late, json_t *props) {
     char buf[HISTORY_MINUTE_TEXT_MAX + 32];
     for (int i = 0; i < 60; i++) {
         const char *name = slotNames[i];
@@ -629,20 +716,31 @@ static void setChanged(fold *f, size_t tail, size_t late, json_t *props) {
     }
     if (f->hour >= 0 && tableGetInt64(f->row, HISTORY_PROP_HOUR, -1) != f->hour)
         tableSetInt64(props, HISTORY_PROP_HOUR, f->hour);
-    size_t pend = f->pendBase + f->nitems - tail;
-    for (size_t i = f->pendBase; i < pend; i++) {
-        const char *name = pendingNames[i];
-        const char *old = json_string_value(json_object_get(f->row, name));
-        const foldItem *it = &f->items[tail + i - f->pendBase];
-        if (!old || strcmp(old, it->text) != 0)
-            json_object_set_new(props, name, json_stringn_nocheck(it->text, it->len));
-    }
-    if (tableGetInt64(f->row, HISTORY_PROP_PENDING, 0) != (int64_t)pend ||
-        (pend && !json_object_get(f->row, HISTORY_PROP_PENDING)))
-        json_object_set_new(props, HISTORY_PROP_PENDING, json_integer((json_int_t)pend));
     if (late)
         tableSetInt64(props, HISTORY_PROP_LATE,
                       tableGetInt64(f->row, HISTORY_PROP_LATE, 0) + (int64_t)late);
+    /* pending: one group more (the new readings: one property, however many they are), or Q00
+     * of a new generation holding what the chunks left (every older group is then stale) */
+    if (f->stays && f->nitems == 0) return 0;
+    size_t len = 24;
+    for (size_t i = tail; i < f->nitems; i++)
+        len += f->items[i].len + 1;
+    char *g = malloc(len);
+    if (!g) return -1;
+    text t = {g, 0, len, 0};
+    textInt(&t, f->stays ? f->gen : newGeneration(f->row));
+    textChar(&t, '|');
+    for (size_t i = tail; i < f->nitems; i++) {
+        if (i > tail) textChar(&t, '\n');
+        textPut(&t, f->items[i].text, f->items[i].len);
+    }
+    int glen = textEnd(&t);
+    json_t *v = glen >= 0 ? json_stringn_nocheck(g, (size_t)glen) : NULL;
+    free(g);
+    if (!v || json_object_set_new(props, groupNames[f->stays ? f->groups : 0], v) != 0) return -1;
+    if (!f->stays && tableGetInt64(f->row, HISTORY_PROP_PENDING, 0) != 0)
+        json_object_set_new(props, HISTORY_PROP_PENDING, json_integer(0)); /* v2 slots now in Q00 */
+    return 0;
 }
 
 /* Appends a reading text (copied) of time ms to the fold's items, with p when it is known.
@@ -673,16 +771,30 @@ static int64_t readingMs(const char *text, size_t len) {
     return fields == 4 + METRIC_COUNT && digits && digits < len && text[digits] == ';' ? ms : -1;
 }
 
-/* 1 when the pending readings of the row stay as they are (sets f->pendBase): the new readings
- * all fall in their hour and do not fill a chunk, so no chunk is cut and only the new readings'
- * slots are written. The common case (a few readings a batch): the texts are not copied. */
+/* 1 when the pending readings of the row stay as they are (sets f->stays, groups, gen): the row
+ * holds a current generation of groups, the new readings all fall in their hour and do not fill
+ * a chunk, so no chunk is cut and the new readings go as one group more. The common case (a few
+ * readings a batch): the pending texts are counted, not copied or parsed. */
 static int pendingStays(fold *f, const historyReading *v, size_t n) {
-    int64_t pend = tableGetInt64(f->row, HISTORY_PROP_PENDING, 0), hour = -1;
-    if (pend < 0 || pend > HISTORY_CHUNK || (size_t)pend + n >= HISTORY_CHUNK) return 0;
-    if (pend) {
-        json_t *t = json_object_get(f->row, pendingNames[0]);
-        int64_t ms =
-            json_is_string(t) ? readingMs(json_string_value(t), json_string_length(t)) : -1;
+    int64_t gen = 0, g, hour = -1;
+    size_t groups = 0, pend = 0;
+    const char *body, *first = NULL;
+    if (tableGetInt64(f->row, HISTORY_PROP_PENDING, 0) != 0) return 0; /* v2 slots: into Q00 */
+    for (; groups < HISTORY_GROUPS; groups++) {
+        if (groupHeader(json_string_value(json_object_get(f->row, groupNames[groups])), &g,
+                        &body) != 0 ||
+            (groups && g != gen))
+            break;
+        gen = g;
+        if (!*body) continue;
+        if (!first) first = body;
+        for (const char *p = body; p; p = strchr(p + 1, '\n'))
+            pend++;
+    }
+    if (!groups || groups == HISTORY_GROUPS || pend + n >= HISTORY_CHUNK) return 0;
+    if (first) {
+        const char *nl = strchr(first, '\n');
+        int64_t ms = readingMs(first, nl ? (size_t)(nl - first) : strlen(first));
         if (ms < HISTORY_MIN_MS || ms > HISTORY_MAX_MS) return 0;
         hour = ms / 3600000;
     }
@@ -691,25 +803,35 @@ static int pendingStays(fold *f, const historyReading *v, size_t n) {
         if (hour >= 0 && v[i].enqueuedMs / 3600000 != hour) return 0;
         hour = v[i].enqueuedMs / 3600000;
     }
-    f->pendBase = (size_t)pend;
+    f->stays = 1;
+    f->groups = groups;
+    f->gen = gen;
     return 1;
 }
 
-/* The readings left pending in the row, into the fold's items. */
-static int readPending(fold *f, historyRows *out) {
-    int64_t n = tableGetInt64(f->row, HISTORY_PROP_PENDING, 0);
-    if (n < 0 || n > HISTORY_CHUNK) n = n < 0 ? 0 : HISTORY_CHUNK;
-    for (int64_t i = 0; i < n; i++) {
-        json_t *t = json_object_get(f->row, pendingNames[i]);
-        int64_t ms =
-            json_is_string(t) ? readingMs(json_string_value(t), json_string_length(t)) : -1;
-        if (ms < HISTORY_MIN_MS || ms > HISTORY_MAX_MS) {
-            out->dropped++;
-            continue;
-        }
-        if (itemAdd(f, json_string_value(t), json_string_length(t), ms, NULL) != 0) return -1;
+typedef struct pendingCtx {
+    fold *f;
+    historyRows *out;
+    int oom;
+} pendingCtx;
+
+static int pendingItem(const char *text, size_t len, void *ctx) {
+    pendingCtx *c = ctx;
+    int64_t ms = readingMs(text, len);
+    if (ms < HISTORY_MIN_MS || ms > HISTORY_MAX_MS || c->f->nitems == c->f->cap) {
+        c->out->dropped++; /* unreadable (only a row written by hand), or past what fits */
+        return 0;
     }
-    return 0;
+    if (itemAdd(c->f, text, len, ms, NULL) != 0) c->oom = 1;
+    return c->oom;
+}
+
+/* The readings left pending in the row (format v2 slots, then the current groups), into the
+ * fold's items. Returns 0 or -1 (OOM). */
+static int readPending(fold *f, historyRows *out) {
+    pendingCtx c = {f, out, 0};
+    historyPendingWalk(f->row, pendingItem, &c);
+    return c.oom ? -1 : 0;
 }
 
 int historyFold(const json_t *row, const char *device, const historyReading *v, size_t n,
@@ -725,7 +847,9 @@ int historyFold(const json_t *row, const char *device, const historyReading *v, 
     if (historyDeviceKey(device, f.devkey, sizeof(f.devkey)) != 0) return -1;
     readSlots(&f);
     int stays = pendingStays(&f, v, n);
-    f.items = calloc((stays ? 0 : HISTORY_CHUNK) + n + 1, sizeof(foldItem));
+    /* pending: fewer than a chunk in groups, and up to a chunk more in v2 slots */
+    f.cap = (stays ? 0 : 2 * HISTORY_CHUNK) + n;
+    f.items = calloc(f.cap + 1, sizeof(foldItem));
     if (!f.items || (!stays && readPending(&f, out) != 0)) goto out;
     for (size_t i = 0; i < n; i++) {
         char text[HISTORY_READING_MAX];
@@ -754,7 +878,7 @@ int historyFold(const json_t *row, const char *device, const historyReading *v, 
     }
     out->late += late;
     if (emitClosed(&f, out) != 0 || cutChunks(&f, out, &tail) != 0) goto out;
-    setChanged(&f, tail, late, props);
+    if (setChanged(&f, tail, late, props) != 0) goto out;
     rc = 0;
 out:
     for (size_t i = 0; i < f.nitems; i++)

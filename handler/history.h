@@ -6,8 +6,8 @@
  * readings of one device and one hour as text, RowKey "<devkey> <ms13> <partition> <seq20> <k>
  * <hash8>" (its first reading, and 8 hex digits of SHA-256 over its Readings); a frozen hour row
  * ("~~m <devkey>") holds the per-minute summaries of a closed hour. The hour being filled lives in
- * the device's own row (Min00..Min59), and so do the readings not yet in a chunk (PendN,
- * P00..P31): the device row is committed with If-Match, so what it records is exact under replays
+ * the device's own row (Min00..Min59), and so do the readings not yet in a chunk (groups
+ * Q00..Q31): the device row is committed with If-Match, so what it records is exact under replays
  * and competing writers; the history rows it names are written before it (chunks as inserts,
  * InsertOrReplace when one exists: historyWriteRows).
  *
@@ -38,7 +38,10 @@
 #define HISTORY_RK_MAX 640             /* bytes: a RowKey as built here */
 #define HISTORY_MIN_MS 946684800000LL  /* 2000-01-01: earlier enqueued times are not kept */
 #define HISTORY_MAX_MS 9999999999999LL /* 13 digits */
-#define HISTORY_CHUNK 32               /* readings in a chunk row; pending slots P00..P31 */
+#define HISTORY_CHUNK 32               /* readings in a chunk row; v2 pending slots P00..P31 */
+/* pending groups Q00..Q31: a group holds one reading or more, but Q00 may be empty, and fewer
+ * than HISTORY_CHUNK readings stay pending */
+#define HISTORY_GROUPS HISTORY_CHUNK
 #define HISTORY_READING_MAX 512        /* bytes: one reading text with its NUL */
 #define HISTORY_MINUTE_TEXT_MAX 512    /* bytes: one minute's summary text with its NUL */
 
@@ -88,6 +91,28 @@ int historyMinuteParse(const char *text, historyMinute *mi);
 
 /* The summary RowKey of a device. Returns 0 or -1 when out is too small. */
 int historySummaryKey(const char *device, char *out, size_t outlen);
+
+/* Pending readings (README, "History"). A commit that leaves readings of a device pending writes
+ * them as ONE property, a group "<gen>|<text>\n<text>..." (reading texts, as in a chunk's
+ * Readings): the next of Q00..Q31 when the row's pending readings stay, or Q00 of a new
+ * generation (above any group in the row) holding what is left once chunks were cut. The pending
+ * readings are Q00 and the groups after it of Q00's generation; a group of another generation is
+ * stale. Rows of format v2 hold them instead as one reading a property, P00..P(PendN-1); a fold
+ * moves those into Q00 and sets PendN to 0. Why groups: Azurite 3.35.0's work for each MERGE of
+ * a transaction grows with the properties it carries (tests/bench/mergekeys.mjs), and a batch's
+ * readings of a device cost one property instead of one each, and no counter. */
+typedef int (*historyTextFn)(const char *text, size_t len, void *ctx);
+
+/* The name of group i (Q00..Q31), NULL past them. */
+const char *historyGroupName(size_t i);
+
+/* Calls fn for each pending reading text of a DeviceState row (len bytes, not NUL-terminated;
+ * a v2 slot missing is passed as ""), v2 slots first; fn returns non-zero to stop. Returns the
+ * texts passed, or -1 when fn stopped the walk. */
+long historyPendingWalk(const json_t *row, historyTextFn fn, void *ctx);
+
+/* 1 when a DeviceState row holds a pending reading text (readable or not), else 0. */
+int historyPendingAny(const json_t *row);
 
 /* One accepted reading. */
 typedef struct historyReading {

@@ -60,23 +60,27 @@ long historyreadChunk(const char *readings, historyreadFn fn, void *ctx, size_t 
     return n;
 }
 
-long historyreadPending(const json_t *row, historyreadFn fn, void *ctx, size_t *bad) {
-    int64_t pend = tableGetInt64(row, "PendN", 0);
-    long n = 0;
+typedef struct pendingCtx {
+    historyreadFn fn;
+    void *ctx;
+    size_t *bad;
+    long n;
+} pendingCtx;
+
+static int pendingText(const char *text, size_t len, void *ctx) {
+    pendingCtx *c = ctx;
     historyreadReading r;
-    if (pend > HISTORYREAD_PENDING_MAX) pend = HISTORYREAD_PENDING_MAX;
-    for (int64_t i = 0; i < pend; i++) {
-        char name[8];
-        snprintf(name, sizeof(name), "P%02d", (int)i);
-        const char *t = json_string_value(json_object_get(row, name));
-        if (t && historyreadParse(t, strlen(t), &r) == 0) {
-            if (fn(&r, ctx) != 0) return -1;
-            n++;
-        } else if (bad) {
-            (*bad)++;
-        }
+    if (historyreadParse(text, len, &r) != 0) {
+        if (c->bad) (*c->bad)++;
+        return 0;
     }
-    return n;
+    c->n++;
+    return c->fn(&r, c->ctx);
+}
+
+long historyreadPending(const json_t *row, historyreadFn fn, void *ctx, size_t *bad) {
+    pendingCtx c = {fn, ctx, bad, 0};
+    return historyPendingWalk(row, pendingText, &c) < 0 ? -1 : c.n;
 }
 
 /* Parses an Edm.DateTime as the table returns it (2026-11-30T10:00:10.123Z, up to 7 fraction

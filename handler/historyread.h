@@ -22,7 +22,6 @@
 #include <stdint.h>
 
 #define HISTORYREAD_PARTITION_MAX 64 /* bytes of a decoded partition id (Event Hubs: "0".."31") */
-#define HISTORYREAD_PENDING_MAX 32   /* P00..P31 */
 #define HISTORYREAD_TEXT_MAX 1024    /* bytes of one reading text */
 #define HISTORYREAD_GROUP_MAX 16384  /* readings in one group (one device, one hour) */
 
@@ -49,8 +48,8 @@ typedef int (*historyreadFn)(const historyreadReading *r, void *ctx);
  * fn, or -1 when fn stopped the walk. */
 long historyreadChunk(const char *readings, historyreadFn fn, void *ctx, size_t *bad);
 
-/* Calls fn for each pending reading of a DeviceState row (P00..P(PendN-1)); as
- * historyreadChunk. */
+/* Calls fn for each pending reading of a DeviceState row (historyPendingWalk: v2 slots
+ * P00..P(PendN-1), then the current groups Q00..); as historyreadChunk. */
 long historyreadPending(const json_t *row, historyreadFn fn, void *ctx, size_t *bad);
 
 /* A format v1 row (one reading: Time, Celsius..Light, Partition, SequenceNumber, k the last

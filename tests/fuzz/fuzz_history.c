@@ -1,5 +1,5 @@
 /* Fuzz harness: history's format v2 readers on any bytes: a reading text and a minute text
- * parsed, then a device row whose slots, pending readings and counters hold the bytes folded
+ * parsed, then a device row whose slots, pending slots and groups and counters hold the bytes folded
  * with two readings (the fold must never trust what a row holds). */
 #include "history.h"
 
@@ -19,10 +19,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     (void)historyMinuteParse(t, &mi);
     json_t *row = json_object();
     json_t *s = json_stringn_nocheck(t, strlen(t));
-    const char *names[] = {"Min00", "Min01", "Min59", "P00", "P01", "P31", "HistHour", "PendN"};
+    const char *names[] = {"Min00", "Min01", "Min59", "P00", "P01", "P31", "HistHour", "PendN",
+                           "Q01", "Q31"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         json_object_set(row, names[i], s);
     json_object_set_new(row, "PendN", json_integer(size % 40));
+    /* a group of the bytes after a current Q00, so that the walk reaches them */
+    char *g = malloc(size + 4);
+    if (g) {
+        snprintf(g, size + 4, "7|%s", t);
+        json_object_set_new(row, "Q00", json_string_nocheck(g));
+        json_object_set_new(row, "Q01", json_string_nocheck(g));
+        free(g);
+    }
     reading r;
     memset(&r, 0, sizeof(r));
     r.has[0] = 1;

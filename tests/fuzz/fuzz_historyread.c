@@ -25,6 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     json_object_set_new(row, "Min07", json_string(text));
     json_object_set_new(row, "PendN", json_integer(1));
     json_object_set_new(row, "P00", json_string(text));
+    json_object_set_new(row, "Q00", json_string(text)); /* a group when it starts "<gen>|" */
+    json_object_set_new(row, "Q01", json_string(text));
     (void)historyreadSlots(row, 0, m);
     (void)historyreadSlots(row, strtoll(text, NULL, 10), m);
     (void)historyreadPending(row, count, &n, NULL);

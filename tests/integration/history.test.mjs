@@ -11,7 +11,7 @@ import http from 'node:http';
 import { createHash } from 'node:crypto';
 import * as h from '../lib/harness.mjs';
 import { batchFailure } from '../lib/batchproxy.mjs';
-import { readHistory, summaryOf, parseReading } from '../lib/history.mjs';
+import { readHistory, summaryOf, parseReading, pendingTexts } from '../lib/history.mjs';
 
 const TABLE = 'ReadingHistory';
 let az, proxy, handler;
@@ -135,8 +135,8 @@ describe('history rows (format v2)', () => {
     assert.equal(f0.M58, '12|12,20,26,276|12,50,50,600|12,1000,1055,12330|0,,,');
     const d0 = devices.find((x) => x.RowKey === 'hk-0');
     assert.equal(Number(d0.HistHour), hour('2026-11-30T10:00:00Z'));
-    assert.equal(d0.PendN, 26);
-    assert.equal(d0.P00, `${Date.parse('2026-11-30T10:00:00Z')};3;1120;0;21;50;1120;`);
+    assert.equal(pendingTexts(d0).length, 26);
+    assert.equal(pendingTexts(d0)[0], `${Date.parse('2026-11-30T10:00:00Z')};3;1120;0;21;50;1120;`);
     assert.equal(d0.Min00, `${Date.parse('2026-11-30T10:00:00Z') / 60000};12|12,20,26,274|12,50,50,600|12,1120,1175,13770|0,,,`);
     // slots of hour 9 stay until hour 10 needs them; readers take hour 9 from the frozen row
     assert.match(d0.Min58, new RegExp(`^${Date.parse('2026-11-30T09:58:00Z') / 60000};12\\|`));
@@ -157,13 +157,13 @@ describe('history rows (format v2)', () => {
     assert.deepEqual(chunksOf(rows).map((c) => [c.Count, c.RowKey.split(' ')[3]]).sort(),
       [[32, pad(3000, 20)], [32, pad(3032, 20)], [32, pad(3064, 20)]]);
     for (const c of chunksOf(rows)) assert.equal(c.RowKey.split(' ')[5], hash8(c.Readings));
-    assert.equal(devices[0].PendN, 4);
-    assert.equal(parseReading(devices[0].P00).seq, 3096);
+    assert.deepEqual(pendingTexts(devices[0]).map((t) => parseReading(t).seq), [3096, 3097, 3098, 3099]);
+    assert.equal(devices[0].Q01, undefined, 'one batch: one group');
     assert.equal((await post(evs.slice(100))).status, 200);
     ({ rows, devices } = await assertExact('h100-', evs));
     assert.equal(chunksOf(rows).length, 4);
-    assert.equal(devices[0].PendN, 140 - 128);
-    assert.equal(parseReading(devices[0].P00).seq, 3128);
+    assert.equal(pendingTexts(devices[0]).length, 140 - 128);
+    assert.equal(parseReading(pendingTexts(devices[0])[0]).seq, 3128);
     assert.equal(frozenOf(rows).length, 0, 'hour 11 is still open');
   });
 
@@ -177,7 +177,7 @@ describe('history rows (format v2)', () => {
     const { rows, devices } = await assertExact('hb-', evs);
     assert.deepEqual(chunksOf(rows).map((c) => [c.PartitionKey, c.Count]), [['h2026113012', 10]]);
     assert.deepEqual(frozenOf(rows).map((c) => [c.PartitionKey, Number(c.Count), c.M59.split('|')[0]]), [['h2026113012', 10, '10']]);
-    assert.equal(devices[0].PendN, 5);
+    assert.equal(pendingTexts(devices[0]).length, 5);
     assert.equal(Number(devices[0].HistHour), hour('2026-11-30T13:00:00Z'));
   });
 
@@ -308,7 +308,8 @@ describe('faults', () => {
     const row = await h.tableGet(az, 'DeviceState', 'Sydney', 'refused-0');
     assert.equal(Number(row.Count), 5);
     assert.equal(Number(row.Rejected), 40);
-    for (const k of ['PendN', 'P00', 'P04', 'HistHour', 'Min00']) assert.deepEqual(row[k], before[k], k);
+    assert.deepEqual(pendingTexts(row), pendingTexts(before));
+    for (const k of ['Q00', 'Q01', 'HistHour', 'Min00']) assert.deepEqual(row[k], before[k], k);
     const kept = (await h.tableAll(az, 'RejectedTelemetry')).filter((x) => x.DeviceId === 'refused-0');
     assert.equal(kept.length, 40);
     assert.match(kept[0].Reason, /EntityTooLarge/);

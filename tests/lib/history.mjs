@@ -1,7 +1,7 @@
 // The history table of format v2 read back by the readers' rule (hformat.md, README "History"),
 // written here independently of the handler's reader, for the writer's tests:
 //  - raw readings: chunk rows (Readings: reading texts joined by "\n"), rows of format v1 (one
-//    reading each), then each device row's pending readings P00..P(PendN-1), de-duplicated by
+//    reading each), then each device row's pending readings (pendingTexts), de-duplicated by
 //    (partition, seq, k) per device;
 //  - summaries: the frozen hour rows of the hours before the device row's HistHour, and the
 //    device row's minute slots of the hour HistHour.
@@ -24,6 +24,22 @@ export function parseMinute(text) {
 
 /** Everything the readers see: { rows, devices, readings: Map(device -> [reading...]), copies }.
  * copies counts the raw copies found (chunks written twice by an attempt that did not commit). */
+/** The pending reading texts of a DeviceState row, as the README says: the format v2 slots
+ * P00..P(PendN-1), then the groups Q00.. ("<gen>|<text>\\n<text>...") of Q00's generation, up to the
+ * first group of another one. */
+export function pendingTexts(d) {
+  const texts = [];
+  for (let i = 0; i < Math.min(Number(d.PendN ?? 0), 32); i++) texts.push(d[`P${String(i).padStart(2, '0')}`]);
+  let gen = null;
+  for (let i = 0; i < 32; i++) {
+    const m = /^([1-9][0-9]{0,17})\|(.*)$/s.exec(d[`Q${String(i).padStart(2, '0')}`] ?? '');
+    if (!m || (gen !== null && m[1] !== gen)) break;
+    gen = m[1];
+    if (m[2] !== '') texts.push(...m[2].split('\n'));
+  }
+  return texts;
+}
+
 export async function readHistory(az, { table = 'ReadingHistory', deviceTable = 'DeviceState', prefix = '' } = {}) {
   const rows = (await h.tableAll(az, table)).filter((r) => (r.DeviceId ?? '').startsWith(prefix));
   const devices = (await h.tableAll(az, deviceTable)).filter((r) => r.RowKey.startsWith(prefix));
@@ -45,9 +61,7 @@ export async function readHistory(az, { table = 'ReadingHistory', deviceTable = 
         k: Number(row.RowKey.split(' ').at(-1)), celsius: row.Celsius ?? null, humidity: row.Humidity ?? null, hPa: row.hPa ?? null, light: row.Light ?? null });
     }
   }
-  for (const d of devices) {
-    for (let i = 0; i < Number(d.PendN ?? 0); i++) add(d.RowKey, parseReading(d[`P${String(i).padStart(2, '0')}`]));
-  }
+  for (const d of devices) for (const t of pendingTexts(d)) add(d.RowKey, parseReading(t));
   const readings = new Map([...seen].map(([dev, m]) => [dev, [...m.values()].sort((a, b) => a.ms - b.ms || a.seq - b.seq || a.k - b.k)]));
   return { rows, devices, readings, copies };
 }

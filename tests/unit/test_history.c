@@ -148,6 +148,18 @@ static void readings(historyReading *v, reading *r, size_t n, int64_t t, int64_t
     }
 }
 
+/* The reading texts of pending group name in props when its generation is gen, else -1. */
+static int groupTexts(const json_t *props, const char *name, const char *gen) {
+    const char *t = json_string_value(json_object_get(props, name));
+    size_t gl = strlen(gen);
+    if (!t || strncmp(t, gen, gl) != 0 || t[gl] != '|') return -1;
+    if (!t[gl + 1]) return 0;
+    int n = 1;
+    for (const char *p = t; *p; p++)
+        n += *p == '\n';
+    return n;
+}
+
 static const historyRow *rowAt(const historyRows *o, size_t i) {
     return i < o->n ? &o->v[i] : NULL;
 }
@@ -177,10 +189,11 @@ static void test_fold_chunks_and_pending(void **state) {
     assert_string_equal(json_string_value(json_object_get(c->props, "To")),
                         "2025-12-02T10:00:31.000Z");
     /* the tail: 8 pending; the slots of minute 0 (30 readings: 10:00:00..59 of 40 → 00..39) */
-    assert_int_equal(json_integer_value(json_object_get(props, "PendN")), 8);
-    assert_string_equal(json_string_value(json_object_get(props, "P00")),
-                        "1764669632000;0;132;0;22;50;;");
-    assert_null(json_object_get(props, "P08"));
+    assert_int_equal(groupTexts(props, "Q00", "1"), 8);
+    assert_true(strncmp(json_string_value(json_object_get(props, "Q00")),
+                        "1|1764669632000;0;132;0;22;50;;\n", 31) == 0);
+    assert_null(json_object_get(props, "Q01"));
+    assert_null(json_object_get(props, "PendN"));
     assert_string_equal(json_string_value(json_object_get(props, "Min00")),
                         "29411160;40|40,20,22,839|40,50,50,2000|0,,,|0,,,");
     assert_string_equal(json_string_value(json_object_get(props, "HistHour")), "490186");
@@ -202,10 +215,9 @@ static void test_fold_chunks_and_pending(void **state) {
     historyRows out3 = {0};
     assert_int_equal(historyFold(row, "dv", v2, 2, p3, &out3), 0);
     assert_int_equal(out3.n, 0);
-    assert_null(json_object_get(p3, "P00")); /* unchanged: not sent */
-    assert_non_null(json_object_get(p3, "P08"));
-    assert_non_null(json_object_get(p3, "P09"));
-    assert_int_equal(json_integer_value(json_object_get(p3, "PendN")), 10);
+    assert_null(json_object_get(p3, "Q00")); /* unchanged: not sent */
+    assert_int_equal(groupTexts(p3, "Q01", "1"), 2); /* the two new ones: one property */
+    assert_null(json_object_get(p3, "PendN"));
     assert_string_equal(json_string_value(json_object_get(p3, "Min00")),
                         "29411160;42|42,20,22,880|42,50,50,2100|0,,,|0,,,");
     assert_null(json_object_get(p3, "HistHour"));
@@ -241,7 +253,7 @@ static void test_fold_hour_boundary_and_late(void **state) {
                         "5|5,20,22,104|5,50,50,250|0,,,|0,,,");
     assert_string_equal(c->pk, "h2025120210");
     assert_int_equal(json_integer_value(json_object_get(c->props, "Count")), 5);
-    assert_int_equal(json_integer_value(json_object_get(p, "PendN")), 3);
+    assert_int_equal(groupTexts(p, "Q00", "2"), 3); /* a new generation */
     assert_string_equal(json_string_value(json_object_get(p, "HistHour")), "490187");
     historyRowsFree(&out);
 
@@ -258,9 +270,8 @@ static void test_fold_hour_boundary_and_late(void **state) {
     /* the pending readings of hour 11 become a chunk: the late one is of another hour */
     assert_int_equal(out.n, 1);
     assert_string_equal(out.v[0].pk, "h2025120211");
-    assert_int_equal(json_integer_value(json_object_get(p2, "PendN")), 1);
-    assert_string_equal(json_string_value(json_object_get(p2, "P00")),
-                        "1764669601000;7;50;0;20;50;;");
+    assert_string_equal(json_string_value(json_object_get(p2, "Q00")),
+                        "3|1764669601000;7;50;0;20;50;;");
     json_decref(row);
     json_decref(p);
     json_decref(p2);
@@ -282,7 +293,7 @@ static void test_fold_hundred_readings(void **state) {
         assert_non_null(strstr(out.v[i].rk, seq));
         assert_int_equal(json_integer_value(json_object_get(out.v[i].props, "Count")), 32);
     }
-    assert_int_equal(json_integer_value(json_object_get(p, "PendN")), 4);
+    assert_int_equal(groupTexts(p, "Q00", "1"), 4);
     assert_int_equal(out.added, 100);
     json_decref(p);
     historyRowsFree(&out);
@@ -303,7 +314,9 @@ static void test_fold_bad_rows(void **state) {
     assert_int_equal(out.dropped, 1 + 30); /* P00 unreadable, P02..P31 absent */
     assert_string_equal(json_string_value(json_object_get(p, "Min01")),
                         "29411161;1|1,20,20,20|1,50,50,50|0,,,|0,,,");
-    assert_int_equal(json_integer_value(json_object_get(p, "PendN")), 2);
+    /* the v2 slots' readable reading and the new one, in Q00; the v2 count cleared */
+    assert_int_equal(groupTexts(p, "Q00", "1"), 2);
+    assert_int_equal(json_integer_value(json_object_get(p, "PendN")), 0);
     /* readings without a usable time are skipped */
     v[0].enqueuedMs = 5;
     json_t *p2 = json_object();
@@ -312,6 +325,63 @@ static void test_fold_bad_rows(void **state) {
     json_decref(row);
     json_decref(p);
     json_decref(p2);
+    historyRowsFree(&out);
+}
+
+static int collectText(const char *text, size_t len, void *ctx) {
+    char *acc = ctx;
+    size_t o = strlen(acc);
+    snprintf(acc + o, 512 - o, "%.*s,", (int)len, text);
+    return 0;
+}
+
+/* Pending groups: Q00's generation names the current ones; a group of another generation (left
+ * from before a chunk was cut) is stale, and so is everything after it; v2 slots come first. */
+static void test_pending_groups(void **state) {
+    (void)state;
+    char acc[512] = "";
+    json_t *row = json_pack("{s:s,s:s,s:s,s:s}", "Q00", "5|a1", "Q01", "5|a2\na3", "Q02", "4|old",
+                            "Q03", "5|after");
+    assert_int_equal(historyPendingWalk(row, collectText, acc), 3);
+    assert_string_equal(acc, "a1,a2,a3,");
+    assert_true(historyPendingAny(row));
+    json_object_set_new(row, "PendN", json_integer(1));
+    json_object_set_new(row, "P00", json_string("v2"));
+    acc[0] = '\0';
+    assert_int_equal(historyPendingWalk(row, collectText, acc), 4);
+    assert_string_equal(acc, "v2,a1,a2,a3,");
+    json_decref(row);
+    row = json_pack("{s:s,s:s}", "Q00", "3|", "Q01", "3|x"); /* an empty Q00: after a cut */
+    assert_true(historyPendingAny(row));
+    json_object_set_new(row, "Q01", json_string("2|x"));
+    assert_false(historyPendingAny(row));
+    json_object_set_new(row, "Q00", json_string("0|x")); /* generation 0: not a group */
+    assert_false(historyPendingAny(row));
+    assert_int_equal(historyPendingWalk(row, collectText, acc), 0);
+    json_decref(row);
+
+    /* a fold appends after the current groups, over a stale one */
+    reading r[40];
+    historyReading v[40];
+    readings(v, r, 1, T0 + 5000, 7);
+    row = json_pack("{s:s,s:s,s:s}", "Q00", "7|1764669600000;0;1;0;20;50;;", "Q01",
+                    "9|1764669601000;0;2;0;20;50;;", "Q05", "12|x");
+    json_t *p = json_object();
+    historyRows out = {0};
+    assert_int_equal(historyFold(row, "dv", v, 1, p, &out), 0);
+    assert_int_equal(out.n, 0);
+    assert_null(json_object_get(p, "Q00"));
+    assert_string_equal(json_string_value(json_object_get(p, "Q01")),
+                        "7|1764669605000;0;7;0;20;50;;");
+    json_decref(p);
+    /* a cut: Q00 of a generation above every group in the row (12 in Q05) */
+    readings(v, r, 40, T0 + 6000, 100);
+    p = json_object();
+    assert_int_equal(historyFold(row, "dv", v, 40, p, &out), 0);
+    assert_int_equal(out.n, 1);
+    assert_int_equal(groupTexts(p, "Q00", "13"), 1 + 40 - 32);
+    json_decref(p);
+    json_decref(row);
     historyRowsFree(&out);
 }
 
@@ -381,6 +451,7 @@ int main(void) {
         cmocka_unit_test(test_fold_hour_boundary_and_late),
         cmocka_unit_test(test_fold_hundred_readings),
         cmocka_unit_test(test_fold_bad_rows),
+        cmocka_unit_test(test_pending_groups),
         cmocka_unit_test(test_fold_huge_values),
         cmocka_unit_test(test_reading_text_big_sequence),
     };

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+_Static_assert(HISTORY_CHUNK * HISTORY_READING_MAX <= 32768, "a chunk's Readings fit a String");
+
 /* Property names by index: "M00".."M59", "Min00".."Min59", "P00".."P31" (no snprintf per row). */
 static const char *const minuteNames[60] = {
     "M00", "M01", "M02", "M03", "M04", "M05", "M06", "M07", "M08", "M09", "M10", "M11",
@@ -31,7 +33,7 @@ static const char *const slotNames[60] = {
     "Min30", "Min31", "Min32", "Min33", "Min34", "Min35", "Min36", "Min37", "Min38", "Min39",
     "Min40", "Min41", "Min42", "Min43", "Min44", "Min45", "Min46", "Min47", "Min48", "Min49",
     "Min50", "Min51", "Min52", "Min53", "Min54", "Min55", "Min56", "Min57", "Min58", "Min59"};
-static const char *const pendingNames[HISTORY_CHUNK] = {
+static const char *const pendingNames[HISTORY_V2_SLOTS] = {
     "P00", "P01", "P02", "P03", "P04", "P05", "P06", "P07", "P08", "P09", "P10",
     "P11", "P12", "P13", "P14", "P15", "P16", "P17", "P18", "P19", "P20", "P21",
     "P22", "P23", "P24", "P25", "P26", "P27", "P28", "P29", "P30", "P31"};
@@ -75,7 +77,7 @@ long historyPendingWalk(const json_t *row, historyTextFn fn, void *ctx) {
     long n = 0, k;
     int64_t pend = tableGetInt64(row, HISTORY_PROP_PENDING, 0), gen = 0, g;
     const char *body;
-    if (pend > HISTORY_CHUNK) pend = HISTORY_CHUNK;
+    if (pend > HISTORY_V2_SLOTS) pend = HISTORY_V2_SLOTS;
     for (int64_t i = 0; i < pend; i++, n++) {
         json_t *t = json_object_get(row, pendingNames[i]);
         /* a slot missing or not a string is passed empty: the caller counts it unreadable */
@@ -847,8 +849,8 @@ int historyFold(const json_t *row, const char *device, const historyReading *v, 
     if (historyDeviceKey(device, f.devkey, sizeof(f.devkey)) != 0) return -1;
     readSlots(&f);
     int stays = pendingStays(&f, v, n);
-    /* pending: fewer than a chunk in groups, and up to a chunk more in v2 slots */
-    f.cap = (stays ? 0 : 2 * HISTORY_CHUNK) + n;
+    /* pending: fewer than a chunk in groups, and up to HISTORY_V2_SLOTS more in v2 slots */
+    f.cap = (stays ? 0 : HISTORY_CHUNK + HISTORY_V2_SLOTS) + n;
     f.items = calloc(f.cap + 1, sizeof(foldItem));
     if (!f.items || (!stays && readPending(&f, out) != 0)) goto out;
     for (size_t i = 0; i < n; i++) {

@@ -11,9 +11,10 @@
  * and competing writers; the history rows it names are written before it (chunks as inserts,
  * InsertOrReplace when one exists: historyWriteRows).
  *
- * Bounds this rests on: a device row gains at most 95 properties (60 slots, 32 pending, 3
- * counters), within Table Storage's 252 a row, and a chunk's Readings (32 texts of at most
- * HISTORY_READING_MAX bytes) stays under a String's 32,768 UTF-16 units ("Understanding the Table
+ * Bounds this rests on: a device row gains at most 95 properties (60 slots, 32 pending groups, 3
+ * counters; a row of format v2 also keeps its 32 slots P00..P31 and PendN), within Table
+ * Storage's 252 a row, and a chunk's Readings (64 texts of at most HISTORY_READING_MAX - 1 bytes
+ * and 63 newlines: 32,767) stays under a String's 32,768 UTF-16 units ("Understanding the Table
  * service data model", learn.microsoft.com, read 2026-12-02; table.h). Why not a row per reading:
  * Azurite 3.35.0 looks every inserted or merged entity up with findOne({PartitionKey, RowKey})
  * (node_modules/azurite/dist/src/table/persistence/LokiTableMetadataStore.js, insertTableEntity,
@@ -38,10 +39,12 @@
 #define HISTORY_RK_MAX 640             /* bytes: a RowKey as built here */
 #define HISTORY_MIN_MS 946684800000LL  /* 2000-01-01: earlier enqueued times are not kept */
 #define HISTORY_MAX_MS 9999999999999LL /* 13 digits */
-#define HISTORY_CHUNK 32               /* readings in a chunk row; v2 pending slots P00..P31 */
-/* pending groups Q00..Q31: a group holds one reading or more, but Q00 may be empty, and fewer
- * than HISTORY_CHUNK readings stay pending */
-#define HISTORY_GROUPS HISTORY_CHUNK
+/* Readings in a chunk row: 64, since a flush (one insert per device) costs Azurite 3.35.0 about
+ * three merges' work a row (tests/bench/chunkwrite.mjs); the texts of 64 still fit a String. */
+#define HISTORY_CHUNK 64
+#define HISTORY_V2_SLOTS 32 /* format v2 rows: pending slots P00..P31 */
+/* pending groups Q00..Q31: past 32, the next batch gathers them into Q00 (a new generation) */
+#define HISTORY_GROUPS 32
 #define HISTORY_READING_MAX 512        /* bytes: one reading text with its NUL */
 #define HISTORY_MINUTE_TEXT_MAX 512    /* bytes: one minute's summary text with its NUL */
 

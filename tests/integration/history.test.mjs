@@ -150,20 +150,20 @@ describe('history rows (format v2)', () => {
     assert.deepEqual(await tables(), before, 'rows, timestamps and etags unchanged');
   });
 
-  test('a device with 100 readings in one batch: three chunks of 32, four pending; the next batch fills the fourth chunk', async () => {
-    const evs = readings('h100', 140, { d: 1, seq0: 3000, t0: Date.parse('2026-11-30T11:00:00Z') });
-    assert.equal((await post(evs.slice(0, 100))).status, 200);
-    let { rows, devices } = await assertExact('h100-', evs.slice(0, 100));
+  test('a device with 132 readings in one batch: two chunks of 64, four pending; the next batch fills the third chunk', async () => {
+    const evs = readings('h100', 204, { d: 1, seq0: 3000, t0: Date.parse('2026-11-30T11:00:00Z') });
+    assert.equal((await post(evs.slice(0, 132))).status, 200);
+    let { rows, devices } = await assertExact('h100-', evs.slice(0, 132));
     assert.deepEqual(chunksOf(rows).map((c) => [c.Count, c.RowKey.split(' ')[3]]).sort(),
-      [[32, pad(3000, 20)], [32, pad(3032, 20)], [32, pad(3064, 20)]]);
+      [[64, pad(3000, 20)], [64, pad(3064, 20)]]);
     for (const c of chunksOf(rows)) assert.equal(c.RowKey.split(' ')[5], hash8(c.Readings));
-    assert.deepEqual(pendingTexts(devices[0]).map((t) => parseReading(t).seq), [3096, 3097, 3098, 3099]);
+    assert.deepEqual(pendingTexts(devices[0]).map((t) => parseReading(t).seq), [3128, 3129, 3130, 3131]);
     assert.equal(devices[0].Q01, undefined, 'one batch: one group');
-    assert.equal((await post(evs.slice(100))).status, 200);
+    assert.equal((await post(evs.slice(132))).status, 200);
     ({ rows, devices } = await assertExact('h100-', evs));
-    assert.equal(chunksOf(rows).length, 4);
-    assert.equal(pendingTexts(devices[0]).length, 140 - 128);
-    assert.equal(parseReading(pendingTexts(devices[0])[0]).seq, 3128);
+    assert.equal(chunksOf(rows).length, 3);
+    assert.equal(pendingTexts(devices[0]).length, 204 - 192);
+    assert.equal(parseReading(pendingTexts(devices[0])[0]).seq, 3192);
     assert.equal(frozenOf(rows).length, 0, 'hour 11 is still open');
   });
 
@@ -211,8 +211,8 @@ describe('history rows (format v2)', () => {
   test('a device id with quotes and spaces, and one over 256 bytes, are kept under their own names', async () => {
     const long = 'hl-' + 'x'.repeat(400);
     const evs = [
-      ...readings("hq-o'brien x", 33, { d: 1, seq0: 1 }).map((e) => ({ ...e, deviceId: "hq-o'brien x" })),
-      ...readings('hl', 33, { d: 1, seq0: 100 }).map((e) => ({ ...e, deviceId: long })),
+      ...readings("hq-o'brien x", 65, { d: 1, seq0: 1 }).map((e) => ({ ...e, deviceId: "hq-o'brien x" })),
+      ...readings('hl', 65, { d: 1, seq0: 100 }).map((e) => ({ ...e, deviceId: long })),
     ];
     const r = await post(evs);
     assert.equal(r.status, 200, r.text);
@@ -291,27 +291,27 @@ describe('faults', () => {
   });
 
   test('a history row the store refuses every time: the device\'s readings are rejected, its row keeps its history as it was, the batch answers 200', async () => {
-    const evs = readings('refused', 45, { d: 1, seq0: 70000, t0: Date.parse('2026-11-30T07:00:00Z') });
+    const evs = readings('refused', 70, { d: 1, seq0: 70000, t0: Date.parse('2026-11-30T07:00:00Z') });
     assert.equal((await post(evs.slice(0, 5))).status, 200);
     const before = await h.tableGet(az, 'DeviceState', 'Sydney', 'refused-0');
     proxy.onBatch = () => 'refuse';
     try {
       const r = await post(evs.slice(5));
       assert.equal(r.status, 200, r.text);
-      assert.match(logsOf(r), /40 rejected/);
+      assert.match(logsOf(r), /65 rejected/);
       const again = await post(evs.slice(5)); // the host's next delivery: already applied
       assert.equal(again.status, 200, again.text);
-      assert.match(logsOf(again), /40 replayed/);
+      assert.match(logsOf(again), /65 replayed/);
     } finally {
       proxy.onBatch = () => 'pass';
     }
     const row = await h.tableGet(az, 'DeviceState', 'Sydney', 'refused-0');
     assert.equal(Number(row.Count), 5);
-    assert.equal(Number(row.Rejected), 40);
+    assert.equal(Number(row.Rejected), 65);
     assert.deepEqual(pendingTexts(row), pendingTexts(before));
     for (const k of ['Q00', 'Q01', 'HistHour', 'Min00']) assert.deepEqual(row[k], before[k], k);
     const kept = (await h.tableAll(az, 'RejectedTelemetry')).filter((x) => x.DeviceId === 'refused-0');
-    assert.equal(kept.length, 40);
+    assert.equal(kept.length, 65);
     assert.match(kept[0].Reason, /EntityTooLarge/);
     assert.equal(chunksOf(await h.tableAll(az, TABLE)).filter((c) => c.DeviceId === 'refused-0').length, 0);
   });

@@ -61,9 +61,9 @@ describe('raw readings', () => {
     // partition A: five readings at 10:30:00..04 (pending in the device row)
     const a = Array.from({ length: 5 }, (_, i) => ({ deviceId: D, seq: 1 + i, enqueued: at('2026-11-29T10:30:00Z', i), body: { temperature: 1 + i } }));
     assert.equal((await post(a, 'A')).status, 200);
-    // partition B lags ten minutes behind: 40 readings at 10:20:00..39. The first delivery writes
-    // the chunk [A1..A5, B1..B27] and then fails to commit the device row: an orphan.
-    const b = Array.from({ length: 40 }, (_, i) => ({ deviceId: D, seq: 101 + i, enqueued: at('2026-11-29T10:20:00Z', i), body: { temperature: 10 + i, humidity: 50 } }));
+    // partition B lags ten minutes behind: 72 readings at 10:20:00..10:21:11. The first delivery
+    // writes the chunk [A1..A5, B1..B59] and then fails to commit the device row: an orphan.
+    const b = Array.from({ length: 72 }, (_, i) => ({ deviceId: D, seq: 101 + i, enqueued: at('2026-11-29T10:20:00Z', i), body: { temperature: 10 + (i % 60), humidity: 50 } }));
     proxy.failDevice = true;
     const failed = await post(b, 'B');
     proxy.failDevice = false;
@@ -81,29 +81,29 @@ describe('raw readings', () => {
     const [row] = (await h.tableAll(az, DEVICES)).filter((r) => r.RowKey === D);
     const pending = pendingTexts(row).length;
     assert.ok(chunks.length >= 2, `an orphan chunk beside the committed one: ${chunks.map((c) => c.RowKey).join(' | ')}`);
-    assert.ok(stored + pending > 46, `some readings stored twice (${stored} in chunks, ${pending} pending)`);
-    assert.equal(Number(row.Count), 46);
+    assert.ok(stored + pending > 78, `some readings stored twice (${stored} in chunks, ${pending} pending)`);
+    assert.equal(Number(row.Count), 78);
 
     const r = await get(`gethistory?device=${D}&from=2026-11-29T10:00:00Z&to=2026-11-29T10:59:59Z`);
     assert.equal(r.status, 200, r.text);
     const pts = r.json.points;
-    assert.equal(pts.length, 46);
-    assert.equal(new Set(pts.map((p) => `${p.partition}/${p.sequenceNumber}`)).size, 46);
+    assert.equal(pts.length, 78);
+    assert.equal(new Set(pts.map((p) => `${p.partition}/${p.sequenceNumber}`)).size, 78);
     assert.deepEqual(pts.map((p) => p.time), pts.map((p) => p.time).sort(), 'time order');
     assert.deepEqual(pts.map((p) => p.celsius), [...b.map((e) => e.body.temperature), 1, 2, 3, 4, 5, 6]);
     assert.deepEqual(pts[0], { deviceId: D, time: '2026-11-29T10:20:00.000Z', celsius: 10, humidity: 50, partition: 'B', sequenceNumber: 101 });
     // the same as CSV, and a range inside the hour cuts by time (a chunk starting before it too)
     const csv = await get(`gethistory?device=${D}&from=2026-11-29T10:20:30Z&to=2026-11-29T10:30:02Z&format=csv`);
     const lines = csv.text.trimEnd().split('\r\n');
-    assert.equal(lines.length, 1 + 10 + 3, csv.text);
+    assert.equal(lines.length, 1 + 42 + 3, csv.text);
     assert.equal(lines[1], `${D},2026-11-29T10:20:30.000Z,40,50,,,B,131`);
     assert.equal(lines.at(-1), `${D},2026-11-29T10:30:02.000Z,3,,,,A,3`);
-    // every device's raw hour: the same 46 for this one
+    // every device's raw hour: the same 78 for this one
     const all = await get('gethistory?from=2026-11-29T10:00:00Z&to=2026-11-29T10:59:59Z');
-    assert.equal(all.json.points.filter((p) => p.deviceId === D).length, 46);
+    assert.equal(all.json.points.filter((p) => p.deviceId === D).length, 78);
     // the per-minute summaries count each reading once too (from the slots: hour 10 is HistHour)
     const m = await get(`gethistory?device=${D}&from=2026-11-29T10:00:00Z&to=2026-11-29T10:59:59Z&resolution=hour`);
-    assert.deepEqual(m.json.points.map((p) => p.count), [46]);
+    assert.deepEqual(m.json.points.map((p) => p.count), [78]);
   });
 });
 

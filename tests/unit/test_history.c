@@ -166,12 +166,13 @@ static const historyRow *rowAt(const historyRows *o, size_t i) {
 
 static void test_fold_chunks_and_pending(void **state) {
     (void)state;
-    reading r[40];
-    historyReading v[40];
-    readings(v, r, 40, T0, 100);
+    enum { N = HISTORY_CHUNK + 8 }; /* 72: a chunk, 8 pending */
+    reading r[N];
+    historyReading v[N];
+    readings(v, r, N, T0, 100);
     json_t *props = json_object();
     historyRows out = {0};
-    assert_int_equal(historyFold(NULL, "dv", v, 40, props, &out), 0);
+    assert_int_equal(historyFold(NULL, "dv", v, N, props, &out), 0);
     assert_int_equal(out.n, 1);
     const historyRow *c = rowAt(&out, 0);
     assert_string_equal(c->pk, "h2025120210");
@@ -183,26 +184,28 @@ static void test_fold_chunks_and_pending(void **state) {
     snprintf(rk, sizeof(rk), "dv %013lld 0 %020d 0 %02x%02x%02x%02x", (long long)T0, 100, d[0],
              d[1], d[2], d[3]);
     assert_string_equal(c->rk, rk);
-    assert_int_equal(json_integer_value(json_object_get(c->props, "Count")), 32);
+    assert_int_equal(json_integer_value(json_object_get(c->props, "Count")), 64);
     assert_string_equal(json_string_value(json_object_get(c->props, "From")),
                         "2025-12-02T10:00:00.000Z");
     assert_string_equal(json_string_value(json_object_get(c->props, "To")),
-                        "2025-12-02T10:00:31.000Z");
-    /* the tail: 8 pending; the slots of minute 0 (30 readings: 10:00:00..59 of 40 → 00..39) */
+                        "2025-12-02T10:01:03.000Z");
+    /* the tail: 8 pending in one group; the slots of minutes 0 (readings 0..59) and 1 (60..71) */
     assert_int_equal(groupTexts(props, "Q00", "1"), 8);
     assert_true(strncmp(json_string_value(json_object_get(props, "Q00")),
-                        "1|1764669632000;0;132;0;22;50;;\n", 31) == 0);
+                        "1|1764669664000;0;164;0;21;50;;\n", 31) == 0);
     assert_null(json_object_get(props, "Q01"));
     assert_null(json_object_get(props, "PendN"));
     assert_string_equal(json_string_value(json_object_get(props, "Min00")),
-                        "29411160;40|40,20,22,839|40,50,50,2000|0,,,|0,,,");
+                        "29411160;60|60,20,22,1260|60,50,50,3000|0,,,|0,,,");
+    assert_string_equal(json_string_value(json_object_get(props, "Min01")),
+                        "29411161;12|12,20,22,252|12,50,50,600|0,,,|0,,,");
     assert_string_equal(json_string_value(json_object_get(props, "HistHour")), "490186");
     assert_null(json_object_get(props, "LateReadings"));
 
     /* the same fold again (a replay or a re-fold): the same rows, byte for byte */
     json_t *props2 = json_object();
     historyRows out2 = {0};
-    assert_int_equal(historyFold(NULL, "dv", v, 40, props2, &out2), 0);
+    assert_int_equal(historyFold(NULL, "dv", v, N, props2, &out2), 0);
     assert_true(historyRowsEqual(&out, &out2));
     assert_true(json_equal(props, props2));
 
@@ -210,7 +213,7 @@ static void test_fold_chunks_and_pending(void **state) {
     json_t *row = json_deep_copy(props);
     reading r2[2];
     historyReading v2[2];
-    readings(v2, r2, 2, T0 + 40000, 140);
+    readings(v2, r2, 2, T0 + N * 1000, 100 + N);
     json_t *p3 = json_object();
     historyRows out3 = {0};
     assert_int_equal(historyFold(row, "dv", v2, 2, p3, &out3), 0);
@@ -218,8 +221,9 @@ static void test_fold_chunks_and_pending(void **state) {
     assert_null(json_object_get(p3, "Q00")); /* unchanged: not sent */
     assert_int_equal(groupTexts(p3, "Q01", "1"), 2); /* the two new ones: one property */
     assert_null(json_object_get(p3, "PendN"));
-    assert_string_equal(json_string_value(json_object_get(p3, "Min00")),
-                        "29411160;42|42,20,22,880|42,50,50,2100|0,,,|0,,,");
+    assert_string_equal(json_string_value(json_object_get(p3, "Min01")),
+                        "29411161;14|14,20,22,293|14,50,50,700|0,,,|0,,,");
+    assert_null(json_object_get(p3, "Min00"));
     assert_null(json_object_get(p3, "HistHour"));
     json_decref(row);
     json_decref(props);
@@ -280,21 +284,23 @@ static void test_fold_hour_boundary_and_late(void **state) {
 
 static void test_fold_hundred_readings(void **state) {
     (void)state;
-    reading r[100];
-    historyReading v[100];
-    readings(v, r, 100, T0, 1000);
+    enum { N = 2 * HISTORY_CHUNK + 4 }; /* one batch: two chunks, four pending */
+    reading r[N];
+    historyReading v[N];
+    readings(v, r, N, T0, 1000);
     json_t *p = json_object();
     historyRows out = {0};
-    assert_int_equal(historyFold(NULL, "dv", v, 100, p, &out), 0);
-    assert_int_equal(out.n, 3);
-    for (size_t i = 0; i < 3; i++) {
+    assert_int_equal(historyFold(NULL, "dv", v, N, p, &out), 0);
+    assert_int_equal(out.n, 2);
+    for (size_t i = 0; i < 2; i++) {
         char seq[32];
-        snprintf(seq, sizeof(seq), " %020d ", 1000 + 32 * (int)i);
+        snprintf(seq, sizeof(seq), " %020d ", 1000 + HISTORY_CHUNK * (int)i);
         assert_non_null(strstr(out.v[i].rk, seq));
-        assert_int_equal(json_integer_value(json_object_get(out.v[i].props, "Count")), 32);
+        assert_int_equal(json_integer_value(json_object_get(out.v[i].props, "Count")),
+                         HISTORY_CHUNK);
     }
     assert_int_equal(groupTexts(p, "Q00", "1"), 4);
-    assert_int_equal(out.added, 100);
+    assert_int_equal(out.added, N);
     json_decref(p);
     historyRowsFree(&out);
 }
@@ -361,8 +367,8 @@ static void test_pending_groups(void **state) {
     json_decref(row);
 
     /* a fold appends after the current groups, over a stale one */
-    reading r[40];
-    historyReading v[40];
+    reading r[HISTORY_CHUNK + 8];
+    historyReading v[HISTORY_CHUNK + 8];
     readings(v, r, 1, T0 + 5000, 7);
     row = json_pack("{s:s,s:s,s:s}", "Q00", "7|1764669600000;0;1;0;20;50;;", "Q01",
                     "9|1764669601000;0;2;0;20;50;;", "Q05", "12|x");
@@ -375,11 +381,29 @@ static void test_pending_groups(void **state) {
                         "7|1764669605000;0;7;0;20;50;;");
     json_decref(p);
     /* a cut: Q00 of a generation above every group in the row (12 in Q05) */
-    readings(v, r, 40, T0 + 6000, 100);
+    readings(v, r, HISTORY_CHUNK + 8, T0 + 6000, 100);
     p = json_object();
-    assert_int_equal(historyFold(row, "dv", v, 40, p, &out), 0);
+    assert_int_equal(historyFold(row, "dv", v, HISTORY_CHUNK + 8, p, &out), 0);
     assert_int_equal(out.n, 1);
-    assert_int_equal(groupTexts(p, "Q00", "13"), 1 + 40 - 32);
+    assert_int_equal(groupTexts(p, "Q00", "13"), 1 + 8);
+    json_decref(p);
+    json_decref(row);
+    historyRowsFree(&out);
+
+    /* 32 groups (a reading each): the next batch gathers them into Q00, no chunk yet */
+    row = json_object();
+    for (int i = 0; i < HISTORY_GROUPS; i++) {
+        char name[8], g[64];
+        snprintf(name, sizeof(name), "Q%02d", i);
+        snprintf(g, sizeof(g), "4|%lld;0;%d;0;20;50;;", (long long)T0 + i * 100, i);
+        json_object_set_new(row, name, json_string(g));
+    }
+    readings(v, r, 1, T0 + 9000, 500);
+    p = json_object();
+    assert_int_equal(historyFold(row, "dv", v, 1, p, &out), 0);
+    assert_int_equal(out.n, 0);
+    assert_int_equal(groupTexts(p, "Q00", "5"), HISTORY_GROUPS + 1);
+    assert_null(json_object_get(p, "Q01"));
     json_decref(p);
     json_decref(row);
     historyRowsFree(&out);

@@ -230,6 +230,29 @@ void historyMinuteText(const historyMinute *mi, char *out, size_t outlen) {
     textEnd(&t);
 }
 
+double historyParseDouble(const char *s, char **end) {
+    static const double tens[] = {1,    1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    const char *p = s;
+    int64_t m = 0;
+    int digits = 0, frac = 0;
+    int neg = *p == '-';
+    p += neg;
+    for (; *p >= '0' && *p <= '9' && digits < 16; p++, digits++)
+        m = m * 10 + (*p - '0');
+    if (*p == '.' && p[1] >= '0' && p[1] <= '9')
+        for (p++; *p >= '0' && *p <= '9' && digits < 16; p++, digits++, frac++)
+            m = m * 10 + (*p - '0');
+    /* what the texts hold: up to 15 digits, no exponent. m (< 2^53) and 10^frac are exact
+     * doubles, and one IEEE division is correctly rounded, as strtod is: the same double. */
+    if (digits == 0 || digits > 15 || (*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' ||
+        *p == 'E' || *p == 'x' || *p == 'X')
+        return strtod(s, end);
+    *end = (char *)p;
+    double v = frac ? (double)m / tens[frac] : (double)m;
+    return neg ? -v : v;
+}
+
 int historyMinuteParse(const char *text, historyMinute *mi) {
     char *end;
     memset(mi, 0, sizeof(*mi));
@@ -250,7 +273,7 @@ int historyMinuteParse(const char *text, historyMinute *mi) {
         for (int k = 0; k < 3; k++) {
             if (*end != ',') return -1;
             p = end + 1;
-            *v[k] = strtod(p, &end);
+            *v[k] = historyParseDouble(p, &end);
             if (end == p || !isfinite(*v[k])) return -1;
         }
     }
@@ -386,7 +409,7 @@ int historyReadingParse(const char *text, size_t len, historyParsed *p) {
         if (l >= sizeof(num)) return -1;
         memcpy(num, f[4 + m], l);
         num[l] = '\0';
-        p->value[m] = strtod(num, &end);
+        p->value[m] = historyParseDouble(num, &end);
         if (*end || !isfinite(p->value[m])) return -1;
         p->has[m] = 1;
     }

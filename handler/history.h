@@ -87,6 +87,10 @@ void historySummaryFromRow(const json_t *row, historySummary *s);
  * always do). */
 int historyFormatDouble(double v, char *out, size_t outlen);
 
+/* strtod(s, end), faster for what the texts hold (a decimal of up to 15 digits, no exponent):
+ * the same double and the same *end for every input. */
+double historyParseDouble(const char *s, char **end);
+
 /* A minute's summary text into out (HISTORY_MINUTE_TEXT_MAX bytes suffice). */
 void historyMinuteText(const historyMinute *mi, char *out, size_t outlen);
 /* Parses a minute's summary text. Returns 0, or -1 when malformed (*mi then undefined). */

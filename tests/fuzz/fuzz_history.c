@@ -17,6 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     historyMinute mi;
     (void)historyReadingParse(t, size, &p);
     (void)historyMinuteParse(t, &mi);
+    char *e1, *e2;
+    double a = strtod(t, &e1), b = historyParseDouble(t, &e2);
+    if (memcmp(&a, &b, sizeof(a)) != 0 || e1 != e2) abort(); /* the fast path is strtod */
     json_t *row = json_object();
     json_t *s = json_stringn_nocheck(t, strlen(t));
     const char *names[] = {"Min00", "Min01", "Min59", "P00", "P01", "P31", "HistHour", "PendN",

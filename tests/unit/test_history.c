@@ -106,6 +106,37 @@ static void test_format_double(void **state) {
     }
 }
 
+/* historyParseDouble is strtod, value and end, on texts of its own format and on any other. */
+static void test_parse_double_is_strtod(void **state) {
+    (void)state;
+    static const char alphabet[] = "0123456789.-+eEx ni";
+    uint64_t x = 88172645463325252ULL;
+    char s[40];
+    for (int i = 0; i < 400000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t n = 1 + x % 24;
+        if (i % 2) { /* a decimal as the texts hold it */
+            /* up to 15 digits mostly, sometimes up to 18 (past the fast path) */
+            int64_t m = (int64_t)(x >> 5) % (i % 10 ? 1000000000000000LL : 1000000000000000000LL);
+            int d = (int)((x >> 3) % 10);
+            snprintf(s, sizeof(s), "%s%lld", x & 1 ? "-" : "", (long long)m);
+            size_t l = strlen(s);
+            if (d && l > (size_t)d + 1) {
+                memmove(s + l - d + 1, s + l - d, (size_t)d + 1);
+                s[l - d] = '.';
+            }
+        } else {
+            uint64_t y = x;
+            for (size_t k = 0; k < n; k++, y = y * 6364136223846793005ULL + 1442695040888963407ULL)
+                s[k] = alphabet[(y >> 33) % (sizeof(alphabet) - 1)];
+            s[n] = '\0';
+        }
+        char *e1, *e2;
+        double a = strtod(s, &e1), b = historyParseDouble(s, &e2);
+        if (memcmp(&a, &b, sizeof(a)) != 0 || e1 != e2) fail_msg("'%s': %.17g/%td against %.17g/%td", s, a, e1 - s, b, e2 - s);
+    }
+}
+
 static void test_reading_text(void **state) {
     (void)state;
     reading r = mk(21.5, 50);
@@ -476,6 +507,7 @@ int main(void) {
         cmocka_unit_test(test_fold_hundred_readings),
         cmocka_unit_test(test_fold_bad_rows),
         cmocka_unit_test(test_pending_groups),
+        cmocka_unit_test(test_parse_double_is_strtod),
         cmocka_unit_test(test_fold_huge_values),
         cmocka_unit_test(test_reading_text_big_sequence),
     };

@@ -374,6 +374,101 @@ describe('competing writers', () => {
   });
 });
 
+/** The DeviceState row of a device, with its types (fullmetadata), as a PUT would write it back. */
+async function rowTyped(id) {
+  const r = await h.tableRequest(az, 'GET', h.entityPath('DeviceState', 'Sydney', id), { headers: { Accept: 'application/json;odata=fullmetadata' } });
+  assert.equal(r.status, 200, r.text);
+  return Object.fromEntries(Object.entries(r.json).filter(([k]) => !k.startsWith('odata.') && k !== 'Timestamp' && k !== 'Timestamp@odata.type'));
+}
+const mergeRow = (id, props) => h.tableRequest(az, 'MERGE', h.entityPath('DeviceState', 'Sydney', id), { body: props, headers: { 'If-Match': '*' } });
+const withSeq = (text, seq) => { const f = text.split(';'); f[2] = String(seq); return f.join(';'); };
+const getHistory = async (q) => {
+  const r = await fetch(`${handler.url}/api/gethistory?${q}`);
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* CSV */ }
+  return { status: r.status, text, json };
+};
+
+describe('pending groups attacked (rows written by hand where the writer cannot be driven there)', () => {
+  test('a generation at its 18-digit top: the next one is new to the row, no stale group comes back', async () => {
+    const evs = [...readings('hgw', 3, { d: 1, seq0: 500, t0: Date.parse('2026-11-30T15:10:00Z') }),
+      ...readings('hgw', 1, { d: 1, seq0: 503, t0: Date.parse('2026-11-30T16:10:00Z') })];
+    assert.equal((await post(evs.slice(0, 3))).status, 200);
+    const texts = pendingTexts(await h.tableGet(az, 'DeviceState', 'Sydney', 'hgw-0'));
+    assert.equal(texts.length, 3);
+    // Q00 at the top generation, Q01 a stale group of generation 1 (a reading never sent)
+    const m = await mergeRow('hgw-0', { Q00: `999999999999999999|${texts.join('\n')}`, Q01: `1|${withSeq(texts[0], 77)}` });
+    assert.equal(m.status, 204, m.text);
+    await assertExact('hgw-', evs.slice(0, 3));
+    assert.equal((await post(evs.slice(3))).status, 200);
+    const { devices } = await assertExact('hgw-', evs);
+    assert.equal(pendingTexts(devices[0]).length, 1);
+    const raw = await getHistory('device=hgw-0&from=2026-11-30T15:00:00Z&to=2026-11-30T16:59:59Z');
+    assert.deepEqual(raw.json.points.map((p) => p.sequenceNumber), [500, 501, 502, 503]);
+  });
+
+  test('a row of format v2 (PendN, P00..P29) folded by the group writer: a chunk of 64, the rest in Q00, PendN 0; nothing lost, nothing twice', async () => {
+    const evs = readings('hv2', 75, { d: 1, seq0: 700, t0: Date.parse('2026-11-30T17:00:00Z') });
+    assert.equal((await post(evs.slice(0, 30))).status, 200);
+    const row = await rowTyped('hv2-0');
+    const texts = pendingTexts(row);
+    assert.equal(texts.length, 30);
+    delete row.Q00;
+    row.PendN = '30';
+    row['PendN@odata.type'] = 'Edm.Int64';
+    texts.forEach((t, i) => { row[`P${pad(i, 2)}`] = t; });
+    await h.tableUpsert(az, 'DeviceState', row);
+    await assertExact('hv2-', evs.slice(0, 30));
+    assert.equal((await post(evs.slice(30, 70))).status, 200);
+    let { rows, devices } = await assertExact('hv2-', evs.slice(0, 70));
+    assert.deepEqual(chunksOf(rows).map((c) => c.Count), [64]);
+    assert.equal(Number(devices[0].PendN), 0);
+    assert.deepEqual(pendingTexts(devices[0]).map((t) => parseReading(t).seq), [764, 765, 766, 767, 768, 769]);
+    assert.equal((await post(evs.slice(70))).status, 200);
+    ({ devices } = await assertExact('hv2-', evs));
+    assert.equal(pendingTexts(devices[0]).length, 11);
+    assert.ok(devices[0].Q01, 'the next batch: one group more');
+  });
+
+  test('32 groups, then the 33rd batch gathers them; 63 pending, then 64 cut a chunk and leave an empty Q00; every reader agrees at each step', async () => {
+    const D = 'hg32';
+    const evs = readings(D, 100, { d: 1, seq0: 900, t0: Date.parse('2026-11-30T18:00:00Z'), step: 10000 });
+    let sent = 0;
+    const send = async (n) => { assert.equal((await post(evs.slice(sent, sent + n))).status, 200); sent += n; };
+    const check = async () => {
+      const { rows, devices } = await assertExact(`${D}-`, evs.slice(0, sent));
+      const raw = await getHistory(`device=${D}-0&from=2026-11-30T18:00:00Z&to=2026-11-30T18:59:59Z`);
+      assert.equal(raw.json.points.length, sent, 'gethistory raw');
+      const csv = await getHistory(`device=${D}-0&from=2026-11-30T18:00:00Z&to=2026-11-30T18:59:59Z&format=csv`);
+      assert.equal(csv.text.trimEnd().split('\r\n').length, sent + 1, 'gethistory CSV');
+      const min = await getHistory(`device=${D}-0&from=2026-11-30T18:00:00Z&to=2026-11-30T18:59:59Z&resolution=minute`);
+      assert.equal(min.json.points.reduce((n, p) => n + p.count, 0), sent, 'gethistory minute');
+      const hr = await getHistory(`device=${D}-0&from=2026-11-30T18:00:00Z&to=2026-11-30T18:59:59Z&resolution=hour`);
+      assert.deepEqual(hr.json.points.map((p) => p.count), [sent], 'gethistory hour');
+      return { rows, dev: devices[0] };
+    };
+    for (let i = 0; i < 32; i++) await send(1);
+    let { dev } = await check();
+    assert.ok(dev.Q31, '32 groups');
+    await send(1);
+    ({ dev } = await check());
+    assert.equal(pendingTexts(dev).length, 33);
+    assert.equal(dev.Q00.split('\n').length, 33, 'gathered into Q00');
+    for (let i = 0; i < 30; i++) await send(1);
+    ({ dev } = await check());
+    assert.equal(pendingTexts(dev).length, 63);
+    await send(1);
+    let rows;
+    ({ rows, dev } = await check());
+    assert.deepEqual(chunksOf(rows).map((c) => c.Count), [64]);
+    assert.match(dev.Q00, /^[1-9][0-9]*\|$/, 'an empty Q00 of a new generation');
+    await send(2);
+    ({ dev } = await check());
+    assert.equal(pendingTexts(dev).length, 2);
+  });
+});
+
 describe('gethistory', () => {
   const get = async (q) => {
     const r = await fetch(`${handler.url}/api/gethistory?${q}`);

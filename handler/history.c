@@ -712,16 +712,25 @@ static int cutChunks(fold *f, historyRows *out, size_t *tail) {
     return 0;
 }
 
-/* The generation for a new Q00: above every group the row holds, current or stale, so that no
- * stale group can pass for one of the new generation. */
+/* The generation for a new Q00: one no group of the row holds, current or stale, so that no
+ * stale group can pass for one of the new generation: above them all, or, once that would take
+ * a 19th digit, the smallest free one (32 groups leave one of 1..33 free). */
 static int64_t newGeneration(const json_t *row) {
-    int64_t top = 0, g;
+    int64_t top = 0, g, held[HISTORY_GROUPS];
+    size_t n = 0;
     const char *body;
     for (size_t i = 0; i < HISTORY_GROUPS; i++)
-        if (groupHeader(json_string_value(json_object_get(row, groupNames[i])), &g, &body) == 0 &&
-            g > top)
-            top = g;
-    return top < INT64_C(999999999999999999) ? top + 1 : 1;
+        if (groupHeader(json_string_value(json_object_get(row, groupNames[i])), &g, &body) == 0) {
+            held[n++] = g;
+            if (g > top) top = g;
+        }
+    if (top < INT64_C(999999999999999999)) return top + 1;
+    for (g = 1;; g++) {
+        size_t i = 0;
+        while (i < n && held[i] != g)
+            i++;
+        if (i == n) return g;
+    }
 }
 
 /* Sets in props what changed in the row: slots, HistHour, LateReadings, pending. Returns 0, or

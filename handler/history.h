@@ -102,7 +102,7 @@ int historySummaryKey(const char *device, char *out, size_t outlen);
 /* Pending readings (README, "History"). A commit that leaves readings of a device pending writes
  * them as ONE property, a group "<gen>|<text>\n<text>..." (reading texts, as in a chunk's
  * Readings): the next of Q00..Q31 when the row's pending readings stay, or Q00 of a new
- * generation (above any group in the row) holding what is left once chunks were cut. The pending
+ * generation (held by no group in the row) holding what is left once chunks were cut. The pending
  * readings are Q00 and the groups after it of Q00's generation; a group of another generation is
  * stale. Rows of format v2 hold them instead as one reading a property, P00..P(PendN-1); a fold
  * moves those into Q00 and sets PendN to 0. Why groups: Azurite 3.35.0's work for each MERGE of

@@ -44,12 +44,13 @@ static const char *const groupNames[HISTORY_GROUPS] = {
 
 const char *historyGroupName(size_t i) { return i < HISTORY_GROUPS ? groupNames[i] : NULL; }
 
-/* A group's generation ("<gen>|", 1 to 18 digits, not 0) and where its texts start. Returns 0,
- * or -1 when t is not a group. */
+/* A group's generation ("<gen>|", 1 to 18 digits, the first not 0: as textInt writes it, so one
+ * generation has one spelling) and where its texts start. Returns 0, or -1 when t is not a
+ * group. */
 static int groupHeader(const char *t, int64_t *gen, const char **body) {
     int64_t g = 0;
     int digits = 0;
-    if (!t) return -1;
+    if (!t || *t == '0') return -1;
     for (; *t >= '0' && *t <= '9' && digits < 18; t++, digits++)
         g = g * 10 + (*t - '0');
     if (!digits || *t != '|' || g == 0) return -1;

@@ -469,6 +469,49 @@ describe('pending groups attacked (rows written by hand where the writer cannot 
   });
 });
 
+describe('pending groups under competing writers', () => {
+  test('4 processes x 4 partitions, batches of 1 to 3 readings over 2 devices (groups pile up, 32 are gathered, 64 cut), duplicate deliveries, an hour boundary: every reading once in both readers', async () => {
+    const others = await Promise.all([1, 2, 3].map(() => h.startHandler(env())));
+    const procs = [handler, ...others];
+    try {
+      const t0 = Date.parse('2026-11-30T20:56:00Z');
+      const parts = ['0', '1', '2', '3'];
+      const all = [];
+      let seed = 11;
+      const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+      const batches = parts.map((p, pi) => {
+        const evs = Array.from({ length: 150 }, (_, i) => ({
+          deviceId: `cg-${(i + pi) % 2}`, seq: 100 + i, partition: p, enqueued: new Date(t0 + i * 2000 + pi * 500).toISOString(),
+          body: { temperature: 10 + pi + (i % 5), humidity: 40 },
+        }));
+        all.push(...evs);
+        const out = [];
+        for (let i = 0; i < evs.length;) { const n = 1 + rnd(3); out.push(evs.slice(i, i + n)); i += n; }
+        return out;
+      });
+      const deliver = async (p, batch) => {
+        for (let attempt = 0; attempt < 20; attempt++) {
+          const r = await h.invoke(procs[rnd(4)].url, 'EnvironmentEventTrigger', h.hostBatch(batch, { partition: p }));
+          if (r.status === 200) return;
+        }
+        throw new Error(`partition ${p}: no 200 after 20 deliveries`);
+      };
+      await Promise.all(parts.map(async (p, pi) => {
+        for (const batch of batches[pi]) await Promise.all(rnd(4) === 0 ? [deliver(p, batch), deliver(p, batch)] : [deliver(p, batch)]);
+      }));
+      await assertExact('cg-', all, { copies: 'orphans allowed' });
+      for (const d of ['cg-0', 'cg-1']) {
+        const r = await fetch(`${handler.url}/api/gethistory?device=${d}&from=2026-11-30T20:00:00Z&to=2026-11-30T21:59:59Z&format=csv`);
+        const lines = (await r.text()).trimEnd().split('\r\n').slice(1);
+        assert.equal(lines.length, 300, `${d}: gethistory CSV`);
+        assert.equal(new Set(lines.map((l) => l.split(',').slice(-2).join('/'))).size, 300, `${d}: no reading twice`);
+      }
+    } finally {
+      await Promise.all(others.map((o) => o.stop()));
+    }
+  });
+});
+
 describe('gethistory', () => {
   const get = async (q) => {
     const r = await fetch(`${handler.url}/api/gethistory?${q}`);

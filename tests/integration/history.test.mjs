@@ -469,6 +469,23 @@ describe('pending groups attacked (rows written by hand where the writer cannot 
   });
 });
 
+describe('pending groups and a crash', () => {
+  test('20 groups pending, a batch that cuts a chunk killed before its device commit, replayed cut in two: every reading once, no copy', async () => {
+    const evs = readings('hgk', 70, { d: 1, seq0: 50, t0: Date.parse('2026-11-30T19:00:00Z') });
+    for (let i = 0; i < 40; i += 2) assert.equal((await post(evs.slice(i, i + 2))).status, 200);
+    const before = await h.tableGet(az, 'DeviceState', 'Sydney', 'hgk-0');
+    assert.ok(before.Q19 && !before.Q20, '20 groups');
+    proxy.batches = proxy.deviceBatches = 0;
+    await crashBeforeDeviceCommit(evs.slice(40));
+    assert.equal(chunksOf(await h.tableAll(az, TABLE)).filter((c) => c.DeviceId === 'hgk-0').length, 1);
+    handler = await h.startHandler(env());
+    for (const part of [evs.slice(40, 50), evs.slice(50)]) assert.equal((await post(part)).status, 200);
+    const { rows, devices } = await assertExact('hgk-', evs);
+    assert.deepEqual(chunksOf(rows).map((c) => c.Count), [64]);
+    assert.equal(pendingTexts(devices[0]).length, 6);
+  });
+});
+
 describe('pending groups under competing writers', () => {
   test('4 processes x 4 partitions, batches of 1 to 3 readings over 2 devices (groups pile up, 32 are gathered, 64 cut), duplicate deliveries, an hour boundary: every reading once in both readers', async () => {
     const others = await Promise.all([1, 2, 3].map(() => h.startHandler(env())));

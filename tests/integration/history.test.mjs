@@ -408,6 +408,37 @@ describe('pending groups attacked (rows written by hand where the writer cannot 
     assert.deepEqual(raw.json.points.map((p) => p.sequenceNumber), [500, 501, 502, 503]);
   });
 
+  test('texts near their longest (a 63-byte partition id that all needs encoding, 16-digit sequence numbers, 24-character numbers): 64 in a chunk, 63 pending in groups, each property within a String\'s 32,768 UTF-16 units', async () => {
+    const D = 'hlong';
+    const part = ';%/'.repeat(21); // 63 bytes, 189 once percent-encoded
+    const t0 = Date.parse('2026-11-30T21:00:00Z');
+    const evs = Array.from({ length: 128 }, (_, i) => ({
+      deviceId: D, seq: 9000000000000000 + i, partition: part, enqueued: new Date(t0 + i * 1000).toISOString(),
+      body: { temperature: 20.123456789012345, humidity: 50.12345678901234, pressure: 1000.1234567890123, light: -1.2345678901234567e-300 },
+    }));
+    const send = async (a, b) => assert.equal((await post(evs.slice(a, b), { partition: part })).status, 200);
+    await send(0, 100); // a chunk of 64, 36 pending in Q00
+    for (let i = 100; i < 127; i++) await send(i, i + 1); // Q01..Q27: 63 pending
+    let { rows, devices } = await assertExact(`${D}`, evs.slice(0, 127), { partition: part });
+    const texts = pendingTexts(devices[0]);
+    assert.equal(texts.length, 63);
+    assert.ok(texts.every((t) => t.length >= 280), `texts of ${texts[0].length} characters`);
+    // the longest a text can be: ms 13, partition 189, seq 19, k (an index in a body) 6, four
+    // numbers of 24 (-1.2345678901234567e-300), 7 separators: the bounds hold with room
+    const max = 13 + 189 + 19 + 6 + 4 * 24 + 7;
+    assert.ok(64 * max + 63 <= 32767 && 63 * max + 62 + 19 <= 32767);
+    const sizes = [...chunksOf(rows).map((c) => c.Readings), ...Object.keys(devices[0]).filter((k) => /^Q\d\d$/.test(k)).map((k) => devices[0][k])];
+    for (const v of sizes) assert.ok(v.length <= 32768, `a property of ${v.length} UTF-16 units`);
+    assert.ok(chunksOf(rows)[0].Readings.length > 64 * 280);
+    await send(127, 128); // 64 pending: the second chunk
+    ({ rows, devices } = await assertExact(`${D}`, evs, { partition: part }));
+    assert.deepEqual(chunksOf(rows).map((c) => c.Count), [64, 64]);
+    const csv = await getHistory(`device=${D}&from=2026-11-30T21:00:00Z&to=2026-11-30T21:59:59Z&format=csv`);
+    const lines = csv.text.trimEnd().split('\r\n').slice(1);
+    assert.equal(lines.length, 128);
+    assert.ok(lines.every((l) => l.includes(part)), 'the partition id read back');
+  });
+
   test('a row of format v2 (PendN, P00..P29) folded by the group writer: a chunk of 64, the rest in Q00, PendN 0; nothing lost, nothing twice', async () => {
     const evs = readings('hv2', 75, { d: 1, seq0: 700, t0: Date.parse('2026-11-30T17:00:00Z') });
     assert.equal((await post(evs.slice(0, 30))).status, 200);

@@ -42,7 +42,8 @@
     "P19,P20,P21,P22,P23,P24,P25,P26,P27,P28,P29,P30,P31,Q00,Q01,Q02,Q03,Q04,Q05,Q06,Q07,Q08,Q09," \
     "Q10,Q11,Q12,Q13,Q14,Q15,Q16,Q17,Q18,Q19,Q20,Q21,Q22,Q23,Q24,Q25,Q26,Q27,Q28,Q29,Q30,Q31"
 /* Device rows held for one answer (those with pending readings, or slots in the range: at most
- * about 2 KiB and 6 KiB each). */
+ * about 4 KiB and 6 KiB each; a row's pending texts, fewer than 64, once historyPendingTrim has
+ * dropped its stale groups and v2 slots, which took as much again). */
 #define DEVICES_MAX 10000
 /* A device id as its CSV field or JSON text (every byte may take six: \u0001). */
 #define DEV_TEXT_MAX (6 * TABLE_KEY_MAX + 32)
@@ -445,6 +446,7 @@ static int keepDev(histOut *o, json_t *row) {
         json_decref(row);
         return 0;
     }
+    if (o->resolution == RES_RAW) historyPendingTrim(row);
     if (o->ndevs == DEVICES_MAX || (o->ndevs & (o->ndevs - 1)) == 0) {
         devRow *n = o->ndevs == DEVICES_MAX
                         ? NULL

@@ -110,6 +110,22 @@ int historyPendingAny(const json_t *row) {
     return 0;
 }
 
+void historyPendingTrim(json_t *row) {
+    int64_t pend = tableGetInt64(row, HISTORY_PROP_PENDING, 0), g, gen = 0;
+    const char *body;
+    size_t i = 0;
+    for (size_t k = pend > 0 ? (size_t)pend : 0; k < HISTORY_V2_SLOTS; k++)
+        json_object_del(row, pendingNames[k]);
+    for (; i < HISTORY_GROUPS; i++) {
+        if (groupHeader(json_string_value(json_object_get(row, groupNames[i])), &g, &body) != 0 ||
+            (i > 0 && g != gen))
+            break;
+        gen = g;
+    }
+    for (; i < HISTORY_GROUPS; i++)
+        json_object_del(row, groupNames[i]);
+}
+
 int historySummaryKey(const char *device, char *out, size_t outlen) {
     char dev[HISTORY_DEVICE_KEY_MAX + 1];
     if (historyDeviceKey(device, dev, sizeof(dev)) != 0) return -1;

@@ -121,6 +121,12 @@ long historyPendingWalk(const json_t *row, historyTextFn fn, void *ctx);
 /* 1 when a DeviceState row holds a pending reading text (readable or not), else 0. */
 int historyPendingAny(const json_t *row);
 
+/* Deletes from a DeviceState row the pending properties no reader reads: v2 slots from PendN on,
+ * and the groups from the first stale one on (a row keeps up to 31 stale groups, and 32 v2 slots
+ * after its fold moved them into Q00). A row held for an answer then keeps its pending texts
+ * only: fewer than HISTORY_CHUNK + HISTORY_V2_SLOTS. */
+void historyPendingTrim(json_t *row);
+
 /* One accepted reading. */
 typedef struct historyReading {
     const char *device;    /* a valid table key (tableKeyValid) */

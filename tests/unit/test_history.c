@@ -405,6 +405,15 @@ static void test_pending_groups(void **state) {
     json_object_set_new(row, "Q00", json_string("01|a"));
     assert_false(historyPendingAny(row));
     json_decref(row);
+    /* trimmed to what the readers read: the same texts, no stale group, no v2 slot past PendN */
+    row = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:s}", "Q00", "5|a1", "Q01", "5|a2\na3", "Q02",
+                    "4|old", "Q03", "5|after", "PendN", 1, "P00", "v2", "P01", "v2old");
+    historyPendingTrim(row);
+    acc[0] = '\0';
+    assert_int_equal(historyPendingWalk(row, collectText, acc), 4);
+    assert_string_equal(acc, "v2,a1,a2,a3,");
+    assert_int_equal(json_object_size(row), 4); /* Q00, Q01, PendN, P00 */
+    json_decref(row);
 
     /* a fold appends after the current groups, over a stale one */
     reading r[HISTORY_CHUNK + 8];

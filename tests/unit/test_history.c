@@ -472,6 +472,16 @@ static void test_pending_groups(void **state) {
     json_decref(p);
     json_decref(row);
     historyRowsFree(&out);
+    /* a v2 slot with a newline inside is unreadable, not two texts in Q00 */
+    row = json_pack("{s:i,s:s}", "PendN", 1, "P00", "1764669600123;p%2\n01;42;3;61.5;51;;0");
+    readings(v, r, 1, T0 + 9000, 700);
+    p = json_object();
+    assert_int_equal(historyFold(row, "dv", v, 1, p, &out), 0);
+    assert_int_equal(out.dropped, 1);
+    assert_int_equal(groupTexts(p, "Q00", "1"), 1);
+    json_decref(p);
+    json_decref(row);
+    historyRowsFree(&out);
 }
 
 /* Light has no range: two readings of 1e308 in one minute overflowed the minute's sum to inf,

@@ -459,8 +459,8 @@ static void test_pending_groups(void **state) {
 
     /* a cut past the 18-digit top: a generation no group holds (1 and 2 are stale ones here),
      * not 1, which would make Q01 current again */
-    row = json_pack("{s:s,s:s,s:s}", "Q00", "999999999999999999|1764669600000;0;1;0;20;50;;",
-                    "Q01", "1|1764669601000;0;2;0;20;50;;", "Q02", "2|x");
+    row = json_pack("{s:s,s:s,s:s}", "Q00", "999999999999999999|1764669600000;0;1;0;20;50;;", "Q01",
+                    "1|1764669601000;0;2;0;20;50;;", "Q02", "2|x");
     readings(v, r, 1, T0 + HOUR, 600); /* another hour: the pending reading is cut */
     p = json_object();
     assert_int_equal(historyFold(row, "dv", v, 1, p, &out), 0);

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Builds the static dashboard: copies dashboard/site/ and the pinned SignalR browser client from
-// node_modules into one folder and writes config.json with the API base URL.
+// node_modules into one folder and writes the API base URL into config.json and into index.html
+// (a <meta name="enviromon-api-base">, which boot.js reads without a request, so that the page's
+// first API call leaves at once instead of after config.json's answer).
 //   node dashboard/build.mjs [--out DIR] [--api-base URL]
 // DIR defaults to build/dashboard; an empty or absent --api-base means "same origin as the page".
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -65,6 +67,16 @@ copyTree(SITE, opts.out);
 for (const f of SIGNALR_FILES) {
   if (existsSync(path.join(SIGNALR_DIR, f))) copyFileSync(path.join(SIGNALR_DIR, f), path.join(opts.out, f));
 }
+const attr = (v) => v.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+const html = readFileSync(path.join(SITE, 'index.html'), 'utf8');
+const at = html.indexOf('<meta charset="utf-8">');
+if (at < 0) {
+  console.error('build.mjs: site/index.html has no <meta charset="utf-8"> to put the API base after');
+  process.exit(1);
+}
+const end = at + '<meta charset="utf-8">'.length;
+writeFileSync(path.join(opts.out, 'index.html'),
+  `${html.slice(0, end)}\n  <meta name="enviromon-api-base" content="${attr(opts.apiBase)}">${html.slice(end)}`);
 writeFileSync(path.join(opts.out, 'config.json'), `${JSON.stringify({ apiBaseUrl: opts.apiBase }, null, 2)}\n`);
 const version = JSON.parse(readFileSync(path.join(SIGNALR_DIR, '../../package.json'), 'utf8')).version;
 const shown = path.relative(process.cwd(), opts.out);

@@ -46,6 +46,12 @@ let historyLoaded = null; // points read from storage on load, null until then
 // The first look: getdevicestate?history=1h, sent as the page starts (beside negotiate): the
 // devices and each one's last hour of per-minute means in one answer.
 const firstLook = { pending: null, doneAt: 0, drawnAt: null }; // doneAt: when it was answered
+// Resolved once the first look is drawn or its first attempt failed: then the page connects.
+firstLook.whenSettled = new Promise((resolve) => { firstLook.settled = resolve; });
+// The live connection waits for the first charts (at most this long): the SignalR client's
+// evaluation, negotiate and the hub's handshake would otherwise share the main thread and the
+// API with them. Pushes sent meanwhile are caught by the read a little after connecting.
+const CONNECT_WAIT_MS = 1000;
 let detail = null; // the device detail view (detail.js)
 
 // What a person chose; kept in the URL (history.replaceState), so a reload or a shared link
@@ -863,9 +869,11 @@ async function loadFirstLook() {
       firstLook.doneAt = Date.now(); // answered: the read right after connecting is not needed
       performance.mark('enviromon:first-look-drawn');
       render();
+      firstLook.settled();
       return;
     } catch (err) {
       $('window-text').textContent = `Last ${duration(WINDOW_MS)}: history could not be read (${err.message})`;
+      firstLook.settled();
       await new Promise((r) => setTimeout(r, 2000 * (attempt + 1)));
     }
   }
@@ -1076,7 +1084,7 @@ async function main() {
   setInterval(tick, 1000);
   render();
   tick();
-  connect();
+  Promise.race([firstLook.whenSettled, new Promise((r) => setTimeout(r, CONNECT_WAIT_MS))]).then(() => connect());
   if (WINDOW_MS > 3600000) loadHistory();
 }
 

@@ -847,14 +847,19 @@ function readAfterConnect(hub) {
  * is in. Live points then arrive as before. A failure leaves the charts to live points and to the
  * reads after connecting (and says so).
  */
+/** The parsed body of an answer, or an Error naming its status (as boot.js reads it). */
+function bodyOf(res) {
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return res.json();
+}
+
 async function loadFirstLook() {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      // the first attempt's request went out from boot.js as the page started
+      // the first attempt's request went out from boot.js as the page started (which parsed
+      // its answer too)
       const sent = attempt === 0 ? window.enviromonBoot?.firstLook : null;
-      const r = await (sent ?? fetch(`${apiBase}/api/getdevicestate?history=1h`, { cache: 'no-store' }));
-      if (!r.ok) throw new Error(`HTTP ${r.status}`);
-      const body = await r.json();
+      const body = await (sent ?? fetch(`${apiBase}/api/getdevicestate?history=1h`, { cache: 'no-store' }).then(bodyOf));
       performance.mark('enviromon:first-look-answered');
       applyPayload(body, 'state');
       let taken = 0;
@@ -1083,7 +1088,9 @@ async function main() {
   });
   setInterval(tick, 1000);
   render();
-  tick();
+  // The charts are drawn when the first look is in (moments away): drawing them empty first
+  // would cost a layout of the page on the way there. The once-a-second tick draws them anyway.
+  if (!firstLook.pending) tick();
   Promise.race([firstLook.whenSettled, new Promise((r) => setTimeout(r, CONNECT_WAIT_MS))]).then(() => connect());
   if (WINDOW_MS > 3600000) loadHistory();
 }

@@ -2,8 +2,9 @@
 // and its last hour (getdevicestate?history=1h), to the API base the build wrote into the page
 // (config.json's, read first, only in an unbuilt site/ folder). A classic script at the top of
 // the page's head: it runs before the rest of the page is parsed and long before the modules are
-// evaluated, so the request travels meanwhile. app.js takes both promises from
-// window.enviromonBoot (and reads again itself when the first look failed).
+// evaluated, so the request travels meanwhile. app.js takes both promises (the API base, the
+// first look's parsed body) from window.enviromonBoot (and reads again itself when the first
+// look failed).
 'use strict';
 (() => {
   /** An http(s) base URL without trailing slashes, '' for same origin, or null when not usable. */
@@ -45,12 +46,20 @@
       .then(withOverride);
   }
 
+  /** The parsed body of an answer, or an Error naming its status. */
+  function bodyOf(res) {
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return res.json();
+  }
+
   const config = loadConfig();
-  // The answer's body is read by app.js; a failure is app.js's to report (and retry).
+  // The answer's body is parsed here as soon as it is in, while the modules are still on their
+  // way: app.js then takes it without another task in between (and the first charts are drawn
+  // before the page's next rendering). A failure is app.js's to report (and retry).
   const firstLook = config.then((base) => {
     performance.mark('enviromon:first-look-sent');
     return fetch(`${base}/api/getdevicestate?history=1h`, { cache: 'no-store' });
-  });
+  }).then(bodyOf);
   firstLook.catch(() => {});
   window.enviromonBoot = Object.freeze({ config, firstLook });
 })();

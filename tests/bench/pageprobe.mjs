@@ -7,7 +7,7 @@
 // (a Chromium trace of one load of the first variant), PP_PROFILE=FILE (a V8 CPU profile of one), PP_BASE=DIR (a second variant: a built
 // dashboard folder served by a second handler on the same Azurite, loads interleaved),
 // PP_BASE_BIN (that handler's binary, default the same).
-import { writeFileSync } from 'node:fs';
+import { cpSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as h from '../lib/harness.mjs';
 import { launchBrowser, startStack } from '../browser/stack.mjs';
@@ -105,6 +105,9 @@ try {
   await Promise.all([0, 1].map((p) => send(stack.handler.url, fill.filter((_, i) => i % 2 === p), `p${p}`)));
   writeFileSync(path.join(stack.dashDir, 'floor.html'), '<!doctype html><html lang="en"><meta charset="utf-8"><title>floor</title><p>floor</p></html>\n');
   const variants = [{ label: 'this worktree', url: stack.handler.url, loads: [], floor: [] }];
+  // PP_EXTRA=DIR: files copied next to the page; PP_PAGES=a.html,b.html: more static pages timed
+  if (process.env.PP_EXTRA) cpSync(process.env.PP_EXTRA, stack.dashDir, { recursive: true });
+  const extra = (process.env.PP_PAGES || '').split(',').filter(Boolean).map((p) => ({ page: p, loads: [] }));
   if (process.env.PP_BASE) {
     writeFileSync(path.join(process.env.PP_BASE, 'floor.html'), '<!doctype html><html lang="en"><meta charset="utf-8"><title>floor</title><p>floor</p></html>\n');
     other = await h.startHandler(h.handlerEnv(stack.az, {
@@ -128,7 +131,9 @@ try {
       v.loads.push(await load(browser, `${v.url}/?${picks}`, { full: true }));
       v.floor.push(await load(browser, `${v.url}/floor.html`, { full: false }));
     }
+    for (const x of extra) x.loads.push(await load(browser, `${variants[0].url}/${x.page}`, { full: false }));
   }
+  for (const x of extra) report(`page ${x.page}`, x.loads);
   for (const v of variants) {
     report(`${v.label}: the dashboard`, v.loads);
     report(`${v.label}: floor (empty page)`, v.floor);

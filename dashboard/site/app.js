@@ -750,7 +750,7 @@ function pause(ms) {
 }
 
 /**
- * Runs the SignalR client (index.html preloads it) the first time it is needed; resolves once it
+ * Fetches and runs the SignalR client the first time it is needed (after the first charts); resolves once it
  * has run, rejects when it failed to load (a later call tries again).
  */
 let signalrScript = null;

@@ -5,6 +5,7 @@
 // first API call leaves at once instead of after config.json's answer).
 //   node dashboard/build.mjs [--out DIR] [--api-base URL]
 // DIR defaults to build/dashboard; an empty or absent --api-base means "same origin as the page".
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,6 +121,22 @@ try {
   process.exit(1);
 }
 writeFileSync(path.join(opts.out, 'dashboard.js'), bundled);
+// boot.js goes into the page itself: its request (the first look) then leaves while the page is
+// parsed, not after a round trip for boot.js. The Content-Security-Policy allows that one script
+// by its hash ('sha256-<base64 of the SHA-256 of the element's text>', a hash-source: W3C Content
+// Security Policy Level 3, Working Draft of 2024-10-14, https://www.w3.org/TR/CSP3/, the
+// hash-source grammar and "Does element match source list for type and source?"), so script-src
+// stays without 'unsafe-inline'.
+const bootTag = '<script src="boot.js"></script>';
+const cspScripts = "script-src 'self';";
+const boot = readFileSync(path.join(SITE, 'boot.js'), 'utf8');
+if (!html.includes(bootTag) || html.split(cspScripts).length !== 2 || /<\/script|<!--/i.test(boot)) {
+  console.error(`build.mjs: site/index.html needs ${bootTag} and one "${cspScripts}", and boot.js no "</script" or "<!--"`);
+  process.exit(1);
+}
+const bootHash = createHash('sha256').update(boot, 'utf8').digest('base64');
+html = html.replace(bootTag, () => `<script>${boot}</script>`)
+  .replace(cspScripts, `script-src 'self' 'sha256-${bootHash}';`);
 // index.html loads the one module instead of app.js and its modulepreloads
 const entryTag = '<script type="module" src="app.js"></script>';
 if (!html.includes(entryTag)) {

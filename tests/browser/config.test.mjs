@@ -4,6 +4,7 @@
 // so no stack is needed.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -62,8 +63,13 @@ test('the build copies the site and the pinned SignalR client, bundles the modul
   assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')), { apiBaseUrl: 'http://api.example.test' });
   const html = readFileSync(path.join(dir, 'index.html'), 'utf8');
   assert.match(html, /<meta name="enviromon-api-base" content="http:\/\/api\.example\.test">\s*<meta name="viewport"/);
-  // one module, nothing else to preload; boot.js before it
-  assert.deepEqual([...html.matchAll(/<script[^>]*>/g)].map((m) => m[0]), ['<script src="boot.js">', '<script type="module" src="dashboard.js">']);
+  // boot.js in the page, allowed by its hash alone (no 'unsafe-inline'); then one module
+  assert.deepEqual([...html.matchAll(/<script[^>]*>/g)].map((m) => m[0]), ['<script>', '<script type="module" src="dashboard.js">']);
+  const inline = /<script>([^]*?)<\/script>/.exec(html)[1];
+  assert.equal(inline, readFileSync(path.join(ROOT, 'dashboard/site/boot.js'), 'utf8'));
+  const csp = /http-equiv="Content-Security-Policy"\s+content="([^"]*)"/.exec(html)[1];
+  assert.match(csp, new RegExp(`script-src 'self' 'sha256-${createHash('sha256').update(inline).digest('base64').replace(/[+/=]/g, '\\$&')}';`));
+  assert.doesNotMatch(csp, /unsafe/);
   assert.doesNotMatch(html, /modulepreload|rel="preload"/);
   const js = readFileSync(path.join(dir, 'dashboard.js'), 'utf8');
   assert.doesNotMatch(js, /^\s*(import|export)\b/m);

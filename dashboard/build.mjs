@@ -68,59 +68,8 @@ copyTree(SITE, opts.out);
 for (const f of SIGNALR_FILES) {
   if (existsSync(path.join(SIGNALR_DIR, f))) copyFileSync(path.join(SIGNALR_DIR, f), path.join(opts.out, f));
 }
-/**
- * The page's modules as one module (dashboard.js), so the page fetches and compiles one file
- * instead of five. The modules use two forms only, `import { a, b } from './x.js';` and
- * `export function|const|class name`; each becomes a function scope returning its exports, in
- * dependency order. Anything else (export default, export { }, import * ...) stops the build
- * rather than being bundled wrongly.
- */
-function bundle(entry) {
-  const done = new Map(); // file -> { name, exports }
-  const out = [];
-  const visit = (file, trail) => {
-    if (done.has(file)) return done.get(file);
-    if (trail.includes(file)) throw new Error(`import cycle: ${[...trail, file].join(' -> ')}`);
-    let src = readFileSync(path.join(SITE, file), 'utf8');
-    const imports = [];
-    src = src.replace(/^import\s*\{([^}]*)\}\s*from\s*'\.\/([\w-]+\.js)';[ \t]*$/gm, (_, names, from) => {
-      imports.push({ names: names.split(',').map((n) => n.trim()).filter(Boolean), from });
-      return '';
-    });
-    const exports = [];
-    src = src.replace(/^export\s+((?:async\s+)?function\*?|const|let|class)\s+([A-Za-z_$][\w$]*)/gm, (_, kind, name) => {
-      exports.push(name);
-      return `${kind} ${name}`;
-    });
-    const left = /^\s*(import|export)\b.*$/m.exec(src);
-    if (left) throw new Error(`${file}: cannot bundle "${left[0].trim()}"`);
-    for (const imp of imports) {
-      const dep = visit(imp.from, [...trail, file]);
-      for (const n of imp.names) {
-        if (!dep.exports.includes(n.split(/\s+as\s+/)[0])) throw new Error(`${file}: ${imp.from} does not export ${n}`);
-      }
-    }
-    const name = `module_${file.replace(/\W/g, '_')}`;
-    const head = imports.map((imp) => `  const { ${imp.names.map((n) => n.replace(/\s+as\s+/, ': ')).join(', ')} } = ${done.get(imp.from).name};\n`).join('');
-    out.push(`// ---- ${file}\nconst ${name} = (() => {\n${head}${src}\nreturn { ${exports.join(', ')} };\n})();\n`);
-    const m = { name, exports };
-    done.set(file, m);
-    return m;
-  };
-  visit(entry, []);
-  return `// Built by dashboard/build.mjs from site/${[...done.keys()].join(', site/')}: edit those.\n${out.join('\n')}`;
-}
-
 const attr = (v) => v.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
 let html = readFileSync(path.join(SITE, 'index.html'), 'utf8');
-let bundled;
-try {
-  bundled = bundle('app.js');
-} catch (err) {
-  console.error(`build.mjs: ${err.message}`);
-  process.exit(1);
-}
-writeFileSync(path.join(opts.out, 'dashboard.js'), bundled);
 // boot.js goes into the page itself: its request (the first look) then leaves while the page is
 // parsed, not after a round trip for boot.js. The Content-Security-Policy allows that one script
 // by its hash ('sha256-<base64 of the SHA-256 of the element's text>', a hash-source: W3C Content
@@ -137,14 +86,6 @@ if (!html.includes(bootTag) || html.split(cspScripts).length !== 2 || /<\/script
 const bootHash = createHash('sha256').update(boot, 'utf8').digest('base64');
 html = html.replace(bootTag, () => `<script>${boot}</script>`)
   .replace(cspScripts, `script-src 'self' 'sha256-${bootHash}';`);
-// index.html loads the one module instead of app.js and its modulepreloads
-const entryTag = '<script type="module" src="app.js"></script>';
-if (!html.includes(entryTag)) {
-  console.error(`build.mjs: site/index.html has no ${entryTag}`);
-  process.exit(1);
-}
-html = html.replace(/^[ \t]*<link rel="modulepreload" href="[\w-]+\.js">\n/gm, '')
-  .replace(entryTag, '<script type="module" src="dashboard.js"></script>');
 const at = html.indexOf('<meta charset="utf-8">');
 if (at < 0) {
   console.error('build.mjs: site/index.html has no <meta charset="utf-8"> to put the API base after');

@@ -840,6 +840,12 @@ function readAfterConnect(hub) {
   refreshTimer = setTimeout(again, delay);
 }
 
+/** The parsed body of an answer, or an Error naming its status (as boot.js reads it). */
+function bodyOf(res) {
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return res.json();
+}
+
 /**
  * The first look: one request for every device and its last hour of per-minute means
  * (getdevicestate?history=1h, from the minute slots of each device's row), sent as the page
@@ -847,12 +853,6 @@ function readAfterConnect(hub) {
  * is in. Live points then arrive as before. A failure leaves the charts to live points and to the
  * reads after connecting (and says so).
  */
-/** The parsed body of an answer, or an Error naming its status (as boot.js reads it). */
-function bodyOf(res) {
-  if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  return res.json();
-}
-
 async function loadFirstLook() {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // Builds the static dashboard: copies dashboard/site/ and the pinned SignalR browser client from
-// node_modules into one folder and writes config.json with the API base URL.
+// node_modules into one folder and writes the API base URL into config.json and into index.html
+// (a <meta name="enviromon-api-base">, which boot.js reads without a request, so that the page's
+// first API call leaves at once instead of after config.json's answer).
 //   node dashboard/build.mjs [--out DIR] [--api-base URL]
 // DIR defaults to build/dashboard; an empty or absent --api-base means "same origin as the page".
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,6 +68,32 @@ copyTree(SITE, opts.out);
 for (const f of SIGNALR_FILES) {
   if (existsSync(path.join(SIGNALR_DIR, f))) copyFileSync(path.join(SIGNALR_DIR, f), path.join(opts.out, f));
 }
+const attr = (v) => v.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+let html = readFileSync(path.join(SITE, 'index.html'), 'utf8');
+// boot.js goes into the page itself: its request (the first look) then leaves while the page is
+// parsed, not after a round trip for boot.js. The Content-Security-Policy allows that one script
+// by its hash ('sha256-<base64 of the SHA-256 of the element's text>', a hash-source: W3C Content
+// Security Policy Level 3, Working Draft of 2024-10-14, https://www.w3.org/TR/CSP3/, the
+// hash-source grammar and "Does element match source list for type and source?"), so script-src
+// stays without 'unsafe-inline'.
+const bootTag = '<script src="boot.js"></script>';
+const cspScripts = "script-src 'self';";
+const boot = readFileSync(path.join(SITE, 'boot.js'), 'utf8');
+if (!html.includes(bootTag) || html.split(cspScripts).length !== 2 || /<\/script|<!--/i.test(boot)) {
+  console.error(`build.mjs: site/index.html needs ${bootTag} and one "${cspScripts}", and boot.js no "</script" or "<!--"`);
+  process.exit(1);
+}
+const bootHash = createHash('sha256').update(boot, 'utf8').digest('base64');
+html = html.replace(bootTag, () => `<script>${boot}</script>`)
+  .replace(cspScripts, `script-src 'self' 'sha256-${bootHash}';`);
+const at = html.indexOf('<meta charset="utf-8">');
+if (at < 0) {
+  console.error('build.mjs: site/index.html has no <meta charset="utf-8"> to put the API base after');
+  process.exit(1);
+}
+const end = at + '<meta charset="utf-8">'.length;
+writeFileSync(path.join(opts.out, 'index.html'),
+  `${html.slice(0, end)}\n  <meta name="enviromon-api-base" content="${attr(opts.apiBase)}">${html.slice(end)}`);
 writeFileSync(path.join(opts.out, 'config.json'), `${JSON.stringify({ apiBaseUrl: opts.apiBase }, null, 2)}\n`);
 const version = JSON.parse(readFileSync(path.join(SIGNALR_DIR, '../../package.json'), 'utf8')).version;
 const shown = path.relative(process.cwd(), opts.out);

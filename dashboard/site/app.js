@@ -46,6 +46,12 @@ let historyLoaded = null; // points read from storage on load, null until then
 // The first look: getdevicestate?history=1h, sent as the page starts (beside negotiate): the
 // devices and each one's last hour of per-minute means in one answer.
 const firstLook = { pending: null, doneAt: 0, drawnAt: null }; // doneAt: when it was answered
+// Resolved once the first look is drawn or its first attempt failed: then the page connects.
+firstLook.whenSettled = new Promise((resolve) => { firstLook.settled = resolve; });
+// The live connection waits for the first charts (at most this long): the SignalR client's
+// evaluation, negotiate and the hub's handshake would otherwise share the main thread and the
+// API with them. Pushes sent meanwhile are caught by the read a little after connecting.
+const CONNECT_WAIT_MS = 1000;
 let detail = null; // the device detail view (detail.js)
 
 // What a person chose; kept in the URL (history.replaceState), so a reload or a shared link
@@ -744,7 +750,7 @@ function pause(ms) {
 }
 
 /**
- * Runs the SignalR client (index.html preloads it) the first time it is needed; resolves once it
+ * Fetches and runs the SignalR client the first time it is needed (after the first charts); resolves once it
  * has run, rejects when it failed to load (a later call tries again).
  */
 let signalrScript = null;
@@ -834,6 +840,12 @@ function readAfterConnect(hub) {
   refreshTimer = setTimeout(again, delay);
 }
 
+/** The parsed body of an answer, or an Error naming its status (as boot.js reads it). */
+function bodyOf(res) {
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return res.json();
+}
+
 /**
  * The first look: one request for every device and its last hour of per-minute means
  * (getdevicestate?history=1h, from the minute slots of each device's row), sent as the page
@@ -844,11 +856,10 @@ function readAfterConnect(hub) {
 async function loadFirstLook() {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      // the first attempt's request went out from boot.js as the page started
+      // the first attempt's request went out from boot.js as the page started (which parsed
+      // its answer too)
       const sent = attempt === 0 ? window.enviromonBoot?.firstLook : null;
-      const r = await (sent ?? fetch(`${apiBase}/api/getdevicestate?history=1h`, { cache: 'no-store' }));
-      if (!r.ok) throw new Error(`HTTP ${r.status}`);
-      const body = await r.json();
+      const body = await (sent ?? fetch(`${apiBase}/api/getdevicestate?history=1h`, { cache: 'no-store' }).then(bodyOf));
       performance.mark('enviromon:first-look-answered');
       applyPayload(body, 'state');
       let taken = 0;
@@ -863,9 +874,11 @@ async function loadFirstLook() {
       firstLook.doneAt = Date.now(); // answered: the read right after connecting is not needed
       performance.mark('enviromon:first-look-drawn');
       render();
+      firstLook.settled();
       return;
     } catch (err) {
       $('window-text').textContent = `Last ${duration(WINDOW_MS)}: history could not be read (${err.message})`;
+      firstLook.settled();
       await new Promise((r) => setTimeout(r, 2000 * (attempt + 1)));
     }
   }
@@ -1075,8 +1088,10 @@ async function main() {
   });
   setInterval(tick, 1000);
   render();
-  tick();
-  connect();
+  // The charts are drawn when the first look is in (moments away): drawing them empty first
+  // would cost a layout of the page on the way there. The once-a-second tick draws them anyway.
+  if (!firstLook.pending) tick();
+  Promise.race([firstLook.whenSettled, new Promise((r) => setTimeout(r, CONNECT_WAIT_MS))]).then(() => connect());
   if (WINDOW_MS > 3600000) loadHistory();
 }
 

@@ -108,35 +108,18 @@ export class DeviceStore {
     if (!Array.isArray(points)) return 0;
     const half = resolution === 'minute' ? 30000 : resolution === 'hour' ? 1800000 : 0;
     const fields = { temperature: 'celsius', humidity: 'humidity', pressure: 'hPa' };
+    const now = Date.now();
     let taken = 0;
     for (const p of points) {
       if (p === null || typeof p !== 'object') continue;
-      const id = typeof p.deviceId === 'string' ? p.deviceId.trim() : '';
       const t = typeof p.time === 'string' ? Date.parse(p.time) : NaN;
-      if (!id || id.length > MAX_ID_LENGTH || !Number.isFinite(t)) continue;
-      const entry = this.map.get(id);
-      let hist = entry?.history;
-      if (!hist) {
-        hist = this.pending.get(id);
-        if (!hist) {
-          if (this.pending.size >= this.maxDevices) continue;
-          hist = {};
-          for (const m of METRICS) hist[m.key] = [];
-          this.pending.set(id, hist);
-        }
-      }
+      if (!Number.isFinite(t)) continue;
+      const hist = this.#historyFor(p.deviceId);
+      if (!hist) continue;
+      const at = Math.min(t + half, now); // the current minute's mean: not in the future
       for (const m of METRICS) {
         const raw = p[fields[m.key]];
-        const v = finiteIn(raw !== null && typeof raw === 'object' ? raw.mean : raw, m.min, m.max);
-        if (v === null) continue;
-        const h = hist[m.key];
-        const at = Math.min(t + half, Date.now()); // the current minute's mean: not in the future
-        let i = h.length;
-        while (i > 0 && h[i - 1][0] > at) i--;
-        if (i > 0 && h[i - 1][0] === at) continue;
-        h.splice(i, 0, [at, v]);
-        if (h.length > this.maxPoints) h.splice(0, h.length - this.maxPoints);
-        taken++;
+        taken += this.#put(hist[m.key], at, finiteIn(raw !== null && typeof raw === 'object' ? raw.mean : raw, m.min, m.max));
       }
     }
     return taken;
@@ -146,24 +129,57 @@ export class DeviceStore {
    * Takes one device's last hour as getdevicestate?history=1h gives it: { from, minute: [offset],
    * temperature: [mean|null], humidity, pressure, light }, each mean drawn at the middle of its
    * minute (the current minute's not in the future). Anything malformed is skipped. Returns how
-   * many points were taken.
+   * many points were taken. (The page's first look: 50 devices make 3,000 minutes, so no
+   * per-point objects or date strings.)
    */
   preloadMinutes(deviceId, lastHour) {
     if (typeof deviceId !== 'string' || lastHour === null || typeof lastHour !== 'object') return 0;
     const from = typeof lastHour.from === 'string' ? Date.parse(lastHour.from) : NaN;
     const minutes = lastHour.minute;
     if (!Number.isFinite(from) || !Array.isArray(minutes) || minutes.length > 1440) return 0;
-    const points = [];
-    for (const [i, off] of minutes.entries()) {
+    const now = Date.now();
+    let hist = null;
+    let taken = 0;
+    for (let i = 0; i < minutes.length; i++) {
+      const off = minutes[i];
       if (!Number.isInteger(off) || off < 0 || off >= 1440) continue;
-      const p = { deviceId, time: new Date(from + off * 60000).toISOString() };
-      for (const [key, field] of [['temperature', 'celsius'], ['humidity', 'humidity'], ['pressure', 'hPa']]) {
-        const arr = lastHour[key];
-        if (Array.isArray(arr) && typeof arr[i] === 'number') p[field] = arr[i];
+      hist ??= this.#historyFor(deviceId);
+      if (!hist) return 0;
+      const at = Math.min(from + off * 60000 + 30000, now);
+      for (const m of METRICS) {
+        const arr = lastHour[m.key];
+        if (Array.isArray(arr) && typeof arr[i] === 'number') taken += this.#put(hist[m.key], at, finiteIn(arr[i], m.min, m.max));
       }
-      points.push(p);
     }
-    return this.preload(points, 'minute');
+    return taken;
+  }
+
+  /** The history of id (known, or waiting for the device), or null for a bad id or too many. */
+  #historyFor(deviceId) {
+    const id = typeof deviceId === 'string' ? deviceId.trim() : '';
+    if (!id || id.length > MAX_ID_LENGTH) return null;
+    const entry = this.map.get(id);
+    if (entry) return entry.history;
+    let hist = this.pending.get(id);
+    if (!hist) {
+      if (this.pending.size >= this.maxDevices) return null;
+      hist = {};
+      for (const m of METRICS) hist[m.key] = [];
+      this.pending.set(id, hist);
+    }
+    return hist;
+  }
+
+  /** Puts [at, v] into h in time order (not twice at one time); returns 1 if taken, else 0. */
+  #put(h, at, v) {
+    if (v === null) return 0;
+    let i = h.length;
+    while (i > 0 && h[i - 1][0] > at) i--;
+    if (i > 0 && h[i - 1][0] === at) return 0;
+    if (i === h.length) h.push([at, v]);
+    else h.splice(i, 0, [at, v]);
+    if (h.length > this.maxPoints) h.splice(0, h.length - this.maxPoints);
+    return 1;
   }
 
   get size() {

@@ -125,15 +125,30 @@ async function pageAndRanges() {
       await page.waitForFunction(() => window.enviromon.firstLookDrawn() !== null &&
         [...document.querySelectorAll('#charts figure')].every((f) => f.querySelectorAll('polyline').length >= 10), null, { timeout: 60000, polling: 5 });
       const t = await page.evaluate(() => ({ drawn: window.enviromon.firstLookDrawn(), load: performance.getEntriesByType('navigation')[0]?.loadEventEnd ?? null }));
+      // the breakdown (printed, not measured on): the page's marks, its first paint, the first look's answer
+      const parts = await page.evaluate(() => {
+        const at = (name) => performance.getEntriesByName(name)[0]?.startTime ?? null;
+        const res = performance.getEntriesByType('resource').find((r) => r.name.includes('/api/getdevicestate'));
+        return {
+          sent: at('enviromon:first-look-sent'), in: res?.responseEnd ?? null, paint: at('first-paint'),
+          main: at('enviromon:main'), answered: at('enviromon:first-look-answered'),
+        };
+      });
       const points = await page.evaluate(() => window.enviromon.history('pl-00', 'temperature').length);
       await h.sleep(Math.max(0, 5000 - t.drawn));
-      loads.push({ ms: Math.round(t.drawn), loaded: Math.round(t.load ?? -1), api: [...apiSeen], points });
+      loads.push({ ms: Math.round(t.drawn), loaded: Math.round(t.load ?? -1), api: [...apiSeen], points, parts });
       await context.close();
     }
     loads.sort((a, b) => a.ms - b.ms);
     const med = loads[2];
     console.log(`page load, 50 devices with a full hour (10 picked): charts drawn ${med.ms} ms after navigation started (median of 5; ${loads.map((l) => l.ms).join(', ')}; load event at ${med.loaded} ms) (target <= 300 ms), ` +
       `${med.api.length} API requests in the first 5 s (${med.api.join(', ')}) (target <= 2), ${med.points} points of pl-00 on its chart`);
+    const partMed = (k) => {
+      const xs = loads.map((l) => l.parts[k]).filter((x) => x !== null).sort((a, b) => a - b);
+      return xs.length ? Math.round(xs[Math.floor(xs.length / 2)]) : '-';
+    };
+    console.log(`  where it goes (medians, ms after navigation started): first look sent ${partMed('sent')}, its answer in ${partMed('in')}; ` +
+      `first paint ${partMed('paint')}; the page's module running ${partMed('main')}; the answer taken ${partMed('answered')}; charts drawn ${med.ms}`);
 
     // one device, 24 h
     t = process.hrtime.bigint();

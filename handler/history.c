@@ -42,8 +42,6 @@ static const char *const groupNames[HISTORY_GROUPS] = {
     "Q11", "Q12", "Q13", "Q14", "Q15", "Q16", "Q17", "Q18", "Q19", "Q20", "Q21",
     "Q22", "Q23", "Q24", "Q25", "Q26", "Q27", "Q28", "Q29", "Q30", "Q31"};
 
-const char *historyGroupName(size_t i) { return i < HISTORY_GROUPS ? groupNames[i] : NULL; }
-
 /* A group's generation ("<gen>|", 1 to 18 digits, the first not 0: as textInt writes it, so one
  * generation has one spelling) and where its texts start. Returns 0, or -1 when t is not a
  * group. */

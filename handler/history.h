@@ -110,9 +110,6 @@ int historySummaryKey(const char *device, char *out, size_t outlen);
  * readings of a device cost one property instead of one each, and no counter. */
 typedef int (*historyTextFn)(const char *text, size_t len, void *ctx);
 
-/* The name of group i (Q00..Q31), NULL past them. */
-const char *historyGroupName(size_t i);
-
 /* Calls fn for each pending reading text of a DeviceState row (len bytes, not NUL-terminated;
  * a v2 slot missing is passed as ""), v2 slots first; fn returns non-zero to stop. Returns the
  * texts passed, or -1 when fn stopped the walk. */

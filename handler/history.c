@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-_Static_assert(HISTORY_CHUNK * HISTORY_READING_MAX <= 32768, "a chunk's Readings fit a String");
+_Static_assert((HISTORY_CHUNK) * (HISTORY_READING_MAX) <= 32768, "a chunk's Readings fit a String");
 
 /* Property names by index: "M00".."M59", "Min00".."Min59", "P00".."P31" (no snprintf per row). */
 static const char *const minuteNames[60] = {
@@ -246,8 +246,8 @@ void historyMinuteText(const historyMinute *mi, char *out, size_t outlen) {
 }
 
 double historyParseDouble(const char *s, char **end) {
-    static const double tens[] = {1,    1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    static const double tens[] = {1,   1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                  1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
     const char *p = s;
     int64_t m = 0;
     int digits = 0, frac = 0;

@@ -45,8 +45,8 @@
 #define HISTORY_V2_SLOTS 32 /* format v2 rows: pending slots P00..P31 */
 /* pending groups Q00..Q31: past 32, the next batch gathers them into Q00 (a new generation) */
 #define HISTORY_GROUPS 32
-#define HISTORY_READING_MAX 512        /* bytes: one reading text with its NUL */
-#define HISTORY_MINUTE_TEXT_MAX 512    /* bytes: one minute's summary text with its NUL */
+#define HISTORY_READING_MAX 512     /* bytes: one reading text with its NUL */
+#define HISTORY_MINUTE_TEXT_MAX 512 /* bytes: one minute's summary text with its NUL */
 
 /* Frozen hour rows: one per device per closed hour, in the hour's partition, RowKey
  * HISTORY_SUMMARY_PREFIX + the device part; properties DeviceId, Count (Int64) and M00..M59, one

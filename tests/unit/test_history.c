@@ -133,7 +133,8 @@ static void test_parse_double_is_strtod(void **state) {
         }
         char *e1, *e2;
         double a = strtod(s, &e1), b = historyParseDouble(s, &e2);
-        if (memcmp(&a, &b, sizeof(a)) != 0 || e1 != e2) fail_msg("'%s': %.17g/%td against %.17g/%td", s, a, e1 - s, b, e2 - s);
+        if (memcmp(&a, &b, sizeof(a)) != 0 || e1 != e2)
+            fail_msg("'%s': %.17g/%td against %.17g/%td", s, a, e1 - s, b, e2 - s);
     }
 }
 
@@ -249,7 +250,7 @@ static void test_fold_chunks_and_pending(void **state) {
     historyRows out3 = {0};
     assert_int_equal(historyFold(row, "dv", v2, 2, p3, &out3), 0);
     assert_int_equal(out3.n, 0);
-    assert_null(json_object_get(p3, "Q00")); /* unchanged: not sent */
+    assert_null(json_object_get(p3, "Q00"));         /* unchanged: not sent */
     assert_int_equal(groupTexts(p3, "Q01", "1"), 2); /* the two new ones: one property */
     assert_null(json_object_get(p3, "PendN"));
     assert_string_equal(json_string_value(json_object_get(p3, "Min01")),

@@ -72,10 +72,27 @@ static long groupTexts(const char *body, historyTextFn fn, void *ctx) {
     return n;
 }
 
+/* The current groups of a row: Q00 and the groups after it of Q00's generation, up to the first
+ * that is not one (missing, malformed or of another generation). Sets body[0..n) and *gen
+ * (0 when none); returns n. */
+static size_t currentGroups(const json_t *row, const char *body[HISTORY_GROUPS], int64_t *gen) {
+    size_t n = 0;
+    int64_t g;
+    *gen = 0;
+    for (; n < HISTORY_GROUPS; n++) {
+        if (groupHeader(json_string_value(json_object_get(row, groupNames[n])), &g, &body[n]) !=
+                0 ||
+            (n && g != *gen))
+            break;
+        *gen = g;
+    }
+    return n;
+}
+
 long historyPendingWalk(const json_t *row, historyTextFn fn, void *ctx) {
     long n = 0, k;
-    int64_t pend = tableGetInt64(row, HISTORY_PROP_PENDING, 0), gen = 0, g;
-    const char *body;
+    int64_t pend = tableGetInt64(row, HISTORY_PROP_PENDING, 0), gen;
+    const char *body[HISTORY_GROUPS];
     if (pend > HISTORY_V2_SLOTS) pend = HISTORY_V2_SLOTS;
     for (int64_t i = 0; i < pend; i++, n++) {
         json_t *t = json_object_get(row, pendingNames[i]);
@@ -83,44 +100,26 @@ long historyPendingWalk(const json_t *row, historyTextFn fn, void *ctx) {
         if (fn(json_is_string(t) ? json_string_value(t) : "", json_string_length(t), ctx) != 0)
             return -1;
     }
-    for (size_t i = 0; i < HISTORY_GROUPS; i++) {
-        if (groupHeader(json_string_value(json_object_get(row, groupNames[i])), &g, &body) != 0 ||
-            (i > 0 && g != gen))
-            break;
-        gen = g;
-        if ((k = groupTexts(body, fn, ctx)) < 0) return -1;
-        n += k;
-    }
+    for (size_t i = 0, groups = currentGroups(row, body, &gen); i < groups; i++, n += k)
+        if ((k = groupTexts(body[i], fn, ctx)) < 0) return -1;
     return n;
 }
 
 int historyPendingAny(const json_t *row) {
-    int64_t g, gen = 0;
-    const char *body;
+    int64_t gen;
+    const char *body[HISTORY_GROUPS];
     if (tableGetInt64(row, HISTORY_PROP_PENDING, 0) > 0) return 1;
-    for (size_t i = 0; i < HISTORY_GROUPS; i++) {
-        if (groupHeader(json_string_value(json_object_get(row, groupNames[i])), &g, &body) != 0 ||
-            (i > 0 && g != gen))
-            break;
-        if (*body) return 1;
-        gen = g;
-    }
+    for (size_t i = 0, groups = currentGroups(row, body, &gen); i < groups; i++)
+        if (*body[i]) return 1;
     return 0;
 }
 
 void historyPendingTrim(json_t *row) {
-    int64_t pend = tableGetInt64(row, HISTORY_PROP_PENDING, 0), g, gen = 0;
-    const char *body;
-    size_t i = 0;
+    int64_t pend = tableGetInt64(row, HISTORY_PROP_PENDING, 0), gen;
+    const char *body[HISTORY_GROUPS];
     for (size_t k = pend > 0 ? (size_t)pend : 0; k < HISTORY_V2_SLOTS; k++)
         json_object_del(row, pendingNames[k]);
-    for (; i < HISTORY_GROUPS; i++) {
-        if (groupHeader(json_string_value(json_object_get(row, groupNames[i])), &g, &body) != 0 ||
-            (i > 0 && g != gen))
-            break;
-        gen = g;
-    }
-    for (; i < HISTORY_GROUPS; i++)
+    for (size_t i = currentGroups(row, body, &gen); i < HISTORY_GROUPS; i++)
         json_object_del(row, groupNames[i]);
 }
 
@@ -825,19 +824,15 @@ static int64_t readingMs(const char *text, size_t len) {
  * a chunk, so no chunk is cut and the new readings go as one group more. The common case (a few
  * readings a batch): the pending texts are counted, not copied or parsed. */
 static int pendingStays(fold *f, const historyReading *v, size_t n) {
-    int64_t gen = 0, g, hour = -1;
-    size_t groups = 0, pend = 0;
-    const char *body, *first = NULL;
+    int64_t gen, hour = -1;
+    size_t groups, pend = 0;
+    const char *body[HISTORY_GROUPS], *first = NULL;
     if (tableGetInt64(f->row, HISTORY_PROP_PENDING, 0) != 0) return 0; /* v2 slots: into Q00 */
-    for (; groups < HISTORY_GROUPS; groups++) {
-        if (groupHeader(json_string_value(json_object_get(f->row, groupNames[groups])), &g,
-                        &body) != 0 ||
-            (groups && g != gen))
-            break;
-        gen = g;
-        if (!*body) continue;
-        if (!first) first = body;
-        for (const char *p = body; p; p = strchr(p + 1, '\n'))
+    groups = currentGroups(f->row, body, &gen);
+    for (size_t i = 0; i < groups; i++) {
+        if (!*body[i]) continue;
+        if (!first) first = body[i];
+        for (const char *p = body[i]; p; p = strchr(p + 1, '\n'))
             pend++;
     }
     if (!groups || groups == HISTORY_GROUPS || pend + n >= HISTORY_CHUNK) return 0;

@@ -45,6 +45,13 @@
 #define HISTORY_V2_SLOTS 32 /* format v2 rows: pending slots P00..P31 */
 /* pending groups Q00..Q31: past 32, the next batch gathers them into Q00 (a new generation) */
 #define HISTORY_GROUPS 32
+/* the mark after a group's generation when its readings are not in the minute slots yet ("|":
+ * they are) */
+#define HISTORY_GROUP_LATER ':'
+/* The group properties, for a $select: what historySlotsView and historyPendingWalk read. */
+#define HISTORY_GROUP_COLUMNS                                                                      \
+    "Q00,Q01,Q02,Q03,Q04,Q05,Q06,Q07,Q08,Q09,Q10,Q11,Q12,Q13,Q14,Q15,Q16,Q17,Q18,Q19,Q20,Q21,Q22," \
+    "Q23,Q24,Q25,Q26,Q27,Q28,Q29,Q30,Q31"
 #define HISTORY_READING_MAX 512     /* bytes: one reading text with its NUL */
 #define HISTORY_MINUTE_TEXT_MAX 512 /* bytes: one minute's summary text with its NUL */
 
@@ -123,6 +130,12 @@ int historyPendingAny(const json_t *row);
  * after its fold moved them into Q00). A row held for an answer then keeps its pending texts
  * only: fewer than HISTORY_CHUNK + HISTORY_V2_SLOTS. */
 void historyPendingTrim(json_t *row);
+
+/* The minute slots of a DeviceState row as they are once the readings of its "<gen>:" groups are
+ * in them (as the next fold that cuts a chunk puts them, in the order they came): minute[i] the
+ * unix minute slot i holds (-1: none) and m[i] its summary. What every reader of the slots reads.
+ * Returns the row's HistHour (-1: none, or out of memory). */
+int64_t historySlotsView(const json_t *row, int64_t minute[60], historyMinute m[60]);
 
 /* One accepted reading. */
 typedef struct historyReading {

@@ -5,7 +5,8 @@
  * reading texts) and format v1 rows (one reading) of each hour's partition, and in the device
  * row's pending slots; they are gathered one device and one hour at a time, de-duplicated by
  * (partition, sequence number, index) and sent in time order. Summaries: the hours before a
- * device's HistHour from its frozen hour rows, the hour HistHour from its row's minute slots. */
+ * device's HistHour from its frozen hour rows, the hour HistHour from its row's minute slots with
+ * the readings of its groups "<gen>:" (historySlotsView). */
 #include "functions.h"
 #include "buf.h"
 #include "history.h"
@@ -41,8 +42,8 @@
     "RowKey,PendN,P00,P01,P02,P03,P04,P05,P06,P07,P08,P09,P10,P11,P12,P13,P14,P15,P16,P17,P18,"    \
     "P19,P20,P21,P22,P23,P24,P25,P26,P27,P28,P29,P30,P31," HISTORY_GROUP_COLUMNS
 /* Device rows held for one answer (those with pending readings, or slots in the range: at most
- * about 4 KiB and 6 KiB each; a row's pending texts, fewer than 64, once historyPendingTrim has
- * dropped its stale groups and v2 slots, which took as much again). */
+ * about 4 KiB, and 6 KiB of slots more; a row's pending texts, fewer than 64, once
+ * historyPendingTrim has dropped its stale groups and v2 slots, which took as much again). */
 #define DEVICES_MAX 10000
 /* A device id as its CSV field or JSON text (every byte may take six: \u0001). */
 #define DEV_TEXT_MAX (6 * TABLE_KEY_MAX + 32)

@@ -6,8 +6,8 @@
  * readings of one device and one hour as text, RowKey "<devkey> <ms13> <partition> <seq20> <k>
  * <hash8>" (its first reading, and 8 hex digits of SHA-256 over its Readings); a frozen hour row
  * ("~~m <devkey>") holds the per-minute summaries of a closed hour. The hour being filled lives in
- * the device's own row (Min00..Min59), and so do the readings not yet in a chunk (groups
- * Q00..Q31): the device row is committed with If-Match, so what it records is exact under replays
+ * the device's own row (Min00..Min59, with the readings of its groups "<gen>:" added:
+ * historySlotsView), and so do the readings not yet in a chunk (groups Q00..Q31): the device row is committed with If-Match, so what it records is exact under replays
  * and competing writers; the history rows it names are written before it (chunks as inserts,
  * InsertOrReplace when one exists: historyWriteRows).
  *

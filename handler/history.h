@@ -7,9 +7,10 @@
  * <hash8>" (its first reading, and 8 hex digits of SHA-256 over its Readings); a frozen hour row
  * ("~~m <devkey>") holds the per-minute summaries of a closed hour. The hour being filled lives in
  * the device's own row (Min00..Min59, with the readings of its groups "<gen>:" added:
- * historySlotsView), and so do the readings not yet in a chunk (groups Q00..Q31): the device row is committed with If-Match, so what it records is exact under replays
- * and competing writers; the history rows it names are written before it (chunks as inserts,
- * InsertOrReplace when one exists: historyWriteRows).
+ * historySlotsView), and so do the readings not yet in a chunk (groups Q00..Q31): the device row is
+ * committed with If-Match, so what it records is exact under replays and competing writers; the
+ * history rows it names are written before it (chunks as inserts, InsertOrReplace when one exists:
+ * historyWriteRows).
  *
  * Bounds this rests on: a device row gains at most 95 properties (60 slots, 32 pending groups, 3
  * counters; a row of format v2 also keeps its 32 slots P00..P31 and PendN), within Table

@@ -252,7 +252,7 @@ static void test_fold_chunks_and_pending(void **state) {
     historyRows out3 = {0};
     assert_int_equal(historyFold(row, "dv", v2, 2, p3, &out3), 0);
     assert_int_equal(out3.n, 0);
-    assert_null(json_object_get(p3, "Q00"));         /* unchanged: not sent */
+    assert_null(json_object_get(p3, "Q00")); /* unchanged: not sent */
     /* the two new ones: one property, not in the slots yet (":"), and no slot written */
     assert_int_equal(groupTexts(p3, "Q01", "1:"), 2);
     assert_null(json_object_get(p3, "PendN"));

@@ -27,6 +27,7 @@ enum { MODE_MERGE, MODE_INSERT, MODE_READ };
 typedef struct slot {
     deviceWork *w;
     json_t *row;    /* the row as believed stored (owned), NULL when there is none */
+    size_t bytes;   /* its cache estimate (devicestateUpdate), 0 when not known */
     char etag[160]; /* its etag */
     int fromCache;  /* row and etag come from this process's memory, not from a read */
     int guess;      /* the next write rests on a belief (memory, or "no row yet") */
@@ -61,6 +62,7 @@ static int readRow(const settings *s, slot *sl) {
     tableResult r;
     json_decref(sl->row);
     sl->row = NULL;
+    sl->bytes = 0;
     sl->w->writes++;
     int c =
         tableGetEntity(&s->storage, s->deviceTable, s->partitionKey, sl->w->deviceId, &sl->row, &r);
@@ -135,7 +137,7 @@ static int fold(const settings *s, slot *sl) {
         w->ok = 1;
         if (sl->row) {
             w->state = devicestateToJson(sl->row);
-            devicestateRemember(w->deviceId, sl->row, sl->etag);
+            devicestateRemember(w->deviceId, sl->row, sl->etag, sl->bytes);
             sl->row = NULL;
         }
         devicestateLogFold(w, &sl->f);
@@ -146,15 +148,15 @@ static int fold(const settings *s, slot *sl) {
 /* The transaction answered for this slot's operation: the row is written with etag. */
 static void committed(slot *sl, const char *etag) {
     deviceWork *w = sl->w;
-    if (!sl->row) sl->row = json_object();
-    json_object_update(sl->row, sl->props);
+    if (!sl->row) sl->row = json_object(), sl->bytes = 0;
+    sl->bytes = devicestateUpdate(sl->row, sl->props, sl->bytes);
     json_object_set_new(sl->row, "RowKey", json_string(w->deviceId));
     json_decref(sl->props);
     sl->props = NULL;
     w->ok = w->changed = 1;
     w->historyLate = sl->late;
     w->state = devicestateToJson(sl->row);
-    devicestateRemember(w->deviceId, sl->row, etag); /* an empty etag forgets the device */
+    devicestateRemember(w->deviceId, sl->row, etag, sl->bytes); /* empty etag: forgotten */
     sl->row = NULL;
     sl->done = 1;
     devicestateLogFold(w, &sl->f);
@@ -373,7 +375,8 @@ static void startSlots(slot *sl, deviceWork *works, size_t n) {
         x->w->ok = x->w->changed = 0;
         x->w->writes = 0;
         x->w->tableGone = 0;
-        x->fromCache = devicestateRecall(x->w->deviceId, &x->row, x->etag, sizeof(x->etag));
+        x->fromCache =
+            devicestateRecall(x->w->deviceId, &x->row, x->etag, sizeof(x->etag), &x->bytes);
         x->mode = x->fromCache ? MODE_MERGE : MODE_INSERT;
         x->guess = 1;
     }
@@ -524,7 +527,7 @@ static size_t handOnLeft(slot *sl, size_t n) {
         json_decref(x->props);
         x->props = NULL;
         if (x->row && x->mode != MODE_READ) {
-            devicestateRemember(x->w->deviceId, x->row, x->etag);
+            devicestateRemember(x->w->deviceId, x->row, x->etag, x->bytes);
             x->row = NULL;
         }
         left++;

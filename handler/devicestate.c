@@ -23,6 +23,7 @@ static const char *const metricProps[METRIC_COUNT] = {"Celsius", "Humidity", "hP
  * state is one merge per device per batch, without a read. */
 typedef struct known {
     json_t *row;
+    size_t bytes; /* rowBytes(row), kept up to date by devicestateUpdate */
     char etag[160];
 } known;
 
@@ -46,17 +47,32 @@ int devicestateInit(const settings *s) {
     return 0;
 }
 
-/* What a cached row costs, near enough: jansson keeps each property as a key, a hash-table pair
- * and a value (about 96 bytes together on 64-bit glibc) plus its text. */
+/* What one property of a cached row costs, near enough: jansson keeps it as a key, a hash-table
+ * pair and a value (about 96 bytes together on 64-bit glibc) plus its text. */
+static size_t propBytes(const char *key, const json_t *v) {
+    return 96 + strlen(key) + (json_is_string(v) ? json_string_length(v) + 1 : 0);
+}
+
+/* What a cached row costs. */
 static size_t rowBytes(const json_t *row) {
     size_t n = sizeof(known) + 64;
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)row, key, v) {
-        n += 96 + strlen(key);
-        if (json_is_string(v)) n += json_string_length(v) + 1;
-    }
+    json_object_foreach((json_t *)row, key, v) n += propBytes(key, v);
     return n;
+}
+
+size_t devicestateUpdate(json_t *row, json_t *props, size_t bytes) {
+    const char *key;
+    json_t *v;
+    if (bytes) {
+        json_object_foreach(props, key, v) {
+            json_t *old = json_object_get(row, key);
+            bytes += propBytes(key, v) - (old ? propBytes(key, old) : 0);
+        }
+    }
+    json_object_update(row, props);
+    return bytes;
 }
 
 void devicestateCacheStats(size_t *entries, size_t *bytes, unsigned long *evicted) {
@@ -75,15 +91,17 @@ void devicestateForget(const char *deviceId) {
     pthread_mutex_unlock(&lock);
 }
 
-int devicestateRecall(const char *id, json_t **row, char *etag, size_t etaglen) {
+int devicestateRecall(const char *id, json_t **row, char *etag, size_t etaglen, size_t *bytes) {
     pthread_mutex_lock(&lock);
     known *k = dictGet(&cache, id);
     *row = NULL;
+    *bytes = 0;
     if (k) {
         /* taken, not copied: a row of a device with history carries about a hundred
          * properties, and a copy and a free per device per batch showed in the profile; the
          * commit gives it back (Remember) */
         *row = k->row;
+        *bytes = k->bytes;
         k->row = NULL;
         snprintf(etag, etaglen, "%s", k->etag);
         dictDelete(&cache, id);
@@ -92,7 +110,7 @@ int devicestateRecall(const char *id, json_t **row, char *etag, size_t etaglen) 
     return *row != NULL;
 }
 
-void devicestateRemember(const char *id, json_t *row, const char *etag) {
+void devicestateRemember(const char *id, json_t *row, const char *etag, size_t bytes) {
     known *k = calloc(1, sizeof(*k));
     if (!k || !etag || !etag[0]) {
         free(k);
@@ -102,7 +120,7 @@ void devicestateRemember(const char *id, json_t *row, const char *etag) {
     }
     k->row = row;
     snprintf(k->etag, sizeof(k->etag), "%s", etag);
-    size_t bytes = rowBytes(row);
+    k->bytes = bytes = bytes ? bytes : rowBytes(row);
     pthread_mutex_lock(&lock);
     if (dictSetSized(&cache, id, k, bytes) != 0) {
         /* Over the whole budget, or OOM: not kept (k freed); the next commit reads the row. */
@@ -525,7 +543,8 @@ static void logReplay(const deviceWork *w, const devicestateFoldResult *f) {
 typedef struct commit {
     deviceWork *w;
     devicestateSource src;
-    json_t *row; /* the row as last read or written, or NULL (owned) */
+    json_t *row;  /* the row as last read or written, or NULL (owned) */
+    size_t bytes; /* its cache estimate (devicestateUpdate), 0 when not known */
     char etag[160];
     int fromCache; /* row is what this process remembers, not a fresh read */
     int mode;      /* MODE_MERGE, MODE_INSERT or MODE_READ (re-read first) */
@@ -577,6 +596,7 @@ static int readRow(commit *c) {
     deviceWork *w = c->w;
     json_decref(c->row);
     c->row = NULL;
+    c->bytes = 0;
     w->writes++;
     int t = tableGetEntity(&cfg->storage, cfg->deviceTable, cfg->partitionKey, w->deviceId, &c->row,
                            &c->r);
@@ -605,7 +625,7 @@ static void settle(commit *c, const char *etag) {
     w->ok = 1;
     if (!c->row) return;
     w->state = devicestateToJson(c->row);
-    devicestateRemember(w->deviceId, c->row, etag);
+    devicestateRemember(w->deviceId, c->row, etag, c->bytes);
     c->row = NULL;
 }
 
@@ -623,8 +643,8 @@ static int writeRow(commit *c, json_t *props) {
         t = tableInsert(&cfg->storage, cfg->deviceTable, props, &c->r);
     }
     if (t == TABLE_OK) {
-        if (!c->row) c->row = json_object();
-        json_object_update(c->row, props);
+        if (!c->row) c->row = json_object(), c->bytes = 0;
+        c->bytes = devicestateUpdate(c->row, props, c->bytes);
         json_object_set_new(c->row, "RowKey", json_string(w->deviceId));
         w->changed = 1;
         settle(c, c->r.etag);
@@ -753,7 +773,7 @@ int devicestateCommit(deviceWork *w) {
     /* The row this process remembers: good enough to write on (a stale etag fails with 412), not
      * to skip events on, since storage may have lost writes it acknowledged (an account failover
      * or restore, an operator resetting rows, an emulator started afresh). */
-    c.fromCache = devicestateRecall(w->deviceId, &c.row, c.etag, sizeof(c.etag));
+    c.fromCache = devicestateRecall(w->deviceId, &c.row, c.etag, sizeof(c.etag), &c.bytes);
     c.mode = c.fromCache ? MODE_MERGE : MODE_INSERT;
     w->ok = w->changed = 0;
     w->writes = 0;

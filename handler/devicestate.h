@@ -134,11 +134,17 @@ void devicestateCacheStats(size_t *entries, size_t *bytes, unsigned long *evicte
 /* The etag cache, for the transaction committer (commit.c). Recall takes the row this process
  * last wrote or read for the device out of the cache (caller owns *row: it gives it back with
  * Remember, or decrefs it) and its etag; returns 1 when the device is known, 0 when not (also
- * while another commit of the same device holds it: that one reads the row). Remember keeps row (stolen) and etag as the device's; an empty etag
- * forgets the device instead. Forget drops the device (after an error that leaves its row
- * unknown). Thread-safe. */
-int devicestateRecall(const char *id, json_t **row, char *etag, size_t etaglen);
-void devicestateRemember(const char *id, json_t *row, const char *etag);
+ * while another commit of the same device holds it: that one reads the row). Remember keeps row
+ * (stolen) and etag as the device's; an empty etag forgets the device instead. Forget drops the
+ * device (after an error that leaves its row unknown). Thread-safe. */
+int devicestateRecall(const char *id, json_t **row, char *etag, size_t etaglen, size_t *bytes);
+void devicestateRemember(const char *id, json_t *row, const char *etag, size_t bytes);
+/* The cache's estimate of a row's bytes travels with it (Recall's *bytes, Remember's bytes; 0:
+ * not known, then Remember walks the row): a row with history holds about a hundred properties,
+ * and walking them on every Remember showed in the handler's profile with history on
+ * (perf, W1). Update merges props into row (json_object_update) and returns the estimate after it
+ * from bytes, the one before it (0 stays 0). */
+size_t devicestateUpdate(json_t *row, json_t *props, size_t bytes);
 void devicestateForget(const char *deviceId);
 
 /* Logs what a committed fold skipped as replays and the watermarks it dropped, if any. */

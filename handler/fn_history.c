@@ -5,7 +5,8 @@
  * reading texts) and format v1 rows (one reading) of each hour's partition, and in the device
  * row's pending slots; they are gathered one device and one hour at a time, de-duplicated by
  * (partition, sequence number, index) and sent in time order. Summaries: the hours before a
- * device's HistHour from its frozen hour rows, the hour HistHour from its row's minute slots. */
+ * device's HistHour from its frozen hour rows, the hour HistHour from its row's minute slots with
+ * the readings of its groups "<gen>:" (historySlotsView). */
 #include "functions.h"
 #include "buf.h"
 #include "history.h"
@@ -36,14 +37,13 @@
     "Min12,Min13,Min14,Min15,Min16,Min17,Min18,Min19,Min20,Min21,Min22,Min23,Min24,Min25,Min26,"   \
     "Min27,Min28,Min29,Min30,Min31,Min32,Min33,Min34,Min35,Min36,Min37,Min38,Min39,Min40,Min41,"   \
     "Min42,Min43,Min44,Min45,Min46,Min47,Min48,Min49,Min50,Min51,Min52,Min53,Min54,Min55,Min56,"   \
-    "Min57,Min58,Min59"
+    "Min57,Min58,Min59," HISTORY_GROUP_COLUMNS
 #define PENDING_COLUMNS                                                                            \
     "RowKey,PendN,P00,P01,P02,P03,P04,P05,P06,P07,P08,P09,P10,P11,P12,P13,P14,P15,P16,P17,P18,"    \
-    "P19,P20,P21,P22,P23,P24,P25,P26,P27,P28,P29,P30,P31,Q00,Q01,Q02,Q03,Q04,Q05,Q06,Q07,Q08,Q09," \
-    "Q10,Q11,Q12,Q13,Q14,Q15,Q16,Q17,Q18,Q19,Q20,Q21,Q22,Q23,Q24,Q25,Q26,Q27,Q28,Q29,Q30,Q31"
+    "P19,P20,P21,P22,P23,P24,P25,P26,P27,P28,P29,P30,P31," HISTORY_GROUP_COLUMNS
 /* Device rows held for one answer (those with pending readings, or slots in the range: at most
- * about 4 KiB and 6 KiB each; a row's pending texts, fewer than 64, once historyPendingTrim has
- * dropped its stale groups and v2 slots, which took as much again). */
+ * about 4 KiB, and 6 KiB of slots more; a row's pending texts, fewer than 64, once
+ * historyPendingTrim has dropped its stale groups and v2 slots, which took as much again). */
 #define DEVICES_MAX 10000
 /* A device id as its CSV field or JSON text (every byte may take six: \u0001). */
 #define DEV_TEXT_MAX (6 * TABLE_KEY_MAX + 32)
@@ -446,7 +446,7 @@ static int keepDev(histOut *o, json_t *row) {
         json_decref(row);
         return 0;
     }
-    if (o->resolution == RES_RAW) historyPendingTrim(row);
+    historyPendingTrim(row); /* summaries: the "<gen>:" groups are read too (historySlotsView) */
     if (o->ndevs == DEVICES_MAX || (o->ndevs & (o->ndevs - 1)) == 0) {
         devRow *n = o->ndevs == DEVICES_MAX
                         ? NULL

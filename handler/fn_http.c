@@ -86,7 +86,8 @@ void fnNegotiate(const fnContext *ctx, const serverRequest *req, serverResponse 
                   "Min11,Min12,Min13,Min14,Min15,Min16,Min17,Min18,Min19,Min20,Min21,Min22,"       \
                   "Min23,Min24,Min25,Min26,Min27,Min28,Min29,Min30,Min31,Min32,Min33,Min34,"       \
                   "Min35,Min36,Min37,Min38,Min39,Min40,Min41,Min42,Min43,Min44,Min45,Min46,"       \
-                  "Min47,Min48,Min49,Min50,Min51,Min52,Min53,Min54,Min55,Min56,Min57,Min58,Min59"
+                  "Min47,Min48,Min49,Min50,Min51,Min52,Min53,Min54,Min55,Min56,Min57,Min58,"       \
+                  "Min59," HISTORY_GROUP_COLUMNS
 #define LAST_HOUR_MAX 8192 /* bytes of one device's lastHour (60 minutes x 4 metrics: ~3 KB) */
 /* The answer is held whole up to this size (what one SignalR message can carry, so that a
  * connectionId can be sent it); past it, it is streamed to the client page by page. */

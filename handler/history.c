@@ -42,17 +42,19 @@ static const char *const groupNames[HISTORY_GROUPS] = {
     "Q11", "Q12", "Q13", "Q14", "Q15", "Q16", "Q17", "Q18", "Q19", "Q20", "Q21",
     "Q22", "Q23", "Q24", "Q25", "Q26", "Q27", "Q28", "Q29", "Q30", "Q31"};
 
-/* A group's generation ("<gen>|", 1 to 18 digits, the first not 0: as textInt writes it, so one
- * generation has one spelling) and where its texts start. Returns 0, or -1 when t is not a
- * group. */
-static int groupHeader(const char *t, int64_t *gen, const char **body) {
+/* A group's generation ("<gen>|" or "<gen>:", 1 to 18 digits, the first not 0: as textInt
+ * writes it, so one generation has one spelling), whether its readings are in the minute slots
+ * ("|") or not yet (":", HISTORY_GROUP_LATER), and where its texts start. Returns 0, or -1 when t
+ * is not a group. */
+static int groupHeader(const char *t, int64_t *gen, const char **body, int *summed) {
     int64_t g = 0;
     int digits = 0;
     if (!t || *t == '0') return -1;
     for (; *t >= '0' && *t <= '9' && digits < 18; t++, digits++)
         g = g * 10 + (*t - '0');
-    if (!digits || *t != '|' || g == 0) return -1;
+    if (!digits || (*t != '|' && *t != HISTORY_GROUP_LATER) || g == 0) return -1;
     *gen = g;
+    *summed = *t == '|';
     *body = t + 1;
     return 0;
 }
@@ -73,43 +75,82 @@ static long groupTexts(const char *body, historyTextFn fn, void *ctx) {
 }
 
 /* The current groups of a row: Q00 and the groups after it of Q00's generation, up to the first
- * that is not one (missing, malformed or of another generation). Sets body[0..n) and *gen
- * (0 when none); returns n. */
-static size_t currentGroups(const json_t *row, const char *body[HISTORY_GROUPS], int64_t *gen) {
+ * that is not one (missing, malformed or of another generation). Sets body[0..n), summed[0..n)
+ * (when not NULL) and *gen (0 when none); returns n. */
+static size_t currentGroups(const json_t *row, const char *body[HISTORY_GROUPS],
+                            int summed[HISTORY_GROUPS], int64_t *gen) {
     size_t n = 0;
     int64_t g;
+    int sm;
     *gen = 0;
     for (; n < HISTORY_GROUPS; n++) {
-        if (groupHeader(json_string_value(json_object_get(row, groupNames[n])), &g, &body[n]) !=
-                0 ||
+        if (groupHeader(json_string_value(json_object_get(row, groupNames[n])), &g, &body[n],
+                        &sm) != 0 ||
             (n && g != *gen))
             break;
         *gen = g;
+        if (summed) summed[n] = sm;
     }
     return n;
 }
 
-long historyPendingWalk(const json_t *row, historyTextFn fn, void *ctx) {
+/* A pending text, and whether the minute slots hold it already. */
+typedef int (*pendingFn)(const char *text, size_t len, int summed, void *ctx);
+
+/* The texts of one group's body, to fn (see groupTexts). */
+typedef struct groupCtx {
+    pendingFn fn;
+    int summed;
+    void *ctx;
+} groupCtx;
+
+static int groupText(const char *text, size_t len, void *ctx) {
+    groupCtx *g = ctx;
+    return g->fn(text, len, g->summed, g->ctx);
+}
+
+/* historyPendingWalk with each text's place: v2 slots are in the minute slots, and so are the
+ * texts of a group "<gen>|"; those of a group "<gen>:" are not yet. */
+static long pendingWalk(const json_t *row, pendingFn fn, void *ctx) {
     long n = 0, k;
     int64_t pend = tableGetInt64(row, HISTORY_PROP_PENDING, 0), gen;
     const char *body[HISTORY_GROUPS];
+    int summed[HISTORY_GROUPS];
     if (pend > HISTORY_V2_SLOTS) pend = HISTORY_V2_SLOTS;
     for (int64_t i = 0; i < pend; i++, n++) {
         json_t *t = json_object_get(row, pendingNames[i]);
         /* a slot missing or not a string is passed empty: the caller counts it unreadable */
-        if (fn(json_is_string(t) ? json_string_value(t) : "", json_string_length(t), ctx) != 0)
+        if (fn(json_is_string(t) ? json_string_value(t) : "", json_string_length(t), 1, ctx) != 0)
             return -1;
     }
-    for (size_t i = 0, groups = currentGroups(row, body, &gen); i < groups; i++, n += k)
-        if ((k = groupTexts(body[i], fn, ctx)) < 0) return -1;
+    for (size_t i = 0, groups = currentGroups(row, body, summed, &gen); i < groups; i++, n += k) {
+        groupCtx g = {fn, summed[i], ctx};
+        if ((k = groupTexts(body[i], groupText, &g)) < 0) return -1;
+    }
     return n;
+}
+
+typedef struct walkCtx {
+    historyTextFn fn;
+    void *ctx;
+} walkCtx;
+
+static int walkText(const char *text, size_t len, int summed, void *ctx) {
+    walkCtx *w = ctx;
+    (void)summed;
+    return w->fn(text, len, w->ctx);
+}
+
+long historyPendingWalk(const json_t *row, historyTextFn fn, void *ctx) {
+    walkCtx w = {fn, ctx};
+    return pendingWalk(row, walkText, &w);
 }
 
 int historyPendingAny(const json_t *row) {
     int64_t gen;
     const char *body[HISTORY_GROUPS];
     if (tableGetInt64(row, HISTORY_PROP_PENDING, 0) > 0) return 1;
-    for (size_t i = 0, groups = currentGroups(row, body, &gen); i < groups; i++)
+    for (size_t i = 0, groups = currentGroups(row, body, NULL, &gen); i < groups; i++)
         if (*body[i]) return 1;
     return 0;
 }
@@ -119,7 +160,7 @@ void historyPendingTrim(json_t *row) {
     const char *body[HISTORY_GROUPS];
     for (size_t k = pend > 0 ? (size_t)pend : 0; k < HISTORY_V2_SLOTS; k++)
         json_object_del(row, pendingNames[k]);
-    for (size_t i = currentGroups(row, body, &gen); i < HISTORY_GROUPS; i++)
+    for (size_t i = currentGroups(row, body, NULL, &gen); i < HISTORY_GROUPS; i++)
         json_object_del(row, groupNames[i]);
 }
 
@@ -497,6 +538,7 @@ typedef struct foldItem {
     size_t len;
     int64_t ms;
     int parsed; /* p holds the reading (else only ms is known: a pending text) */
+    int later;  /* a pending text the minute slots do not hold yet (a group "<gen>:") */
     historyParsed p;
 } foldItem;
 
@@ -733,8 +775,10 @@ static int64_t newGeneration(const json_t *row) {
     int64_t top = 0, g, held[HISTORY_GROUPS];
     size_t n = 0;
     const char *body;
+    int summed;
     for (size_t i = 0; i < HISTORY_GROUPS; i++)
-        if (groupHeader(json_string_value(json_object_get(row, groupNames[i])), &g, &body) == 0) {
+        if (groupHeader(json_string_value(json_object_get(row, groupNames[i])), &g, &body,
+                        &summed) == 0) {
             held[n++] = g;
             if (g > top) top = g;
         }
@@ -777,7 +821,7 @@ static int setChanged(fold *f, size_t tail, size_t late, json_t *props) {
     if (!g) return -1;
     text t = {g, 0, len, 0};
     textInt(&t, f->stays ? f->gen : newGeneration(f->row));
-    textChar(&t, '|');
+    textChar(&t, f->stays ? HISTORY_GROUP_LATER : '|');
     for (size_t i = tail; i < f->nitems; i++) {
         if (i > tail) textChar(&t, '\n');
         textPut(&t, f->items[i].text, f->items[i].len);
@@ -820,15 +864,18 @@ static int64_t readingMs(const char *text, size_t len) {
 }
 
 /* 1 when the pending readings of the row stay as they are (sets f->stays, groups, gen): the row
- * holds a current generation of groups, the new readings all fall in their hour and do not fill
- * a chunk, so no chunk is cut and the new readings go as one group more. The common case (a few
- * readings a batch): the pending texts are counted, not copied or parsed. */
+ * holds a current generation of groups, the new readings all fall in their hour, which is
+ * HistHour, and do not fill a chunk, so no chunk is cut and the new readings go as one group
+ * more, "<gen>:", without touching the minute slots (the fold that next cuts a chunk adds them, in
+ * the order they came: historyFold). The common case (a few readings a batch): the pending texts
+ * are counted, not copied or parsed, and no slot is read. */
 static int pendingStays(fold *f, const historyReading *v, size_t n) {
-    int64_t gen, hour = -1;
+    int64_t gen, hour = f->hour;
     size_t groups, pend = 0;
     const char *body[HISTORY_GROUPS], *first = NULL;
+    if (hour < 0) return 0;                                            /* no slots yet */
     if (tableGetInt64(f->row, HISTORY_PROP_PENDING, 0) != 0) return 0; /* v2 slots: into Q00 */
-    groups = currentGroups(f->row, body, &gen);
+    groups = currentGroups(f->row, body, NULL, &gen);
     for (size_t i = 0; i < groups; i++) {
         if (!*body[i]) continue;
         if (!first) first = body[i];
@@ -839,14 +886,12 @@ static int pendingStays(fold *f, const historyReading *v, size_t n) {
     if (first) {
         const char *nl = strchr(first, '\n');
         int64_t ms = readingMs(first, nl ? (size_t)(nl - first) : strlen(first));
-        if (ms < HISTORY_MIN_MS || ms > HISTORY_MAX_MS) return 0;
-        hour = ms / 3600000;
+        if (ms < HISTORY_MIN_MS || ms > HISTORY_MAX_MS || ms / 3600000 != hour) return 0;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (v[i].enqueuedMs < HISTORY_MIN_MS || v[i].enqueuedMs > HISTORY_MAX_MS) return 0;
-        if (hour >= 0 && v[i].enqueuedMs / 3600000 != hour) return 0;
-        hour = v[i].enqueuedMs / 3600000;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (v[i].enqueuedMs < HISTORY_MIN_MS || v[i].enqueuedMs > HISTORY_MAX_MS ||
+            v[i].enqueuedMs / 3600000 != hour)
+            return 0;
     f->stays = 1;
     f->groups = groups;
     f->gen = gen;
@@ -859,7 +904,7 @@ typedef struct pendingCtx {
     int oom;
 } pendingCtx;
 
-static int pendingItem(const char *text, size_t len, void *ctx) {
+static int pendingItem(const char *text, size_t len, int summed, void *ctx) {
     pendingCtx *c = ctx;
     int64_t ms = readingMs(text, len);
     /* a v2 slot holding a newline (no writer's: a partition id is percent-encoded) would be two
@@ -870,6 +915,7 @@ static int pendingItem(const char *text, size_t len, void *ctx) {
         return 0;
     }
     if (itemAdd(c->f, text, len, ms, NULL) != 0) c->oom = 1;
+    if (!c->oom) c->f->items[c->f->nitems - 1].later = !summed;
     return c->oom;
 }
 
@@ -877,8 +923,29 @@ static int pendingItem(const char *text, size_t len, void *ctx) {
  * fold's items. Returns 0 or -1 (OOM). */
 static int readPending(fold *f, historyRows *out) {
     pendingCtx c = {f, out, 0};
-    historyPendingWalk(f->row, pendingItem, &c);
+    pendingWalk(f->row, pendingItem, &c);
     return c.oom ? -1 : 0;
+}
+
+/* Puts into the summaries the pending readings the slots do not hold yet, in the order they came
+ * (before the new ones: as if each had been summarized in its own batch). Returns the late ones
+ * (a text that cannot be read, only a row written by hand, counts as late: kept raw only), or -1
+ * (OOM). */
+static long summarizeLater(fold *f) {
+    long late = 0;
+    for (size_t i = 0; i < f->nitems; i++) {
+        foldItem *it = &f->items[i];
+        if (!it->later) continue;
+        if (!it->parsed && historyReadingParse(it->text, it->len, &it->p) != 0) {
+            late++;
+            continue;
+        }
+        it->parsed = 1;
+        int s = summarize(f, &it->p);
+        if (s < 0) return -1;
+        late += s;
+    }
+    return late;
 }
 
 int historyFold(const json_t *row, const char *device, const historyReading *v, size_t n,
@@ -898,6 +965,11 @@ int historyFold(const json_t *row, const char *device, const historyReading *v, 
     f.cap = (stays ? 0 : HISTORY_CHUNK + HISTORY_V2_SLOTS) + n;
     f.items = calloc(f.cap + 1, sizeof(foldItem));
     if (!f.items || (!stays && readPending(&f, out) != 0)) goto out;
+    if (!stays) {
+        long l = summarizeLater(&f);
+        if (l < 0) goto out;
+        late += (size_t)l;
+    }
     for (size_t i = 0; i < n; i++) {
         char text[HISTORY_READING_MAX];
         historyParsed p;
@@ -918,7 +990,7 @@ int historyFold(const json_t *row, const char *device, const historyReading *v, 
             p.has[m] = v[i].r->has[m];
             p.value[m] = v[i].r->value[m];
         }
-        int s = summarize(&f, &p);
+        int s = stays ? 0 : summarize(&f, &p); /* staying: summarized when a chunk is cut */
         if (s < 0 || itemAdd(&f, text, (size_t)len, p.ms, &p) != 0) goto out;
         late += (size_t)s;
         out->added++;
@@ -933,6 +1005,38 @@ out:
     free(f.items);
     free(f.closed);
     return rc;
+}
+
+typedef struct viewCtx {
+    fold *f;
+    int oom;
+} viewCtx;
+
+static int viewText(const char *text, size_t len, int summed, void *ctx) {
+    viewCtx *c = ctx;
+    historyParsed p;
+    if (summed || historyReadingParse(text, len, &p) != 0) return 0;
+    c->oom = summarize(c->f, &p) < 0;
+    return c->oom;
+}
+
+int64_t historySlotsView(const json_t *row, int64_t minute[60], historyMinute m[60]) {
+    fold f;
+    viewCtx c = {&f, 0};
+    memset(&f, 0, offsetof(fold, slot));
+    for (int i = 0; i < 60; i++)
+        f.slot[i].loaded = f.slot[i].changed = 0;
+    f.row = row;
+    readSlots(&f);
+    pendingWalk(row, viewText, &c);
+    loadAll(&f);
+    for (int i = 0; i < 60; i++) {
+        minuteSlot *sl = slotGet(&f, i);
+        minute[i] = c.oom ? -1 : sl->minute;
+        m[i] = sl->m;
+    }
+    free(f.closed);
+    return c.oom ? -1 : f.hour;
 }
 
 /* The unix hour of a PartitionKey "hYYYYMMDDHH", or -1. */
@@ -950,19 +1054,24 @@ static int64_t hourOfPk(const char *pk) {
     return t < 0 ? -1 : (int64_t)t / 3600;
 }
 
-/* Reads the minute slot mm of row into *mi when it holds a minute of hour h. Returns 1 so. */
-static int slotOfHour(const json_t *row, int mm, int64_t h, historyMinute *mi) {
-    char *end;
-    const char *t = json_string_value(json_object_get(row, slotNames[mm]));
-    if (!t) return 0;
-    long long mn = strtoll(t, &end, 10);
-    return end != t && *end == ';' && mn >= 0 && mn / 60 == h && mn % 60 == mm &&
-           historyMinuteParse(end + 1, mi) == 0;
+/* A row's slots as historySlotsView gives them. */
+typedef struct slotsView {
+    int64_t minute[60];
+    historyMinute m[60];
+} slotsView;
+
+/* Copies slot mm of a view into *mi when it holds a minute of hour h. Returns 1 so. */
+static int slotOfHour(const slotsView *v, int mm, int64_t h, historyMinute *mi) {
+    if (v->minute[mm] < 0 || v->minute[mm] / 60 != h) return 0;
+    *mi = v->m[mm];
+    return 1;
 }
 
 int historyRepair(const json_t *oldRow, const json_t *newRow, const char *device,
                   const historyRows *written, historyRows *hist) {
     int64_t now = tableGetInt64(newRow, HISTORY_PROP_HOUR, -1);
+    slotsView *vn = NULL, *vo = NULL;
+    int rc = -1;
     for (size_t i = 0; i < written->n; i++) {
         const historyRow *w = &written->v[i];
         int again = 0;
@@ -971,16 +1080,25 @@ int historyRepair(const json_t *oldRow, const json_t *newRow, const char *device
             again = hist->v[k].frozen && strcmp(hist->v[k].pk, w->pk) == 0;
         int64_t h = hourOfPk(w->pk);
         if (again || h < 0 || now <= h) continue;
+        if (!vn) {
+            /* the slots with the readings of "<gen>:" groups in them, as the next fold that
+             * cuts a chunk puts them (heap: two views are 25 KB) */
+            vn = malloc(sizeof(*vn));
+            vo = malloc(sizeof(*vo));
+            if (!vn || !vo) goto out;
+            historySlotsView(newRow, vn->minute, vn->m);
+            historySlotsView(oldRow, vo->minute, vo->m);
+        }
         historySummary s;
         char text[HISTORY_MINUTE_TEXT_MAX], pk[HISTORY_PK_LEN], rk[HISTORY_RK_MAX];
         memset(&s, 0, sizeof(s));
         for (int m = 0; m < 60; m++) {
-            if (!slotOfHour(newRow, m, h, &s.minute[m]) && !slotOfHour(oldRow, m, h, &s.minute[m]))
+            if (!slotOfHour(vn, m, h, &s.minute[m]) && !slotOfHour(vo, m, h, &s.minute[m]))
                 memset(&s.minute[m], 0, sizeof(s.minute[m]));
             s.count += s.minute[m].count;
         }
         json_t *p = json_object();
-        if (!p) return -1;
+        if (!p) goto out;
         tableSetString(p, "DeviceId", device);
         tableSetInt64(p, "Count", s.count);
         for (int m = 0; m < 60; m++) {
@@ -990,10 +1108,14 @@ int historyRepair(const json_t *oldRow, const json_t *newRow, const char *device
         }
         historyPartitionKey(h * 3600000, pk);
         snprintf(rk, sizeof(rk), "%s", w->rk);
-        if (rowsAdd(hist, pk, rk, p, 1) != 0) return -1;
+        if (rowsAdd(hist, pk, rk, p, 1) != 0) goto out;
         hist->v[hist->n - 1].ifSame = json_incref(w->props);
     }
-    return 0;
+    rc = 0;
+out:
+    free(vn);
+    free(vo);
+    return rc;
 }
 
 static int byPk(const void *a, const void *b) {

@@ -135,18 +135,15 @@ int64_t historyreadHistHour(const json_t *row) { return tableGetInt64(row, "Hist
 
 int historyreadSlots(const json_t *row, int64_t first, historyMinute out[60]) {
     int found = 0;
+    int64_t minute[60];
+    historyMinute m[60];
     memset(out, 0, 60 * sizeof(historyMinute));
+    historySlotsView(row, minute, m);
     for (int i = 0; i < 60; i++) {
-        char name[8];
-        snprintf(name, sizeof(name), "Min%02d", i);
-        const char *t = json_string_value(json_object_get(row, name));
-        const char *semi = t ? strchr(t, ';') : NULL;
-        int64_t u;
-        historyMinute mi;
-        if (!semi || parseInt(t, semi, 12, &u) != 0 || u < first || u > first + 59) continue;
+        int64_t u = minute[i];
         /* a kept minute has readings */
-        if (historyMinuteParse(semi + 1, &mi) != 0 || mi.count <= 0) continue;
-        out[u - first] = mi;
+        if (u < first || u > first + 59 || m[i].count <= 0) continue;
+        out[u - first] = m[i];
         found++;
     }
     return found;

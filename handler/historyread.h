@@ -60,9 +60,10 @@ int historyreadFromV1(const json_t *row, historyreadReading *out);
  * (HistHour), or -1 when the row has none. */
 int64_t historyreadHistHour(const json_t *row);
 
-/* The minute slots of a DeviceState row for the 60 unix minutes first..first+59: out[i] is
- * minute first+i (zeroed when no slot holds that minute or the slot is malformed). Returns how
- * many minutes had readings. */
+/* The minute slots of a DeviceState row, with the readings of its groups "<gen>:" added
+ * (historySlotsView), for the 60 unix minutes first..first+59: out[i] is minute first+i (zeroed
+ * when no slot holds that minute or the slot is malformed). Returns how many minutes had
+ * readings. */
 int historyreadSlots(const json_t *row, int64_t first, historyMinute out[60]);
 
 /* The per-minute means of a DeviceState row's last 60 minutes (unix minutes nowMinute-59 ..

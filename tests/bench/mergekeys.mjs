@@ -62,7 +62,7 @@ async function scenario(pk, width, extra) {
   return (cpuMs(az.proc.pid) - c0) / TXNS;
 }
 
-const shapes = [[0, 0], [40, 0], [40, 1], [40, 2], [40, 4], [100, 4]];
+const shapes = (process.env.SHAPES || "0:0,40:0,40:1,40:2,40:4,100:4").split(",").map((s) => s.split(":").map(Number));
 const figures = new Map(shapes.map((s) => [s.join(), []]));
 for (let r = 0; r < ROUNDS; r++)
   for (const [w, x] of shapes) figures.get(`${w},${x}`).push(await scenario(`p${r}w${w}x${x}`, w, x));

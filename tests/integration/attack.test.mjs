@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import * as h from '../lib/harness.mjs';
+import { parseReading, pendingTexts } from '../lib/history.mjs';
 
 let az, handler;
 
@@ -110,6 +111,7 @@ async function race(holdTable, p2Events, check) {
       const t = row[`Min${String(i).padStart(2, '0')}`];
       if (t && Math.floor(Number(t.split(';')[0]) / 60) === hh) slots += Number(t.split(';')[1].split('|')[0]);
     }
+    slots += pendingTexts(row, { later: true }).filter((t) => Math.floor(parseReading(t).ms / 3600000) === hh).length;
     const sum = frozen.reduce((n, x) => n + Number(x.Count), 0) + slots + Number(row.LateReadings ?? 0);
     assert.equal(sum, Number(row.Count), `frozen ${frozen.map((x) => `${x.PartitionKey}:${x.Count}`).join(' ')}, slots ${slots}, late ${row.LateReadings}`);
     check(row, frozen);

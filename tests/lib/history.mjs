@@ -4,7 +4,8 @@
 //    reading each), then each device row's pending readings (pendingTexts), de-duplicated by
 //    (partition, seq, k) per device;
 //  - summaries: the frozen hour rows of the hours before the device row's HistHour, and the
-//    device row's minute slots of the hour HistHour.
+//    device row's minute slots of the hour HistHour with the readings of its groups "<gen>:"
+//    (pending readings the slots do not hold yet).
 import * as h from './harness.mjs';
 
 /** One reading text: "<ms>;<partition>;<seq>;<k>;<Celsius>;<Humidity>;<hPa>;<Light>". */
@@ -25,17 +26,18 @@ export function parseMinute(text) {
 /** Everything the readers see: { rows, devices, readings: Map(device -> [reading...]), copies }.
  * copies counts the raw copies found (chunks written twice by an attempt that did not commit). */
 /** The pending reading texts of a DeviceState row, as the README says: the format v2 slots
- * P00..P(PendN-1), then the groups Q00.. ("<gen>|<text>\\n<text>...") of Q00's generation, up to the
- * first group of another one. */
-export function pendingTexts(d) {
+ * P00..P(PendN-1), then the groups Q00.. ("<gen>|<text>\\n<text>..." or "<gen>:...") of Q00's
+ * generation, up to the first group of another one. With { later: true }, only the texts of the
+ * groups "<gen>:", which the minute slots do not hold yet. */
+export function pendingTexts(d, { later = false } = {}) {
   const texts = [];
-  for (let i = 0; i < Math.min(Number(d.PendN ?? 0), 32); i++) texts.push(d[`P${String(i).padStart(2, '0')}`]);
+  if (!later) for (let i = 0; i < Math.min(Number(d.PendN ?? 0), 32); i++) texts.push(d[`P${String(i).padStart(2, '0')}`]);
   let gen = null;
   for (let i = 0; i < 32; i++) {
-    const m = /^([1-9][0-9]{0,17})\|(.*)$/s.exec(d[`Q${String(i).padStart(2, '0')}`] ?? '');
+    const m = /^([1-9][0-9]{0,17})([|:])(.*)$/s.exec(d[`Q${String(i).padStart(2, '0')}`] ?? '');
     if (!m || (gen !== null && m[1] !== gen)) break;
     gen = m[1];
-    if (m[2] !== '') texts.push(...m[2].split('\n'));
+    if (m[3] !== '' && (!later || m[2] === ':')) texts.push(...m[3].split('\n'));
   }
   return texts;
 }
@@ -87,6 +89,8 @@ export function summaryOf(device, rows) {
     const [minute, text] = [Number(t.slice(0, t.indexOf(';'))), t.slice(t.indexOf(';') + 1)];
     if (Math.floor(minute / 60) === histHour) slots += parseMinute(text).count;
   }
+  // the readings not in the slots yet: the writer adds each to its minute when it next cuts a chunk
+  for (const t of pendingTexts(device, { later: true })) if (Math.floor(parseReading(t).ms / 3600000) === histHour) slots++;
   if (histHour >= 0) hours.set(histHour, slots);
   const total = [...hours.values()].reduce((a, b) => a + b, 0);
   return { total, hours, late: Number(device.LateReadings ?? 0) };

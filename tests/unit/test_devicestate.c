@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "devicestate.h"
+#include "settings.h"
 #include "table.h"
 
 #include <stdio.h>
@@ -364,6 +365,43 @@ static void test_seq_property(void **state) {
     assert_string_equal(p, "SeqP");
 }
 
+/* The row cache's estimate of a row carried through a merge (devicestateUpdate) is the one a
+ * walk of the merged row gives (Remember with 0). */
+static void test_cache_bytes_follow_merges(void **state) {
+    (void)state;
+    settings s;
+    memset(&s, 0, sizeof(s));
+    s.rowCacheBytes = 1 << 20;
+    assert_int_equal(devicestateInit(&s), 0);
+    char etag[160];
+    size_t bytes, walked;
+    json_t *row = json_pack("{s:s,s:i,s:s}", "RowKey", "d1", "Count", 3, "Q00", "1|abc");
+    devicestateRemember("d1", row, "e1", 0);
+    assert_int_equal(devicestateRecall("d1", &row, etag, sizeof(etag), &bytes), 1);
+    assert_string_equal(etag, "e1");
+    assert_true(bytes > 0);
+    /* a longer value, a shorter one, a new property, a string become a number */
+    json_t *props = json_pack("{s:s,s:s,s:s,s:i}", "Q00", "2|abcdefghijklmnop", "RowKey", "d",
+                              "Min05", "29411165;1|1,20,20,20|0,,,|0,,,|0,,,", "Count", 4);
+    bytes = devicestateUpdate(row, props, bytes);
+    json_decref(props);
+    devicestateRemember("d1", json_incref(row), "e2", bytes);
+    assert_int_equal(devicestateRecall("d1", &row, etag, sizeof(etag), &walked), 1);
+    json_decref(row); /* the cache's reference, handed over; one is left */
+    assert_int_equal(walked, bytes);
+    devicestateRemember("d1", row, "e3", 0); /* walked */
+    assert_int_equal(devicestateRecall("d1", &row, etag, sizeof(etag), &walked), 1);
+    assert_int_equal(walked, bytes);
+    /* unknown stays unknown */
+    props = json_pack("{s:i}", "Count", 5);
+    assert_int_equal(devicestateUpdate(row, props, 0), 0);
+    assert_int_equal(json_integer_value(json_object_get(row, "Count")), 5);
+    json_decref(props);
+    json_decref(row);
+    assert_int_equal(devicestateRecall("d1", &row, etag, sizeof(etag), &bytes), 0);
+    devicestateShutdown();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fold_new_row),
@@ -377,6 +415,7 @@ int main(void) {
         cmocka_unit_test(test_to_json),
         cmocka_unit_test(test_backoff_bounds),
         cmocka_unit_test(test_seq_property),
+        cmocka_unit_test(test_cache_bytes_follow_merges),
     };
     return cmocka_run_group_tests_name("devicestate", tests, NULL, NULL);
 }

@@ -184,8 +184,10 @@ static void readings(historyReading *v, reading *r, size_t n, int64_t t, int64_t
 static int groupTexts(const json_t *props, const char *name, const char *gen) {
     const char *t = json_string_value(json_object_get(props, name));
     size_t gl = strlen(gen);
-    if (!t || strncmp(t, gen, gl) != 0 || t[gl] != '|') return -1;
-    if (!t[gl + 1]) return 0;
+    /* gen may end in its mark ("1:"); without one, the group must be "<gen>|" */
+    int marked = gl && (gen[gl - 1] == '|' || gen[gl - 1] == HISTORY_GROUP_LATER);
+    if (!t || strncmp(t, gen, gl) != 0 || (!marked && t[gl++] != '|')) return -1;
+    if (!t[gl]) return 0;
     int n = 1;
     for (const char *p = t; *p; p++)
         n += *p == '\n';
@@ -250,13 +252,25 @@ static void test_fold_chunks_and_pending(void **state) {
     historyRows out3 = {0};
     assert_int_equal(historyFold(row, "dv", v2, 2, p3, &out3), 0);
     assert_int_equal(out3.n, 0);
-    assert_null(json_object_get(p3, "Q00"));         /* unchanged: not sent */
-    assert_int_equal(groupTexts(p3, "Q01", "1"), 2); /* the two new ones: one property */
+    assert_null(json_object_get(p3, "Q00")); /* unchanged: not sent */
+    /* the two new ones: one property, not in the slots yet (":"), and no slot written */
+    assert_int_equal(groupTexts(p3, "Q01", "1:"), 2);
     assert_null(json_object_get(p3, "PendN"));
-    assert_string_equal(json_string_value(json_object_get(p3, "Min01")),
-                        "29411161;14|14,20,22,293|14,50,50,700|0,,,|0,,,");
+    assert_null(json_object_get(p3, "Min01"));
     assert_null(json_object_get(p3, "Min00"));
     assert_null(json_object_get(p3, "HistHour"));
+    /* ...but every reader of the slots sees them in minute 1 (historySlotsView) */
+    json_object_update(row, p3);
+    int64_t minute[60];
+    historyMinute m[60];
+    char mtext[HISTORY_MINUTE_TEXT_MAX];
+    assert_int_equal(historySlotsView(row, minute, m), 490186);
+    assert_int_equal(minute[1], 29411161);
+    historyMinuteText(&m[1], mtext, sizeof(mtext));
+    assert_string_equal(mtext, "14|14,20,22,293|14,50,50,700|0,,,|0,,,");
+    assert_int_equal(minute[0], 29411160);
+    assert_int_equal(m[0].count, 60);
+    assert_int_equal(minute[2], -1);
     json_decref(row);
     json_decref(props);
     json_decref(props2);
@@ -420,15 +434,15 @@ static void test_pending_groups(void **state) {
     reading r[HISTORY_CHUNK + 8];
     historyReading v[HISTORY_CHUNK + 8];
     readings(v, r, 1, T0 + 5000, 7);
-    row = json_pack("{s:s,s:s,s:s}", "Q00", "7|1764669600000;0;1;0;20;50;;", "Q01",
-                    "9|1764669601000;0;2;0;20;50;;", "Q05", "12|x");
+    row = json_pack("{s:s,s:s,s:s,s:s}", "Q00", "7|1764669600000;0;1;0;20;50;;", "Q01",
+                    "9|1764669601000;0;2;0;20;50;;", "Q05", "12|x", "HistHour", "490186");
     json_t *p = json_object();
     historyRows out = {0};
     assert_int_equal(historyFold(row, "dv", v, 1, p, &out), 0);
     assert_int_equal(out.n, 0);
     assert_null(json_object_get(p, "Q00"));
     assert_string_equal(json_string_value(json_object_get(p, "Q01")),
-                        "7|1764669605000;0;7;0;20;50;;");
+                        "7:1764669605000;0;7;0;20;50;;");
     json_decref(p);
     /* a cut: Q00 of a generation above every group in the row (12 in Q05) */
     readings(v, r, HISTORY_CHUNK + 8, T0 + 6000, 100);
@@ -485,6 +499,91 @@ static void test_pending_groups(void **state) {
     historyRowsFree(&out);
 }
 
+/* Batches of 1 to 5 readings, in time order over three hours, each folded on the row as the last
+ * one committed it: after every batch, what the readers see (historySlotsView, and the frozen hour
+ * rows) holds every reading once, with the count, minimum, maximum and sum of an independent
+ * tally (the writer puts a batch's readings into the slots only when it cuts a chunk or the hour
+ * changes; before that they are in groups "<gen>:"). */
+static void test_fold_slots_view_sequence(void **state) {
+    (void)state;
+    enum { MAXN = 1200 };
+    static reading r[MAXN];
+    static historyReading v[MAXN];
+    static historyMinute tally[3][60];
+    int64_t hourCount[3] = {0, 0, 0}, frozenCount[3] = {0, 0, 0};
+    json_t *row = json_object();
+    size_t total = 0, stays = 0;
+    unsigned seed = 12345;
+    int64_t t = T0;
+    memset(tally, 0, sizeof(tally));
+    while (total < MAXN - 5) {
+        seed = seed * 1103515245u + 12345u;
+        size_t n = 1 + (seed >> 16) % 5;
+        for (size_t i = 0; i < n; i++, total++) {
+            seed = seed * 1103515245u + 12345u;
+            t += 1000 + (int64_t)((seed >> 16) % 17000); /* about 10 s apart: 3 hours */
+            r[total] = mk(15 + (double)((seed >> 8) % 100) / 10, 40 + (double)(seed % 7));
+            v[total] = (historyReading){"dv", &r[total], "0", 1000 + (int64_t)total, 0, t};
+        }
+        if (t >= T0 + 3 * HOUR) {
+            total -= n;
+            break;
+        }
+        json_t *p = json_object();
+        historyRows out = {0};
+        assert_int_equal(historyFold(row, "dv", v + total - n, n, p, &out), 0);
+        assert_int_equal(out.late, 0);
+        stays += json_object_get(p, "HistHour") == NULL && json_object_get(p, "Q00") == NULL;
+        for (size_t i = 0; i < out.n; i++) {
+            static const char *const pks[3] = {"h2025120210", "h2025120211", "h2025120212"};
+            historySummary fs;
+            if (!out.v[i].frozen) continue;
+            historySummaryFromRow(out.v[i].props, &fs);
+            for (int k = 0; k < 3; k++)
+                if (strcmp(out.v[i].pk, pks[k]) == 0) frozenCount[k] = fs.count;
+        }
+        historyRowsFree(&out);
+        json_object_update(row, p);
+        json_decref(p);
+        for (size_t i = total - n; i < total; i++) {
+            int64_t ms = v[i].enqueuedMs - T0;
+            historyMinute *mi = &tally[ms / HOUR][(ms / 60000) % 60];
+            mi->count++;
+            for (int m = 0; m < METRIC_COUNT; m++) {
+                if (!r[i].has[m]) continue;
+                historyAgg *a = &mi->m[m];
+                if (!a->n || r[i].value[m] < a->min) a->min = r[i].value[m];
+                if (!a->n || r[i].value[m] > a->max) a->max = r[i].value[m];
+                a->sum = historySumAdd(a->sum, r[i].value[m]);
+                a->n++;
+            }
+            hourCount[ms / HOUR]++;
+        }
+        int64_t minute[60];
+        historyMinute view[60];
+        int64_t hh = historySlotsView(row, minute, view) - T0 / HOUR;
+        assert_true(hh >= 0 && hh < 3);
+        for (int i = 0; i < 60; i++) {
+            const historyMinute *want = &tally[hh][i];
+            if (!want->count) continue;
+            assert_int_equal(minute[i], T0 / 60000 + hh * 60 + i);
+            assert_int_equal(view[i].count, want->count);
+            for (int m = 0; m < METRIC_COUNT; m++) {
+                assert_int_equal(view[i].m[m].n, want->m[m].n);
+                if (!want->m[m].n) continue;
+                assert_true(view[i].m[m].min == want->m[m].min);
+                assert_true(view[i].m[m].max == want->m[m].max);
+                assert_true(view[i].m[m].sum == want->m[m].sum);
+            }
+        }
+        for (int k = 0; k < hh; k++)
+            assert_int_equal(frozenCount[k], hourCount[k]); /* closed hours: written whole */
+    }
+    assert_true(total > 900);
+    assert_true(stays > 150); /* most batches left the slots alone */
+    json_decref(row);
+}
+
 /* Light has no range: two readings of 1e308 in one minute overflowed the minute's sum to inf,
  * the slot text then read back as malformed and the next batch restarted the minute from zero
  * (readings lost from every summary). The sum saturates instead: count, min and max stay exact. */
@@ -506,12 +605,16 @@ static void test_fold_huge_values(void **state) {
     assert_int_equal(historyMinuteParse(strchr(t, ';') + 1, &mi), 0);
     assert_int_equal(mi.count, 2);
     assert_true(mi.m[METRIC_LIGHT].max == 1e308);
-    /* the next batch on the committed row: the minute goes on from 2 */
+    /* the next batch on the committed row: the minute goes on from 2 (in the slots' readers'
+     * view; the writer adds it to the slot when it next cuts a chunk) */
     json_t *p = json_object();
     assert_int_equal(historyFold(row, "dv", v + 2, 1, p, &out), 0);
-    t = json_string_value(json_object_get(p, "Min00"));
-    assert_non_null(t);
-    assert_int_equal(historyMinuteParse(strchr(t, ';') + 1, &mi), 0);
+    assert_null(json_object_get(p, "Min00"));
+    json_object_update(row, p);
+    int64_t minute[60];
+    historyMinute view[60];
+    historySlotsView(row, minute, view);
+    mi = view[0];
     assert_int_equal(mi.count, 3);
     assert_int_equal(mi.m[METRIC_LIGHT].n, 3);
     assert_true(mi.m[METRIC_LIGHT].min == 0);
@@ -554,6 +657,7 @@ int main(void) {
         cmocka_unit_test(test_pending_groups),
         cmocka_unit_test(test_parse_double_is_strtod),
         cmocka_unit_test(test_fold_huge_values),
+        cmocka_unit_test(test_fold_slots_view_sequence),
         cmocka_unit_test(test_reading_text_big_sequence),
     };
     return cmocka_run_group_tests_name("history", tests, NULL, NULL);

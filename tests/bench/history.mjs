@@ -16,6 +16,7 @@
 import { readFileSync } from 'node:fs';
 import * as h from '../lib/harness.mjs';
 import { launchBrowser, openPage, startStack } from '../browser/stack.mjs';
+import { readings } from './w1data.mjs';
 
 const ROUNDS = Number(process.env.HB_ROUNDS || 2);
 const FILL_S = Number(process.env.HB_FILL_S || 30);
@@ -23,14 +24,6 @@ const DAY_S = Number(process.env.HB_DAY_S || 2);
 const rss = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
 
 const trips = (hd) => h.tableTrips(hd);
-
-/** n readings of devices prefix-00..prefix-(d-1), seq from seq0, from t0 every stepMs (round robin). */
-function readings(prefix, n, d, seq0, t0, stepMs) {
-  return Array.from({ length: n }, (_, i) => ({
-    deviceId: `${prefix}-${String(i % d).padStart(2, '0')}`, seq: seq0 + i, enqueued: new Date(t0 + i * stepMs).toISOString(),
-    body: { temperature: 20 + (i % 50) / 10, humidity: 50 + (i % 7), pressure: 1000 + (i % 13) },
-  }));
-}
 
 let retried = 0;
 /** Posts the events in batches; a batch answered 500 is posted again, as the host retries. */

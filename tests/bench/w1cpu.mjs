@@ -1,14 +1,17 @@
-// Probe (not part of make bench yet): W1 history on/off with CPU per pass of handler and Azurite.
+// Benchmark probe (figures, not pass/fail; not run by make bench): W1 as tests/bench/history.mjs
+// runs it (2,000 messages, 50 devices, batches of 100; history on and off, two handlers on one
+// Azurite, passes interleaved), with the CPU time of the handler and of Azurite per pass read from
+// /proc (10 ms ticks), which varies less than wall time on a shared machine. Alone:
+//   node tests/bench/w1cpu.mjs
+// Env: HB_ROUNDS (8) measured pass pairs; ENVIROMON_BIN a handler binary (or a wrapper that runs
+// it under valgrind or perf); W1_ONLY=on|off measured passes of one mode only; CPU_FIELD=u|s user
+// or system time only; AZ_PROF=<dir> runs Azurite under node --cpu-prof into dir; EXP_* variables
+// are passed to the handler with history on (for experiments).
 import { readFileSync } from 'node:fs';
 import * as h from '../lib/harness.mjs';
+import { readings } from './w1data.mjs';
 const ROUNDS = Number(process.env.HB_ROUNDS || 8);
 const cpu = (pid) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return process.env.CPU_FIELD === "u" ? Number(f[11]) * 10 : process.env.CPU_FIELD === "s" ? Number(f[12]) * 10 : (Number(f[11]) + Number(f[12])) * 10; };
-function readings(prefix, n, d, seq0, t0, stepMs) {
-  return Array.from({ length: n }, (_, i) => ({
-    deviceId: `${prefix}-${String(i % d).padStart(2, '0')}`, seq: seq0 + i, enqueued: new Date(t0 + i * stepMs).toISOString(),
-    body: { temperature: 20 + (i % 50) / 10, humidity: 50 + (i % 7), pressure: 1000 + (i % 13) },
-  }));
-}
 async function send(url, evs) {
   for (let i = 0; i < evs.length; i += 100) {
     const r = await h.invoke(url, 'EnvironmentEventTrigger', h.hostBatch(evs.slice(i, i + 100), { partition: '0' }));
@@ -18,9 +21,9 @@ async function send(url, evs) {
 let az;
 if (process.env.AZ_PROF) {
   const { spawn } = await import('node:child_process');
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await h.freePort();
   const proc = spawn('node', ['--cpu-prof', `--cpu-prof-dir=${process.env.AZ_PROF}`, 'node_modules/azurite/dist/src/table/main.js', '--tableHost', '127.0.0.1', '--tablePort', String(port), '--silent', '--disableTelemetry', '--skipApiVersionCheck', '--loose', '--inMemoryPersistence'], { stdio: 'inherit' });
-  await h.sleep(1500);
+  await h.waitForPort(port, 30000, proc);
   az = { proc, connectionString: `DefaultEndpointsProtocol=http;AccountName=${h.DEV_ACCOUNT};AccountKey=${h.DEV_KEY};TableEndpoint=http://127.0.0.1:${port}/${h.DEV_ACCOUNT};`,
     close: async () => { proc.kill('SIGINT'); await new Promise((r) => proc.once('exit', r)); } };
 } else az = await h.startAzurite();

@@ -52,6 +52,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(g);
     }
     if (size % 3 == 0) json_object_set_new(row, "Q01", json_string("1|1764669600000;0;9;0;1;;;"));
+    if (size % 5 == 0) json_object_set_new(row, "Q02", json_string("7:1764669600000;0;9;0;1;;;"));
+    /* the readers' view of the slots, with the ":" groups' readings in them */
+    int64_t minute[60];
+    historyMinute view[60];
+    historySlotsView(row, minute, view);
     reading r;
     memset(&r, 0, sizeof(r));
     r.has[0] = 1;
@@ -68,6 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 chunks += (long)json_integer_value(json_object_get(out.v[i].props, "Count"));
         json_object_update(row, props);
         if (before + (long)out.added != pendingCount(row) + chunks + (long)out.dropped) abort();
+        historySlotsView(row, minute, view);
     }
     historyRowsFree(&out);
     json_decref(props);

@@ -564,6 +564,10 @@ function createCharts() {
     drawCharts();
   });
   for (const c of charts.values()) ro.observe(c.svg);
+  // The sizes now, while the first look is still on its way (main() makes the charts first): the
+  // layout this asks for is then done before the answer is in, not when the charts are drawn (the
+  // observer's first sizes come only with the next frame).
+  for (const c of charts.values()) c.size = { width: c.svg.clientWidth, height: c.svg.clientHeight };
 }
 
 let lastDraw = 0;

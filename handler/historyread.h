@@ -79,6 +79,10 @@ int historyreadSlots(const json_t *row, int64_t first, historyMinute out[60]);
 int historyreadLastHour(const json_t *row, int64_t nowMinute, buf *out)
     __attribute__((warn_unused_result));
 
+/* A mean as historyreadLastHour writes it into out (outlen >= 48): two decimals without trailing
+ * zeros ("21.06", "1012", "-0.5", "0" for -0.004), %.6g past 1e9. Returns its length. */
+size_t historyreadMeanText(double v, char *out, size_t outlen);
+
 /* One device's readings of one hour, gathered then settled. */
 typedef struct historyreadGroup {
     historyreadReading *v;

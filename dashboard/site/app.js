@@ -34,10 +34,19 @@ const hiddenSeries = new Set();
 const charts = new Map(); // metric key -> { svg, desc }
 const $ = (id) => document.getElementById(id);
 
-const valueFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2, useGrouping: false });
-const countFmt = new Intl.NumberFormat(undefined);
-const relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto', style: 'short' });
-const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+// The Intl formatters, made on first use: a page's first Intl object costs 30 to 45 ms here (ICU
+// starting up in the new renderer process; any formatter, measured in Chromium, 2026-12-02), so
+// the first charts are drawn without any (see textsWait) and the formatters are made after them.
+let formats = null;
+function fmt() {
+  formats ??= {
+    value: new Intl.NumberFormat(undefined, { maximumFractionDigits: 2, useGrouping: false }),
+    count: new Intl.NumberFormat(undefined),
+    rel: new Intl.RelativeTimeFormat(undefined, { numeric: 'auto', style: 'short' }),
+    date: new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' }),
+  };
+  return formats;
+}
 
 let apiBase = '';
 let ignoredItems = 0;
@@ -52,6 +61,11 @@ firstLook.whenSettled = new Promise((resolve) => { firstLook.settled = resolve; 
 // evaluation, negotiate and the hub's handshake would otherwise share the main thread and the
 // API with them. Pushes sent meanwhile are caught by the read a little after connecting.
 const CONNECT_WAIT_MS = 1000;
+// The texts that need a formatter (fmt) wait until the first look's charts are drawn (or its first
+// attempt failed, or the first tick): the list and its summary (render), the chart note and the
+// charts' descriptions. The first charts are then drawn without ICU's start-up, and the list is
+// built in the task after them; endTextsWait writes them all.
+let textsWait = true;
 let detail = null; // the device detail view (detail.js)
 
 // What a person chose; kept in the URL (history.replaceState), so a reload or a shared link
@@ -81,11 +95,11 @@ function duration(ms) {
 
 function ago(ms, now) {
   const s = Math.max(0, Math.round((now - ms) / 1000));
-  if (s < 60) return relFmt.format(-s, 'second');
+  if (s < 60) return fmt().rel.format(-s, 'second');
   const m = Math.floor(s / 60);
-  if (m < 60) return relFmt.format(-m, 'minute');
+  if (m < 60) return fmt().rel.format(-m, 'minute');
   const h = Math.floor(m / 60);
-  return h < 48 ? relFmt.format(-h, 'hour') : relFmt.format(-Math.floor(h / 24), 'day');
+  return h < 48 ? fmt().rel.format(-h, 'hour') : fmt().rel.format(-Math.floor(h / 24), 'day');
 }
 
 function make(tag, cls, text) {
@@ -100,9 +114,9 @@ function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
 }
 
-const fmtValue = (v) => (v === null ? '–' : valueFmt.format(v));
-const fmtCount = (v) => (v === null ? '–' : countFmt.format(v));
-const plural = (n, one, many) => `${countFmt.format(n)} ${n === 1 ? one : many}`;
+const fmtValue = (v) => (v === null ? '–' : fmt().value.format(v));
+const fmtCount = (v) => (v === null ? '–' : fmt().count.format(v));
+const plural = (n, one, many) => `${fmt().count.format(n)} ${n === 1 ? one : many}`;
 
 // ---------------------------------------------------------------- devices: cards and table rows
 // Each device has a card and a table row, each made when first needed. Only the visible layout
@@ -264,7 +278,7 @@ function updateFreshness(part, dev, now) {
     const iso = new Date(dev.lastSeen).toISOString();
     if (time.getAttribute('datetime') !== iso) {
       time.setAttribute('datetime', iso);
-      time.title = dateFmt.format(dev.lastSeen);
+      time.title = fmt().date.format(dev.lastSeen);
     }
   }
   const stale = isStale(dev, now, STALE_MS);
@@ -351,7 +365,7 @@ function reorder(view, now) {
   }
   const filtered = ui.filter.text !== '' || ui.filter.state !== 'all';
   setText($('shown'), all.length === 0 ? '' : filtered
-    ? `Showing ${countFmt.format(shown.length)} of ${plural(all.length, 'device', 'devices')}`
+    ? `Showing ${fmt().count.format(shown.length)} of ${plural(all.length, 'device', 'devices')}`
     : plural(all.length, 'device', 'devices'));
   $('no-match').hidden = !(all.length > 0 && shown.length === 0);
 }
@@ -371,10 +385,10 @@ function renderSummary(now) {
   const s = summarize(store.all(), now, STALE_MS);
   $('empty').hidden = s.devices > 0;
   setText($('summary'), s.devices === 0 ? 'No devices yet'
-    : `${plural(s.devices, 'device', 'devices')} · ${countFmt.format(s.live)} live · ${countFmt.format(s.stale)} stale · ` +
-      `${countFmt.format(s.rejects)} with rejects`);
+    : `${plural(s.devices, 'device', 'devices')} · ${fmt().count.format(s.live)} live · ${fmt().count.format(s.stale)} stale · ` +
+      `${fmt().count.format(s.rejects)} with rejects`);
   for (const k of ['all', 'live', 'stale', 'rejects', 'messages', 'rejected']) {
-    setText($(`n-${k}`), countFmt.format(k === 'all' ? s.devices : s[k]));
+    setText($(`n-${k}`), fmt().count.format(k === 'all' ? s.devices : s[k]));
   }
 }
 
@@ -478,6 +492,7 @@ function refreshSelection(now, force = false) {
 }
 
 function renderChartNote() {
+  if (textsWait) return; // endTextsWait writes it
   const n = chartState.ids.length;
   let text;
   switch (chartState.reason) {
@@ -490,7 +505,7 @@ function renderChartNote() {
         : `Charting all ${plural(n, 'device', 'devices')}. Pick devices in the list above to chart only those.`;
       break;
     case 'attention':
-      text = `No device picked: charting ${countFmt.format(n)} of the ${plural(chartState.needing, 'device', 'devices')} ` +
+      text = `No device picked: charting ${fmt().count.format(n)} of the ${plural(chartState.needing, 'device', 'devices')} ` +
         'that need attention (rejected readings first, then stale). Pick devices in the list above to chart those instead.';
       break;
     default:
@@ -549,6 +564,10 @@ function createCharts() {
     drawCharts();
   });
   for (const c of charts.values()) ro.observe(c.svg);
+  // The sizes now, while the first look is still on its way (main() makes the charts first): the
+  // layout this asks for is then done before the answer is in, not when the charts are drawn (the
+  // observer's first sizes come only with the next frame).
+  for (const c of charts.values()) c.size = { width: c.svg.clientWidth, height: c.svg.clientHeight };
 }
 
 let lastDraw = 0;
@@ -569,25 +588,40 @@ function drawCharts() {
   const from = Math.max(now - WINDOW_MS, Math.min(oldest, now - 30000));
   const emptyText = ids.length ? 'No readings in this window yet' : 'No device to chart';
   for (const entry of charts.values()) {
-    const { svg, desc, m } = entry;
+    const { svg, m } = entry;
     const series = ids.filter((id) => !hiddenSeries.has(id)).map((id) => ({
       cls: `s${chartState.slots.get(id)}`,
       dashed: false,
       points: store.history(id, m.key),
     }));
     drawChart(svg, { from, to: now, series, emptyText, size: entry.size });
-    const latest = [];
-    for (const id of ids) {
-      const v = store.get(id)?.[m.key] ?? null;
-      if (v !== null) latest.push(`${id} ${valueFmt.format(v)} ${m.unit}`);
-    }
-    const text = latest.length ? `Latest ${m.label.toLowerCase()}: ${latest.join(', ')}.` : 'No readings yet.';
-    if (entry.lastDesc !== text) {
-      desc.textContent = text;
-      entry.lastDesc = text;
-    }
+    if (!textsWait) describeChart(entry, ids);
   }
   sample(perf.draw, performance.now() - t0);
+}
+
+/** A chart's description for screen readers: the charted devices' latest values. */
+function describeChart(entry, ids) {
+  const { desc, m } = entry;
+  const latest = [];
+  for (const id of ids) {
+    const v = store.get(id)?.[m.key] ?? null;
+    if (v !== null) latest.push(`${id} ${fmt().value.format(v)} ${m.unit}`);
+  }
+  const text = latest.length ? `Latest ${m.label.toLowerCase()}: ${latest.join(', ')}.` : 'No readings yet.';
+  if (entry.lastDesc !== text) {
+    desc.textContent = text;
+    entry.lastDesc = text;
+  }
+}
+
+/** Ends textsWait: the chart note, the charts' descriptions, the list and its summary. */
+function endTextsWait() {
+  if (!textsWait) return;
+  textsWait = false;
+  renderChartNote();
+  for (const entry of charts.values()) describeChart(entry, chartState.ids);
+  render();
 }
 
 /** Redraws soon, at most four times a second however fast readings arrive. */
@@ -625,6 +659,7 @@ function queueRender(now = false) {
 /** One frame's work: the changed devices, the list order if needed, the summary, the chart set. */
 function render() {
   renderQueued = false;
+  if (textsWait) return; // endTextsWait renders
   const t0 = performance.now();
   lastRender = t0;
   const now = Date.now();
@@ -862,22 +897,33 @@ async function loadFirstLook() {
       const body = await (sent ?? fetch(`${apiBase}/api/getdevicestate?history=1h`, { cache: 'no-store' }).then(bodyOf));
       performance.mark('enviromon:first-look-answered');
       applyPayload(body, 'state');
-      let taken = 0;
-      if (Array.isArray(body)) for (const d of body) taken += store.preloadMinutes(d?.deviceId, d?.lastHour);
-      historyLoaded = (historyLoaded ?? 0) + taken;
       lastStateLoad = Date.now();
-      store.prune();
-      // the charts first (they need the chart set, not the list), then the list
+      // The charts first: the chart set, the charted devices' hours, the charts. The other
+      // devices' hours, the texts and the list come in the next task, once the charts can be
+      // painted.
       refreshSelection(Date.now(), true);
+      const charted = new Set(chartState.ids);
+      const later = [];
+      let taken = 0;
+      for (const d of Array.isArray(body) ? body : []) {
+        if (typeof d?.deviceId === 'string' && charted.has(d.deviceId.trim())) taken += store.preloadMinutes(d.deviceId, d.lastHour);
+        else later.push(d);
+      }
       drawCharts();
       firstLook.drawnAt ??= performance.now();
       firstLook.doneAt = Date.now(); // answered: the read right after connecting is not needed
       performance.mark('enviromon:first-look-drawn');
-      render();
-      firstLook.settled();
+      setTimeout(() => {
+        for (const d of later) taken += store.preloadMinutes(d?.deviceId, d?.lastHour);
+        historyLoaded = (historyLoaded ?? 0) + taken;
+        store.prune();
+        endTextsWait();
+        firstLook.settled();
+      });
       return;
     } catch (err) {
       $('window-text').textContent = `Last ${duration(WINDOW_MS)}: history could not be read (${err.message})`;
+      endTextsWait();
       firstLook.settled();
       await new Promise((r) => setTimeout(r, 2000 * (attempt + 1)));
     }
@@ -939,6 +985,7 @@ function loadConfig() {
 
 /** Once a second: "last seen" texts, stale badges, the summary, the chart set, the charts. */
 function tick() {
+  endTextsWait(); // (once) the first look has not drawn the charts within a second: the list first
   const now = Date.now();
   const view = shownView;
   if (view) {

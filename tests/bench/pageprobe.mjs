@@ -48,7 +48,7 @@ async function load(browser, url, { full, trace = null, profile = null }) {
   if (profile) {
     cdp = await context.newCDPSession(page);
     await cdp.send('Profiler.enable');
-    await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
+    await cdp.send('Profiler.setSamplingInterval', { interval: Number(process.env.PP_INTERVAL || 100) });
     await cdp.send('Profiler.start');
   }
   await page.goto(url);

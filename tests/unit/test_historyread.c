@@ -9,6 +9,7 @@
 #include "historyread.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -170,6 +171,66 @@ static void test_slots(void **state) {
     json_decref(none);
 }
 
+/* What historyreadLastHour wrote before its printf-free path: %.2f without trailing zeros, "-0"
+ * made "0", %.6g past 1e9. */
+static void meanReference(double v, char *out, size_t outlen) {
+    if (!(fabs(v) < 1e9)) {
+        snprintf(out, outlen, "%.6g", v);
+        return;
+    }
+    snprintf(out, outlen, "%.2f", v);
+    char *dot = strchr(out, '.');
+    if (dot) {
+        char *end = out + strlen(out) - 1;
+        while (end > dot && *end == '0')
+            *end-- = '\0';
+        if (end == dot) *end = '\0';
+    }
+    if (strcmp(out, "-0") == 0) snprintf(out, outlen, "0");
+}
+
+static void checkMean(double v) {
+    char got[48], want[48];
+    size_t n = historyreadMeanText(v, got, sizeof(got));
+    meanReference(v, want, sizeof(want));
+    if (strcmp(got, want) != 0 || n != strlen(want))
+        fail_msg("mean %.17g: \"%s\", printf says \"%s\"", v, got, want);
+}
+
+static void test_mean_text(void **state) {
+    (void)state;
+    const double fixed[] = {
+        0,          -0.0,     0.004,     -0.004,     0.005, -0.005, 0.015,  0.125,
+        -0.125,     1.005,    2.675,     21.1,       21.06, -0.5,   1012,   999999.995,
+        999999.994, 1e6,      -1e6,      123456.785, 5e8,   1e9,    -1e9,   1e10,
+        1e-300,     INFINITY, -INFINITY, NAN,        0.285, 1.115,  20.125, 1000.0049999999999};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        checkMean(fixed[i]);
+    /* every hundredth and the halves between them, and a few ulps either side, over the
+     * metrics' ranges */
+    for (int c = -5000; c <= 200000; c++) {
+        double base = c / 100.0, half = (c + 0.5) / 100.0;
+        checkMean(base);
+        checkMean(half);
+        checkMean(nextafter(half, INFINITY));
+        checkMean(nextafter(half, -INFINITY));
+        checkMean(nextafter(nextafter(half, -INFINITY), -INFINITY));
+    }
+    /* means of sums: what the fold makes */
+    uint64_t seed = 12345;
+    for (int i = 0; i < 200000; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        int n = 1 + (int)(seed >> 60);
+        double sum = 0;
+        for (int k = 0; k < n; k++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            sum += (double)((int64_t)(seed >> 40) % 200000 - 40000) / 1000.0; /* 3 decimals */
+        }
+        checkMean(sum / n);
+        checkMean((double)(int64_t)(seed >> 20) / 7.0 * (i % 2 ? 1 : -1)); /* up to 2^44 / 7 */
+    }
+}
+
 static void test_last_hour(void **state) {
     (void)state;
     int64_t now = 29411520 + 59; /* 2025-12-02T16:59Z, minute 59 of its hour */
@@ -264,7 +325,8 @@ int main(void) {
         cmocka_unit_test(test_parse),     cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test(test_chunk),     cmocka_unit_test(test_pending),
         cmocka_unit_test(test_v1_row),    cmocka_unit_test(test_slots),
-        cmocka_unit_test(test_last_hour), cmocka_unit_test(test_group),
+        cmocka_unit_test(test_last_hour), cmocka_unit_test(test_mean_text),
+        cmocka_unit_test(test_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

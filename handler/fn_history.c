@@ -6,7 +6,7 @@
  * row's pending slots; they are gathered one device and one hour at a time, de-duplicated by
  * (partition, sequence number, index) and sent in time order. Summaries: the hours before a
  * device's HistHour from its frozen hour rows, the hour HistHour from its row's minute slots with
- * the readings of its groups "<gen>:" (historySlotsView). */
+ * the readings of its groups QLater marks (historySlotsView). */
 #include "functions.h"
 #include "buf.h"
 #include "history.h"
@@ -446,7 +446,7 @@ static int keepDev(histOut *o, json_t *row) {
         json_decref(row);
         return 0;
     }
-    historyPendingTrim(row); /* summaries: the "<gen>:" groups are read too (historySlotsView) */
+    historyPendingTrim(row); /* summaries: QLater's groups are read too (historySlotsView) */
     if (o->ndevs == DEVICES_MAX || (o->ndevs & (o->ndevs - 1)) == 0) {
         devRow *n = o->ndevs == DEVICES_MAX
                         ? NULL

@@ -42,19 +42,17 @@ static const char *const groupNames[HISTORY_GROUPS] = {
     "Q11", "Q12", "Q13", "Q14", "Q15", "Q16", "Q17", "Q18", "Q19", "Q20", "Q21",
     "Q22", "Q23", "Q24", "Q25", "Q26", "Q27", "Q28", "Q29", "Q30", "Q31"};
 
-/* A group's generation ("<gen>|" or "<gen>:", 1 to 18 digits, the first not 0: as textInt
- * writes it, so one generation has one spelling), whether its readings are in the minute slots
- * ("|") or not yet (":", HISTORY_GROUP_LATER), and where its texts start. Returns 0, or -1 when t
- * is not a group. */
-static int groupHeader(const char *t, int64_t *gen, const char **body, int *summed) {
+/* A group's generation ("<gen>|", 1 to 18 digits, the first not 0: as textInt writes it, so one
+ * generation has one spelling) and where its texts start. Returns 0, or -1 when t is not a
+ * group. */
+static int groupHeader(const char *t, int64_t *gen, const char **body) {
     int64_t g = 0;
     int digits = 0;
     if (!t || *t == '0') return -1;
     for (; *t >= '0' && *t <= '9' && digits < 18; t++, digits++)
         g = g * 10 + (*t - '0');
-    if (!digits || (*t != '|' && *t != HISTORY_GROUP_LATER) || g == 0) return -1;
+    if (!digits || *t != '|' || g == 0) return -1;
     *gen = g;
-    *summed = *t == '|';
     *body = t + 1;
     return 0;
 }
@@ -76,20 +74,20 @@ static long groupTexts(const char *body, historyTextFn fn, void *ctx) {
 
 /* The current groups of a row: Q00 and the groups after it of Q00's generation, up to the first
  * that is not one (missing, malformed or of another generation). Sets body[0..n), summed[0..n)
- * (when not NULL) and *gen (0 when none); returns n. */
+ * (when not NULL: 0 for a group after Q00 when QLater names the generation, its readings not in
+ * the minute slots yet; else 1) and *gen (0 when none); returns n. */
 static size_t currentGroups(const json_t *row, const char *body[HISTORY_GROUPS],
                             int summed[HISTORY_GROUPS], int64_t *gen) {
     size_t n = 0;
-    int64_t g;
-    int sm;
+    int64_t g, later = summed ? tableGetInt64(row, HISTORY_PROP_LATER, 0) : 0;
     *gen = 0;
     for (; n < HISTORY_GROUPS; n++) {
-        if (groupHeader(json_string_value(json_object_get(row, groupNames[n])), &g, &body[n],
-                        &sm) != 0 ||
+        if (groupHeader(json_string_value(json_object_get(row, groupNames[n])), &g, &body[n]) !=
+                0 ||
             (n && g != *gen))
             break;
         *gen = g;
-        if (summed) summed[n] = sm;
+        if (summed) summed[n] = !(n && g == later);
     }
     return n;
 }
@@ -110,7 +108,7 @@ static int groupText(const char *text, size_t len, void *ctx) {
 }
 
 /* historyPendingWalk with each text's place: v2 slots are in the minute slots, and so are the
- * texts of a group "<gen>|"; those of a group "<gen>:" are not yet. */
+ * texts of the current groups but those after Q00 when QLater names their generation. */
 static long pendingWalk(const json_t *row, pendingFn fn, void *ctx) {
     long n = 0, k;
     int64_t pend = tableGetInt64(row, HISTORY_PROP_PENDING, 0), gen;
@@ -538,7 +536,7 @@ typedef struct foldItem {
     size_t len;
     int64_t ms;
     int parsed; /* p holds the reading (else only ms is known: a pending text) */
-    int later;  /* a pending text the minute slots do not hold yet (a group "<gen>:") */
+    int later;  /* a pending text the minute slots do not hold yet (HISTORY_PROP_LATER) */
     historyParsed p;
 } foldItem;
 
@@ -775,10 +773,8 @@ static int64_t newGeneration(const json_t *row) {
     int64_t top = 0, g, held[HISTORY_GROUPS];
     size_t n = 0;
     const char *body;
-    int summed;
     for (size_t i = 0; i < HISTORY_GROUPS; i++)
-        if (groupHeader(json_string_value(json_object_get(row, groupNames[i])), &g, &body,
-                        &summed) == 0) {
+        if (groupHeader(json_string_value(json_object_get(row, groupNames[i])), &g, &body) == 0) {
             held[n++] = g;
             if (g > top) top = g;
         }
@@ -820,8 +816,9 @@ static int setChanged(fold *f, size_t tail, size_t late, json_t *props) {
     char *g = malloc(len);
     if (!g) return -1;
     text t = {g, 0, len, 0};
-    textInt(&t, f->stays ? f->gen : newGeneration(f->row));
-    textChar(&t, f->stays ? HISTORY_GROUP_LATER : '|');
+    int64_t gen = f->stays ? f->gen : newGeneration(f->row);
+    textInt(&t, gen);
+    textChar(&t, '|');
     for (size_t i = tail; i < f->nitems; i++) {
         if (i > tail) textChar(&t, '\n');
         textPut(&t, f->items[i].text, f->items[i].len);
@@ -830,6 +827,8 @@ static int setChanged(fold *f, size_t tail, size_t late, json_t *props) {
     json_t *v = glen >= 0 ? json_stringn_nocheck(g, (size_t)glen) : NULL;
     free(g);
     if (!v || json_object_set_new(props, groupNames[f->stays ? f->groups : 0], v) != 0) return -1;
+    /* a new Q00, its readings in the slots; the groups that follow it will not be (pendingStays) */
+    if (!f->stays) tableSetInt64(props, HISTORY_PROP_LATER, gen);
     if (!f->stays && tableGetInt64(f->row, HISTORY_PROP_PENDING, 0) != 0)
         json_object_set_new(props, HISTORY_PROP_PENDING, json_integer(0)); /* v2 slots now in Q00 */
     return 0;
@@ -866,9 +865,9 @@ static int64_t readingMs(const char *text, size_t len) {
 /* 1 when the pending readings of the row stay as they are (sets f->stays, groups, gen): the row
  * holds a current generation of groups, the new readings all fall in their hour, which is
  * HistHour, and do not fill a chunk, so no chunk is cut and the new readings go as one group
- * more, "<gen>:", without touching the minute slots (the fold that next cuts a chunk adds them, in
- * the order they came: historyFold). The common case (a few readings a batch): the pending texts
- * are counted, not copied or parsed, and no slot is read. */
+ * more, without touching the minute slots (QLater says so; the fold that next cuts a chunk adds
+ * them, in the order they came: historyFold). The common case (a few readings a batch): the pending
+ * texts are counted, not copied or parsed, and no slot is read. */
 static int pendingStays(fold *f, const historyReading *v, size_t n) {
     int64_t gen, hour = f->hour;
     size_t groups, pend = 0;
@@ -883,6 +882,9 @@ static int pendingStays(fold *f, const historyReading *v, size_t n) {
             pend++;
     }
     if (!groups || groups == HISTORY_GROUPS || pend + n >= HISTORY_CHUNK) return 0;
+    /* the new group is left out of the slots only where QLater says so: a Q00 this writer made
+     * (a row of an earlier build, or one whose Q00 such a build made, gets a new Q00 first) */
+    if (tableGetInt64(f->row, HISTORY_PROP_LATER, 0) != gen) return 0;
     if (first) {
         const char *nl = strchr(first, '\n');
         int64_t ms = readingMs(first, nl ? (size_t)(nl - first) : strlen(first));
@@ -1081,7 +1083,7 @@ int historyRepair(const json_t *oldRow, const json_t *newRow, const char *device
         int64_t h = hourOfPk(w->pk);
         if (again || h < 0 || now <= h) continue;
         if (!vn) {
-            /* the slots with the readings of "<gen>:" groups in them, as the next fold that
+            /* the slots with the readings QLater marks in them, as the next fold that
              * cuts a chunk puts them (heap: two views are 25 KB) */
             vn = malloc(sizeof(*vn));
             vo = malloc(sizeof(*vo));

@@ -6,7 +6,7 @@
  * readings of one device and one hour as text, RowKey "<devkey> <ms13> <partition> <seq20> <k>
  * <hash8>" (its first reading, and 8 hex digits of SHA-256 over its Readings); a frozen hour row
  * ("~~m <devkey>") holds the per-minute summaries of a closed hour. The hour being filled lives in
- * the device's own row (Min00..Min59, with the readings of its groups "<gen>:" added:
+ * the device's own row (Min00..Min59, with the readings of the groups QLater marks added:
  * historySlotsView), and so do the readings not yet in a chunk (groups Q00..Q31): the device row is
  * committed with If-Match, so what it records is exact under replays and competing writers; the
  * history rows it names are written before it (chunks as inserts, InsertOrReplace when one exists:
@@ -46,13 +46,11 @@
 #define HISTORY_V2_SLOTS 32 /* format v2 rows: pending slots P00..P31 */
 /* pending groups Q00..Q31: past 32, the next batch gathers them into Q00 (a new generation) */
 #define HISTORY_GROUPS 32
-/* the mark after a group's generation when its readings are not in the minute slots yet ("|":
- * they are) */
-#define HISTORY_GROUP_LATER ':'
-/* The group properties, for a $select: what historySlotsView and historyPendingWalk read. */
+/* The group properties and QLater, for a $select: what historySlotsView and historyPendingWalk
+ * read. */
 #define HISTORY_GROUP_COLUMNS                                                                      \
-    "Q00,Q01,Q02,Q03,Q04,Q05,Q06,Q07,Q08,Q09,Q10,Q11,Q12,Q13,Q14,Q15,Q16,Q17,Q18,Q19,Q20,Q21,Q22," \
-    "Q23,Q24,Q25,Q26,Q27,Q28,Q29,Q30,Q31"
+    "QLater,Q00,Q01,Q02,Q03,Q04,Q05,Q06,Q07,Q08,Q09,Q10,Q11,Q12,Q13,Q14,Q15,Q16,Q17,Q18,Q19,Q20,"  \
+    "Q21,Q22,Q23,Q24,Q25,Q26,Q27,Q28,Q29,Q30,Q31"
 #define HISTORY_READING_MAX 512     /* bytes: one reading text with its NUL */
 #define HISTORY_MINUTE_TEXT_MAX 512 /* bytes: one minute's summary text with its NUL */
 
@@ -66,6 +64,13 @@
 #define HISTORY_PROP_HOUR "HistHour"
 #define HISTORY_PROP_PENDING "PendN"
 #define HISTORY_PROP_LATE "LateReadings"
+/* The generation whose groups after Q00 hold readings not in the minute slots yet (Int64): the
+ * Q00 a fold that cuts chunks writes is in them, the groups a batch adds after it are not, until
+ * the next such fold (historyFold). Rows of earlier builds have none: all their groups are in the
+ * slots. Not a mark in the group itself, so that an earlier build, run on the same table by
+ * mistake, reads every group as one and appends after them instead of writing over one (the
+ * summaries are then off, never the readings). */
+#define HISTORY_PROP_LATER "QLater"
 
 typedef struct historyAgg {
     int64_t n;
@@ -132,8 +137,8 @@ int historyPendingAny(const json_t *row);
  * only: fewer than HISTORY_CHUNK + HISTORY_V2_SLOTS. */
 void historyPendingTrim(json_t *row);
 
-/* The minute slots of a DeviceState row as they are once the readings of its "<gen>:" groups are
- * in them (as the next fold that cuts a chunk puts them, in the order they came): minute[i] the
+/* The minute slots of a DeviceState row as they are once the readings of the groups QLater marks
+ * are in them (as the next fold that cuts a chunk puts them, in the order they came): minute[i] the
  * unix minute slot i holds (-1: none) and m[i] its summary. What every reader of the slots reads.
  * Returns the row's HistHour (-1: none, or out of memory). */
 int64_t historySlotsView(const json_t *row, int64_t minute[60], historyMinute m[60]);

@@ -60,7 +60,7 @@ int historyreadFromV1(const json_t *row, historyreadReading *out);
  * (HistHour), or -1 when the row has none. */
 int64_t historyreadHistHour(const json_t *row);
 
-/* The minute slots of a DeviceState row, with the readings of its groups "<gen>:" added
+/* The minute slots of a DeviceState row, with the readings of the groups QLater marks added
  * (historySlotsView), for the 60 unix minutes first..first+59: out[i] is minute first+i (zeroed
  * when no slot holds that minute or the slot is malformed). Returns how many minutes had
  * readings. */

@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(g);
     }
     if (size % 3 == 0) json_object_set_new(row, "Q01", json_string("1|1764669600000;0;9;0;1;;;"));
-    if (size % 5 == 0) json_object_set_new(row, "Q02", json_string("7:1764669600000;0;9;0;1;;;"));
+    if (size % 5 == 0) json_object_set_new(row, "QLater", json_string(size % 2 ? "7" : "1"));
     /* the readers' view of the slots, with the ":" groups' readings in them */
     int64_t minute[60];
     historyMinute view[60];

@@ -4,8 +4,8 @@
 //    reading each), then each device row's pending readings (pendingTexts), de-duplicated by
 //    (partition, seq, k) per device;
 //  - summaries: the frozen hour rows of the hours before the device row's HistHour, and the
-//    device row's minute slots of the hour HistHour with the readings of its groups "<gen>:"
-//    (pending readings the slots do not hold yet).
+//    device row's minute slots of the hour HistHour with the readings of the groups after Q00 of
+//    the generation QLater names (pending readings the slots do not hold yet).
 import * as h from './harness.mjs';
 
 /** One reading text: "<ms>;<partition>;<seq>;<k>;<Celsius>;<Humidity>;<hPa>;<Light>". */
@@ -26,18 +26,18 @@ export function parseMinute(text) {
 /** Everything the readers see: { rows, devices, readings: Map(device -> [reading...]), copies }.
  * copies counts the raw copies found (chunks written twice by an attempt that did not commit). */
 /** The pending reading texts of a DeviceState row, as the README says: the format v2 slots
- * P00..P(PendN-1), then the groups Q00.. ("<gen>|<text>\\n<text>..." or "<gen>:...") of Q00's
- * generation, up to the first group of another one. With { later: true }, only the texts of the
- * groups "<gen>:", which the minute slots do not hold yet. */
+ * P00..P(PendN-1), then the groups Q00.. ("<gen>|<text>\\n<text>...") of Q00's generation, up to the
+ * first group of another one. With { later: true }, only the texts the minute slots do not hold
+ * yet: those of the groups after Q00 when QLater is their generation. */
 export function pendingTexts(d, { later = false } = {}) {
   const texts = [];
   if (!later) for (let i = 0; i < Math.min(Number(d.PendN ?? 0), 32); i++) texts.push(d[`P${String(i).padStart(2, '0')}`]);
   let gen = null;
   for (let i = 0; i < 32; i++) {
-    const m = /^([1-9][0-9]{0,17})([|:])(.*)$/s.exec(d[`Q${String(i).padStart(2, '0')}`] ?? '');
+    const m = /^([1-9][0-9]{0,17})\|(.*)$/s.exec(d[`Q${String(i).padStart(2, '0')}`] ?? '');
     if (!m || (gen !== null && m[1] !== gen)) break;
     gen = m[1];
-    if (m[3] !== '' && (!later || m[2] === ':')) texts.push(...m[3].split('\n'));
+    if (m[2] !== '' && (!later || (i > 0 && String(d.QLater ?? '') === gen))) texts.push(...m[2].split('\n'));
   }
   return texts;
 }

@@ -184,10 +184,8 @@ static void readings(historyReading *v, reading *r, size_t n, int64_t t, int64_t
 static int groupTexts(const json_t *props, const char *name, const char *gen) {
     const char *t = json_string_value(json_object_get(props, name));
     size_t gl = strlen(gen);
-    /* gen may end in its mark ("1:"); without one, the group must be "<gen>|" */
-    int marked = gl && (gen[gl - 1] == '|' || gen[gl - 1] == HISTORY_GROUP_LATER);
-    if (!t || strncmp(t, gen, gl) != 0 || (!marked && t[gl++] != '|')) return -1;
-    if (!t[gl]) return 0;
+    if (!t || strncmp(t, gen, gl) != 0 || t[gl] != '|') return -1;
+    if (!t[gl + 1]) return 0;
     int n = 1;
     for (const char *p = t; *p; p++)
         n += *p == '\n';
@@ -254,7 +252,9 @@ static void test_fold_chunks_and_pending(void **state) {
     assert_int_equal(out3.n, 0);
     assert_null(json_object_get(p3, "Q00")); /* unchanged: not sent */
     /* the two new ones: one property, not in the slots yet (":"), and no slot written */
-    assert_int_equal(groupTexts(p3, "Q01", "1:"), 2);
+    assert_int_equal(groupTexts(p3, "Q01", "1"), 2);
+    assert_null(json_object_get(p3, "QLater")); /* the first fold's: generation 1 */
+    assert_string_equal(json_string_value(json_object_get(props, "QLater")), "1");
     assert_null(json_object_get(p3, "PendN"));
     assert_null(json_object_get(p3, "Min01"));
     assert_null(json_object_get(p3, "Min00"));
@@ -434,16 +434,28 @@ static void test_pending_groups(void **state) {
     reading r[HISTORY_CHUNK + 8];
     historyReading v[HISTORY_CHUNK + 8];
     readings(v, r, 1, T0 + 5000, 7);
-    row = json_pack("{s:s,s:s,s:s,s:s}", "Q00", "7|1764669600000;0;1;0;20;50;;", "Q01",
-                    "9|1764669601000;0;2;0;20;50;;", "Q05", "12|x", "HistHour", "490186");
+    row = json_pack("{s:s,s:s,s:s,s:s,s:s}", "Q00", "7|1764669600000;0;1;0;20;50;;", "Q01",
+                    "9|1764669601000;0;2;0;20;50;;", "Q05", "12|x", "HistHour", "490186", "QLater",
+                    "7");
     json_t *p = json_object();
     historyRows out = {0};
     assert_int_equal(historyFold(row, "dv", v, 1, p, &out), 0);
     assert_int_equal(out.n, 0);
     assert_null(json_object_get(p, "Q00"));
     assert_string_equal(json_string_value(json_object_get(p, "Q01")),
-                        "7:1764669605000;0;7;0;20;50;;");
+                        "7|1764669605000;0;7;0;20;50;;");
     json_decref(p);
+    /* without QLater (a row of an earlier build: its groups are in the slots), the batch's
+     * reading goes into the slots, with a new Q00 that holds every pending one */
+    json_t *older = json_deep_copy(row);
+    json_object_del(older, "QLater");
+    p = json_object();
+    assert_int_equal(historyFold(older, "dv", v, 1, p, &out), 0);
+    assert_int_equal(groupTexts(p, "Q00", "13"), 2);
+    assert_string_equal(json_string_value(json_object_get(p, "QLater")), "13");
+    assert_non_null(json_object_get(p, "Min00"));
+    json_decref(p);
+    json_decref(older);
     /* a cut: Q00 of a generation above every group in the row (12 in Q05) */
     readings(v, r, HISTORY_CHUNK + 8, T0 + 6000, 100);
     p = json_object();

@@ -180,8 +180,8 @@ describe('getdevicestate?history=1h', () => {
 });
 
 describe('the readers after every batch', () => {
-  // A batch that cuts no chunk leaves the minute slots alone (its readings wait in a group
-  // "<gen>:"); every reader of the slots must still see them at once. Two devices on two
+  // A batch that cuts no chunk leaves the minute slots alone (its readings wait in a group that
+  // QLater marks); every reader of the slots must still see them at once. Two devices on two
   // partitions, batches of one to three readings (one of 70, which cuts a chunk), over the last
   // 55 minutes (so across an hour change most of the time): after each batch, gethistory's
   // per-minute summaries of every device equal what its raw readings make, and
@@ -239,7 +239,7 @@ describe('the readers after every batch', () => {
         inHour.forEach((x, i) => assert.ok(Math.abs(lh.temperature[i] - x[4]) <= 0.005 + 1e-9, `step ${step}, ${D}: lastHour's mean ${lh.temperature[i]}, raw ${x[4]}`));
       }
     }
-    // most steps had readings waiting in groups "<gen>:" (else this test proves nothing new)
+    // most steps had readings waiting in groups QLater marks (else this test proves nothing new)
     assert.ok(waiting > 20, `${waiting} steps with readings not in the slots yet`);
   });
 });

@@ -12,15 +12,16 @@
  * history rows it names are written before it (chunks as inserts, InsertOrReplace when one exists:
  * historyWriteRows).
  *
- * Bounds this rests on: a device row gains at most 95 properties (60 slots, 32 pending groups, 3
- * counters; a row of format v2 also keeps its 32 slots P00..P31 and PendN), within Table
- * Storage's 252 a row, and a chunk's Readings (64 texts of at most HISTORY_READING_MAX - 1 bytes
- * and 63 newlines: 32,767) stays under a String's 32,768 UTF-16 units ("Understanding the Table
- * service data model", learn.microsoft.com, read 2026-12-02; table.h). Why not a row per reading:
- * Azurite 3.35.0 looks every inserted or merged entity up with findOne({PartitionKey, RowKey})
- * (node_modules/azurite/dist/src/table/persistence/LokiTableMetadataStore.js, insertTableEntity,
- * insertOrUpdateTableEntity, insertOrMergeTableEntity), a scan of the partition's rows; and on
- * Azure an entity weighs 4 bytes + 2 a key character + per property 8 bytes + 2 a name character
+ * Bounds this rests on: a device row gains at most 95 properties (60 slots, 32 pending groups,
+ * HistHour, LateReadings, QLater; a row of format v2 also keeps its 32 slots P00..P31 and PendN),
+ * within Table Storage's 252 a row, and a chunk's Readings (64 texts of at most HISTORY_READING_MAX
+ * - 1 bytes and 63 newlines: 32,767) stays under a String's 32,768 UTF-16 units ("Understanding the
+ * Table service data model", learn.microsoft.com, read 2026-12-02; table.h). Why not a row per
+ * reading: Azurite 3.35.0 looks every inserted or merged entity up with findOne({PartitionKey,
+ * RowKey}) (node_modules/azurite/dist/src/table/persistence/LokiTableMetadataStore.js,
+ * insertTableEntity, insertOrUpdateTableEntity, insertOrMergeTableEntity), a scan of the
+ * partition's rows; and on Azure an entity weighs 4 bytes + 2 a key character + per property 8
+ * bytes + 2 a name character
  * + its value ("How the size of an entity is calculated in Windows Azure table storage", MSDN
  * blog archive, learn.microsoft.com, 2011-11-30, read 2026-12-02).
  *

@@ -354,13 +354,7 @@ describe('competing writers', () => {
       });
       let seed = 7;
       const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
-      const deliver = async (p, batch) => {
-        for (let attempt = 0; attempt < 20; attempt++) {
-          const r = await h.invoke(procs[rnd(4)].url, 'EnvironmentEventTrigger', h.hostBatch(batch, { partition: p }));
-          if (r.status === 200) return;
-        }
-        throw new Error(`partition ${p}: no 200 after 20 deliveries`);
-      };
+      const deliver = deliverer(procs, rnd);
       await Promise.all(parts.map(async (p, pi) => {
         for (const batch of batches[pi]) {
           // sometimes delivered twice at once (a lease moving between instances)
@@ -373,6 +367,18 @@ describe('competing writers', () => {
     }
   });
 });
+
+/** Posts a batch of partition p to a process picked by rnd until one answers 200 (the host
+ * retries a failed invocation; any instance may hold the partition's lease). */
+function deliverer(procs, rnd) {
+  return async (p, batch) => {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const r = await h.invoke(procs[rnd(procs.length)].url, 'EnvironmentEventTrigger', h.hostBatch(batch, { partition: p }));
+      if (r.status === 200) return;
+    }
+    throw new Error(`partition ${p}: no 200 after 20 deliveries`);
+  };
+}
 
 /** The DeviceState row of a device, with its types (fullmetadata), as a PUT would write it back. */
 async function rowTyped(id) {
@@ -537,13 +543,7 @@ describe('pending groups under competing writers', () => {
         for (let i = 0; i < evs.length;) { const n = 1 + rnd(3); out.push(evs.slice(i, i + n)); i += n; }
         return out;
       });
-      const deliver = async (p, batch) => {
-        for (let attempt = 0; attempt < 20; attempt++) {
-          const r = await h.invoke(procs[rnd(4)].url, 'EnvironmentEventTrigger', h.hostBatch(batch, { partition: p }));
-          if (r.status === 200) return;
-        }
-        throw new Error(`partition ${p}: no 200 after 20 deliveries`);
-      };
+      const deliver = deliverer(procs, rnd);
       await Promise.all(parts.map(async (p, pi) => {
         for (const batch of batches[pi]) await Promise.all(rnd(4) === 0 ? [deliver(p, batch), deliver(p, batch)] : [deliver(p, batch)]);
       }));
